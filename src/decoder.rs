@@ -1,0 +1,243 @@
+//! Incoming bytes to messages: frame parsing, unmasking, reassembly, UTF-8 and size checks.
+//!
+//! [`Decoder`] is pure: the reader thread hands it whatever the socket returned and gets back
+//! how many bytes it used and, at most, one event. Payload bytes are copied exactly once, from
+//! the read buffer into the message being assembled; a partial frame header (at most 14 bytes)
+//! is the only thing kept between calls, so the read buffer can always be reused whole.
+
+use crate::close::{self, CloseFrame};
+use crate::error::Error;
+use crate::frame::{self, Header, OpCode};
+use crate::mask;
+use crate::message::Message;
+use crate::utf8;
+
+/// Which end of the connection we are; decides which frames must be masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+/// What the decoder found in the input.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    Message(Message),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(CloseFrame),
+}
+
+/// The largest payload reserved up front for a frame whose announced length we have not seen yet.
+const MAX_RESERVE: u64 = 1 << 20;
+
+struct FrameInProgress {
+    header: Header,
+    /// Payload bytes of this frame consumed so far.
+    done: u64,
+}
+
+struct MessageInProgress {
+    text: bool,
+    data: Vec<u8>,
+    utf8: utf8::Validator,
+}
+
+pub(crate) struct Decoder {
+    role: Role,
+    max_message_size: u64,
+    header_buf: [u8; 14],
+    header_len: usize,
+    frame: Option<FrameInProgress>,
+    message: Option<MessageInProgress>,
+    control: Vec<u8>,
+}
+
+impl Decoder {
+    pub(crate) fn new(role: Role, max_message_size: u64) -> Self {
+        Decoder {
+            role,
+            max_message_size,
+            header_buf: [0; 14],
+            header_len: 0,
+            frame: None,
+            message: None,
+            control: Vec::new(),
+        }
+    }
+
+    /// Consumes bytes from `input` until one event is complete or the input runs out.
+    ///
+    /// Returns the number of bytes used and the event, if any. Call again with the rest of the
+    /// input after an event. After an error the connection must be failed with the error's
+    /// close code; the decoder is not usable any more.
+    pub(crate) fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
+        let mut pos = 0;
+        loop {
+            if self.frame.is_none() {
+                match self.read_header(&input[pos..])? {
+                    (used, None) => return Ok((pos + used, None)),
+                    (used, Some(header)) => {
+                        pos += used;
+                        self.start_frame(header)?;
+                    }
+                }
+            }
+            pos += self.read_payload(&input[pos..])?;
+            let complete = match &self.frame {
+                Some(f) => f.done == f.header.len,
+                None => false,
+            };
+            if !complete {
+                return Ok((pos, None));
+            }
+            if let Some(event) = self.finish_frame()? {
+                return Ok((pos, Some(event)));
+            }
+            if pos == input.len() {
+                return Ok((pos, None));
+            }
+        }
+    }
+
+    /// Parses a header, buffering a partial one. Returns bytes used and the header if complete.
+    fn read_header(&mut self, input: &[u8]) -> Result<(usize, Option<Header>), Error> {
+        if self.header_len == 0 {
+            match frame::parse_header(input, false) {
+                Ok(Some((h, n))) => return Ok((n, Some(h))),
+                Ok(None) => {
+                    // Shorter than the longest header (14 bytes), or parse would have finished.
+                    let n = input.len().min(self.header_buf.len());
+                    self.header_buf[..n].copy_from_slice(&input[..n]);
+                    self.header_len = n;
+                    return Ok((n, None));
+                }
+                Err(e) => return Err(Error::Protocol(e.to_string())),
+            }
+        }
+        let old = self.header_len;
+        let take = input.len().min(self.header_buf.len() - old);
+        self.header_buf[old..old + take].copy_from_slice(&input[..take]);
+        self.header_len += take;
+        match frame::parse_header(&self.header_buf[..self.header_len], false) {
+            Ok(Some((h, n))) => {
+                self.header_len = 0;
+                Ok((n - old, Some(h)))
+            }
+            Ok(None) => Ok((take, None)),
+            Err(e) => Err(Error::Protocol(e.to_string())),
+        }
+    }
+
+    fn start_frame(&mut self, header: Header) -> Result<(), Error> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Client, true) => {
+                return Err(Error::Protocol("server sent a masked frame".into()));
+            }
+            (Role::Server, false) => {
+                return Err(Error::Protocol("client sent an unmasked frame".into()));
+            }
+            _ => {}
+        }
+        match header.opcode {
+            OpCode::Continuation => {
+                let Some(m) = &self.message else {
+                    return Err(Error::Protocol(
+                        "continuation frame with no message to continue".into(),
+                    ));
+                };
+                self.check_size(m.data.len() as u64, header.len)?;
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    return Err(Error::Protocol(
+                        "new data frame inside a fragmented message".into(),
+                    ));
+                }
+                self.check_size(0, header.len)?;
+                self.message = Some(MessageInProgress {
+                    text: header.opcode == OpCode::Text,
+                    data: Vec::with_capacity(header.len.min(MAX_RESERVE) as usize),
+                    utf8: utf8::Validator::default(),
+                });
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
+        }
+        log::debug!(
+            "frame in: {:?} fin={} len={}",
+            header.opcode,
+            header.fin,
+            header.len
+        );
+        self.frame = Some(FrameInProgress { header, done: 0 });
+        Ok(())
+    }
+
+    fn check_size(&self, have: u64, more: u64) -> Result<(), Error> {
+        let size = have.saturating_add(more);
+        if size > self.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size,
+                limit: self.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies as much of the current frame's payload as `input` holds; returns bytes used.
+    /// Text is validated as it lands, so invalid UTF-8 fails before its frame is complete.
+    fn read_payload(&mut self, input: &[u8]) -> Result<usize, Error> {
+        let Some(f) = &mut self.frame else {
+            return Ok(0);
+        };
+        let want = f.header.len - f.done;
+        let n = (want.min(input.len() as u64)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let (dst, text) = if f.header.opcode.is_control() {
+            (&mut self.control, None)
+        } else {
+            match &mut self.message {
+                Some(m) => (&mut m.data, m.text.then_some(&mut m.utf8)),
+                None => return Ok(0),
+            }
+        };
+        let start = dst.len();
+        dst.extend_from_slice(&input[..n]);
+        if let Some(key) = f.header.mask {
+            mask::apply(&mut dst[start..], key, f.done as usize);
+        }
+        f.done += n as u64;
+        if let Some(v) = text {
+            v.feed(dst).map_err(|_| Error::InvalidUtf8)?;
+        }
+        Ok(n)
+    }
+
+    fn finish_frame(&mut self) -> Result<Option<Incoming>, Error> {
+        let Some(f) = self.frame.take() else {
+            return Ok(None);
+        };
+        match f.header.opcode {
+            OpCode::Ping => Ok(Some(Incoming::Ping(std::mem::take(&mut self.control)))),
+            OpCode::Pong => Ok(Some(Incoming::Pong(std::mem::take(&mut self.control)))),
+            OpCode::Close => Ok(Some(Incoming::Close(close::parse(&self.control)?))),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if !f.header.fin {
+                    return Ok(None);
+                }
+                let Some(m) = self.message.take() else {
+                    return Ok(None);
+                };
+                let message = if m.text {
+                    m.utf8.finish(&m.data).map_err(|_| Error::InvalidUtf8)?;
+                    Message::Text(String::from_utf8(m.data).map_err(|_| Error::InvalidUtf8)?)
+                } else {
+                    Message::Binary(m.data)
+                };
+                Ok(Some(Incoming::Message(message)))
+            }
+        }
+    }
+}

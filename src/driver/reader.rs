@@ -1,0 +1,532 @@
+//! The reader thread: connect, handshake, read loop, callbacks, and the socket's ending.
+
+use std::any::Any;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::STACK_SIZE;
+use super::transport::{self, ReadHalf, WriteHalf};
+use super::writer::Writer;
+use crate::config::Config;
+use crate::decoder::{Decoder, Incoming, Role};
+use crate::error::Error;
+use crate::handshake;
+use crate::listener::WebSocketListener;
+use crate::response::Response;
+use crate::server::{Accept, ServerShared};
+use crate::websocket::{Control, Queues, Shared, State, WebSocket};
+
+/// How long a failing socket waits for the peer to close TCP after our close frame, so the
+/// frame is not lost to a reset.
+const FAIL_LINGER: Duration = Duration::from_secs(2);
+/// Size of the read buffer. Reads fill it whole when data is waiting; it is the socket's one
+/// fixed receive allocation.
+const READ_BUF: usize = 16 * 1024;
+
+type BoxListener = Box<dyn WebSocketListener>;
+
+/// Starts a client socket's reader thread, which connects and runs the socket.
+pub(crate) fn spawn_client(
+    ws: WebSocket,
+    queues: Queues,
+    config: Config,
+    tls: Option<Result<native_tls::TlsConnector, String>>,
+    listener: BoxListener,
+) {
+    let shared = ws.shared.clone();
+    let spawned = thread::Builder::new()
+        .name("syncws-reader".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run_client(ws, queues, config, tls, listener));
+    match spawned {
+        Ok(h) => shared.set_reader(h),
+        Err(e) => {
+            log::error!("could not start the reader thread: {e}");
+            shared.core.lock().state = State::Canceled;
+            shared.mark_finished();
+        }
+    }
+}
+
+fn run_client(
+    ws: WebSocket,
+    queues: Queues,
+    config: Config,
+    tls: Option<Result<native_tls::TlsConnector, String>>,
+    listener: BoxListener,
+) {
+    let mut reader = Reader::new(ws, listener, Role::Client, &config);
+    match connect(&reader.ws, &config, tls) {
+        Ok((read, write, response, leftover)) => {
+            reader.run_open(read, write, queues, &config, response, leftover)
+        }
+        Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
+    }
+}
+
+/// Connects, runs TLS and the HTTP upgrade. Returns the split connection, the response and the
+/// bytes read past the response head (the first frames).
+fn connect(
+    ws: &WebSocket,
+    config: &Config,
+    tls: Option<Result<native_tls::TlsConnector, String>>,
+) -> Result<(ReadHalf, WriteHalf, Response, Vec<u8>), (Error, Option<Response>)> {
+    let shared = &ws.shared;
+    let request = &shared.request;
+    let (host, port) = request.host_port().map_err(|e| (e, None))?;
+    let tcp = connect_tcp(&host, port, config.connect_timeout).map_err(|e| (e, None))?;
+    let _ = tcp.set_nodelay(true);
+    {
+        let mut core = shared.core.lock();
+        if core.failure.is_some() {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+            return Err((Error::Canceled, None));
+        }
+        core.socket = tcp.try_clone().ok();
+    }
+    let deadline = Instant::now() + config.read_timeout;
+    let on_timeout = || Error::ReadTimeout(config.read_timeout);
+    let canceled = |e: Error| {
+        // A cancel shuts the socket down under us: report the cancel, not the broken read.
+        match shared.core.lock().failure.take() {
+            Some(f) => f,
+            None => e,
+        }
+    };
+    let (mut read, mut write) = match tls {
+        None => transport::plain(tcp).map_err(|e| (Error::Io(e), None))?,
+        Some(Err(e)) => return Err((Error::Tls(e), None)),
+        Some(Ok(connector)) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
+            .map_err(|e| (canceled(e), None))?,
+    };
+    let key = handshake::new_key();
+    write
+        .write_all(&handshake::encode_request(request, &key))
+        .map_err(|e| (canceled(Error::Io(e)), None))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 4096];
+    let (mut response, head_len) = loop {
+        if let Some(parsed) = handshake::parse_response(&buf).map_err(|e| (e, None))? {
+            break parsed;
+        }
+        let n = transport::set_deadline(&read.tcp, Some(deadline))
+            .and_then(|()| read.read(&mut chunk))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    (canceled(on_timeout()), None)
+                }
+                _ => (canceled(Error::Io(e)), None),
+            })?;
+        if n == 0 {
+            return Err((
+                canceled(Error::HandshakeRejected(
+                    "the server closed the connection before answering the upgrade".into(),
+                )),
+                None,
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let leftover = buf.split_off(head_len);
+    if let Err(e) = handshake::check_response(&mut response, &key, request.subprotocols()) {
+        if response.status != 101 {
+            response.body = read_body(&mut read, leftover, deadline);
+        }
+        return Err((e, Some(response)));
+    }
+    let _ = read.tcp.set_read_timeout(None);
+    Ok((read, write, response, leftover))
+}
+
+/// Keeps up to `MAX_BODY_BYTES` of a refused handshake's body, without waiting past `deadline`.
+fn read_body(read: &mut ReadHalf, mut body: Vec<u8>, deadline: Instant) -> Vec<u8> {
+    let mut chunk = [0u8; 1024];
+    while body.len() < handshake::MAX_BODY_BYTES {
+        // Short wait: the body, if any, normally came with the head.
+        let d = deadline.min(Instant::now() + Duration::from_millis(200));
+        match transport::set_deadline(&read.tcp, Some(d)).and_then(|()| read.read(&mut chunk)) {
+            Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    body.truncate(handshake::MAX_BODY_BYTES);
+    body
+}
+
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("resolving {host}: {e}"),
+            ))
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => Error::ConnectTimeout(timeout),
+        Some(e) => Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("connecting to {host}:{port}: {e}"),
+        )),
+        None => Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolved to no address"),
+        )),
+    })
+}
+
+/// Starts the thread that runs one accepted server connection.
+pub(crate) fn spawn_server(tcp: TcpStream, server: Arc<ServerShared>) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name("syncws-reader".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run_server(tcp, server))
+        .map(|_| ())
+}
+
+fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
+    let _guard = server.connection_guard();
+    let config = server.config.clone();
+    let _ = tcp.set_nodelay(true);
+    let deadline = Instant::now() + config.read_timeout;
+    let on_timeout = || Error::ReadTimeout(config.read_timeout);
+    let halves = match &server.tls {
+        None => transport::plain(tcp).map_err(Error::Io),
+        Some(acceptor) => transport::tls_accept(tcp, acceptor, deadline, on_timeout),
+    };
+    let (mut read, mut write) = match halves {
+        Ok(h) => h,
+        Err(e) => {
+            log::debug!("server handshake failed: {e}");
+            return;
+        }
+    };
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 4096];
+    let (hello, head_len) = loop {
+        match handshake::parse_request(&buf) {
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) => {}
+            Err(refusal) => {
+                let _ = write.write_all(&handshake::encode_refusal(&refusal));
+                write.finish();
+                return;
+            }
+        }
+        match transport::set_deadline(&read.tcp, Some(deadline))
+            .and_then(|()| read.read(&mut chunk))
+        {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    };
+    let leftover = buf.split_off(head_len);
+    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
+    let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
+        .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
+    let Ok(url) = url else {
+        let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
+            status: 400,
+            reason: "Bad Request".into(),
+        }));
+        write.finish();
+        return;
+    };
+    let request =
+        crate::request::Request::from_parts(url, hello.headers.clone(), hello.protocols.clone());
+    let (listener, protocol) = match (server.handler)(&request) {
+        Accept::Upgrade {
+            listener,
+            subprotocol,
+        } => {
+            let protocol = subprotocol.filter(|p| {
+                let offered = hello.protocols.contains(p);
+                if !offered {
+                    log::warn!("handler chose subprotocol {p} the client did not offer; ignored");
+                }
+                offered
+            });
+            (listener, protocol)
+        }
+        Accept::Reject { status, reason } => {
+            let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
+                status,
+                reason,
+            }));
+            write.finish();
+            return;
+        }
+    };
+    if write
+        .write_all(&handshake::encode_accept(&hello.key, protocol.as_deref()))
+        .is_err()
+    {
+        return;
+    }
+    let _ = read.tcp.set_read_timeout(None);
+    let (shared, queues) = Shared::new(request, config.max_queue_size);
+    shared.core.lock().socket = read.tcp.try_clone().ok();
+    let ws = WebSocket { shared };
+    server.track(&ws);
+    let response = Response {
+        status: 101,
+        reason: "Switching Protocols".into(),
+        headers: Vec::new(),
+        subprotocol: protocol,
+        body: Vec::new(),
+    };
+    let mut reader = Reader::new(ws, listener, Role::Server, &config);
+    reader.run_open(read, write, queues, &config, response, leftover);
+}
+
+/// How a socket ended.
+enum Outcome {
+    Closed(u16, String),
+    Failed(Error, Option<Response>),
+}
+
+struct Reader {
+    ws: WebSocket,
+    listener: BoxListener,
+    role: Role,
+    max_message_size: u64,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+fn panic_message(p: Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+impl Reader {
+    fn new(ws: WebSocket, listener: BoxListener, role: Role, config: &Config) -> Self {
+        Reader {
+            ws,
+            listener,
+            role,
+            max_message_size: config.max_message_size,
+            writer: None,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.ws.shared
+    }
+
+    /// Runs a callback, turning a panic into an error.
+    fn call(&mut self, f: impl FnOnce(&mut BoxListener, &WebSocket)) -> Result<(), Error> {
+        let ws = &self.ws;
+        let listener = &mut self.listener;
+        catch_unwind(AssertUnwindSafe(|| f(listener, ws)))
+            .map_err(|p| Error::ListenerPanicked(panic_message(p)))
+    }
+
+    fn run_open(
+        &mut self,
+        mut read: ReadHalf,
+        write: WriteHalf,
+        queues: Queues,
+        config: &Config,
+        response: Response,
+        leftover: Vec<u8>,
+    ) {
+        {
+            let mut core = self.shared().core.lock();
+            if let Some(e) = core.failure.take() {
+                drop(core);
+                return self.finish(Outcome::Failed(e, None));
+            }
+            core.state = if core.close_enqueued {
+                State::Closing
+            } else {
+                State::Open
+            };
+        }
+        let writer = Writer::new(self.shared().clone(), write, queues, self.role, config);
+        match thread::Builder::new()
+            .name("syncws-writer".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || writer.run())
+        {
+            Ok(h) => self.writer = Some(h),
+            Err(e) => {
+                return self.finish(Outcome::Failed(Error::Io(e), None));
+            }
+        }
+        if let Err(e) = self.call(|l, ws| l.on_open(ws, &response)) {
+            return self.fail_with_close(&mut read, e);
+        }
+        let outcome = self.read_loop(&mut read, leftover);
+        self.finish(outcome)
+    }
+
+    fn read_loop(&mut self, read: &mut ReadHalf, leftover: Vec<u8>) -> Outcome {
+        let mut decoder = Decoder::new(self.role, self.max_message_size);
+        let mut buf = leftover;
+        let mut len = buf.len();
+        if buf.len() < READ_BUF {
+            buf.resize(READ_BUF, 0);
+        }
+        loop {
+            let mut pos = 0;
+            while pos < len {
+                let (used, event) = match decoder.decode(&buf[pos..len]) {
+                    Ok(r) => r,
+                    Err(e) => return self.fail_with_close_outcome(read, e),
+                };
+                pos += used;
+                let Some(event) = event else { continue };
+                match self.handle(event) {
+                    Ok(None) => {}
+                    Ok(Some((code, reason))) => return self.closing(read, code, reason),
+                    Err(e) => return self.fail_with_close_outcome(read, e),
+                }
+            }
+            if read.tls_output_pending {
+                read.tls_output_pending = false;
+                let _ = self.shared().ctrl_tx.send(Control::FlushTls);
+            }
+            len = match read.read(&mut buf) {
+                Ok(0) => return self.ended_without_close(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => return self.ended_without_close(Some(Error::Io(e))),
+            };
+        }
+    }
+
+    /// Handles one decoded event; returns the peer's close when it arrives.
+    fn handle(&mut self, event: Incoming) -> Result<Option<(u16, String)>, Error> {
+        match event {
+            Incoming::Message(m) => {
+                self.call(|l, ws| l.on_message(ws, m))?;
+                Ok(None)
+            }
+            Incoming::Ping(payload) => {
+                let _ = self.shared().ctrl_tx.send(Control::Pong(payload));
+                Ok(None)
+            }
+            Incoming::Pong(_) => {
+                self.shared().pongs.fetch_add(1, Ordering::AcqRel);
+                Ok(None)
+            }
+            Incoming::Close(frame) => {
+                let code = frame.reported_code();
+                {
+                    let mut core = self.shared().core.lock();
+                    core.peer_closed = true;
+                    if matches!(core.state, State::Open | State::Connecting) {
+                        core.state = State::Closing;
+                    }
+                }
+                self.call(|l, ws| l.on_closing(ws, code, &frame.reason))?;
+                // Answer with the peer's code unless the application answered itself.
+                self.shared().enqueue_close(frame.code, "");
+                Ok(Some((code, frame.reason)))
+            }
+        }
+    }
+
+    /// After the peer's close: wait for the connection to end, then report `on_closed`.
+    fn closing(&mut self, read: &mut ReadHalf, code: u16, reason: String) -> Outcome {
+        {
+            let core = self.shared().core.lock();
+            if core.close_written && self.role == Role::Server {
+                // Our close went out first; the writer saw no peer close yet, so finish here.
+                core.socket
+                    .as_ref()
+                    .map(|s| s.shutdown(std::net::Shutdown::Write));
+            }
+        }
+        // The writer's close timer bounds this wait; a cancel ends it at once.
+        read.drain_until_eof(None);
+        let failure = self.shared().core.lock().failure.take();
+        match failure {
+            None => Outcome::Closed(code, reason),
+            Some(e) => Outcome::Failed(e, None),
+        }
+    }
+
+    fn ended_without_close(&mut self, error: Option<Error>) -> Outcome {
+        let recorded = self.shared().core.lock().failure.take();
+        let error = recorded.or(error).unwrap_or(Error::UnexpectedEof);
+        Outcome::Failed(error, None)
+    }
+
+    fn fail_with_close_outcome(&mut self, read: &mut ReadHalf, error: Error) -> Outcome {
+        // Something else may have failed first (a cancel that cut the stream mid-frame).
+        if let Some(first) = self.shared().core.lock().failure.take() {
+            return Outcome::Failed(first, None);
+        }
+        log::debug!("failing connection: {error}");
+        let code = error.close_code().unwrap_or(1011);
+        {
+            let mut core = self.shared().core.lock();
+            core.close_enqueued = true;
+            if core.state != State::Canceled {
+                core.state = State::Closing;
+            }
+        }
+        let _ = self
+            .shared()
+            .ctrl_tx
+            .send(Control::FailClose(code, String::new()));
+        read.drain_until_eof(Some(Instant::now() + FAIL_LINGER));
+        Outcome::Failed(error, None)
+    }
+
+    fn fail_with_close(&mut self, read: &mut ReadHalf, error: Error) {
+        let outcome = self.fail_with_close_outcome(read, error);
+        self.finish(outcome)
+    }
+
+    /// Ends the socket: stops the writer, closes the connection, delivers the terminal callback.
+    fn finish(&mut self, outcome: Outcome) {
+        {
+            let mut core = self.shared().core.lock();
+            core.shutdown();
+            core.close_enqueued = true;
+            core.socket = None;
+            core.state = match outcome {
+                Outcome::Closed(..) => State::Closed,
+                Outcome::Failed(..) => State::Canceled,
+            };
+            core.failure = None;
+        }
+        let _ = self.shared().ctrl_tx.send(Control::Stop);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        let result = match outcome {
+            Outcome::Closed(code, reason) => {
+                log::debug!("closed {code} {reason:?}");
+                self.call(|l, ws| l.on_closed(ws, code, &reason))
+            }
+            Outcome::Failed(error, response) => {
+                log::debug!("failed: {error}");
+                self.call(|l, ws| l.on_failure(ws, error, response.as_ref()))
+            }
+        };
+        if let Err(e) = result {
+            log::error!("terminal listener callback: {e}");
+        }
+        self.shared().mark_finished();
+    }
+}

@@ -1,0 +1,274 @@
+//! The byte pipe under a socket: plain TCP, or TLS run over an in-memory transport.
+//!
+//! A blocking `native_tls::TlsStream` cannot be shared by a reader and a writer thread: the
+//! reader would hold it (and any lock around it) while waiting for data, and the writer could
+//! not send. So TLS runs over [`Pipe`], an in-memory transport that never blocks: the threads
+//! do the TCP I/O themselves, outside any lock, and take the session's lock only for the moment
+//! it takes to encrypt or decrypt.
+//!
+//! ```text
+//!   reader thread                                   writer thread
+//!   tcp.read(raw) ──▶ lock{ pipe.in += raw;          lock{ tls.write(plain) ──▶ pipe.out;
+//!                          tls.read(plain) }              take pipe.out } ──▶ tcp.write_all
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::error::Error;
+
+/// TLS records in and out, as plain memory. Reads with nothing buffered say `WouldBlock`, which
+/// is how the TLS session asks for more network input.
+#[derive(Debug, Default)]
+pub(crate) struct Pipe {
+    incoming: Vec<u8>,
+    read_pos: usize,
+    outgoing: Vec<u8>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = &self.incoming[self.read_pos..];
+        if available.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.read_pos += n;
+        if self.read_pos == self.incoming.len() {
+            self.incoming.clear();
+            self.read_pos = 0;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outgoing.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+type Session = native_tls::TlsStream<Pipe>;
+
+/// The largest chunk read from TCP at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Sets the socket's read timeout from a deadline; errors if the deadline has passed.
+pub(crate) fn set_deadline(tcp: &TcpStream, deadline: Option<Instant>) -> io::Result<()> {
+    match deadline {
+        None => tcp.set_read_timeout(None),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            tcp.set_read_timeout(Some(left))
+        }
+    }
+}
+
+/// The reading side, owned by the reader thread.
+pub(crate) struct ReadHalf {
+    pub tcp: TcpStream,
+    tls: Option<Arc<Mutex<Session>>>,
+    raw: Vec<u8>,
+    /// The TLS session has bytes to send that only reading produced.
+    pub tls_output_pending: bool,
+}
+
+/// The writing side, owned by the writer thread (or by the reader during the handshake).
+pub(crate) struct WriteHalf {
+    pub tcp: TcpStream,
+    tls: Option<Arc<Mutex<Session>>>,
+    cipher: Vec<u8>,
+}
+
+/// Splits a plain TCP connection.
+pub(crate) fn plain(tcp: TcpStream) -> io::Result<(ReadHalf, WriteHalf)> {
+    let w = tcp.try_clone()?;
+    Ok((
+        ReadHalf {
+            tcp,
+            tls: None,
+            raw: Vec::new(),
+            tls_output_pending: false,
+        },
+        WriteHalf {
+            tcp: w,
+            tls: None,
+            cipher: Vec::new(),
+        },
+    ))
+}
+
+fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => deadline_hit(),
+        _ => Error::Io(e),
+    }
+}
+
+/// Drives a TLS handshake over `tcp` to completion (or `deadline`), then splits the connection.
+fn finish_handshake(
+    mut tcp: TcpStream,
+    mut result: Result<Session, native_tls::HandshakeError<Pipe>>,
+    deadline: Instant,
+    on_timeout: impl Fn() -> Error,
+) -> Result<(ReadHalf, WriteHalf), Error> {
+    let mut raw = vec![0u8; 16 * 1024];
+    let session = loop {
+        match result {
+            Ok(s) => break s,
+            Err(native_tls::HandshakeError::Failure(e)) => return Err(Error::Tls(e.to_string())),
+            Err(native_tls::HandshakeError::WouldBlock(mut mid)) => {
+                let out = std::mem::take(&mut mid.get_mut().outgoing);
+                tcp.write_all(&out).map_err(Error::Io)?;
+                set_deadline(&tcp, Some(deadline)).map_err(|e| io_err(e, &on_timeout))?;
+                let n = tcp.read(&mut raw).map_err(|e| io_err(e, &on_timeout))?;
+                if n == 0 {
+                    return Err(Error::Tls(
+                        "the peer closed the connection during the TLS handshake".into(),
+                    ));
+                }
+                mid.get_mut().incoming.extend_from_slice(&raw[..n]);
+                result = mid.handshake();
+            }
+        }
+    };
+    let mut session = session;
+    let out = std::mem::take(&mut session.get_mut().outgoing);
+    tcp.write_all(&out).map_err(Error::Io)?;
+    let w = tcp.try_clone().map_err(Error::Io)?;
+    let tls = Arc::new(Mutex::new(session));
+    Ok((
+        ReadHalf {
+            tcp,
+            tls: Some(tls.clone()),
+            raw: Vec::new(),
+            tls_output_pending: false,
+        },
+        WriteHalf {
+            tcp: w,
+            tls: Some(tls),
+            cipher: Vec::new(),
+        },
+    ))
+}
+
+/// Runs the client side of TLS for `domain`.
+pub(crate) fn tls_connect(
+    tcp: TcpStream,
+    connector: &native_tls::TlsConnector,
+    domain: &str,
+    deadline: Instant,
+    on_timeout: impl Fn() -> Error,
+) -> Result<(ReadHalf, WriteHalf), Error> {
+    let start = connector.connect(domain, Pipe::default());
+    finish_handshake(tcp, start, deadline, on_timeout)
+}
+
+/// Runs the server side of TLS.
+pub(crate) fn tls_accept(
+    tcp: TcpStream,
+    acceptor: &native_tls::TlsAcceptor,
+    deadline: Instant,
+    on_timeout: impl Fn() -> Error,
+) -> Result<(ReadHalf, WriteHalf), Error> {
+    let start = acceptor.accept(Pipe::default());
+    finish_handshake(tcp, start, deadline, on_timeout)
+}
+
+impl ReadHalf {
+    /// Reads at least one byte of plaintext into `buf`; `Ok(0)` means the peer closed.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return self.tcp.read(buf);
+        };
+        loop {
+            {
+                let mut s = tls.lock();
+                match s.read(buf) {
+                    Ok(n) => {
+                        self.tls_output_pending |= !s.get_ref().outgoing.is_empty();
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.tls_output_pending |= !s.get_ref().outgoing.is_empty();
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.raw.is_empty() {
+                self.raw.resize(READ_CHUNK.min(buf.len().max(16 * 1024)), 0);
+            }
+            let n = self.tcp.read(&mut self.raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            tls.lock()
+                .get_mut()
+                .incoming
+                .extend_from_slice(&self.raw[..n]);
+        }
+    }
+
+    /// Reads and throws away raw bytes until the peer closes or `deadline`; used while closing,
+    /// when nothing more is to be delivered.
+    pub(crate) fn drain_until_eof(&mut self, deadline: Option<Instant>) -> bool {
+        let mut scratch = [0u8; 4096];
+        loop {
+            if set_deadline(&self.tcp, deadline).is_err() {
+                return false;
+            }
+            match self.tcp.read(&mut scratch) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl WriteHalf {
+    /// Writes `plain` (encrypting it first under TLS).
+    pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
+        let Some(tls) = &self.tls else {
+            return self.tcp.write_all(plain);
+        };
+        {
+            let mut s = tls.lock();
+            s.write_all(plain)?;
+            std::mem::swap(&mut self.cipher, &mut s.get_mut().outgoing);
+        }
+        let r = self.tcp.write_all(&self.cipher);
+        self.cipher.clear();
+        if self.cipher.capacity() > 1 << 20 {
+            self.cipher.shrink_to(64 * 1024);
+        }
+        r
+    }
+
+    /// Writes whatever the TLS session produced on its own (after reads, or a shutdown).
+    pub(crate) fn flush_tls(&mut self) -> io::Result<()> {
+        self.write_all(&[])
+    }
+
+    /// Sends TLS close_notify (if TLS) and a TCP FIN: we will write nothing more.
+    pub(crate) fn finish(&mut self) {
+        if let Some(tls) = &self.tls {
+            let _ = tls.lock().shutdown();
+            let _ = self.flush_tls();
+        }
+        let _ = self.tcp.shutdown(std::net::Shutdown::Write);
+    }
+}

@@ -1,0 +1,324 @@
+//! The writer thread: drains the queues into as few writes as possible, sends pings, keeps the
+//! close and pong timers.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{TryRecvError, select};
+
+use super::transport::WriteHalf;
+use crate::close;
+use crate::config::Config;
+use crate::decoder::Role;
+use crate::error::Error;
+use crate::frame::{self, OpCode};
+use crate::mask::MaskSource;
+use crate::message::Message;
+use crate::websocket::{Control, Outgoing, Queues, Shared, State};
+
+/// Stop adding frames to a write once this much is buffered.
+const BATCH_BYTES: usize = 256 * 1024;
+/// An idle writer keeps at most this much buffer.
+const IDLE_BUFFER: usize = 16 * 1024;
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    io: WriteHalf,
+    queues: Queues,
+    role: Role,
+    masks: MaskSource,
+    out: Vec<u8>,
+    /// Payload bytes of data messages in `out`, subtracted from `queue_size` once written.
+    out_payload: u64,
+    ping_interval: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    close_timeout: Option<Duration>,
+    write_timeout: Duration,
+    next_ping: Option<Instant>,
+    /// A ping is out: when it was sent and how many pongs had arrived before it.
+    awaiting_pong: Option<(Instant, u64)>,
+    answered_pings: u64,
+    close_deadline: Option<Instant>,
+    close_written: bool,
+}
+
+enum Step {
+    Continue,
+    Exit,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        io: WriteHalf,
+        queues: Queues,
+        role: Role,
+        config: &Config,
+    ) -> Self {
+        let _ = io.tcp.set_write_timeout(Some(config.write_timeout));
+        Writer {
+            shared,
+            io,
+            queues,
+            role,
+            masks: MaskSource::new(),
+            out: Vec::new(),
+            out_payload: 0,
+            ping_interval: config.ping_interval,
+            pong_timeout: config.effective_pong_timeout(),
+            close_timeout: config.close_timeout,
+            write_timeout: config.write_timeout,
+            next_ping: config.ping_interval.map(|i| Instant::now() + i),
+            awaiting_pong: None,
+            answered_pings: 0,
+            close_deadline: None,
+            close_written: false,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            if let Step::Exit = self.step() {
+                break;
+            }
+        }
+        log::debug!("writer for {} exits", self.shared.request.url());
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let pong = self
+            .awaiting_pong
+            .zip(self.pong_timeout)
+            .map(|((sent, _), t)| sent + t);
+        [self.next_ping, pong, self.close_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn step(&mut self) -> Step {
+        let timeout = self
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
+        // Once our close frame is out nothing more may be sent, so stop taking data.
+        let data_rx = if self.close_written {
+            crossbeam_channel::never()
+        } else {
+            self.queues.data_rx.clone()
+        };
+        let first = select! {
+            recv(self.queues.ctrl_rx) -> c => match c {
+                Ok(c) => Some(Item::Control(c)),
+                Err(_) => return Step::Exit,
+            },
+            recv(data_rx) -> d => match d {
+                Ok(d) => Some(Item::Data(d)),
+                Err(_) => return Step::Exit,
+            },
+            default(timeout) => None,
+        };
+        if let Some(item) = first {
+            if let Step::Exit = self.take(item) {
+                return self.flush_and(Step::Exit);
+            }
+            if let Step::Exit = self.drain() {
+                return self.flush_and(Step::Exit);
+            }
+            if let Step::Exit = self.flush_and(Step::Continue) {
+                return Step::Exit;
+            }
+        }
+        self.timers()
+    }
+
+    /// Takes everything queued: control items first, then data until the batch is full.
+    fn drain(&mut self) -> Step {
+        loop {
+            while let Ok(c) = self.queues.ctrl_rx.try_recv() {
+                if let Step::Exit = self.take(Item::Control(c)) {
+                    return Step::Exit;
+                }
+            }
+            if self.close_written || self.out.len() >= BATCH_BYTES {
+                return Step::Continue;
+            }
+            match self.queues.data_rx.try_recv() {
+                Ok(d) => {
+                    if let Step::Exit = self.take(Item::Data(d)) {
+                        return Step::Exit;
+                    }
+                }
+                Err(TryRecvError::Empty) => return Step::Continue,
+                Err(TryRecvError::Disconnected) => return Step::Exit,
+            }
+        }
+    }
+
+    fn mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
+            Role::Client => Some(self.masks.next_key()),
+            Role::Server => None,
+        }
+    }
+
+    fn frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mask = self.mask();
+        log::debug!("frame out: {opcode:?} len={}", payload.len());
+        frame::encode(&mut self.out, opcode, false, payload, mask);
+    }
+
+    fn take(&mut self, item: Item) -> Step {
+        match item {
+            Item::Control(Control::Stop) => Step::Exit,
+            Item::Control(Control::FlushTls) => Step::Continue,
+            Item::Control(Control::Pong(payload)) => {
+                if !self.close_written {
+                    self.frame(OpCode::Pong, &payload);
+                }
+                Step::Continue
+            }
+            Item::Control(Control::FailClose(code, reason)) => {
+                if !self.close_written {
+                    // Data queued behind the failure is dropped: the connection is going away.
+                    self.out.clear();
+                    self.out_payload = 0;
+                    self.frame(OpCode::Close, &close::payload(Some(code), &reason));
+                    self.close_written = true;
+                }
+                if self.write_out().is_ok() {
+                    self.io.finish();
+                }
+                Step::Exit
+            }
+            Item::Data(Outgoing::Message(m)) => {
+                let (op, bytes) = match &m {
+                    Message::Text(s) => (OpCode::Text, s.as_bytes()),
+                    Message::Binary(b) => (OpCode::Binary, b.as_slice()),
+                };
+                let mask = self.mask();
+                log::debug!("frame out: {op:?} len={}", bytes.len());
+                frame::encode(&mut self.out, op, false, bytes, mask);
+                self.out_payload += bytes.len() as u64;
+                Step::Continue
+            }
+            Item::Data(Outgoing::Close(code, reason)) => {
+                self.frame(OpCode::Close, &close::payload(code, &reason));
+                self.close_written = true;
+                self.next_ping = None;
+                self.awaiting_pong = None;
+                Step::Continue
+            }
+        }
+    }
+
+    /// Writes the buffer; on the close frame's write, starts the close timer.
+    fn flush_and(&mut self, then: Step) -> Step {
+        if self.write_out().is_err() {
+            return Step::Exit;
+        }
+        if self.close_written && self.close_deadline.is_none() {
+            let mut core = self.shared.core.lock();
+            core.close_written = true;
+            if core.peer_closed && self.role == Role::Server {
+                // Both close frames are out: the server closes TCP first (RFC 6455 §7.1.1).
+                drop(core);
+                self.io.finish();
+            }
+            self.close_deadline = Some(
+                self.close_timeout
+                    .map(|t| Instant::now() + t)
+                    .unwrap_or_else(far_future),
+            );
+        }
+        then
+    }
+
+    fn write_out(&mut self) -> Result<(), ()> {
+        let result = if self.out.is_empty() {
+            self.io.flush_tls()
+        } else {
+            self.io.write_all(&self.out)
+        };
+        self.out.clear();
+        if self.out.capacity() > IDLE_BUFFER * 4 {
+            self.out.shrink_to(IDLE_BUFFER);
+        }
+        match result {
+            Ok(()) => {
+                let n = std::mem::take(&mut self.out_payload);
+                self.shared.queue_size.fetch_sub(n, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                self.out_payload = 0;
+                let mut core = self.shared.core.lock();
+                if !core.peer_closed {
+                    let error = match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                            Error::WriteTimeout(self.write_timeout)
+                        }
+                        _ => Error::Io(e),
+                    };
+                    log::debug!("write failed: {error}");
+                    core.fail(error);
+                } else {
+                    core.shutdown();
+                }
+                Err(())
+            }
+        }
+    }
+
+    fn timers(&mut self) -> Step {
+        let now = Instant::now();
+        if let Some((sent, pongs_before)) = self.awaiting_pong {
+            if self.shared.pongs.load(Ordering::Acquire) > pongs_before {
+                self.awaiting_pong = None;
+                self.answered_pings += 1;
+            } else if self.pong_timeout.is_some_and(|t| now >= sent + t) {
+                let timeout = self.pong_timeout.unwrap_or_default();
+                self.shared.core.lock().fail(Error::PongTimeout {
+                    timeout,
+                    successful: self.answered_pings,
+                });
+                return Step::Exit;
+            }
+        }
+        if let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval) {
+            if now >= at && !self.close_written {
+                self.next_ping = Some(now + interval);
+                if self.awaiting_pong.is_none() {
+                    self.awaiting_pong = Some((now, self.shared.pongs.load(Ordering::Acquire)));
+                    self.frame(OpCode::Ping, &[]);
+                    if let Step::Exit = self.flush_and(Step::Continue) {
+                        return Step::Exit;
+                    }
+                }
+            }
+        }
+        if self.close_deadline.is_some_and(|d| now >= d) {
+            let mut core = self.shared.core.lock();
+            if core.peer_closed {
+                // The close handshake is complete; the peer just kept TCP open. Close it.
+                core.shutdown();
+            } else if core.state != State::Closed {
+                let t = self.close_timeout.unwrap_or_default();
+                core.fail(Error::CloseTimeout(t));
+            }
+            return Step::Exit;
+        }
+        Step::Continue
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+enum Item {
+    Control(Control),
+    Data(Outgoing),
+}

@@ -1,0 +1,269 @@
+//! The frame layer (RFC 6455 §5.2): opcodes, header parsing and frame encoding.
+
+use crate::mask;
+
+/// A frame opcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpCode {
+    Continuation,
+    Text,
+    Binary,
+    Close,
+    Ping,
+    Pong,
+}
+
+impl OpCode {
+    fn from_bits(b: u8) -> Option<OpCode> {
+        Some(match b {
+            0x0 => OpCode::Continuation,
+            0x1 => OpCode::Text,
+            0x2 => OpCode::Binary,
+            0x8 => OpCode::Close,
+            0x9 => OpCode::Ping,
+            0xA => OpCode::Pong,
+            _ => return None,
+        })
+    }
+
+    fn bits(self) -> u8 {
+        match self {
+            OpCode::Continuation => 0x0,
+            OpCode::Text => 0x1,
+            OpCode::Binary => 0x2,
+            OpCode::Close => 0x8,
+            OpCode::Ping => 0x9,
+            OpCode::Pong => 0xA,
+        }
+    }
+
+    pub(crate) fn is_control(self) -> bool {
+        matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
+    }
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub fin: bool,
+    pub rsv1: bool,
+    pub opcode: OpCode,
+    pub mask: Option<[u8; 4]>,
+    pub len: u64,
+}
+
+/// Why a header could not be parsed. Each is a protocol error (close 1002).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    ReservedBits(u8),
+    UnknownOpcode(u8),
+    FragmentedControl,
+    ControlTooLong(u64),
+    LengthTopBit(u64),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::ReservedBits(b) => write!(f, "reserved bits {b:#05b} set"),
+            HeaderError::UnknownOpcode(o) => write!(f, "unknown opcode {o:#x}"),
+            HeaderError::FragmentedControl => write!(f, "control frames must be final"),
+            HeaderError::ControlTooLong(n) => {
+                write!(f, "control frame payload of {n} bytes exceeds 125")
+            }
+            HeaderError::LengthTopBit(n) => {
+                write!(f, "frame length {n:#x} has its most significant bit set")
+            }
+        }
+    }
+}
+
+/// Parses a frame header from the start of `buf`.
+///
+/// Returns `Ok(None)` when `buf` does not yet hold the whole header, and the header with its
+/// length in bytes otherwise. `rsv1_allowed` says whether an extension gave RSV1 a meaning.
+pub(crate) fn parse_header(
+    buf: &[u8],
+    rsv1_allowed: bool,
+) -> Result<Option<(Header, usize)>, HeaderError> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    let b0 = buf[0];
+    let b1 = buf[1];
+    let fin = b0 & 0x80 != 0;
+    let rsv = (b0 >> 4) & 0x7;
+    let rsv1 = rsv & 0x4 != 0;
+    if rsv & 0x3 != 0 || (rsv1 && !rsv1_allowed) {
+        return Err(HeaderError::ReservedBits(rsv));
+    }
+    let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(HeaderError::UnknownOpcode(b0 & 0x0F))?;
+    if opcode.is_control() && !fin {
+        return Err(HeaderError::FragmentedControl);
+    }
+    let masked = b1 & 0x80 != 0;
+    let (len, mut pos) = match b1 & 0x7F {
+        126 => {
+            if buf.len() < 4 {
+                return Ok(None);
+            }
+            (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4)
+        }
+        127 => {
+            if buf.len() < 10 {
+                return Ok(None);
+            }
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[2..10]);
+            let len = u64::from_be_bytes(b);
+            if len >> 63 != 0 {
+                return Err(HeaderError::LengthTopBit(len));
+            }
+            (len, 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    if opcode.is_control() && len > 125 {
+        return Err(HeaderError::ControlTooLong(len));
+    }
+    let mask = if masked {
+        if buf.len() < pos + 4 {
+            return Ok(None);
+        }
+        let mut k = [0u8; 4];
+        k.copy_from_slice(&buf[pos..pos + 4]);
+        pos += 4;
+        Some(k)
+    } else {
+        None
+    };
+    Ok(Some((
+        Header {
+            fin,
+            rsv1,
+            opcode,
+            mask,
+            len,
+        },
+        pos,
+    )))
+}
+
+/// Appends one whole frame (header and payload) to `out`, masking the payload with `mask` if
+/// given. The payload is copied once, and masked in place in `out`.
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    rsv1: bool,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    out.reserve(14 + payload.len());
+    out.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode.bits());
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            let start = out.len();
+            out.extend_from_slice(payload);
+            mask::apply(&mut out[start..], key, 0);
+        }
+        None => out.extend_from_slice(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(hex: &[u8]) -> Result<Option<(Header, usize)>, HeaderError> {
+        parse_header(hex, false)
+    }
+
+    #[test]
+    fn encodes_the_three_length_forms() {
+        for (len, header_len) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+        ] {
+            let payload = vec![7u8; len];
+            let mut out = Vec::new();
+            encode(&mut out, OpCode::Binary, false, &payload, None);
+            assert_eq!(out.len(), header_len + len);
+            let (h, n) = parse(&out).unwrap().unwrap();
+            assert_eq!(
+                (h.len, n, h.opcode, h.fin),
+                (len as u64, header_len, OpCode::Binary, true)
+            );
+        }
+    }
+
+    #[test]
+    fn masked_frame_round_trips() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            OpCode::Text,
+            false,
+            b"Hello",
+            Some([0x37, 0xfa, 0x21, 0x3d]),
+        );
+        // RFC 6455 §5.7 example.
+        assert_eq!(
+            out,
+            [
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
+            ]
+        );
+        let (h, n) = parse(&out).unwrap().unwrap();
+        assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+        assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn partial_headers_ask_for_more() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            OpCode::Binary,
+            false,
+            &[0u8; 70000],
+            Some([1, 2, 3, 4]),
+        );
+        for cut in 0..14 {
+            assert_eq!(parse(&out[..cut]).unwrap(), None, "cut {cut}");
+        }
+        assert!(parse(&out[..14]).unwrap().is_some());
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        assert_eq!(parse(&[0xC1, 0x00]), Err(HeaderError::ReservedBits(4)));
+        assert_eq!(parse(&[0xA1, 0x00]), Err(HeaderError::ReservedBits(2)));
+        assert_eq!(parse(&[0x91, 0x00]), Err(HeaderError::ReservedBits(1)));
+        assert!(parse_header(&[0xC1, 0x00], true).unwrap().is_some());
+        assert_eq!(parse(&[0x83, 0x00]), Err(HeaderError::UnknownOpcode(3)));
+        assert_eq!(parse(&[0x8B, 0x00]), Err(HeaderError::UnknownOpcode(0xB)));
+        assert_eq!(parse(&[0x09, 0x00]), Err(HeaderError::FragmentedControl));
+        assert_eq!(
+            parse(&[0x89, 0x7E, 0x00, 0x7E]),
+            Err(HeaderError::ControlTooLong(126))
+        );
+        let mut long = vec![0x82, 0x7F, 0x80];
+        long.extend_from_slice(&[0; 7]);
+        assert_eq!(parse(&long), Err(HeaderError::LengthTopBit(1 << 63)));
+    }
+}

@@ -1,0 +1,84 @@
+//! # syncws
+//!
+//! A WebSocket client and server for programs that are not async: desktop apps, command-line
+//! tools, test suites. It follows OkHttp's model — a non-blocking [`WebSocket`] handle
+//! (`send`, `close`, `cancel`, `queue_size`) plus a [`WebSocketListener`] whose callbacks
+//! report open, message, closing, closed and failure — with no async runtime: each socket owns
+//! a reader thread and a writer thread.
+//!
+//! ```no_run
+//! use syncws::{Client, EchoServer, Listener, Request};
+//!
+//! let server = EchoServer::start()?;
+//! let request = Request::builder(&server.url()).build()?;
+//! let ws = Client::new().new_web_socket(
+//!     request,
+//!     Listener::new()
+//!         .on_message(|ws, message| {
+//!             println!("echo: {message:?}");
+//!             let _ = ws.close(1000, Some("done"));
+//!         })
+//!         .on_closed(|_, code, reason| println!("closed {code} {reason}")),
+//! );
+//! ws.send("hello");
+//! ws.wait_finished(std::time::Duration::from_secs(10));
+//! # Ok::<(), syncws::Error>(())
+//! ```
+//!
+//! ## Guarantees
+//! 1. All callbacks of a socket run on one thread, one at a time, in wire order; exactly one
+//!    terminal callback (`on_closed` or `on_failure`) ends the sequence.
+//! 2. Callbacks may call `send`, `close` and `cancel` on their own socket.
+//! 3. `send`, `close`, `cancel` and `queue_size` never block. Messages queued while connecting
+//!    go out after the handshake; everything queued before `close` is written before the close
+//!    frame.
+//! 4. A `send` that would push `queue_size` past `max_queue_size` returns false and starts a
+//!    graceful close with 1001.
+//! 5. `close` validates its code and reason and returns `Err` for bad ones, never panics.
+//! 6. When the peer closes first the socket answers with a close frame itself.
+//! 7. Close, pong and write timeouts fail the socket with a specific [`Error`]; a panicking
+//!    callback is caught, answered with close 1011 and reported as
+//!    [`Error::ListenerPanicked`].
+//! 8. When a socket ends, both of its threads exit and its connection is closed.
+//!
+//! Bad input from the network never panics and never grows memory without bound: protocol
+//! violations are answered with a close frame (1002, 1007 for bad UTF-8, 1009 for oversized
+//! messages) before the connection is dropped.
+//!
+//! ## Layout
+//! Protocol logic is pure data in, data out: [`frame`](crate) parsing and encoding, masking,
+//! UTF-8 validation, message assembly, the handshake and close-code rules. Threads and sockets
+//! live only in the `driver` module.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod close;
+mod config;
+mod decoder;
+mod driver;
+mod error;
+mod frame;
+mod handshake;
+mod listener;
+mod mask;
+mod message;
+mod request;
+mod response;
+mod server;
+mod utf8;
+mod websocket;
+
+pub use client::{Client, ClientBuilder};
+pub use error::Error;
+pub use listener::{ChannelListener, Event, Listener, WebSocketListener, channel};
+pub use message::Message;
+pub use request::{Request, RequestBuilder};
+pub use response::Response;
+pub use server::{Accept, EchoServer, Server, ServerBuilder};
+pub use websocket::{State, WebSocket};
+
+/// Re-exported so callers can name the event receiver of [`channel`].
+pub use crossbeam_channel;
+/// Re-exported so callers can name the TLS types in `tls_connector` and `Server` TLS setup.
+pub use native_tls;

@@ -1,0 +1,254 @@
+//! The application's description of the connection to open.
+
+use crate::error::Error;
+
+/// Headers the library writes itself; the application may not set them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// What to connect to: a URL, extra headers and the subprotocols to offer.
+///
+/// ```
+/// let request = syncws::Request::builder("wss://example.com/chat?room=1")
+///     .header("Authorization", "Bearer t")
+///     .subprotocol("chat")
+///     .build()?;
+/// assert_eq!(request.url().scheme(), "wss");
+/// assert_eq!(request.subprotocols(), ["chat"]);
+/// # Ok::<(), syncws::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Request {
+    url: url::Url,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+}
+
+impl Request {
+    /// Starts a request for `url`: `ws://`, `wss://`, `http://` or `https://` (http and https
+    /// are read as ws and wss).
+    pub fn builder(url: &str) -> RequestBuilder {
+        RequestBuilder {
+            url: url.to_owned(),
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+        }
+    }
+
+    /// The URL, with its scheme normalised to `ws` or `wss`.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The application's own headers, in the order they were added.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The first value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The subprotocols offered, in order of preference.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    /// Whether the connection uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "wss"
+    }
+
+    /// Host and port to connect to.
+    pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
+        let host = self
+            .url
+            .host_str()
+            .ok_or_else(|| Error::InvalidUrl(format!("{}: no host", self.url)))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = self
+            .url
+            .port_or_known_default()
+            .unwrap_or(if self.is_tls() { 443 } else { 80 });
+        Ok((host, port))
+    }
+
+    /// Builds a request the server role received (the URL from its Host header and path).
+    pub(crate) fn from_parts(
+        url: url::Url,
+        headers: Vec<(String, String)>,
+        subprotocols: Vec<String>,
+    ) -> Request {
+        Request {
+            url,
+            headers,
+            subprotocols,
+        }
+    }
+}
+
+/// Builder for [`Request`]; see [`Request::builder`].
+#[derive(Debug, Clone)]
+pub struct RequestBuilder {
+    url: String,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+}
+
+impl RequestBuilder {
+    /// Adds a header sent with the upgrade request (`Authorization`, `Origin`, `Cookie`, ...).
+    ///
+    /// The handshake headers the library writes itself (`Host`, `Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`) are refused by [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Offers a subprotocol (`Sec-WebSocket-Protocol`); call once per protocol, most preferred
+    /// first. The server's choice is checked against the offer.
+    pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.subprotocols.push(protocol.into());
+        self
+    }
+
+    /// Checks the URL and headers.
+    pub fn build(self) -> Result<Request, Error> {
+        let mut url = url::Url::parse(&self.url)
+            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.url)))?;
+        let scheme = match url.scheme() {
+            "ws" | "http" => "ws",
+            "wss" | "https" => "wss",
+            other => {
+                return Err(Error::InvalidUrl(format!(
+                    "{}: scheme '{other}' is not ws, wss, http or https",
+                    self.url
+                )));
+            }
+        };
+        if url.scheme() != scheme {
+            // Switching between these special schemes never fails; keep the old one if it did.
+            let _ = url.set_scheme(scheme);
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::InvalidUrl(format!("{}: no host", self.url)));
+        }
+        url.set_fragment(None);
+        for (name, value) in &self.headers {
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(Error::InvalidRequest(format!(
+                    "header name {name:?} is not a valid HTTP token"
+                )));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(Error::InvalidRequest(format!(
+                    "header {name} has a CR, LF or NUL in its value"
+                )));
+            }
+            if RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "header {name} is written by syncws itself; use Request::subprotocol for \
+                     subprotocols and ClientBuilder options for extensions"
+                )));
+            }
+        }
+        for p in &self.subprotocols {
+            if p.is_empty() || !p.bytes().all(is_token_byte) {
+                return Err(Error::InvalidRequest(format!(
+                    "subprotocol {p:?} is not a valid HTTP token"
+                )));
+            }
+        }
+        Ok(Request {
+            url,
+            headers: self.headers,
+            subprotocols: self.subprotocols,
+        })
+    }
+}
+
+/// RFC 7230 `tchar`.
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        for (input, scheme) in [
+            ("ws://a/", "ws"),
+            ("WS://a/", "ws"),
+            ("http://a/", "ws"),
+            ("wss://a/", "wss"),
+            ("https://a/", "wss"),
+        ] {
+            assert_eq!(
+                Request::builder(input).build().unwrap().url().scheme(),
+                scheme
+            );
+        }
+        assert!(matches!(
+            Request::builder("ftp://a/").build(),
+            Err(Error::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Request::builder("nonsense").build(),
+            Err(Error::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn default_ports() {
+        let r = Request::builder("wss://example.com/x").build().unwrap();
+        assert_eq!(r.host_port().unwrap(), ("example.com".into(), 443));
+        let r = Request::builder("ws://[::1]:8080/x").build().unwrap();
+        assert_eq!(r.host_port().unwrap(), ("::1".into(), 8080));
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        for (n, v) in [
+            ("Sec-WebSocket-Extensions", "x"),
+            ("connection", "close"),
+            ("X Bad", "v"),
+            ("X-Ok", "a\r\nInjected: 1"),
+        ] {
+            assert!(
+                matches!(
+                    Request::builder("ws://a/").header(n, v).build(),
+                    Err(Error::InvalidRequest(_))
+                ),
+                "{n}"
+            );
+        }
+        assert!(
+            Request::builder("ws://a/")
+                .subprotocol("a b")
+                .build()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! The server's answer to the upgrade request.
+
+/// The HTTP response to the opening handshake.
+///
+/// Given to [`WebSocketListener::on_open`](crate::WebSocketListener::on_open) for a successful
+/// upgrade, and to `on_failure` when the server answered but the handshake failed; for a non-101
+/// answer, [`body`](Self::body) holds the first bytes of the body (at most 4 KiB).
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// The status code, 101 for an accepted upgrade.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The reason phrase (`Switching Protocols`, `Not Found`, ...).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// All headers, in the order received.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The first value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The subprotocol the server chose, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The first bytes (at most 4 KiB) of the body of a failed handshake's response; empty for
+    /// a 101.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}

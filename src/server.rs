@@ -1,0 +1,350 @@
+//! The server role: accept upgrades, one reader and one writer thread per connection.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::config::{Config, socket_options};
+use crate::driver;
+use crate::error::Error;
+use crate::listener::{Listener, WebSocketListener};
+use crate::request::Request;
+use crate::websocket::WebSocket;
+
+/// A server handler's answer to an upgrade request.
+pub enum Accept {
+    /// Upgrade the connection and hand the socket to `listener`.
+    Upgrade {
+        /// The subprotocol to confirm; must be one the client offered (others are ignored).
+        subprotocol: Option<String>,
+        /// Hears the socket's events, as for a client socket.
+        listener: Box<dyn WebSocketListener>,
+    },
+    /// Refuse with an HTTP status (e.g. 403) and reason phrase.
+    Reject {
+        /// The HTTP status code.
+        status: u16,
+        /// The reason phrase.
+        reason: String,
+    },
+}
+
+impl std::fmt::Debug for Accept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Accept::Upgrade { subprotocol, .. } => f
+                .debug_struct("Upgrade")
+                .field("subprotocol", subprotocol)
+                .finish_non_exhaustive(),
+            Accept::Reject { status, reason } => f
+                .debug_struct("Reject")
+                .field("status", status)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
+impl Accept {
+    /// Upgrade with no subprotocol.
+    pub fn upgrade(listener: impl WebSocketListener) -> Accept {
+        Accept::Upgrade {
+            subprotocol: None,
+            listener: Box::new(listener),
+        }
+    }
+
+    /// Upgrade, confirming `subprotocol`.
+    pub fn upgrade_with(subprotocol: &str, listener: impl WebSocketListener) -> Accept {
+        Accept::Upgrade {
+            subprotocol: Some(subprotocol.to_owned()),
+            listener: Box::new(listener),
+        }
+    }
+
+    /// Refuse the upgrade.
+    pub fn reject(status: u16, reason: &str) -> Accept {
+        Accept::Reject {
+            status,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
+
+pub(crate) struct ServerShared {
+    pub config: Config,
+    pub tls: Option<native_tls::TlsAcceptor>,
+    pub handler: Box<Handler>,
+    stopping: AtomicBool,
+    live: AtomicUsize,
+    max_connections: usize,
+    sockets: Mutex<Vec<WebSocket>>,
+}
+
+/// Decrements the live-connection count when a connection thread ends.
+pub(crate) struct ConnectionGuard<'a>(&'a ServerShared);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ServerShared {
+    pub(crate) fn connection_guard(&self) -> ConnectionGuard<'_> {
+        ConnectionGuard(self)
+    }
+
+    /// Remembers an open socket so `stop` can end it.
+    pub(crate) fn track(&self, ws: &WebSocket) {
+        let mut sockets = self.sockets.lock();
+        sockets.retain(|s| !matches!(s.state(), crate::State::Closed | crate::State::Canceled));
+        sockets.push(ws.clone());
+        if self.stopping.load(Ordering::Acquire) {
+            ws.cancel();
+        }
+    }
+}
+
+/// A listening web socket server. Stops (and cancels its open sockets) when dropped.
+///
+/// ```no_run
+/// use syncws::{Accept, Listener, Server};
+/// let server = Server::builder().bind("127.0.0.1:0", |request| {
+///     if request.url().path() != "/chat" {
+///         return Accept::reject(404, "Not Found");
+///     }
+///     Accept::upgrade(Listener::new().on_message(|ws, message| {
+///         ws.send(message);
+///     }))
+/// })?;
+/// println!("listening on {}", server.url());
+/// # Ok::<(), syncws::Error>(())
+/// ```
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<ServerShared>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+/// Settings for a [`Server`]; see [`Server::builder`].
+pub struct ServerBuilder {
+    config: Config,
+    tls: Option<native_tls::TlsAcceptor>,
+    max_connections: usize,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    socket_options!();
+
+    /// Serves `wss` with this TLS identity.
+    pub fn tls(mut self, acceptor: native_tls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// The most connections served at once; more are closed on accept. Default 1024.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
+    /// each valid upgrade request and decides whether to upgrade it.
+    pub fn bind<A, H>(self, addr: A, handler: H) -> Result<Server, Error>
+    where
+        A: ToSocketAddrs,
+        H: Fn(&Request) -> Accept + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(ServerShared {
+            config: self.config,
+            tls: self.tls,
+            handler: Box::new(handler),
+            stopping: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            max_connections: self.max_connections,
+            sockets: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        let accept_thread = thread::Builder::new()
+            .name("syncws-accept".into())
+            .spawn(move || accept_loop(listener, s))?;
+        Ok(Server {
+            addr,
+            shared,
+            accept_thread: Some(accept_thread),
+        })
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) {
+    for conn in listener.incoming() {
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let tcp: TcpStream = match conn {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                // Out of descriptors and the like: back off instead of spinning.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if shared.live.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
+            shared.live.fetch_sub(1, Ordering::AcqRel);
+            log::warn!(
+                "refusing connection: {} already open",
+                shared.max_connections
+            );
+            continue;
+        }
+        if let Err(e) = driver::spawn_server(tcp, shared.clone()) {
+            shared.live.fetch_sub(1, Ordering::AcqRel);
+            log::error!("could not start a connection thread: {e}");
+        }
+    }
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::default(),
+            tls: None,
+            max_connections: 1024,
+        }
+    }
+
+    /// Binds `addr` with default settings; see [`ServerBuilder::bind`].
+    pub fn bind<A, H>(addr: A, handler: H) -> Result<Server, Error>
+    where
+        A: ToSocketAddrs,
+        H: Fn(&Request) -> Accept + Send + Sync + 'static,
+    {
+        Server::builder().bind(addr, handler)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `ws://` (or `wss://`) URL of the server, with `localhost` for a loopback address.
+    pub fn url(&self) -> String {
+        let scheme = if self.shared.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        if self.addr.ip().is_loopback() {
+            format!("{scheme}://localhost:{}/", self.addr.port())
+        } else {
+            format!("{scheme}://{}/", self.addr)
+        }
+    }
+
+    /// Stops accepting, cancels every open socket and waits (up to 5 s each) for them to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(handle) = self.accept_thread.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::Release);
+        // Wake the blocking accept with a connection of our own.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let _ = handle.join();
+        let sockets: Vec<WebSocket> = std::mem::take(&mut *self.shared.sockets.lock());
+        for ws in &sockets {
+            ws.cancel();
+        }
+        for ws in &sockets {
+            ws.wait_finished(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An echo server on 127.0.0.1 with a free port: every message comes back unchanged.
+///
+/// For examples, tests and your own integration tests. Stops when dropped.
+///
+/// ```
+/// let server = syncws::EchoServer::start()?;
+/// assert!(server.url().starts_with("ws://localhost:"));
+/// # Ok::<(), syncws::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct EchoServer {
+    server: Server,
+}
+
+impl EchoServer {
+    /// Starts the echo server.
+    pub fn start() -> Result<EchoServer, Error> {
+        Self::with_builder(Server::builder())
+    }
+
+    /// Starts the echo server with custom settings (TLS, limits).
+    pub fn with_builder(builder: ServerBuilder) -> Result<EchoServer, Error> {
+        let server = builder.bind("127.0.0.1:0", |request| {
+            let listener = Listener::new().on_message(|ws, message| {
+                ws.send(message);
+            });
+            match request.subprotocols().first() {
+                Some(p) => Accept::upgrade_with(p, listener),
+                None => Accept::upgrade(listener),
+            }
+        })?;
+        Ok(EchoServer { server })
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+}
