@@ -1,0 +1,83 @@
+//! Test support shared by the integration tests: event recording and a throwaway TLS identity.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use syncws::Event;
+
+/// How long a test waits for one event before failing.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Takes the next event or panics with a clear message after `EVENT_TIMEOUT`.
+pub fn next(events: &Receiver<Event>) -> Event {
+    events
+        .recv_timeout(EVENT_TIMEOUT)
+        .unwrap_or_else(|_| panic!("no event within {EVENT_TIMEOUT:?}"))
+}
+
+/// Asserts that no further event arrives (the channel disconnects once the socket is gone).
+pub fn assert_exhausted(events: &Receiver<Event>) {
+    match events.recv_timeout(Duration::from_millis(200)) {
+        Err(_) => {}
+        Ok(e) => panic!("unexpected extra event {e:?}"),
+    }
+}
+
+/// A self-signed certificate for `localhost`/127.0.0.1, made fresh for the test run.
+pub struct TestTls {
+    pub acceptor: native_tls::TlsAcceptor,
+    /// A connector that trusts exactly this certificate.
+    pub connector: native_tls::TlsConnector,
+}
+
+pub fn test_tls() -> TestTls {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509, X509NameBuilder};
+
+    let rsa = Rsa::generate(2048).expect("rsa");
+    let key = PKey::from_rsa(rsa).expect("pkey");
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "localhost").expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("x509");
+    b.set_version(2).expect("version");
+    let mut serial = BigNum::new().expect("bn");
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).expect("rand");
+    b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
+        .expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(2).expect("t"))
+        .expect("na");
+    b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
+        .expect("bc");
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .expect("san");
+    b.append_extension(san).expect("san");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    let cert = b.build();
+    let cert_pem = cert.to_pem().expect("pem");
+    let key_pem = key.private_key_to_pem_pkcs8().expect("key pem");
+    let identity = native_tls::Identity::from_pkcs8(&cert_pem, &key_pem).expect("identity");
+    let acceptor = native_tls::TlsAcceptor::new(identity).expect("acceptor");
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&cert_pem).expect("cert"))
+        .build()
+        .expect("connector");
+    TestTls {
+        acceptor,
+        connector,
+    }
+}
