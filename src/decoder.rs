@@ -241,3 +241,202 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, op: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let op = match op {
+            0 => OpCode::Continuation,
+            1 => OpCode::Text,
+            2 => OpCode::Binary,
+            8 => OpCode::Close,
+            9 => OpCode::Ping,
+            _ => OpCode::Pong,
+        };
+        frame::encode(&mut out, op, false, payload, mask);
+        if !fin {
+            out[0] &= 0x7F;
+        }
+        out
+    }
+
+    /// Feeds `input` in pieces of `piece` bytes, collecting every event or the first error.
+    fn run(d: &mut Decoder, input: &[u8], piece: usize) -> Result<Vec<Incoming>, Error> {
+        let mut events = Vec::new();
+        for chunk in input.chunks(piece.max(1)) {
+            let mut pos = 0;
+            while pos < chunk.len() {
+                let (used, ev) = d.decode(&chunk[pos..])?;
+                pos += used;
+                events.extend(ev);
+            }
+        }
+        Ok(events)
+    }
+
+    fn client() -> Decoder {
+        Decoder::new(Role::Client, 1 << 20)
+    }
+
+    #[test]
+    fn simple_text_in_every_split() {
+        let bytes = frame(true, 1, "Hello κόσμε".as_bytes(), None);
+        for piece in 1..=bytes.len() {
+            let ev = run(&mut client(), &bytes, piece).unwrap();
+            assert_eq!(ev, [Incoming::Message(Message::Text("Hello κόσμε".into()))]);
+        }
+    }
+
+    #[test]
+    fn several_frames_in_one_read() {
+        let mut bytes = frame(true, 1, b"a", None);
+        bytes.extend(frame(true, 9, b"p", None));
+        bytes.extend(frame(true, 2, &[1, 2, 3], None));
+        let ev = run(&mut client(), &bytes, bytes.len()).unwrap();
+        assert_eq!(
+            ev,
+            [
+                Incoming::Message(Message::Text("a".into())),
+                Incoming::Ping(b"p".to_vec()),
+                Incoming::Message(Message::Binary(vec![1, 2, 3])),
+            ]
+        );
+    }
+
+    #[test]
+    fn fragments_with_interleaved_control_frames() {
+        let mut bytes = frame(false, 1, b"Hel", None);
+        bytes.extend(frame(true, 9, b"", None));
+        bytes.extend(frame(false, 0, b"lo ", None));
+        bytes.extend(frame(true, 10, b"x", None));
+        bytes.extend(frame(true, 0, b"world", None));
+        for piece in [1, 2, 5, bytes.len()] {
+            let ev = run(&mut client(), &bytes, piece).unwrap();
+            assert_eq!(
+                ev,
+                [
+                    Incoming::Ping(vec![]),
+                    Incoming::Pong(b"x".to_vec()),
+                    Incoming::Message(Message::Text("Hello world".into())),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn server_unmasks_across_pieces() {
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let bytes = frame(true, 2, &payload, Some([9, 8, 7, 6]));
+        for piece in [1, 3, 7, 64, bytes.len()] {
+            let mut d = Decoder::new(Role::Server, 1 << 20);
+            let ev = run(&mut d, &bytes, piece).unwrap();
+            assert_eq!(ev, [Incoming::Message(Message::Binary(payload.clone()))]);
+        }
+    }
+
+    #[test]
+    fn mask_must_match_role() {
+        let masked = frame(true, 1, b"x", Some([1, 2, 3, 4]));
+        assert!(matches!(run(&mut client(), &masked, 64), Err(Error::Protocol(_))));
+        let unmasked = frame(true, 1, b"x", None);
+        let mut server = Decoder::new(Role::Server, 1 << 20);
+        assert!(matches!(run(&mut server, &unmasked, 64), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn continuation_rules() {
+        let stray = frame(true, 0, b"x", None);
+        assert!(matches!(run(&mut client(), &stray, 64), Err(Error::Protocol(_))));
+        let mut nested = frame(false, 1, b"a", None);
+        nested.extend(frame(true, 1, b"b", None));
+        assert!(matches!(run(&mut client(), &nested, 64), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_frame_ends() {
+        // Header announces 100 bytes; only the first 4 arrive, the 3rd of which is invalid.
+        let mut bytes = vec![0x81, 100];
+        bytes.extend_from_slice(&[b'o', b'k', 0xFF, b'x']);
+        assert!(matches!(run(&mut client(), &bytes, 64), Err(Error::InvalidUtf8)));
+    }
+
+    #[test]
+    fn invalid_utf8_in_first_fragment_fails_at_once() {
+        let bytes = frame(false, 1, &[0xCE, 0xBA, 0xED, 0xA0, 0x80], None);
+        assert!(matches!(run(&mut client(), &bytes, 64), Err(Error::InvalidUtf8)));
+    }
+
+    #[test]
+    fn text_split_inside_a_character_across_fragments() {
+        let text = "€uro".as_bytes();
+        let mut bytes = frame(false, 1, &text[..1], None);
+        bytes.extend(frame(false, 0, &text[1..2], None));
+        bytes.extend(frame(true, 0, &text[2..], None));
+        let ev = run(&mut client(), &bytes, 64).unwrap();
+        assert_eq!(ev, [Incoming::Message(Message::Text("€uro".into()))]);
+        let cut = frame(true, 1, &text[..2], None);
+        assert!(matches!(run(&mut client(), &cut, 64), Err(Error::InvalidUtf8)));
+    }
+
+    #[test]
+    fn oversized_messages_fail_on_the_header() {
+        let mut d = Decoder::new(Role::Client, 10);
+        // Only the header of an 11-byte frame: rejected before any payload.
+        assert!(matches!(
+            run(&mut d, &[0x82, 11], 64),
+            Err(Error::MessageTooLarge { size: 11, limit: 10 })
+        ));
+        let mut d = Decoder::new(Role::Client, 10);
+        let mut bytes = frame(false, 2, &[0; 6], None);
+        bytes.extend(frame(true, 0, &[0; 6], None));
+        assert!(matches!(
+            run(&mut d, &bytes, 64),
+            Err(Error::MessageTooLarge { size: 12, limit: 10 })
+        ));
+        let mut d = Decoder::new(Role::Client, 10);
+        assert!(run(&mut d, &frame(true, 2, &[0; 10], None), 64).is_ok());
+    }
+
+    #[test]
+    fn close_frames() {
+        let ev = run(&mut client(), &frame(true, 8, &[], None), 64).unwrap();
+        assert_eq!(
+            ev,
+            [Incoming::Close(CloseFrame {
+                code: None,
+                reason: String::new()
+            })]
+        );
+        let ev = run(&mut client(), &frame(true, 8, b"\x03\xe8bye", None), 64).unwrap();
+        assert_eq!(
+            ev,
+            [Incoming::Close(CloseFrame {
+                code: Some(1000),
+                reason: "bye".into()
+            })]
+        );
+        let bad = [
+            frame(true, 8, b"\x03", None),
+            frame(true, 8, b"\x03\xed", None),
+            frame(true, 8, b"\x0b\xb7", None),
+        ];
+        for b in &bad {
+            assert!(matches!(run(&mut client(), b, 64), Err(Error::Protocol(_))), "{b:?}");
+        }
+        let bad_reason = frame(true, 8, b"\x03\xe8\xff", None);
+        assert!(matches!(run(&mut client(), &bad_reason, 64), Err(Error::InvalidUtf8)));
+    }
+
+    #[test]
+    fn empty_messages() {
+        let ev = run(&mut client(), &frame(true, 1, b"", None), 64).unwrap();
+        assert_eq!(ev, [Incoming::Message(Message::Text(String::new()))]);
+        let mut bytes = frame(false, 2, b"", None);
+        bytes.extend(frame(true, 0, b"", None));
+        let ev = run(&mut client(), &bytes, 64).unwrap();
+        assert_eq!(ev, [Incoming::Message(Message::Binary(vec![]))]);
+    }
+}
