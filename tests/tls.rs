@@ -1,0 +1,555 @@
+//! wss-specific behaviour: TLS runs over an in-memory pipe so that a reader blocked waiting for
+//! data never blocks the writer (src/driver/transport.rs).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use crossbeam_channel::{Receiver, Sender};
+use syncws::{
+    Accept, ChannelListener, Client, EchoServer, Error, Event, Listener, Message, Request,
+    Response, Server, ServerBuilder, State, WebSocket, WebSocketListener,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A server-side listener that forwards every callback to a channel and hands out the socket.
+struct Tap {
+    events: ChannelListener,
+    sockets: Sender<WebSocket>,
+}
+
+impl WebSocketListener for Tap {
+    fn on_open(&mut self, ws: &WebSocket, response: &Response) {
+        let _ = self.sockets.send(ws.clone());
+        self.events.on_open(ws, response);
+    }
+    fn on_message(&mut self, ws: &WebSocket, message: Message) {
+        self.events.on_message(ws, message);
+    }
+    fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {
+        self.events.on_closing(ws, code, reason);
+    }
+    fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {
+        self.events.on_closed(ws, code, reason);
+    }
+    fn on_failure(&mut self, ws: &WebSocket, error: Error, response: Option<&Response>) {
+        self.events.on_failure(ws, error, response);
+    }
+}
+
+/// A server whose sockets report to channels: (server, server-side sockets, server-side events).
+fn tap_server(builder: ServerBuilder) -> (Server, Receiver<WebSocket>, Receiver<Event>) {
+    let (listener, events) = syncws::channel();
+    let (sockets_tx, sockets) = crossbeam_channel::unbounded();
+    let server = builder
+        .bind("127.0.0.1:0", move |_req| {
+            Accept::upgrade(Tap {
+                events: listener.clone(),
+                sockets: sockets_tx.clone(),
+            })
+        })
+        .expect("bind");
+    (server, sockets, events)
+}
+
+fn tls_client(tls: &TestTls) -> Client {
+    Client::builder()
+        .tls_connector(tls.connector.clone())
+        .build()
+}
+
+fn request(url: &str) -> Request {
+    Request::builder(url).build().expect("request")
+}
+
+fn expect_open(events: &Receiver<Event>) {
+    match next(events) {
+        Event::Open(r) => assert_eq!(r.status(), 101),
+        e => panic!("expected Open, got {e:?}"),
+    }
+}
+
+fn expect_message(events: &Receiver<Event>) -> Message {
+    match next(events) {
+        Event::Message(m) => m,
+        e => panic!("expected Message, got {e:?}"),
+    }
+}
+
+fn expect_failure(events: &Receiver<Event>) -> Error {
+    match next(events) {
+        Event::Failure { error, .. } => error,
+        e => panic!("expected Failure, got {e:?}"),
+    }
+}
+
+fn expect_closing(events: &Receiver<Event>, want_code: u16, want_reason: &str) {
+    match next(events) {
+        Event::Closing { code, reason } => {
+            assert_eq!((code, reason.as_str()), (want_code, want_reason))
+        }
+        e => panic!("expected Closing {want_code}, got {e:?}"),
+    }
+}
+
+fn expect_closed(events: &Receiver<Event>, want_code: u16) {
+    match next(events) {
+        Event::Closed { code, .. } => assert_eq!(code, want_code),
+        e => panic!("expected Closed {want_code}, got {e:?}"),
+    }
+}
+
+/// Closes a client socket gracefully and checks the whole close sequence.
+fn close_cleanly(ws: &WebSocket, events: &Receiver<Event>) {
+    assert!(ws.close(1000, None).unwrap());
+    expect_closing(events, 1000, "");
+    expect_closed(events, 1000);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_exhausted(events);
+}
+
+/// ASCII text of exactly `len` bytes, varied so that reordering or corruption shows.
+fn text_of(len: usize, seed: usize) -> String {
+    (0..len)
+        .map(|i| (b'a' + ((i * 7 + seed) % 26) as u8) as char)
+        .collect()
+}
+
+fn bytes_of(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(seed * 17) % 251) as u8)
+        .collect()
+}
+
+fn numbered(i: usize) -> String {
+    format!("message #{i:04}")
+}
+
+/// A WebSocket frame as a server sends it (unmasked).
+fn server_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![first_byte, payload.len() as u8];
+    f.extend_from_slice(payload);
+    f
+}
+
+fn accept_key(key: &str) -> String {
+    use base64::Engine;
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
+}
+
+/// Reads an HTTP request head from `stream` and returns it as text.
+fn read_head(stream: &mut impl Read) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+        if head.len() > 64 * 1024 {
+            return Err(std::io::Error::other("head too long"));
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Answers an upgrade request read from `stream` with a valid 101.
+fn upgrade_by_hand(stream: &mut (impl Read + Write)) -> std::io::Result<()> {
+    let head = read_head(stream)?;
+    let key = header_value(&head, "Sec-WebSocket-Key")
+        .ok_or_else(|| std::io::Error::other("no Sec-WebSocket-Key"))?;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(key)
+    );
+    stream.write_all(response.as_bytes())?;
+    stream.flush()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Echo round trip with varied sizes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_echo_round_trip_of_varied_sizes_text_and_binary_in_order() {
+    let tls = test_tls();
+    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    assert!(server.url().starts_with("wss://"));
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+
+    let sizes = [0usize, 1, 125, 126, 65535, 65536, 1 << 20];
+    let mut sent = Vec::new();
+    for round in 0..2 {
+        for (i, &size) in sizes.iter().enumerate() {
+            let seed = round * 100 + i;
+            sent.push(Message::Text(text_of(size, seed)));
+            sent.push(Message::Binary(bytes_of(size, seed)));
+        }
+    }
+    // Queued while connecting: they go out right after the handshake.
+    for m in &sent {
+        assert!(ws.send(m.clone()));
+    }
+    expect_open(&events);
+    for (i, want) in sent.iter().enumerate() {
+        let got = expect_message(&events);
+        assert!(
+            &got == want,
+            "message {i}: expected {} ({} bytes), got {} ({} bytes)",
+            if want.as_text().is_some() { "text" } else { "binary" },
+            want.len(),
+            if got.as_text().is_some() { "text" } else { "binary" },
+            got.len()
+        );
+    }
+    close_cleanly(&ws, &events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A reader blocked in read never blocks the writer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_client_writes_while_its_reader_is_blocked_waiting_for_a_silent_server() {
+    const N: usize = 1000;
+    let tls = test_tls();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<String>>(1);
+    let server = Server::builder()
+        .tls(tls.acceptor.clone())
+        .bind("127.0.0.1:0", move |_req| {
+            let done_tx = done_tx.clone();
+            let mut got = Vec::new();
+            // Never sends anything: the client's reader has nothing to read.
+            Accept::upgrade(Listener::new().on_message(move |_ws, m| {
+                got.push(m.as_text().unwrap_or("<binary>").to_owned());
+                if got.len() == N {
+                    let _ = done_tx.send(std::mem::take(&mut got));
+                }
+            }))
+        })
+        .unwrap();
+
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    // The reader thread is now blocked reading from a server that never sends.
+    for i in 0..N {
+        assert!(ws.send(numbered(i)));
+    }
+    let got = done_rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("the server did not receive all 1000 messages: the writer is blocked");
+    let want: Vec<String> = (0..N).map(numbered).collect();
+    assert_eq!(got, want);
+    // Nothing came from the server.
+    assert_exhausted(&events);
+    close_cleanly(&ws, &events);
+}
+
+#[test]
+fn wss_server_writes_while_its_reader_is_blocked_waiting_for_a_silent_client() {
+    const N: usize = 1000;
+    let tls = test_tls();
+    let server = Server::builder()
+        .tls(tls.acceptor.clone())
+        .bind("127.0.0.1:0", |_req| {
+            Accept::upgrade(Listener::new().on_open(|ws, _| {
+                for i in 0..N {
+                    assert!(ws.send(numbered(i)));
+                }
+            }))
+        })
+        .unwrap();
+
+    let (listener, events) = syncws::channel();
+    // The client never sends: the server's reader stays blocked in read throughout.
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    for i in 0..N {
+        assert_eq!(expect_message(&events), Message::Text(numbered(i)));
+    }
+    assert_exhausted(&events);
+    close_cleanly(&ws, &events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Full duplex
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_full_duplex_both_sides_send_500_concurrently() {
+    const N: usize = 500;
+    let tls = test_tls();
+    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let payload = |from: &str, i: usize| format!("{from} {i:04} {}", text_of(2048, i));
+
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
+    expect_open(&server_events);
+
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+    let s = server_ws.clone();
+    let server_sender = thread::spawn(move || {
+        let _ = go_rx.recv_timeout(EVENT_TIMEOUT);
+        (0..N).all(|i| s.send(payload("server", i)))
+    });
+    let c = ws.clone();
+    let client_sender = thread::spawn(move || (0..N).all(|i| c.send(payload("client", i))));
+    let _ = go_tx.send_timeout((), EVENT_TIMEOUT);
+
+    // Read both directions at once so neither side's events pile up unread.
+    let server_side = thread::spawn(move || {
+        (0..N)
+            .map(|i| match next(&server_events) {
+                Event::Message(m) => m == Message::Text(payload("client", i)),
+                e => panic!("server expected message {i}, got {e:?}"),
+            })
+            .all(|ok| ok)
+    });
+    for i in 0..N {
+        assert_eq!(
+            expect_message(&events),
+            Message::Text(payload("server", i)),
+            "client got a wrong message at {i}"
+        );
+    }
+    assert!(server_side.join().unwrap(), "server got wrong messages");
+    assert!(server_sender.join().unwrap());
+    assert!(client_sender.join().unwrap());
+    close_cleanly(&ws, &events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4, 5. Certificate trust and hostname verification
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_untrusted_self_signed_certificate_fails_with_tls_error() {
+    let tls = test_tls();
+    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let (listener, events) = syncws::channel();
+    // Default client: system trust roots, which do not include the test certificate.
+    let ws = Client::new().new_web_socket(request(&server.url()), listener);
+    let error = expect_failure(&events);
+    assert!(matches!(error, Error::Tls(_)), "expected Error::Tls, got {error:?}");
+    assert!(
+        error.to_string().contains("TLS"),
+        "Display should mention TLS: {error}"
+    );
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), State::Canceled);
+    assert_exhausted(&events);
+}
+
+#[test]
+fn wss_hostname_not_in_certificate_fails_with_tls_error() {
+    let tls = test_tls();
+    let client = tls_client(&tls);
+
+    // Control: the same connector accepts the same certificate under a name it carries.
+    let good = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let url = format!("wss://127.0.0.1:{}/", good.local_addr().port());
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    expect_open(&events);
+    close_cleanly(&ws, &events);
+
+    // 127.0.0.2 is loopback on Linux but not in the certificate (localhost, 127.0.0.1).
+    let bad = Server::builder()
+        .tls(tls.acceptor.clone())
+        .bind("127.0.0.2:0", |_req| Accept::upgrade(Listener::new()))
+        .expect("bind 127.0.0.2 (Linux loopback)");
+    let url = format!("wss://127.0.0.2:{}/", bad.local_addr().port());
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    let error = expect_failure(&events);
+    assert!(matches!(error, Error::Tls(_)), "expected Error::Tls, got {error:?}");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_exhausted(&events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. cancel
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_cancel_unblocks_a_reader_waiting_for_data() {
+    let tls = test_tls();
+    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    let _server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
+    expect_open(&server_events);
+    // The server never sends: the client's reader is blocked in read.
+    assert_exhausted(&events);
+    ws.cancel();
+    let error = expect_failure(&events);
+    assert!(matches!(error, Error::Canceled), "expected Canceled, got {error:?}");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), State::Canceled);
+    assert!(!ws.send("too late"));
+    assert_exhausted(&events);
+    // The server side sees the connection end too.
+    match next(&server_events) {
+        Event::Failure { .. } => {}
+        e => panic!("server expected Failure, got {e:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Close handshake
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_client_initiated_close_handshake() {
+    let tls = test_tls();
+    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
+    expect_open(&server_events);
+
+    assert_eq!(ws.close(1000, Some("client bye")).unwrap(), true);
+    expect_closing(&events, 1000, "");
+    expect_closed(&events, 1000);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), State::Closed);
+    assert_exhausted(&events);
+
+    expect_closing(&server_events, 1000, "client bye");
+    expect_closed(&server_events, 1000);
+    assert!(server_ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(server_ws.state(), State::Closed);
+}
+
+#[test]
+fn wss_server_initiated_close_handshake() {
+    let tls = test_tls();
+    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    expect_open(&events);
+    let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
+    expect_open(&server_events);
+
+    assert_eq!(server_ws.close(1000, Some("server bye")).unwrap(), true);
+    expect_closing(&events, 1000, "server bye");
+    expect_closed(&events, 1000);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), State::Closed);
+    assert_exhausted(&events);
+
+    expect_closing(&server_events, 1000, "");
+    expect_closed(&server_events, 1000);
+    assert!(server_ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(server_ws.state(), State::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Protocol violation from a raw TLS peer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
+    let tls = test_tls();
+    let raw = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = raw.local_addr().unwrap().port();
+    let acceptor = tls.acceptor.clone();
+    let (peer_tx, peer_rx) = crossbeam_channel::bounded::<Result<Vec<u8>, String>>(1);
+    let peer = thread::spawn(move || {
+        let result = (|| -> Result<Vec<u8>, String> {
+            let (tcp, _) = raw.accept().map_err(|e| e.to_string())?;
+            tcp.set_read_timeout(Some(EVENT_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            tcp.set_write_timeout(Some(EVENT_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            let mut tls = acceptor.accept(tcp).map_err(|e| e.to_string())?;
+            upgrade_by_hand(&mut tls).map_err(|e| e.to_string())?;
+            // FIN + RSV2 + text opcode, no extension negotiated: a protocol violation.
+            tls.write_all(&server_frame(0x80 | 0x20 | 0x1, b"hi"))
+                .map_err(|e| e.to_string())?;
+            tls.flush().map_err(|e| e.to_string())?;
+            // The client's close frame: 0x88, masked length 2, 4-byte mask, 2-byte code.
+            let mut frame = [0u8; 8];
+            tls.read_exact(&mut frame).map_err(|e| e.to_string())?;
+            Ok(frame.to_vec())
+            // Dropping the stream closes TCP, which lets the client finish.
+        })();
+        let _ = peer_tx.send(result);
+    });
+
+    let (listener, events) = syncws::channel();
+    let ws = tls_client(&tls).new_web_socket(
+        request(&format!("wss://localhost:{port}/")),
+        listener,
+    );
+    expect_open(&events);
+
+    let frame = peer_rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("raw peer did not finish")
+        .expect("raw peer failed");
+    assert_eq!(frame[0], 0x88, "expected a FIN close frame, got {frame:02x?}");
+    assert_eq!(frame[1], 0x80 | 2, "expected a masked 2-byte payload, got {frame:02x?}");
+    let mask = &frame[2..6];
+    let code = u16::from_be_bytes([frame[6] ^ mask[0], frame[7] ^ mask[1]]);
+    assert_eq!(code, 1002);
+
+    let error = expect_failure(&events);
+    assert!(matches!(error, Error::Protocol(_)), "expected Protocol, got {error:?}");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_exhausted(&events);
+    peer.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. wss against a plain ws server
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_client_against_plain_ws_server_fails_instead_of_hanging() {
+    // The server waits a long time for a valid request, so only the client's own handling
+    // (TLS failure or its 1 s read timeout) can end this within EVENT_TIMEOUT.
+    let server =
+        EchoServer::with_builder(Server::builder().read_timeout(Duration::from_secs(60))).unwrap();
+    assert!(server.url().starts_with("ws://"));
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    let tls = test_tls();
+    let client = Client::builder()
+        .tls_connector(tls.connector.clone())
+        .read_timeout(Duration::from_secs(1))
+        .build();
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    let error = expect_failure(&events);
+    assert!(
+        matches!(error, Error::Tls(_) | Error::Io(_)),
+        "expected Error::Tls or Error::Io, got {error:?}"
+    );
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_exhausted(&events);
+}
