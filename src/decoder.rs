@@ -340,19 +340,31 @@ mod tests {
     #[test]
     fn mask_must_match_role() {
         let masked = frame(true, 1, b"x", Some([1, 2, 3, 4]));
-        assert!(matches!(run(&mut client(), &masked, 64), Err(Error::Protocol(_))));
+        assert!(matches!(
+            run(&mut client(), &masked, 64),
+            Err(Error::Protocol(_))
+        ));
         let unmasked = frame(true, 1, b"x", None);
         let mut server = Decoder::new(Role::Server, 1 << 20);
-        assert!(matches!(run(&mut server, &unmasked, 64), Err(Error::Protocol(_))));
+        assert!(matches!(
+            run(&mut server, &unmasked, 64),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn continuation_rules() {
         let stray = frame(true, 0, b"x", None);
-        assert!(matches!(run(&mut client(), &stray, 64), Err(Error::Protocol(_))));
+        assert!(matches!(
+            run(&mut client(), &stray, 64),
+            Err(Error::Protocol(_))
+        ));
         let mut nested = frame(false, 1, b"a", None);
         nested.extend(frame(true, 1, b"b", None));
-        assert!(matches!(run(&mut client(), &nested, 64), Err(Error::Protocol(_))));
+        assert!(matches!(
+            run(&mut client(), &nested, 64),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
@@ -360,13 +372,19 @@ mod tests {
         // Header announces 100 bytes; only the first 4 arrive, the 3rd of which is invalid.
         let mut bytes = vec![0x81, 100];
         bytes.extend_from_slice(&[b'o', b'k', 0xFF, b'x']);
-        assert!(matches!(run(&mut client(), &bytes, 64), Err(Error::InvalidUtf8)));
+        assert!(matches!(
+            run(&mut client(), &bytes, 64),
+            Err(Error::InvalidUtf8)
+        ));
     }
 
     #[test]
     fn invalid_utf8_in_first_fragment_fails_at_once() {
         let bytes = frame(false, 1, &[0xCE, 0xBA, 0xED, 0xA0, 0x80], None);
-        assert!(matches!(run(&mut client(), &bytes, 64), Err(Error::InvalidUtf8)));
+        assert!(matches!(
+            run(&mut client(), &bytes, 64),
+            Err(Error::InvalidUtf8)
+        ));
     }
 
     #[test]
@@ -378,7 +396,10 @@ mod tests {
         let ev = run(&mut client(), &bytes, 64).unwrap();
         assert_eq!(ev, [Incoming::Message(Message::Text("€uro".into()))]);
         let cut = frame(true, 1, &text[..2], None);
-        assert!(matches!(run(&mut client(), &cut, 64), Err(Error::InvalidUtf8)));
+        assert!(matches!(
+            run(&mut client(), &cut, 64),
+            Err(Error::InvalidUtf8)
+        ));
     }
 
     #[test]
@@ -387,14 +408,20 @@ mod tests {
         // Only the header of an 11-byte frame: rejected before any payload.
         assert!(matches!(
             run(&mut d, &[0x82, 11], 64),
-            Err(Error::MessageTooLarge { size: 11, limit: 10 })
+            Err(Error::MessageTooLarge {
+                size: 11,
+                limit: 10
+            })
         ));
         let mut d = Decoder::new(Role::Client, 10);
         let mut bytes = frame(false, 2, &[0; 6], None);
         bytes.extend(frame(true, 0, &[0; 6], None));
         assert!(matches!(
             run(&mut d, &bytes, 64),
-            Err(Error::MessageTooLarge { size: 12, limit: 10 })
+            Err(Error::MessageTooLarge {
+                size: 12,
+                limit: 10
+            })
         ));
         let mut d = Decoder::new(Role::Client, 10);
         assert!(run(&mut d, &frame(true, 2, &[0; 10], None), 64).is_ok());
@@ -424,10 +451,16 @@ mod tests {
             frame(true, 8, b"\x0b\xb7", None),
         ];
         for b in &bad {
-            assert!(matches!(run(&mut client(), b, 64), Err(Error::Protocol(_))), "{b:?}");
+            assert!(
+                matches!(run(&mut client(), b, 64), Err(Error::Protocol(_))),
+                "{b:?}"
+            );
         }
         let bad_reason = frame(true, 8, b"\x03\xe8\xff", None);
-        assert!(matches!(run(&mut client(), &bad_reason, 64), Err(Error::InvalidUtf8)));
+        assert!(matches!(
+            run(&mut client(), &bad_reason, 64),
+            Err(Error::InvalidUtf8)
+        ));
     }
 
     #[test]

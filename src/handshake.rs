@@ -156,12 +156,12 @@ pub(crate) fn check_response(
             actual.unwrap_or("null")
         )));
     }
-    if let Some(ext) = resp.header("Sec-WebSocket-Extensions") {
-        if !ext.trim().is_empty() {
-            return Err(Error::HandshakeRejected(format!(
-                "server accepted extension '{ext}' that the client did not offer"
-            )));
-        }
+    if let Some(ext) = resp.header("Sec-WebSocket-Extensions")
+        && !ext.trim().is_empty()
+    {
+        return Err(Error::HandshakeRejected(format!(
+            "server accepted extension '{ext}' that the client did not offer"
+        )));
     }
     let chosen: Vec<&str> = resp
         .headers

@@ -36,14 +36,14 @@ pub(crate) enum Outgoing {
     Message(Message),
     /// Our close frame; `None` for an empty payload (the answer to an empty close).
     Close(Option<u16>, String),
+    /// Fail the connection: after what is queued, send a close frame with this code and a FIN.
+    FailClose(u16),
 }
 
 /// What the writer thread takes ahead of the data queue.
 #[derive(Debug)]
 pub(crate) enum Control {
     Pong(Vec<u8>),
-    /// Fail the connection: send this close frame now, drop queued data, half-close.
-    FailClose(u16, String),
     /// The TLS session produced bytes while reading (a key update, an alert): write them.
     FlushTls,
     /// The reader is done: exit.

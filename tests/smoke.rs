@@ -20,7 +20,7 @@ fn echo_over_ws_and_wss() {
             Event::Message(m) => assert_eq!(m, Message::Text("hello".into())),
             e => panic!("{e:?}"),
         }
-        assert_eq!(ws.close(1000, Some("bye")).unwrap(), true);
+        assert!(ws.close(1000, Some("bye")).unwrap());
         assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
         assert!(matches!(next(&events), Event::Closed { code: 1000, .. }));
         assert!(ws.wait_finished(EVENT_TIMEOUT));

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 
@@ -216,9 +216,17 @@ fn wss_echo_round_trip_of_varied_sizes_text_and_binary_in_order() {
         assert!(
             &got == want,
             "message {i}: expected {} ({} bytes), got {} ({} bytes)",
-            if want.as_text().is_some() { "text" } else { "binary" },
+            if want.as_text().is_some() {
+                "text"
+            } else {
+                "binary"
+            },
             want.len(),
-            if got.as_text().is_some() { "text" } else { "binary" },
+            if got.as_text().is_some() {
+                "text"
+            } else {
+                "binary"
+            },
             got.len()
         );
     }
@@ -309,24 +317,27 @@ fn wss_full_duplex_both_sides_send_500_concurrently() {
     let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
     expect_open(&server_events);
 
-    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
-    let s = server_ws.clone();
+    // Both senders start together.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (s, b) = (server_ws.clone(), start.clone());
     let server_sender = thread::spawn(move || {
-        let _ = go_rx.recv_timeout(EVENT_TIMEOUT);
+        b.wait();
         (0..N).all(|i| s.send(payload("server", i)))
     });
-    let c = ws.clone();
-    let client_sender = thread::spawn(move || (0..N).all(|i| c.send(payload("client", i))));
-    let _ = go_tx.send_timeout((), EVENT_TIMEOUT);
+    let (c, b) = (ws.clone(), start);
+    let client_sender = thread::spawn(move || {
+        b.wait();
+        (0..N).all(|i| c.send(payload("client", i)))
+    });
 
     // Read both directions at once so neither side's events pile up unread.
     let server_side = thread::spawn(move || {
         (0..N)
-            .map(|i| match next(&server_events) {
-                Event::Message(m) => m == Message::Text(payload("client", i)),
-                e => panic!("server expected message {i}, got {e:?}"),
+            .map(|_| match next(&server_events) {
+                Event::Message(m) => m,
+                e => panic!("server expected a message, got {e:?}"),
             })
-            .all(|ok| ok)
+            .collect::<Vec<Message>>()
     });
     for i in 0..N {
         assert_eq!(
@@ -335,7 +346,14 @@ fn wss_full_duplex_both_sides_send_500_concurrently() {
             "client got a wrong message at {i}"
         );
     }
-    assert!(server_side.join().unwrap(), "server got wrong messages");
+    let server_got = server_side.join().expect("server side reader");
+    for (i, m) in server_got.into_iter().enumerate() {
+        assert_eq!(
+            m,
+            Message::Text(payload("client", i)),
+            "server got a wrong message at {i}"
+        );
+    }
     assert!(server_sender.join().unwrap());
     assert!(client_sender.join().unwrap());
     close_cleanly(&ws, &events);
@@ -353,7 +371,10 @@ fn wss_untrusted_self_signed_certificate_fails_with_tls_error() {
     // Default client: system trust roots, which do not include the test certificate.
     let ws = Client::new().new_web_socket(request(&server.url()), listener);
     let error = expect_failure(&events);
-    assert!(matches!(error, Error::Tls(_)), "expected Error::Tls, got {error:?}");
+    assert!(
+        matches!(error, Error::Tls(_)),
+        "expected Error::Tls, got {error:?}"
+    );
     assert!(
         error.to_string().contains("TLS"),
         "Display should mention TLS: {error}"
@@ -385,7 +406,10 @@ fn wss_hostname_not_in_certificate_fails_with_tls_error() {
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     let error = expect_failure(&events);
-    assert!(matches!(error, Error::Tls(_)), "expected Error::Tls, got {error:?}");
+    assert!(
+        matches!(error, Error::Tls(_)),
+        "expected Error::Tls, got {error:?}"
+    );
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_exhausted(&events);
 }
@@ -407,7 +431,10 @@ fn wss_cancel_unblocks_a_reader_waiting_for_data() {
     assert_exhausted(&events);
     ws.cancel();
     let error = expect_failure(&events);
-    assert!(matches!(error, Error::Canceled), "expected Canceled, got {error:?}");
+    assert!(
+        matches!(error, Error::Canceled),
+        "expected Canceled, got {error:?}"
+    );
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_eq!(ws.state(), State::Canceled);
     assert!(!ws.send("too late"));
@@ -433,7 +460,7 @@ fn wss_client_initiated_close_handshake() {
     let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
     expect_open(&server_events);
 
-    assert_eq!(ws.close(1000, Some("client bye")).unwrap(), true);
+    assert!(ws.close(1000, Some("client bye")).unwrap());
     expect_closing(&events, 1000, "");
     expect_closed(&events, 1000);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
@@ -456,7 +483,7 @@ fn wss_server_initiated_close_handshake() {
     let server_ws = sockets.recv_timeout(EVENT_TIMEOUT).expect("server socket");
     expect_open(&server_events);
 
-    assert_eq!(server_ws.close(1000, Some("server bye")).unwrap(), true);
+    assert!(server_ws.close(1000, Some("server bye")).unwrap());
     expect_closing(&events, 1000, "server bye");
     expect_closed(&events, 1000);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
@@ -503,24 +530,32 @@ fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
     });
 
     let (listener, events) = syncws::channel();
-    let ws = tls_client(&tls).new_web_socket(
-        request(&format!("wss://localhost:{port}/")),
-        listener,
-    );
+    let ws =
+        tls_client(&tls).new_web_socket(request(&format!("wss://localhost:{port}/")), listener);
     expect_open(&events);
 
     let frame = peer_rx
         .recv_timeout(EVENT_TIMEOUT)
         .expect("raw peer did not finish")
         .expect("raw peer failed");
-    assert_eq!(frame[0], 0x88, "expected a FIN close frame, got {frame:02x?}");
-    assert_eq!(frame[1], 0x80 | 2, "expected a masked 2-byte payload, got {frame:02x?}");
+    assert_eq!(
+        frame[0], 0x88,
+        "expected a FIN close frame, got {frame:02x?}"
+    );
+    assert_eq!(
+        frame[1],
+        0x80 | 2,
+        "expected a masked 2-byte payload, got {frame:02x?}"
+    );
     let mask = &frame[2..6];
     let code = u16::from_be_bytes([frame[6] ^ mask[0], frame[7] ^ mask[1]]);
     assert_eq!(code, 1002);
 
     let error = expect_failure(&events);
-    assert!(matches!(error, Error::Protocol(_)), "expected Protocol, got {error:?}");
+    assert!(
+        matches!(error, Error::Protocol(_)),
+        "expected Protocol, got {error:?}"
+    );
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_exhausted(&events);
     peer.join().unwrap();

@@ -18,7 +18,7 @@ use crate::handshake;
 use crate::listener::WebSocketListener;
 use crate::response::Response;
 use crate::server::{Accept, ServerShared};
-use crate::websocket::{Control, Queues, Shared, State, WebSocket};
+use crate::websocket::{Control, Outgoing, Queues, Shared, State, WebSocket};
 
 /// How long a failing socket waits for the peer to close TCP after our close frame, so the
 /// frame is not lost to a reset.
@@ -61,11 +61,18 @@ fn run_client(
 ) {
     let mut reader = Reader::new(ws, listener, Role::Client, &config);
     match connect(&reader.ws, &config, tls) {
-        Ok((read, write, response, leftover)) => {
-            reader.run_open(read, write, queues, &config, response, leftover)
-        }
+        Ok(c) => reader.run_open(c.read, c.write, queues, &config, c.response, c.leftover),
         Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
     }
+}
+
+/// A connection past its opening handshake.
+struct Connected {
+    read: ReadHalf,
+    write: WriteHalf,
+    response: Response,
+    /// Bytes read past the response head: the first frames.
+    leftover: Vec<u8>,
 }
 
 /// Connects, runs TLS and the HTTP upgrade. Returns the split connection, the response and the
@@ -74,7 +81,7 @@ fn connect(
     ws: &WebSocket,
     config: &Config,
     tls: Option<Result<native_tls::TlsConnector, String>>,
-) -> Result<(ReadHalf, WriteHalf, Response, Vec<u8>), (Error, Option<Response>)> {
+) -> Result<Connected, (Error, Option<Box<Response>>)> {
     let shared = &ws.shared;
     let request = &shared.request;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
@@ -136,10 +143,15 @@ fn connect(
         if response.status != 101 {
             response.body = read_body(&mut read, leftover, deadline);
         }
-        return Err((e, Some(response)));
+        return Err((e, Some(Box::new(response))));
     }
     let _ = read.tcp.set_read_timeout(None);
-    Ok((read, write, response, leftover))
+    Ok(Connected {
+        read,
+        write,
+        response,
+        leftover,
+    })
 }
 
 /// Keeps up to `MAX_BODY_BYTES` of a refused handshake's body, without waiting past `deadline`.
@@ -294,7 +306,7 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
 /// How a socket ended.
 enum Outcome {
     Closed(u16, String),
-    Failed(Error, Option<Response>),
+    Failed(Error, Option<Box<Response>>),
 }
 
 struct Reader {
@@ -483,11 +495,9 @@ impl Reader {
             if core.state != State::Canceled {
                 core.state = State::Closing;
             }
+            // In the data queue, under the lock: behind every message already sent.
+            let _ = self.shared().data_tx.send(Outgoing::FailClose(code));
         }
-        let _ = self
-            .shared()
-            .ctrl_tx
-            .send(Control::FailClose(code, String::new()));
         read.drain_until_eof(Some(Instant::now() + FAIL_LINGER));
         Outcome::Failed(error, None)
     }
@@ -521,7 +531,7 @@ impl Reader {
             }
             Outcome::Failed(error, response) => {
                 log::debug!("failed: {error}");
-                self.call(|l, ws| l.on_failure(ws, error, response.as_ref()))
+                self.call(|l, ws| l.on_failure(ws, error, response.as_deref()))
             }
         };
         if let Err(e) = result {

@@ -121,6 +121,12 @@ impl Writer {
             default(timeout) => None,
         };
         if let Some(item) = first {
+            // Control frames go ahead of data even when both were ready at the wake-up.
+            if let Item::Data(_) = item
+                && let Step::Exit = self.drain_control()
+            {
+                return self.flush_and(Step::Exit);
+            }
             if let Step::Exit = self.take(item) {
                 return self.flush_and(Step::Exit);
             }
@@ -134,13 +140,20 @@ impl Writer {
         self.timers()
     }
 
+    fn drain_control(&mut self) -> Step {
+        while let Ok(c) = self.queues.ctrl_rx.try_recv() {
+            if let Step::Exit = self.take(Item::Control(c)) {
+                return Step::Exit;
+            }
+        }
+        Step::Continue
+    }
+
     /// Takes everything queued: control items first, then data until the batch is full.
     fn drain(&mut self) -> Step {
         loop {
-            while let Ok(c) = self.queues.ctrl_rx.try_recv() {
-                if let Step::Exit = self.take(Item::Control(c)) {
-                    return Step::Exit;
-                }
+            if let Step::Exit = self.drain_control() {
+                return Step::Exit;
             }
             if self.close_written || self.out.len() >= BATCH_BYTES {
                 return Step::Continue;
@@ -180,12 +193,11 @@ impl Writer {
                 }
                 Step::Continue
             }
-            Item::Control(Control::FailClose(code, reason)) => {
+            Item::Data(Outgoing::FailClose(code)) => {
+                // Messages the application queued before the failure go out first; then the
+                // close frame and a FIN.
                 if !self.close_written {
-                    // Data queued behind the failure is dropped: the connection is going away.
-                    self.out.clear();
-                    self.out_payload = 0;
-                    self.frame(OpCode::Close, &close::payload(Some(code), &reason));
+                    self.frame(OpCode::Close, &close::payload(Some(code), ""));
                     self.close_written = true;
                 }
                 if self.write_out().is_ok() {
@@ -287,15 +299,16 @@ impl Writer {
                 return Step::Exit;
             }
         }
-        if let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval) {
-            if now >= at && !self.close_written {
-                self.next_ping = Some(now + interval);
-                if self.awaiting_pong.is_none() {
-                    self.awaiting_pong = Some((now, self.shared.pongs.load(Ordering::Acquire)));
-                    self.frame(OpCode::Ping, &[]);
-                    if let Step::Exit = self.flush_and(Step::Continue) {
-                        return Step::Exit;
-                    }
+        if let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval)
+            && now >= at
+            && !self.close_written
+        {
+            self.next_ping = Some(now + interval);
+            if self.awaiting_pong.is_none() {
+                self.awaiting_pong = Some((now, self.shared.pongs.load(Ordering::Acquire)));
+                self.frame(OpCode::Ping, &[]);
+                if let Step::Exit = self.flush_and(Step::Continue) {
+                    return Step::Exit;
                 }
             }
         }
