@@ -46,7 +46,7 @@
 //! messages) before the connection is dropped.
 //!
 //! ## Layout
-//! Protocol logic is pure data in, data out: [`frame`](crate) parsing and encoding, masking,
+//! Protocol logic is pure data in, data out: frame parsing and encoding, masking,
 //! UTF-8 validation, message assembly, the handshake and close-code rules. Threads and sockets
 //! live only in the `driver` module.
 #![deny(missing_docs)]

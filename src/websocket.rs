@@ -261,6 +261,7 @@ impl WebSocket {
             return;
         }
         core.fail(Error::Canceled);
+        core.state = State::Canceled;
         drop(core);
         let _ = self.shared.ctrl_tx.send(Control::Stop);
     }

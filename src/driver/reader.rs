@@ -406,6 +406,11 @@ impl Reader {
                 pos += used;
                 let Some(event) = event else { continue };
                 match self.handle(event) {
+                    // A callback (or another thread) canceled or failed the socket: deliver
+                    // nothing more, even what is already in the buffer.
+                    Ok(None) if self.shared().core.lock().failure.is_some() => {
+                        return self.ended_without_close(None);
+                    }
                     Ok(None) => {}
                     Ok(Some((code, reason))) => return self.closing(read, code, reason),
                     Err(e) => return self.fail_with_close_outcome(read, e),
