@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Some(url) => (url, None),
         None => match EchoServer::start() {
             Ok(server) => {
-                eprintln!("# no URL given: using the embedded echo server at {}", server.url());
+                eprintln!(
+                    "# no URL given: using the embedded echo server at {}",
+                    server.url()
+                );
                 (server.url(), Some(server))
             }
             Err(e) => {
@@ -62,5 +65,9 @@ fn main() -> ExitCode {
         .recv_timeout(Duration::from_secs(70))
         .unwrap_or(false);
     ws.wait_finished(Duration::from_secs(5));
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
