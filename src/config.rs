@@ -13,6 +13,10 @@ pub(crate) struct Config {
     pub close_timeout: Option<Duration>,
     pub max_queue_size: u64,
     pub max_message_size: u64,
+    /// Offer (client) or accept (server) permessage-deflate.
+    pub compression: bool,
+    /// Messages smaller than this go out uncompressed.
+    pub min_compress_size: usize,
 }
 
 impl Default for Config {
@@ -26,6 +30,8 @@ impl Default for Config {
             close_timeout: Some(Duration::from_secs(60)),
             max_queue_size: 16 * 1024 * 1024,
             max_message_size: 64 * 1024 * 1024,
+            compression: true,
+            min_compress_size: 1024,
         }
     }
 }
@@ -79,6 +85,20 @@ macro_rules! socket_options {
         /// 1009 before its payload is buffered. Default 64 MiB.
         pub fn max_message_size(mut self, bytes: u64) -> Self {
             self.config.max_message_size = bytes;
+            self
+        }
+
+        /// Whether to use permessage-deflate (RFC 7692) when the peer agrees. Default on.
+        /// With it off the client offers nothing and the server declines every offer.
+        pub fn compression(mut self, enabled: bool) -> Self {
+            self.config.compression = enabled;
+            self
+        }
+
+        /// Messages smaller than this many bytes are sent uncompressed even when compression
+        /// is in use: deflate gains little on them and costs CPU. Default 1024 (OkHttp's).
+        pub fn min_compress_size(mut self, bytes: usize) -> Self {
+            self.config.min_compress_size = bytes;
             self
         }
 

@@ -6,6 +6,7 @@
 //! is the only thing kept between calls, so the read buffer can always be reused whole.
 
 use crate::close::{self, CloseFrame};
+use crate::deflate::Inflater;
 use crate::error::Error;
 use crate::frame::{self, Header, OpCode};
 use crate::mask;
@@ -39,6 +40,10 @@ struct FrameInProgress {
 
 struct MessageInProgress {
     text: bool,
+    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692).
+    compressed: bool,
+    /// Payload bytes received on the wire (before inflating).
+    wire_len: u64,
     data: Vec<u8>,
     utf8: utf8::Validator,
 }
@@ -51,10 +56,14 @@ pub(crate) struct Decoder {
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
     control: Vec<u8>,
+    /// Present when permessage-deflate was negotiated.
+    inflater: Option<Inflater>,
+    /// Unmasked compressed bytes on their way to the inflater (server role only).
+    scratch: Vec<u8>,
 }
 
 impl Decoder {
-    pub(crate) fn new(role: Role, max_message_size: u64) -> Self {
+    pub(crate) fn new(role: Role, max_message_size: u64, inflater: Option<Inflater>) -> Self {
         Decoder {
             role,
             max_message_size,
@@ -63,6 +72,8 @@ impl Decoder {
             frame: None,
             message: None,
             control: Vec::new(),
+            inflater,
+            scratch: Vec::new(),
         }
     }
 
@@ -103,7 +114,7 @@ impl Decoder {
     /// Parses a header, buffering a partial one. Returns bytes used and the header if complete.
     fn read_header(&mut self, input: &[u8]) -> Result<(usize, Option<Header>), Error> {
         if self.header_len == 0 {
-            match frame::parse_header(input, false) {
+            match frame::parse_header(input, self.inflater.is_some()) {
                 Ok(Some((h, n))) => return Ok((n, Some(h))),
                 Ok(None) => {
                     // Shorter than the longest header (14 bytes), or parse would have finished.
@@ -119,7 +130,7 @@ impl Decoder {
         let take = input.len().min(self.header_buf.len() - old);
         self.header_buf[old..old + take].copy_from_slice(&input[..take]);
         self.header_len += take;
-        match frame::parse_header(&self.header_buf[..self.header_len], false) {
+        match frame::parse_header(&self.header_buf[..self.header_len], self.inflater.is_some()) {
             Ok(Some((h, n))) => {
                 self.header_len = 0;
                 Ok((n - old, Some(h)))
@@ -139,6 +150,13 @@ impl Decoder {
             }
             _ => {}
         }
+        if header.rsv1 && (header.opcode.is_control() || header.opcode == OpCode::Continuation) {
+            // RFC 7692 §6: RSV1 marks a compressed message on its first frame only.
+            return Err(Error::Protocol(format!(
+                "RSV1 set on a {:?} frame",
+                header.opcode
+            )));
+        }
         match header.opcode {
             OpCode::Continuation => {
                 let Some(m) = &self.message else {
@@ -146,7 +164,7 @@ impl Decoder {
                         "continuation frame with no message to continue".into(),
                     ));
                 };
-                self.check_size(m.data.len() as u64, header.len)?;
+                self.check_size(m.wire_len, header.len)?;
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
@@ -157,6 +175,8 @@ impl Decoder {
                 self.check_size(0, header.len)?;
                 self.message = Some(MessageInProgress {
                     text: header.opcode == OpCode::Text,
+                    compressed: header.rsv1,
+                    wire_len: 0,
                     data: Vec::with_capacity(header.len.min(MAX_RESERVE) as usize),
                     utf8: utf8::Validator::default(),
                 });
@@ -185,7 +205,8 @@ impl Decoder {
     }
 
     /// Copies as much of the current frame's payload as `input` holds; returns bytes used.
-    /// Text is validated as it lands, so invalid UTF-8 fails before its frame is complete.
+    /// Text is validated as it lands, so invalid UTF-8 fails before its frame is complete;
+    /// compressed payload is inflated as it lands, so the size limit applies to the output.
     fn read_payload(&mut self, input: &[u8]) -> Result<usize, Error> {
         let Some(f) = &mut self.frame else {
             return Ok(0);
@@ -195,22 +216,44 @@ impl Decoder {
         if n == 0 {
             return Ok(0);
         }
-        let (dst, text) = if f.header.opcode.is_control() {
-            (&mut self.control, None)
-        } else {
-            match &mut self.message {
-                Some(m) => (&mut m.data, m.text.then_some(&mut m.utf8)),
-                None => return Ok(0),
-            }
-        };
-        let start = dst.len();
-        dst.extend_from_slice(&input[..n]);
-        if let Some(key) = f.header.mask {
-            mask::apply(&mut dst[start..], key, f.done as usize);
-        }
+        let chunk = &input[..n];
+        let offset = f.done as usize;
         f.done += n as u64;
-        if let Some(v) = text {
-            v.feed(dst).map_err(|_| Error::InvalidUtf8)?;
+        if f.header.opcode.is_control() {
+            let start = self.control.len();
+            self.control.extend_from_slice(chunk);
+            if let Some(key) = f.header.mask {
+                mask::apply(&mut self.control[start..], key, offset);
+            }
+            return Ok(n);
+        }
+        let Some(m) = &mut self.message else {
+            return Ok(n);
+        };
+        m.wire_len += n as u64;
+        match (&mut self.inflater, m.compressed) {
+            (Some(inflater), true) => {
+                let plain = match f.header.mask {
+                    Some(key) => {
+                        self.scratch.clear();
+                        self.scratch.extend_from_slice(chunk);
+                        mask::apply(&mut self.scratch, key, offset);
+                        &self.scratch[..]
+                    }
+                    None => chunk,
+                };
+                inflater.inflate(plain, &mut m.data, self.max_message_size)?;
+            }
+            _ => {
+                let start = m.data.len();
+                m.data.extend_from_slice(chunk);
+                if let Some(key) = f.header.mask {
+                    mask::apply(&mut m.data[start..], key, offset);
+                }
+            }
+        }
+        if m.text {
+            m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
         }
         Ok(n)
     }
@@ -227,9 +270,15 @@ impl Decoder {
                 if !f.header.fin {
                     return Ok(None);
                 }
-                let Some(m) = self.message.take() else {
+                let Some(mut m) = self.message.take() else {
                     return Ok(None);
                 };
+                if let (Some(inflater), true) = (&mut self.inflater, m.compressed) {
+                    inflater.finish(&mut m.data, self.max_message_size)?;
+                    if m.text {
+                        m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
+                    }
+                }
                 let message = if m.text {
                     m.utf8.finish(&m.data).map_err(|_| Error::InvalidUtf8)?;
                     Message::Text(String::from_utf8(m.data).map_err(|_| Error::InvalidUtf8)?)
@@ -278,7 +327,7 @@ mod tests {
     }
 
     fn client() -> Decoder {
-        Decoder::new(Role::Client, 1 << 20)
+        Decoder::new(Role::Client, 1 << 20, None)
     }
 
     #[test]
@@ -331,7 +380,7 @@ mod tests {
         let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
         let bytes = frame(true, 2, &payload, Some([9, 8, 7, 6]));
         for piece in [1, 3, 7, 64, bytes.len()] {
-            let mut d = Decoder::new(Role::Server, 1 << 20);
+            let mut d = Decoder::new(Role::Server, 1 << 20, None);
             let ev = run(&mut d, &bytes, piece).unwrap();
             assert_eq!(ev, [Incoming::Message(Message::Binary(payload.clone()))]);
         }
@@ -345,7 +394,7 @@ mod tests {
             Err(Error::Protocol(_))
         ));
         let unmasked = frame(true, 1, b"x", None);
-        let mut server = Decoder::new(Role::Server, 1 << 20);
+        let mut server = Decoder::new(Role::Server, 1 << 20, None);
         assert!(matches!(
             run(&mut server, &unmasked, 64),
             Err(Error::Protocol(_))
@@ -404,7 +453,7 @@ mod tests {
 
     #[test]
     fn oversized_messages_fail_on_the_header() {
-        let mut d = Decoder::new(Role::Client, 10);
+        let mut d = Decoder::new(Role::Client, 10, None);
         // Only the header of an 11-byte frame: rejected before any payload.
         assert!(matches!(
             run(&mut d, &[0x82, 11], 64),
@@ -413,7 +462,7 @@ mod tests {
                 limit: 10
             })
         ));
-        let mut d = Decoder::new(Role::Client, 10);
+        let mut d = Decoder::new(Role::Client, 10, None);
         let mut bytes = frame(false, 2, &[0; 6], None);
         bytes.extend(frame(true, 0, &[0; 6], None));
         assert!(matches!(
@@ -423,7 +472,7 @@ mod tests {
                 limit: 10
             })
         ));
-        let mut d = Decoder::new(Role::Client, 10);
+        let mut d = Decoder::new(Role::Client, 10, None);
         assert!(run(&mut d, &frame(true, 2, &[0; 10], None), 64).is_ok());
     }
 

@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::deflate;
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::Response;
@@ -32,7 +33,7 @@ pub(crate) fn accept_key(key: &str) -> String {
 }
 
 /// The client's upgrade request.
-pub(crate) fn encode_request(req: &Request, key: &str) -> Vec<u8> {
+pub(crate) fn encode_request(req: &Request, key: &str, compression: bool) -> Vec<u8> {
     use std::fmt::Write as _;
     let url = req.url();
     let mut target = url.path().to_owned();
@@ -60,6 +61,9 @@ pub(crate) fn encode_request(req: &Request, key: &str) -> Vec<u8> {
             "Sec-WebSocket-Protocol: {}\r\n",
             req.subprotocols().join(", ")
         );
+    }
+    if compression {
+        let _ = write!(s, "Sec-WebSocket-Extensions: {}\r\n", deflate::CLIENT_OFFER);
     }
     for (name, value) in req.headers() {
         let _ = write!(s, "{name}: {value}\r\n");
@@ -123,12 +127,14 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
     value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
-/// Checks a response head against the request; fills in the negotiated subprotocol.
+/// Checks a response head against the request; fills in the negotiated subprotocol and returns
+/// the negotiated permessage-deflate parameters, if any.
 pub(crate) fn check_response(
     resp: &mut Response,
     key: &str,
     offered: &[String],
-) -> Result<(), Error> {
+    compression_offered: bool,
+) -> Result<Option<deflate::Params>, Error> {
     if resp.status != 101 {
         return Err(Error::HandshakeRejected(format!(
             "expected HTTP 101 response but was '{} {}'",
@@ -156,13 +162,14 @@ pub(crate) fn check_response(
             actual.unwrap_or("null")
         )));
     }
-    if let Some(ext) = resp.header("Sec-WebSocket-Extensions")
-        && !ext.trim().is_empty()
-    {
-        return Err(Error::HandshakeRejected(format!(
-            "server accepted extension '{ext}' that the client did not offer"
-        )));
-    }
+    let extensions: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let deflate = deflate::check_response(&extensions, compression_offered)
+        .map_err(Error::HandshakeRejected)?;
     let chosen: Vec<&str> = resp
         .headers
         .iter()
@@ -183,7 +190,7 @@ pub(crate) fn check_response(
             ));
         }
     }
-    Ok(())
+    Ok(deflate)
 }
 
 /// An upgrade request as the server role received it.
@@ -284,7 +291,11 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(ClientHello, usize)>, 
 }
 
 /// The server's 101 answer.
-pub(crate) fn encode_accept(key: &str, protocol: Option<&str>) -> Vec<u8> {
+pub(crate) fn encode_accept(
+    key: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut s = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n",
@@ -293,6 +304,11 @@ pub(crate) fn encode_accept(key: &str, protocol: Option<&str>) -> Vec<u8> {
     if let Some(p) = protocol {
         s.push_str("Sec-WebSocket-Protocol: ");
         s.push_str(p);
+        s.push_str("\r\n");
+    }
+    if let Some(e) = extensions {
+        s.push_str("Sec-WebSocket-Extensions: ");
+        s.push_str(e);
         s.push_str("\r\n");
     }
     s.push_str("\r\n");
@@ -346,7 +362,7 @@ mod tests {
     fn check(bytes: &[u8], offered: &[&str]) -> Result<Response, Error> {
         let (mut r, _) = parse_response(bytes)?.expect("complete");
         let offered: Vec<String> = offered.iter().map(|s| s.to_string()).collect();
-        check_response(&mut r, "dGhlIHNhbXBsZSBub25jZQ==", &offered)?;
+        check_response(&mut r, "dGhlIHNhbXBsZSBub25jZQ==", &offered, false)?;
         Ok(r)
     }
 

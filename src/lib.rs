@@ -56,6 +56,7 @@ mod client;
 mod close;
 mod config;
 mod decoder;
+mod deflate;
 mod driver;
 mod error;
 mod frame;

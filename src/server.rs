@@ -9,6 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::config::{Config, socket_options};
+use crate::deflate;
 use crate::driver;
 use crate::error::Error;
 use crate::listener::{Listener, WebSocketListener};
@@ -79,6 +80,7 @@ type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 
 pub(crate) struct ServerShared {
     pub config: Config,
+    pub deflate: deflate::ServerSettings,
     pub tls: Option<native_tls::TlsAcceptor>,
     pub handler: Box<Handler>,
     stopping: AtomicBool,
@@ -142,6 +144,7 @@ impl std::fmt::Debug for Server {
 /// Settings for a [`Server`]; see [`Server::builder`].
 pub struct ServerBuilder {
     config: Config,
+    deflate: deflate::ServerSettings,
     tls: Option<native_tls::TlsAcceptor>,
     max_connections: usize,
 }
@@ -150,6 +153,7 @@ impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
+            .field("deflate", &self.deflate)
             .field("tls", &self.tls.is_some())
             .field("max_connections", &self.max_connections)
             .finish()
@@ -162,6 +166,34 @@ impl ServerBuilder {
     /// Serves `wss` with this TLS identity.
     pub fn tls(mut self, acceptor: native_tls::TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
+        self
+    }
+
+    /// Ask clients to reset their compression context after every message
+    /// (`client_no_context_takeover`): less memory per socket, larger messages. Default off.
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.deflate.client_no_context_takeover = on;
+        self
+    }
+
+    /// Reset our own compression context after every message (`server_no_context_takeover`).
+    /// Default off; always on when a client asks for it.
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.deflate.server_no_context_takeover = on;
+        self
+    }
+
+    /// The largest LZ77 window (2^bits bytes, 8 to 15, clamped) the server compresses with.
+    /// Default 15. At 8, which zlib cannot produce, the server sends uncompressed messages.
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        self.deflate.server_max_window_bits = bits.clamp(8, 15);
+        self
+    }
+
+    /// The largest window (8 to 15, clamped) clients are asked to compress with, when they
+    /// offer `client_max_window_bits`. Default 15.
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        self.deflate.client_max_window_bits = bits.clamp(8, 15);
         self
     }
 
@@ -180,8 +212,13 @@ impl ServerBuilder {
     {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
+        let deflate = deflate::ServerSettings {
+            enabled: self.config.compression,
+            ..self.deflate
+        };
         let shared = Arc::new(ServerShared {
             config: self.config,
+            deflate,
             tls: self.tls,
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),
@@ -235,6 +272,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             config: Config::default(),
+            deflate: deflate::ServerSettings::default(),
             tls: None,
             max_connections: 1024,
         }

@@ -132,8 +132,13 @@ impl Shared {
         (shared, Queues { data_rx, ctrl_rx })
     }
 
+    /// Called first thing on the reader thread, before any callback can run: `wait_finished`
+    /// must recognise a call from its own reader even if the spawner has not stored the handle.
+    pub(crate) fn enter_reader(&self) {
+        *self.reader_id.lock() = Some(std::thread::current().id());
+    }
+
     pub(crate) fn set_reader(&self, handle: JoinHandle<()>) {
-        *self.reader_id.lock() = Some(handle.thread().id());
         *self.reader.lock() = Some(handle);
     }
 

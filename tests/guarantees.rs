@@ -782,6 +782,8 @@ fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
         "expected two writer threads, got {writers:?}"
     );
     for &w in &writers {
+        // A new thread carries its parent's name until it has set its own.
+        eventually(|| task_comm(w).as_deref() == Some("syncws-writer"));
         assert_eq!(task_comm(w).as_deref(), Some("syncws-writer"));
     }
 

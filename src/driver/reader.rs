@@ -13,6 +13,7 @@ use super::transport::{self, ReadHalf, WriteHalf};
 use super::writer::Writer;
 use crate::config::Config;
 use crate::decoder::{Decoder, Incoming, Role};
+use crate::deflate::{self, Inflater};
 use crate::error::Error;
 use crate::handshake;
 use crate::listener::WebSocketListener;
@@ -59,9 +60,17 @@ fn run_client(
     tls: Option<Result<native_tls::TlsConnector, String>>,
     listener: BoxListener,
 ) {
+    ws.shared.enter_reader();
     let mut reader = Reader::new(ws, listener, Role::Client, &config);
     match connect(&reader.ws, &config, tls) {
-        Ok(c) => reader.run_open(c.read, c.write, queues, &config, c.response, c.leftover),
+        Ok(c) => {
+            let open = Opened {
+                response: c.response,
+                leftover: c.leftover,
+                deflate: c.deflate,
+            };
+            reader.run_open(c.read, c.write, queues, &config, open)
+        }
         Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
     }
 }
@@ -73,6 +82,8 @@ struct Connected {
     response: Response,
     /// Bytes read past the response head: the first frames.
     leftover: Vec<u8>,
+    /// Negotiated permessage-deflate parameters.
+    deflate: Option<deflate::Params>,
 }
 
 /// Connects, runs TLS and the HTTP upgrade. Returns the split connection, the response and the
@@ -112,7 +123,11 @@ fn connect(
     };
     let key = handshake::new_key();
     write
-        .write_all(&handshake::encode_request(request, &key))
+        .write_all(&handshake::encode_request(
+            request,
+            &key,
+            config.compression,
+        ))
         .map_err(|e| (canceled(Error::Io(e)), None))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 4096];
@@ -139,18 +154,27 @@ fn connect(
         buf.extend_from_slice(&chunk[..n]);
     };
     let leftover = buf.split_off(head_len);
-    if let Err(e) = handshake::check_response(&mut response, &key, request.subprotocols()) {
-        if response.status != 101 {
-            response.body = read_body(&mut read, leftover, deadline);
+    let deflate = match handshake::check_response(
+        &mut response,
+        &key,
+        request.subprotocols(),
+        config.compression,
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            if response.status != 101 {
+                response.body = read_body(&mut read, leftover, deadline);
+            }
+            return Err((e, Some(Box::new(response))));
         }
-        return Err((e, Some(Box::new(response))));
-    }
+    };
     let _ = read.tcp.set_read_timeout(None);
     Ok(Connected {
         read,
         write,
         response,
         leftover,
+        deflate,
     })
 }
 
@@ -281,15 +305,29 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
             return;
         }
     };
-    if write
-        .write_all(&handshake::encode_accept(&hello.key, protocol.as_deref()))
-        .is_err()
-    {
+    let extensions: Vec<&str> = hello
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let deflate = if config.compression {
+        deflate::negotiate(&extensions, &server.deflate)
+    } else {
+        None
+    };
+    let accept = handshake::encode_accept(
+        &hello.key,
+        protocol.as_deref(),
+        deflate.as_ref().map(|(_, header)| header.as_str()),
+    );
+    if write.write_all(&accept).is_err() {
         return;
     }
     let _ = read.tcp.set_read_timeout(None);
     let (shared, queues) = Shared::new(request, config.max_queue_size);
     shared.core.lock().socket = read.tcp.try_clone().ok();
+    shared.enter_reader();
     let ws = WebSocket { shared };
     server.track(&ws);
     let response = Response {
@@ -300,7 +338,19 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
         body: Vec::new(),
     };
     let mut reader = Reader::new(ws, listener, Role::Server, &config);
-    reader.run_open(read, write, queues, &config, response, leftover);
+    let open = Opened {
+        response,
+        leftover,
+        deflate: deflate.map(|(params, _)| params),
+    };
+    reader.run_open(read, write, queues, &config, open);
+}
+
+/// What the handshake left for the open socket.
+struct Opened {
+    response: Response,
+    leftover: Vec<u8>,
+    deflate: Option<deflate::Params>,
 }
 
 /// How a socket ended.
@@ -356,9 +406,13 @@ impl Reader {
         write: WriteHalf,
         queues: Queues,
         config: &Config,
-        response: Response,
-        leftover: Vec<u8>,
+        open: Opened,
     ) {
+        let Opened {
+            response,
+            leftover,
+            deflate,
+        } = open;
         {
             let mut core = self.shared().core.lock();
             if let Some(e) = core.failure.take() {
@@ -371,7 +425,14 @@ impl Reader {
                 State::Open
             };
         }
-        let writer = Writer::new(self.shared().clone(), write, queues, self.role, config);
+        let writer = Writer::new(
+            self.shared().clone(),
+            write,
+            queues,
+            self.role,
+            config,
+            deflate.as_ref(),
+        );
         match thread::Builder::new()
             .name("syncws-writer".into())
             .stack_size(STACK_SIZE)
@@ -385,12 +446,18 @@ impl Reader {
         if let Err(e) = self.call(|l, ws| l.on_open(ws, &response)) {
             return self.fail_with_close(&mut read, e);
         }
-        let outcome = self.read_loop(&mut read, leftover);
+        let inflater = deflate.as_ref().map(Inflater::new);
+        let outcome = self.read_loop(&mut read, leftover, inflater);
         self.finish(outcome)
     }
 
-    fn read_loop(&mut self, read: &mut ReadHalf, leftover: Vec<u8>) -> Outcome {
-        let mut decoder = Decoder::new(self.role, self.max_message_size);
+    fn read_loop(
+        &mut self,
+        read: &mut ReadHalf,
+        leftover: Vec<u8>,
+        inflater: Option<Inflater>,
+    ) -> Outcome {
+        let mut decoder = Decoder::new(self.role, self.max_message_size, inflater);
         let mut buf = leftover;
         let mut len = buf.len();
         if buf.len() < READ_BUF {

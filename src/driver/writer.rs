@@ -12,6 +12,7 @@ use super::transport::WriteHalf;
 use crate::close;
 use crate::config::Config;
 use crate::decoder::Role;
+use crate::deflate::{self, Deflater};
 use crate::error::Error;
 use crate::frame::{self, OpCode};
 use crate::mask::MaskSource;
@@ -42,6 +43,11 @@ pub(crate) struct Writer {
     answered_pings: u64,
     close_deadline: Option<Instant>,
     close_written: bool,
+    /// Present when permessage-deflate is in use and we can compress at the agreed window.
+    deflater: Option<Deflater>,
+    min_compress_size: usize,
+    /// Reused buffer for one compressed payload.
+    compressed: Vec<u8>,
 }
 
 enum Step {
@@ -56,6 +62,7 @@ impl Writer {
         queues: Queues,
         role: Role,
         config: &Config,
+        deflate: Option<&deflate::Params>,
     ) -> Self {
         let _ = io.tcp.set_write_timeout(Some(config.write_timeout));
         Writer {
@@ -75,6 +82,9 @@ impl Writer {
             answered_pings: 0,
             close_deadline: None,
             close_written: false,
+            deflater: deflate.and_then(Deflater::new),
+            min_compress_size: config.min_compress_size,
+            compressed: Vec::new(),
         }
     }
 
@@ -211,9 +221,27 @@ impl Writer {
                     Message::Binary(b) => (OpCode::Binary, b.as_slice()),
                 };
                 let mask = self.mask();
-                log::debug!("frame out: {op:?} len={}", bytes.len());
-                frame::encode(&mut self.out, op, false, bytes, mask);
                 self.out_payload += bytes.len() as u64;
+                if let Some(d) = &mut self.deflater
+                    && bytes.len() >= self.min_compress_size
+                {
+                    if let Err(e) = d.compress(bytes, &mut self.compressed) {
+                        self.shared.core.lock().fail(e);
+                        return Step::Exit;
+                    }
+                    log::debug!(
+                        "frame out: {op:?} len={} deflated from {}",
+                        self.compressed.len(),
+                        bytes.len()
+                    );
+                    frame::encode(&mut self.out, op, true, &self.compressed, mask);
+                    if self.compressed.capacity() > IDLE_BUFFER * 4 {
+                        self.compressed = Vec::new();
+                    }
+                } else {
+                    log::debug!("frame out: {op:?} len={}", bytes.len());
+                    frame::encode(&mut self.out, op, false, bytes, mask);
+                }
                 Step::Continue
             }
             Item::Data(Outgoing::Close(code, reason)) => {

@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: event recording and a throwaway TLS identity.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;

@@ -1,0 +1,617 @@
+//! permessage-deflate (RFC 7692): negotiation and the per-message codec.
+//!
+//! Pure: header values in, parameters out; bytes in, bytes out. The codec runs on flate2's
+//! zlib-rs backend, because RFC 7692's `*_max_window_bits` need a compressor whose window can
+//! shrink, which flate2's default miniz backend cannot do.
+//!
+//! Window bits 8: zlib (and so zlib-rs) cannot produce a raw deflate stream with a 256-byte
+//! window. When the peer limits our window to 8 bits we still accept the extension, and send
+//! every message uncompressed: RFC 7692 lets a sender leave any message uncompressed (RSV1
+//! clear). Inflating is unaffected: we always inflate with a 32 KiB window, which reads streams
+//! made with any smaller one.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::Error;
+
+/// The extension's name in `Sec-WebSocket-Extensions`.
+pub(crate) const NAME: &str = "permessage-deflate";
+/// The client's offer: permessage-deflate, and it can compress with a smaller window if asked.
+pub(crate) const CLIENT_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// The tail a sync flush ends with, stripped on send and restored on receive (§7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+/// Inflated output grows by at most this much per step while the limit is checked.
+const INFLATE_STEP: usize = 64 * 1024;
+
+/// Negotiated parameters, from one endpoint's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Params {
+    /// We reset our compressor after every message.
+    pub send_no_context_takeover: bool,
+    /// The peer resets its compressor after every message, so we reset our inflater too.
+    pub recv_no_context_takeover: bool,
+    /// The largest window we may compress with.
+    pub send_max_window_bits: u8,
+}
+
+/// The server role's compression settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerSettings {
+    pub enabled: bool,
+    pub server_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
+    pub server_max_window_bits: u8,
+    pub client_max_window_bits: u8,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            enabled: true,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    }
+}
+
+/// One extension element: its name and parameters, names lower-cased, quotes removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Element {
+    name: String,
+    params: Vec<(String, Option<String>)>,
+}
+
+/// Splits `Sec-WebSocket-Extensions` header values into elements (RFC 6455 §9.1). Empty list
+/// elements are skipped, as HTTP list rules allow.
+fn parse_elements(values: &[&str]) -> Result<Vec<Element>, String> {
+    let mut out = Vec::new();
+    for value in values {
+        for element in value.split(',') {
+            let mut parts = element.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("").to_ascii_lowercase();
+            let rest: Vec<&str> = parts.collect();
+            if name.is_empty() {
+                if rest.iter().all(|p| p.is_empty()) {
+                    continue;
+                }
+                return Err(format!(
+                    "extension with parameters but no name: '{}'",
+                    element.trim()
+                ));
+            }
+            let mut params = Vec::new();
+            for p in rest {
+                if p.is_empty() {
+                    continue; // a trailing ';'
+                }
+                let (k, v) = match p.split_once('=') {
+                    Some((k, v)) => {
+                        let v = v.trim();
+                        let v = v
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap_or(v);
+                        (k.trim(), Some(v.to_owned()))
+                    }
+                    None => (p, None),
+                };
+                params.push((k.to_ascii_lowercase(), v));
+            }
+            out.push(Element { name, params });
+        }
+    }
+    Ok(out)
+}
+
+/// A `*_max_window_bits` value: 8 to 15.
+fn window_bits(name: &str, value: &str) -> Result<u8, String> {
+    match value.parse::<u8>() {
+        Ok(b) if (8..=15).contains(&b) => Ok(b),
+        _ => Err(format!("{name}={value} is outside 8..15")),
+    }
+}
+
+/// permessage-deflate parameters as written in one offer or response.
+#[derive(Debug, Default)]
+struct Written {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: present without a value (only allowed in an offer).
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+fn read_params(params: &[(String, Option<String>)]) -> Result<Written, String> {
+    let mut w = Written::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in params {
+        if seen.contains(&name.as_str()) {
+            return Err(format!("parameter {name} appears twice"));
+        }
+        seen.push(name);
+        match (name.as_str(), value) {
+            ("server_no_context_takeover", None) => w.server_no_context_takeover = true,
+            ("client_no_context_takeover", None) => w.client_no_context_takeover = true,
+            ("server_no_context_takeover" | "client_no_context_takeover", Some(v)) => {
+                return Err(format!("{name} takes no value, got '{v}'"));
+            }
+            ("server_max_window_bits", Some(v)) => {
+                w.server_max_window_bits = Some(window_bits(name, v)?);
+            }
+            ("server_max_window_bits", None) => {
+                return Err("server_max_window_bits needs a value".into());
+            }
+            ("client_max_window_bits", Some(v)) => {
+                w.client_max_window_bits = Some(Some(window_bits(name, v)?));
+            }
+            ("client_max_window_bits", None) => w.client_max_window_bits = Some(None),
+            (other, _) => return Err(format!("unknown parameter '{other}'")),
+        }
+    }
+    Ok(w)
+}
+
+/// Checks the server's `Sec-WebSocket-Extensions` against the client's offer
+/// ([`CLIENT_OFFER`], or nothing when `offered` is false). `Ok(None)`: no extension in use.
+pub(crate) fn check_response(values: &[&str], offered: bool) -> Result<Option<Params>, String> {
+    let elements = parse_elements(values)?;
+    let mut accepted = None;
+    for e in elements {
+        if e.name != NAME || !offered {
+            return Err(format!(
+                "server accepted extension '{}' that the client did not offer",
+                e.name
+            ));
+        }
+        if accepted.is_some() {
+            return Err("server accepted permessage-deflate twice".into());
+        }
+        let w = read_params(&e.params).map_err(|m| format!("permessage-deflate: {m}"))?;
+        let client_bits = match w.client_max_window_bits {
+            None => 15,
+            Some(Some(b)) => b,
+            Some(None) => {
+                return Err(
+                    "permessage-deflate: client_max_window_bits needs a value in a \
+                            response"
+                        .into(),
+                );
+            }
+        };
+        accepted = Some(Params {
+            send_no_context_takeover: w.client_no_context_takeover,
+            recv_no_context_takeover: w.server_no_context_takeover,
+            send_max_window_bits: client_bits,
+        });
+    }
+    Ok(accepted)
+}
+
+/// The server's choice among the client's offers: the first acceptable permessage-deflate
+/// offer, as parameters and the response header value. `None` declines the extension.
+pub(crate) fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, String)> {
+    if !s.enabled {
+        return None;
+    }
+    // A malformed header declines the extension rather than the connection.
+    let elements = parse_elements(values).ok()?;
+    for e in elements.into_iter().filter(|e| e.name == NAME) {
+        let Ok(w) = read_params(&e.params) else {
+            continue;
+        };
+        let mut response = String::from(NAME);
+        let server_nct = w.server_no_context_takeover || s.server_no_context_takeover;
+        if server_nct {
+            response.push_str("; server_no_context_takeover");
+        }
+        let client_nct = w.client_no_context_takeover || s.client_no_context_takeover;
+        if client_nct {
+            response.push_str("; client_no_context_takeover");
+        }
+        let server_bits = w
+            .server_max_window_bits
+            .unwrap_or(15)
+            .min(s.server_max_window_bits);
+        if w.server_max_window_bits.is_some() || server_bits < 15 {
+            response.push_str(&format!("; server_max_window_bits={server_bits}"));
+        }
+        if let Some(offered) = w.client_max_window_bits {
+            let bits = offered.unwrap_or(15).min(s.client_max_window_bits);
+            if bits < 15 {
+                response.push_str(&format!("; client_max_window_bits={bits}"));
+            }
+        }
+        let params = Params {
+            send_no_context_takeover: server_nct,
+            recv_no_context_takeover: client_nct,
+            send_max_window_bits: server_bits,
+        };
+        return Some((params, response));
+    }
+    None
+}
+
+/// Compresses outgoing messages.
+pub(crate) struct Deflater {
+    c: Compress,
+    no_context_takeover: bool,
+}
+
+impl Deflater {
+    /// `None` when `window_bits` is 8, which zlib cannot produce: send uncompressed.
+    pub(crate) fn new(params: &Params) -> Option<Deflater> {
+        if !(9..=15).contains(&params.send_max_window_bits) {
+            return None;
+        }
+        Some(Deflater {
+            c: Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                params.send_max_window_bits,
+            ),
+            no_context_takeover: params.send_no_context_takeover,
+        })
+    }
+
+    /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
+    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        out.clear();
+        let start_in = self.c.total_in();
+        loop {
+            out.reserve((input.len() / 4).max(256));
+            let consumed = (self.c.total_in() - start_in) as usize;
+            self.c
+                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+                .map_err(|e| Error::Io(std::io::Error::other(format!("deflate: {e}"))))?;
+            let consumed = (self.c.total_in() - start_in) as usize;
+            // Done once all input is in and the flush fit (output space was left over).
+            if consumed == input.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        } else if out.is_empty() {
+            // Nothing to flush (an empty message after a flushed one): an empty stored block's
+            // header, so that the tail the receiver appends completes it (§7.2.3.6).
+            out.push(0x00);
+        }
+        if self.no_context_takeover {
+            self.c.reset();
+        }
+        Ok(())
+    }
+}
+
+/// Inflates incoming messages, frame by frame, within a size limit.
+pub(crate) struct Inflater {
+    d: Decompress,
+    no_context_takeover: bool,
+    /// The current message's deflate stream ended (BFINAL); the rest of its input is ignored
+    /// and the next message needs a fresh stream.
+    ended: bool,
+}
+
+impl Inflater {
+    pub(crate) fn new(params: &Params) -> Inflater {
+        Inflater {
+            d: Decompress::new(false),
+            no_context_takeover: params.recv_no_context_takeover,
+            ended: false,
+        }
+    }
+
+    /// Inflates `input` (part of a compressed message) onto the end of `out`, failing with
+    /// `MessageTooLarge` as soon as `out` would pass `limit`: memory grows with the output
+    /// actually produced, never past the limit, however small the input.
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: u64,
+    ) -> Result<(), Error> {
+        let mut pos = 0;
+        while !self.ended {
+            let cap_limit = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            if out.len() >= cap_limit {
+                return Err(Error::MessageTooLarge {
+                    size: out.len() as u64,
+                    limit,
+                });
+            }
+            if out.len() == out.capacity() {
+                // Grow geometrically, but never past limit + 1 byte: the inflater writes only
+                // into the capacity it is given.
+                let target = (out.capacity() * 2)
+                    .max(out.len() + INFLATE_STEP)
+                    .min(cap_limit);
+                out.reserve_exact(target - out.len());
+            }
+            let (in0, out0) = (self.d.total_in(), self.d.total_out());
+            let status = self
+                .d
+                .decompress_vec(&input[pos..], out, FlushDecompress::Sync)
+                .map_err(|e| Error::Protocol(format!("invalid compressed data: {e}")))?;
+            pos += (self.d.total_in() - in0) as usize;
+            let produced = self.d.total_out() - out0;
+            match status {
+                Status::StreamEnd => self.ended = true,
+                Status::Ok | Status::BufError => {}
+            }
+            if pos == input.len() && out.len() < out.capacity() {
+                break; // all input used, and the output was not cut short
+            }
+            if produced == 0 && pos < input.len() && out.len() < out.capacity() {
+                return Err(Error::Protocol("compressed data makes no progress".into()));
+            }
+        }
+        if out.len() as u64 > limit {
+            return Err(Error::MessageTooLarge {
+                size: out.len() as u64,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends a message: restores the stripped tail and flushes its output.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
+        self.inflate(&TAIL, out, limit)?;
+        if self.ended || self.no_context_takeover {
+            self.d.reset(false);
+            self.ended = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(send_nct: bool, recv_nct: bool, bits: u8) -> Params {
+        Params {
+            send_no_context_takeover: send_nct,
+            recv_no_context_takeover: recv_nct,
+            send_max_window_bits: bits,
+        }
+    }
+
+    fn err(values: &[&str]) -> String {
+        check_response(values, true).unwrap_err()
+    }
+
+    #[test]
+    fn response_without_extension() {
+        assert_eq!(check_response(&[], true), Ok(None));
+        assert_eq!(check_response(&[""], true), Ok(None));
+        assert_eq!(check_response(&[" , "], false), Ok(None));
+    }
+
+    #[test]
+    fn response_parameters() {
+        assert_eq!(
+            check_response(&["permessage-deflate"], true),
+            Ok(Some(params(false, false, 15)))
+        );
+        assert_eq!(
+            check_response(
+                &[
+                    "Permessage-Deflate; server_no_context_takeover;client_no_context_takeover; \
+                   server_max_window_bits=10; client_max_window_bits=\"9\";"
+                ],
+                true
+            ),
+            Ok(Some(params(true, true, 9)))
+        );
+        // Split over two header lines, with an empty one.
+        assert_eq!(
+            check_response(
+                &["", "permessage-deflate; server_max_window_bits = 8"],
+                true
+            ),
+            Ok(Some(params(false, false, 15)))
+        );
+    }
+
+    #[test]
+    fn response_rejections_name_the_problem() {
+        assert!(err(&["x-webkit-deflate-frame"]).contains("x-webkit-deflate-frame"));
+        assert!(
+            check_response(&["permessage-deflate"], false)
+                .unwrap_err()
+                .contains("did not offer")
+        );
+        assert!(err(&["permessage-deflate, permessage-deflate"]).contains("twice"));
+        assert!(err(&["permessage-deflate; foo"]).contains("foo"));
+        assert!(
+            err(&["permessage-deflate; server_no_context_takeover; server_no_context_takeover"])
+                .contains("twice")
+        );
+        assert!(err(&["permessage-deflate; client_no_context_takeover=true"]).contains("no value"));
+        assert!(err(&["permessage-deflate; server_max_window_bits"]).contains("needs a value"));
+        assert!(err(&["permessage-deflate; server_max_window_bits=7"]).contains("7"));
+        assert!(err(&["permessage-deflate; server_max_window_bits=16"]).contains("16"));
+        assert!(err(&["permessage-deflate; server_max_window_bits=abc"]).contains("abc"));
+        assert!(err(&["permessage-deflate; client_max_window_bits=16"]).contains("16"));
+        assert!(err(&["permessage-deflate; client_max_window_bits"]).contains("needs a value"));
+        assert!(err(&["; server_max_window_bits=9"]).contains("no name"));
+    }
+
+    #[test]
+    fn server_negotiation() {
+        let s = ServerSettings::default();
+        let (p, h) = negotiate(&[CLIENT_OFFER], &s).unwrap();
+        assert_eq!(
+            (p, h.as_str()),
+            (params(false, false, 15), "permessage-deflate")
+        );
+        let (p, h) = negotiate(
+            &["permessage-deflate; server_max_window_bits=10; client_no_context_takeover"],
+            &s,
+        )
+        .unwrap();
+        assert_eq!(p, params(false, true, 10));
+        assert_eq!(
+            h,
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=10"
+        );
+        // Server settings apply; client_max_window_bits only if offered.
+        let strict = ServerSettings {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 12,
+            client_max_window_bits: 9,
+            ..s
+        };
+        let (_, h) = negotiate(&[CLIENT_OFFER], &strict).unwrap();
+        assert_eq!(
+            h,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=12; client_max_window_bits=9"
+        );
+        let (_, h) = negotiate(&["permessage-deflate"], &strict).unwrap();
+        assert!(!h.contains("client_max_window_bits"), "{h}");
+        // A bad first offer falls back to the next one; none acceptable declines.
+        let (p, _) = negotiate(
+            &["permessage-deflate; server_max_window_bits=20, permessage-deflate"],
+            &s,
+        )
+        .unwrap();
+        assert_eq!(p.send_max_window_bits, 15);
+        assert_eq!(negotiate(&["permessage-deflate; bogus"], &s), None);
+        assert_eq!(negotiate(&["x-other"], &s), None);
+        let off = ServerSettings {
+            enabled: false,
+            ..s
+        };
+        assert_eq!(negotiate(&[CLIENT_OFFER], &off), None);
+    }
+
+    fn round_trip(p: Params, messages: &[&[u8]]) -> Vec<usize> {
+        let mut d = Deflater::new(&p).unwrap();
+        let mut i = Inflater::new(&params(false, p.send_no_context_takeover, 15));
+        let mut sizes = Vec::new();
+        for m in messages {
+            let mut compressed = Vec::new();
+            d.compress(m, &mut compressed).unwrap();
+            sizes.push(compressed.len());
+            let mut out = Vec::new();
+            // Feed in two pieces, as two frames would.
+            let half = compressed.len() / 2;
+            i.inflate(&compressed[..half], &mut out, 1 << 30).unwrap();
+            i.inflate(&compressed[half..], &mut out, 1 << 30).unwrap();
+            i.finish(&mut out, 1 << 30).unwrap();
+            assert_eq!(&out, m);
+        }
+        sizes
+    }
+
+    #[test]
+    fn golden_values() {
+        // RFC 7692 §7.2.3.1: "Hello" compressed.
+        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut out = Vec::new();
+        d.compress(b"Hello", &mut out).unwrap();
+        assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        let mut i = Inflater::new(&params(false, false, 15));
+        let mut text = Vec::new();
+        i.inflate(&out, &mut text, 100).unwrap();
+        i.finish(&mut text, 100).unwrap();
+        assert_eq!(text, b"Hello");
+    }
+
+    #[test]
+    fn context_takeover_at_each_window_size() {
+        let msg = br#"{"type":"update","symbol":"ACME","price":101.25,"volume":1200}"#;
+        for bits in [9, 12, 15] {
+            let sizes = round_trip(params(false, false, bits), &[msg, msg, b"", msg]);
+            assert!(
+                sizes[1] < sizes[0],
+                "bits {bits}: context makes the repeat smaller"
+            );
+            let sizes = round_trip(params(true, false, bits), &[msg, msg, b"", msg]);
+            assert_eq!(sizes[0], sizes[1], "bits {bits}: no context, same output");
+        }
+    }
+
+    #[test]
+    fn large_message_at_small_window() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 16 + b'a')
+            .collect();
+        for bits in [9, 12, 15] {
+            round_trip(params(false, false, bits), &[&data, &data]);
+        }
+    }
+
+    #[test]
+    fn empty_message_is_one_zero_byte() {
+        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            d.compress(b"", &mut out).unwrap();
+            assert_eq!(out, [0x00]);
+        }
+    }
+
+    #[test]
+    fn window_bits_8_sends_uncompressed() {
+        assert!(Deflater::new(&params(false, false, 8)).is_none());
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        // 16 MiB of zeros compresses to about 16 KiB; inflating must stop at the 1 MiB limit.
+        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let zeros = vec![0u8; 16 << 20];
+        let mut bomb = Vec::new();
+        d.compress(&zeros, &mut bomb).unwrap();
+        assert!(bomb.len() < 128 * 1024, "{}", bomb.len());
+        let mut i = Inflater::new(&params(false, false, 15));
+        let mut out = Vec::new();
+        let limit = 1 << 20;
+        let e = i.inflate(&bomb, &mut out, limit).unwrap_err();
+        assert!(
+            matches!(e, Error::MessageTooLarge { size, .. } if size == limit + 1),
+            "{e:?}"
+        );
+        assert!(out.capacity() as u64 <= limit + 1, "{}", out.capacity());
+    }
+
+    #[test]
+    fn corrupt_data_is_a_protocol_error() {
+        let mut i = Inflater::new(&params(false, false, 15));
+        let mut out = Vec::new();
+        let r = i
+            .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
+            .and_then(|()| i.finish(&mut out, 1000));
+        assert!(matches!(r, Err(Error::Protocol(_))), "{r:?}");
+    }
+
+    #[test]
+    fn final_block_then_garbage_is_tolerated_and_next_message_inflates() {
+        // A stream that ends itself (BFINAL) followed by trailing bytes.
+        let mut c = Compress::new(Compression::default(), false);
+        let mut fin = Vec::with_capacity(64);
+        c.compress_vec(b"first", &mut fin, FlushCompress::Finish)
+            .unwrap();
+        fin.extend_from_slice(b"junk");
+        let mut i = Inflater::new(&params(false, false, 15));
+        let mut out = Vec::new();
+        i.inflate(&fin, &mut out, 1000).unwrap();
+        i.finish(&mut out, 1000).unwrap();
+        assert_eq!(out, b"first");
+        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut next = Vec::new();
+        d.compress(b"second", &mut next).unwrap();
+        let mut out = Vec::new();
+        i.inflate(&next, &mut out, 1000).unwrap();
+        i.finish(&mut out, 1000).unwrap();
+        assert_eq!(out, b"second");
+    }
+}
