@@ -234,8 +234,12 @@ pub(crate) fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, 
 }
 
 /// Compresses outgoing messages.
+///
+/// The zlib state (about 256 KiB at window 15) is allocated on the first compressed message,
+/// so sockets that only send small messages never pay for it.
 pub(crate) struct Deflater {
-    c: Compress,
+    c: Option<Compress>,
+    window_bits: u8,
     no_context_takeover: bool,
 }
 
@@ -246,26 +250,26 @@ impl Deflater {
             return None;
         }
         Some(Deflater {
-            c: Compress::new_with_window_bits(
-                Compression::default(),
-                false,
-                params.send_max_window_bits,
-            ),
+            c: None,
+            window_bits: params.send_max_window_bits,
             no_context_takeover: params.send_no_context_takeover,
         })
     }
 
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let bits = self.window_bits;
+        let c = self.c.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::default(), false, bits)
+        });
         out.clear();
-        let start_in = self.c.total_in();
+        let start_in = c.total_in();
         loop {
             out.reserve((input.len() / 4).max(256));
-            let consumed = (self.c.total_in() - start_in) as usize;
-            self.c
-                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+            let consumed = (c.total_in() - start_in) as usize;
+            c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
                 .map_err(|e| Error::Io(std::io::Error::other(format!("deflate: {e}"))))?;
-            let consumed = (self.c.total_in() - start_in) as usize;
+            let consumed = (c.total_in() - start_in) as usize;
             // Done once all input is in and the flush fit (output space was left over).
             if consumed == input.len() && out.len() < out.capacity() {
                 break;
@@ -279,15 +283,16 @@ impl Deflater {
             out.push(0x00);
         }
         if self.no_context_takeover {
-            self.c.reset();
+            c.reset();
         }
         Ok(())
     }
 }
 
-/// Inflates incoming messages, frame by frame, within a size limit.
+/// Inflates incoming messages, frame by frame, within a size limit. Like [`Deflater`], its
+/// zlib state is allocated on the first compressed message.
 pub(crate) struct Inflater {
-    d: Decompress,
+    d: Option<Decompress>,
     no_context_takeover: bool,
     /// The current message's deflate stream ended (BFINAL); the rest of its input is ignored
     /// and the next message needs a fresh stream.
@@ -297,7 +302,7 @@ pub(crate) struct Inflater {
 impl Inflater {
     pub(crate) fn new(params: &Params) -> Inflater {
         Inflater {
-            d: Decompress::new(false),
+            d: None,
             no_context_takeover: params.recv_no_context_takeover,
             ended: false,
         }
@@ -312,6 +317,7 @@ impl Inflater {
         out: &mut Vec<u8>,
         limit: u64,
     ) -> Result<(), Error> {
+        let d = self.d.get_or_insert_with(|| Decompress::new(false));
         let mut pos = 0;
         while !self.ended {
             let cap_limit = usize::try_from(limit)
@@ -331,13 +337,12 @@ impl Inflater {
                     .min(cap_limit);
                 out.reserve_exact(target - out.len());
             }
-            let (in0, out0) = (self.d.total_in(), self.d.total_out());
-            let status = self
-                .d
+            let (in0, out0) = (d.total_in(), d.total_out());
+            let status = d
                 .decompress_vec(&input[pos..], out, FlushDecompress::Sync)
                 .map_err(|e| Error::Protocol(format!("invalid compressed data: {e}")))?;
-            pos += (self.d.total_in() - in0) as usize;
-            let produced = self.d.total_out() - out0;
+            pos += (d.total_in() - in0) as usize;
+            let produced = d.total_out() - out0;
             match status {
                 Status::StreamEnd => self.ended = true,
                 Status::Ok | Status::BufError => {}
@@ -361,8 +366,10 @@ impl Inflater {
     /// Ends a message: restores the stripped tail and flushes its output.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
         self.inflate(&TAIL, out, limit)?;
-        if self.ended || self.no_context_takeover {
-            self.d.reset(false);
+        if (self.ended || self.no_context_takeover)
+            && let Some(d) = &mut self.d
+        {
+            d.reset(false);
             self.ended = false;
         }
         Ok(())

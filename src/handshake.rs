@@ -122,6 +122,17 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Er
     Ok(Some((response, n)))
 }
 
+/// Every value of header `name` (case-insensitive), in the order received.
+pub(crate) fn header_values<'a, 'n>(
+    headers: &'a [(String, String)],
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Whether a comma-separated header value contains `token` (case-insensitive).
 fn has_token(value: Option<&str>, token: &str) -> bool {
     value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
@@ -162,19 +173,11 @@ pub(crate) fn check_response(
             actual.unwrap_or("null")
         )));
     }
-    let extensions: Vec<&str> = resp
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let extensions: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Extensions").collect();
     let deflate = deflate::check_response(&extensions, compression_offered)
         .map_err(Error::HandshakeRejected)?;
-    let chosen: Vec<&str> = resp
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
-        .map(|(_, v)| v.trim())
+    let chosen: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Protocol")
+        .map(str::trim)
         .collect();
     match chosen.as_slice() {
         [] => {}
@@ -250,12 +253,7 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(ClientHello, usize)>, 
             )
         })
         .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    };
+    let get = |name: &'static str| header_values(&headers, name).next().map(str::trim);
     if !get("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         || !has_token(get("Connection"), "upgrade")
     {
@@ -271,10 +269,8 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(ClientHello, usize)>, 
     let Some(host) = get("Host").map(str::to_owned) else {
         return Err(refuse(400, "Bad Request"));
     };
-    let protocols = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
-        .flat_map(|(_, v)| v.split(','))
+    let protocols = header_values(&headers, "Sec-WebSocket-Protocol")
+        .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
         .collect();

@@ -57,10 +57,7 @@ impl Request {
 
     /// The first value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::handshake::header_values(&self.headers, name).next()
     }
 
     /// The subprotocols offered, in order of preference.

@@ -32,10 +32,7 @@ impl Response {
 
     /// The first value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::handshake::header_values(&self.headers, name).next()
     }
 
     /// The subprotocol the server chose, if any.

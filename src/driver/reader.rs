@@ -305,12 +305,8 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
             return;
         }
     };
-    let extensions: Vec<&str> = hello
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let extensions: Vec<&str> =
+        handshake::header_values(&hello.headers, "Sec-WebSocket-Extensions").collect();
     let deflate = if config.compression {
         deflate::negotiate(&extensions, &server.deflate)
     } else {
