@@ -50,10 +50,10 @@ pub(crate) struct Writer {
     compressed: Vec<u8>,
 }
 
-enum Step {
-    Continue,
-    Exit,
-}
+/// The writer is done: the socket is ending (stop, failure, or our part of the close is over).
+struct Exit;
+
+type Flow = Result<(), Exit>;
 
 impl Writer {
     pub(crate) fn new(
@@ -89,11 +89,7 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self) {
-        loop {
-            if let Step::Exit = self.step() {
-                break;
-            }
-        }
+        while self.step().is_ok() {}
         log::debug!("writer for {} exits", self.shared.request.url());
     }
 
@@ -108,7 +104,7 @@ impl Writer {
             .min()
     }
 
-    fn step(&mut self) -> Step {
+    fn step(&mut self) -> Flow {
         let timeout = self
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()))
@@ -120,64 +116,44 @@ impl Writer {
             self.queues.data_rx.clone()
         };
         let first = select! {
-            recv(self.queues.ctrl_rx) -> c => match c {
-                Ok(c) => Some(Item::Control(c)),
-                Err(_) => return Step::Exit,
-            },
-            recv(data_rx) -> d => match d {
-                Ok(d) => Some(Item::Data(d)),
-                Err(_) => return Step::Exit,
-            },
+            recv(self.queues.ctrl_rx) -> c => Some(Item::Control(c.map_err(|_| Exit)?)),
+            recv(data_rx) -> d => Some(Item::Data(d.map_err(|_| Exit)?)),
             default(timeout) => None,
         };
         if let Some(item) = first {
-            // Control frames go ahead of data even when both were ready at the wake-up.
-            if let Item::Data(_) = item
-                && let Step::Exit = self.drain_control()
-            {
-                return self.flush_and(Step::Exit);
-            }
-            if let Step::Exit = self.take(item) {
-                return self.flush_and(Step::Exit);
-            }
-            if let Step::Exit = self.drain() {
-                return self.flush_and(Step::Exit);
-            }
-            if let Step::Exit = self.flush_and(Step::Continue) {
-                return Step::Exit;
-            }
+            // Whatever was taken is written, even when taking it ends the writer.
+            let taken = self.take_all(item);
+            self.flush()?;
+            taken?;
         }
         self.timers()
     }
 
-    fn drain_control(&mut self) -> Step {
-        while let Ok(c) = self.queues.ctrl_rx.try_recv() {
-            if let Step::Exit = self.take(Item::Control(c)) {
-                return Step::Exit;
-            }
+    /// Takes `first` and everything else queued: control items first (even when the wake-up
+    /// happened to pick the data queue), then data until the batch is full.
+    fn take_all(&mut self, first: Item) -> Flow {
+        if let Item::Data(_) = first {
+            self.drain_control()?;
         }
-        Step::Continue
-    }
-
-    /// Takes everything queued: control items first, then data until the batch is full.
-    fn drain(&mut self) -> Step {
+        self.take(first)?;
         loop {
-            if let Step::Exit = self.drain_control() {
-                return Step::Exit;
-            }
+            self.drain_control()?;
             if self.close_written || self.out.len() >= BATCH_BYTES {
-                return Step::Continue;
+                return Ok(());
             }
             match self.queues.data_rx.try_recv() {
-                Ok(d) => {
-                    if let Step::Exit = self.take(Item::Data(d)) {
-                        return Step::Exit;
-                    }
-                }
-                Err(TryRecvError::Empty) => return Step::Continue,
-                Err(TryRecvError::Disconnected) => return Step::Exit,
+                Ok(d) => self.take(Item::Data(d))?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(Exit),
             }
         }
+    }
+
+    fn drain_control(&mut self) -> Flow {
+        while let Ok(c) = self.queues.ctrl_rx.try_recv() {
+            self.take(Item::Control(c))?;
+        }
+        Ok(())
     }
 
     fn mask(&mut self) -> Option<[u8; 4]> {
@@ -193,15 +169,16 @@ impl Writer {
         frame::encode(&mut self.out, opcode, false, payload, mask);
     }
 
-    fn take(&mut self, item: Item) -> Step {
+    /// Encodes one item into the output buffer.
+    fn take(&mut self, item: Item) -> Flow {
         match item {
-            Item::Control(Control::Stop) => Step::Exit,
-            Item::Control(Control::FlushTls) => Step::Continue,
+            Item::Control(Control::Stop) => Err(Exit),
+            Item::Control(Control::FlushTls) => Ok(()),
             Item::Control(Control::Pong(payload)) => {
                 if !self.close_written {
                     self.frame(OpCode::Pong, &payload);
                 }
-                Step::Continue
+                Ok(())
             }
             Item::Data(Outgoing::FailClose(code)) => {
                 // Messages the application queued before the failure go out first; then the
@@ -213,7 +190,7 @@ impl Writer {
                 if self.write_out().is_ok() {
                     self.io.finish();
                 }
-                Step::Exit
+                Err(Exit)
             }
             Item::Data(Outgoing::Message(m)) => {
                 let (op, bytes) = match &m {
@@ -227,7 +204,7 @@ impl Writer {
                 {
                     if let Err(e) = d.compress(bytes, &mut self.compressed) {
                         self.shared.core.lock().fail(e);
-                        return Step::Exit;
+                        return Err(Exit);
                     }
                     log::debug!(
                         "frame out: {op:?} len={} deflated from {}",
@@ -242,23 +219,21 @@ impl Writer {
                     log::debug!("frame out: {op:?} len={}", bytes.len());
                     frame::encode(&mut self.out, op, false, bytes, mask);
                 }
-                Step::Continue
+                Ok(())
             }
             Item::Data(Outgoing::Close(code, reason)) => {
                 self.frame(OpCode::Close, &close::payload(code, &reason));
                 self.close_written = true;
                 self.next_ping = None;
                 self.awaiting_pong = None;
-                Step::Continue
+                Ok(())
             }
         }
     }
 
-    /// Writes the buffer; on the close frame's write, starts the close timer.
-    fn flush_and(&mut self, then: Step) -> Step {
-        if self.write_out().is_err() {
-            return Step::Exit;
-        }
+    /// Writes the buffer; once the close frame is written, starts the close timer.
+    fn flush(&mut self) -> Flow {
+        self.write_out()?;
         if self.close_written && self.close_deadline.is_none() {
             let mut core = self.shared.core.lock();
             core.close_written = true;
@@ -273,10 +248,10 @@ impl Writer {
                     .unwrap_or_else(far_future),
             );
         }
-        then
+        Ok(())
     }
 
-    fn write_out(&mut self) -> Result<(), ()> {
+    fn write_out(&mut self) -> Flow {
         let result = if self.out.is_empty() {
             self.io.flush_tls()
         } else {
@@ -307,12 +282,12 @@ impl Writer {
                 } else {
                     core.shutdown();
                 }
-                Err(())
+                Err(Exit)
             }
         }
     }
 
-    fn timers(&mut self) -> Step {
+    fn timers(&mut self) -> Flow {
         let now = Instant::now();
         if let Some((sent, pongs_before)) = self.awaiting_pong {
             if self.shared.pongs.load(Ordering::Acquire) > pongs_before {
@@ -324,7 +299,7 @@ impl Writer {
                     timeout,
                     successful: self.answered_pings,
                 });
-                return Step::Exit;
+                return Err(Exit);
             }
         }
         if let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval)
@@ -335,9 +310,7 @@ impl Writer {
             if self.awaiting_pong.is_none() {
                 self.awaiting_pong = Some((now, self.shared.pongs.load(Ordering::Acquire)));
                 self.frame(OpCode::Ping, &[]);
-                if let Step::Exit = self.flush_and(Step::Continue) {
-                    return Step::Exit;
-                }
+                self.flush()?;
             }
         }
         if self.close_deadline.is_some_and(|d| now >= d) {
@@ -349,9 +322,9 @@ impl Writer {
                 let t = self.close_timeout.unwrap_or_default();
                 core.fail(Error::CloseTimeout(t));
             }
-            return Step::Exit;
+            return Err(Exit);
         }
-        Step::Continue
+        Ok(())
     }
 }
 
