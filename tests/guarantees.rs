@@ -1152,3 +1152,61 @@ fn server_socket_sees_the_clients_path_query_and_headers() {
     expect_closing(&server_rx, 1000, "");
     expect_closed(&server_rx, 1000, "");
 }
+
+// ---------------------------------------------------------------------------------------------
+// OkHttp regressions: sockets that never connect
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn send_and_close_before_a_failed_connect_do_not_crash() {
+    // OkHttp's closeWithoutSuccessfulConnect: the port has no listener.
+    let _lock = serial();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (listener, rx) = recording(Listener::new());
+    let url = format!("ws://127.0.0.1:{port}/");
+    let ws = Client::new().new_web_socket(Request::builder(&url).build().unwrap(), listener);
+    assert!(ws.send("queued while connecting"));
+    assert!(matches!(ws.close(1000, None), Ok(true)));
+    let (error, response, _) = expect_failure(&rx);
+    assert!(matches!(error, Error::Io(_)), "{error:?}");
+    assert!(response.is_none());
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert!(!ws.send("after the failure"));
+    assert_eq!(ws.state(), State::Canceled);
+    assert_ended(&rx);
+}
+
+#[test]
+fn reconnecting_from_on_failure_to_a_rejecting_server_twenty_times() {
+    // OkHttp's reconnectingToNonWebSocket: each failure opens the next socket from inside
+    // on_failure; all twenty fail cleanly and the last one reports back.
+    let _lock = serial();
+    let server = Server::builder()
+        .bind("127.0.0.1:0", |_req: &Request| {
+            Accept::reject(401, "Unauthorized")
+        })
+        .unwrap();
+    let (done_tx, done_rx) = unbounded::<(usize, u16)>();
+    fn connect(client: Client, url: String, attempt: usize, done: Sender<(usize, u16)>) {
+        let request = Request::builder(&url).build().unwrap();
+        let again = (client.clone(), url.clone(), done.clone());
+        client.new_web_socket(
+            request,
+            Listener::new().on_failure(move |_ws, error, response| {
+                assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+                let status = response.map(|r| r.status()).unwrap_or(0);
+                if attempt == 20 {
+                    let _ = done.send((attempt, status));
+                } else {
+                    let (client, url, done) = again.clone();
+                    connect(client, url, attempt + 1, done);
+                }
+            }),
+        );
+    }
+    connect(Client::new(), server.url(), 1, done_tx);
+    assert_eq!(done_rx.recv_timeout(EVENT_TIMEOUT * 2), Ok((20, 401)));
+}
