@@ -75,7 +75,9 @@ macro_rules! socket_options {
         }
 
         /// The most payload bytes `send` may have queued; a send past it returns false and
-        /// starts a graceful close with 1001. Default 16 MiB.
+        /// starts a graceful close with 1001. Default 16 MiB. The number of queued messages is
+        /// also capped, at one per 64 bytes of this limit (at least 1024), so that floods of
+        /// empty messages cannot grow memory either.
         pub fn max_queue_size(mut self, bytes: u64) -> Self {
             self.config.max_queue_size = bytes;
             self

@@ -89,6 +89,10 @@ pub(crate) struct Shared {
     pub core: Mutex<Core>,
     pub queue_size: AtomicU64,
     pub max_queue_size: u64,
+    /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
+    /// or empty, which `queue_size` (payload bytes, as OkHttp counts) does not see.
+    pub queued_messages: AtomicU64,
+    pub max_queued_messages: u64,
     pub data_tx: Sender<Outgoing>,
     pub ctrl_tx: Sender<Control>,
     /// Pongs received, for the writer's pong timeout.
@@ -97,6 +101,12 @@ pub(crate) struct Shared {
     finished_cv: Condvar,
     reader: Mutex<Option<JoinHandle<()>>>,
     reader_id: Mutex<Option<ThreadId>>,
+}
+
+/// The most messages a socket queues: one per 64 bytes of `max_queue_size`, at least 1024
+/// (262,144 for the default 16 MiB), so a flood of empty messages is bounded too.
+pub(crate) fn max_queued_messages(max_queue_size: u64) -> u64 {
+    (max_queue_size / 64).max(1024)
 }
 
 /// The receiving ends of a socket's queues, handed to its writer thread.
@@ -121,6 +131,8 @@ impl Shared {
             }),
             queue_size: AtomicU64::new(0),
             max_queue_size,
+            queued_messages: AtomicU64::new(0),
+            max_queued_messages: max_queued_messages(max_queue_size),
             data_tx,
             ctrl_tx,
             pongs: AtomicU64::new(0),
@@ -209,7 +221,9 @@ impl WebSocket {
     ///
     /// Returns false, without queuing, once `close` was called, after the socket failed or
     /// closed, or when the message would push [`queue_size`](Self::queue_size) over the
-    /// configured `max_queue_size`; in that last case the socket also starts a graceful close
+    /// configured `max_queue_size` (or the queue already holds one message per 64 bytes of
+    /// that limit, which bounds floods of tiny messages); then the socket also starts a graceful
+    /// close
     /// with 1001. Never blocks.
     pub fn send(&self, message: impl Into<Message>) -> bool {
         let message = message.into();
@@ -223,10 +237,14 @@ impl WebSocket {
                 return false;
             }
             let queued = self.shared.queue_size.load(Ordering::Acquire);
-            if queued.saturating_add(len) > self.shared.max_queue_size {
+            let count = self.shared.queued_messages.load(Ordering::Acquire);
+            if queued.saturating_add(len) > self.shared.max_queue_size
+                || count >= self.shared.max_queued_messages
+            {
                 true
             } else {
                 self.shared.queue_size.fetch_add(len, Ordering::AcqRel);
+                self.shared.queued_messages.fetch_add(1, Ordering::AcqRel);
                 let _ = self.shared.data_tx.send(Outgoing::Message(message));
                 false
             }

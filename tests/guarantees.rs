@@ -1210,3 +1210,26 @@ fn reconnecting_from_on_failure_to_a_rejecting_server_twenty_times() {
     connect(Client::new(), server.url(), 1, done_tx);
     assert_eq!(done_rx.recv_timeout(EVENT_TIMEOUT * 2), Ok((20, 401)));
 }
+
+#[test]
+fn a_flood_of_empty_messages_is_bounded_too() {
+    // queue_size counts payload bytes (as OkHttp does), so empty messages never raise it; the
+    // queue still stops at one message per 64 bytes of max_queue_size (at least 1024).
+    let _lock = serial();
+    // A server that accepts TCP and never answers keeps the socket in Connecting, so nothing
+    // is written and everything stays queued.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", silent.local_addr().unwrap());
+    let client = Client::builder().max_queue_size(128 * 1024).build();
+    let (listener, rx) = recording(Listener::new());
+    let ws = client.new_web_socket(Request::builder(&url).build().unwrap(), listener);
+    let accepted = (0..5000).take_while(|_| ws.send("")).count();
+    assert_eq!(accepted, 2048, "128 KiB / 64");
+    assert_eq!(ws.queue_size(), 0);
+    assert!(!ws.send("more"), "refused once the close has started");
+    ws.cancel();
+    let (error, _, _) = expect_failure(&rx);
+    assert!(matches!(error, Error::Canceled), "{error:?}");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    drop(silent);
+}

@@ -33,6 +33,8 @@ pub(crate) struct Writer {
     out: Vec<u8>,
     /// Payload bytes of data messages in `out`, subtracted from `queue_size` once written.
     out_payload: u64,
+    /// Data messages in `out`, subtracted from `queued_messages` once written.
+    out_messages: u64,
     ping_interval: Option<Duration>,
     pong_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
@@ -73,6 +75,7 @@ impl Writer {
             masks: MaskSource::new(),
             out: Vec::new(),
             out_payload: 0,
+            out_messages: 0,
             ping_interval: config.ping_interval,
             pong_timeout: config.effective_pong_timeout(),
             close_timeout: config.close_timeout,
@@ -199,6 +202,7 @@ impl Writer {
                 };
                 let mask = self.mask();
                 self.out_payload += bytes.len() as u64;
+                self.out_messages += 1;
                 if let Some(d) = &mut self.deflater
                     && bytes.len() >= self.min_compress_size
                 {
@@ -265,10 +269,13 @@ impl Writer {
             Ok(()) => {
                 let n = std::mem::take(&mut self.out_payload);
                 self.shared.queue_size.fetch_sub(n, Ordering::AcqRel);
+                let m = std::mem::take(&mut self.out_messages);
+                self.shared.queued_messages.fetch_sub(m, Ordering::AcqRel);
                 Ok(())
             }
             Err(e) => {
                 self.out_payload = 0;
+                self.out_messages = 0;
                 let mut core = self.shared.core.lock();
                 if !core.peer_closed {
                     let error = match e.kind() {
