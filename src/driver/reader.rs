@@ -27,6 +27,8 @@ const FAIL_LINGER: Duration = Duration::from_secs(2);
 /// Size of the read buffer. Reads fill it whole when data is waiting; it is the socket's one
 /// fixed receive allocation.
 const READ_BUF: usize = 16 * 1024;
+/// HTTP heads up to this size are parsed after every read; longer ones once complete.
+const EAGER_PARSE_BYTES: usize = 4096;
 
 type BoxListener = Box<dyn WebSocketListener>;
 
@@ -63,36 +65,21 @@ fn run_client(
     ws.shared.enter_reader();
     let mut reader = Reader::new(ws, listener, Role::Client, &config);
     match connect(&reader.ws, &config, tls) {
-        Ok(c) => {
-            let open = Opened {
-                response: c.response,
-                leftover: c.leftover,
-                deflate: c.deflate,
-            };
-            reader.run_open(c.read, c.write, queues, &config, open)
-        }
+        Ok((read, write, open)) => reader.run_open(read, write, queues, &config, open),
         Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
     }
 }
 
-/// A connection past its opening handshake.
-struct Connected {
-    read: ReadHalf,
-    write: WriteHalf,
-    response: Response,
-    /// Bytes read past the response head: the first frames.
-    leftover: Vec<u8>,
-    /// Negotiated permessage-deflate parameters.
-    deflate: Option<deflate::Params>,
-}
+/// A failed connect: the error, and the server's response if it got that far.
+type ConnectError = (Error, Option<Box<Response>>);
 
-/// Connects, runs TLS and the HTTP upgrade. Returns the split connection, the response and the
-/// bytes read past the response head (the first frames).
+/// Connects, runs TLS and the HTTP upgrade. Returns the split connection and what the
+/// handshake left for the open socket.
 fn connect(
     ws: &WebSocket,
     config: &Config,
     tls: Option<Result<native_tls::TlsConnector, String>>,
-) -> Result<Connected, (Error, Option<Box<Response>>)> {
+) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
     let request = &shared.request;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
@@ -129,31 +116,18 @@ fn connect(
             config.compression,
         ))
         .map_err(|e| (canceled(Error::Io(e)), None))?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = vec![0u8; 4096];
-    let (mut response, head_len) = loop {
-        if let Some(parsed) = handshake::parse_response(&buf).map_err(|e| (e, None))? {
-            break parsed;
-        }
-        let n = transport::set_deadline(&read.tcp, Some(deadline))
-            .and_then(|()| read.read(&mut chunk))
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    (canceled(on_timeout()), None)
-                }
-                _ => (canceled(Error::Io(e)), None),
-            })?;
-        if n == 0 {
-            return Err((
+    let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
+        .map_err(|e| match e {
+            HeadError::Parse(e) => (e, None),
+            HeadError::Io(e) if is_timeout(&e) => (canceled(on_timeout()), None),
+            HeadError::Io(e) => (canceled(Error::Io(e)), None),
+            HeadError::Eof => (
                 canceled(Error::HandshakeRejected(
                     "the server closed the connection before answering the upgrade".into(),
                 )),
                 None,
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let leftover = buf.split_off(head_len);
+            ),
+        })?;
     let deflate = match handshake::check_response(
         &mut response,
         &key,
@@ -169,13 +143,75 @@ fn connect(
         }
     };
     let _ = read.tcp.set_read_timeout(None);
-    Ok(Connected {
-        read,
-        write,
+    let open = Opened {
         response,
         leftover,
         deflate,
-    })
+    };
+    Ok((read, write, open))
+}
+
+/// Why an HTTP head could not be read.
+enum HeadError<E> {
+    /// The head is malformed, too large, or refused by `parse`.
+    Parse(E),
+    Io(std::io::Error),
+    /// The peer closed the connection first.
+    Eof,
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads an HTTP head by `deadline` and parses it with `parse`; returns the parsed head and the
+/// bytes read past it.
+///
+/// `parse` runs on every read while the head is short (so garbage is refused at once), and
+/// past that only once a blank line (the end of a head) has arrived or the head has reached the
+/// size cap: a peer trickling a long head a byte at a time costs one scan of each byte, not a
+/// fresh parse of the whole head on every read.
+fn read_head<T, E>(
+    read: &mut ReadHalf,
+    deadline: Instant,
+    parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+) -> Result<(T, Vec<u8>), HeadError<E>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 4096];
+    let mut scanned: usize = 0;
+    loop {
+        let end_seen = buf[scanned.saturating_sub(2)..]
+            .windows(2)
+            .any(|w| w == b"\n\n")
+            || buf[scanned.saturating_sub(3)..]
+                .windows(3)
+                .any(|w| w == b"\n\r\n");
+        scanned = buf.len();
+        if (end_seen || buf.len() <= EAGER_PARSE_BYTES || buf.len() > handshake::MAX_HEADER_BYTES)
+            && let Some((head, len)) = parse(&buf).map_err(HeadError::Parse)?
+        {
+            return Ok((head, buf.split_off(len)));
+        }
+        let n = transport::set_deadline(&read.tcp, Some(deadline))
+            .and_then(|()| read.read(&mut chunk))
+            .map_err(HeadError::Io)?;
+        if n == 0 {
+            return Err(HeadError::Eof);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Answers an upgrade request with an HTTP error and closes the connection.
+fn refuse(write: &mut WriteHalf, status: u16, reason: String) {
+    let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
+        status,
+        reason,
+    }));
+    write.finish();
 }
 
 /// Keeps up to `MAX_BODY_BYTES` of a refused handshake's body, without waiting past `deadline`.
@@ -249,46 +285,25 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
             return;
         }
     };
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = vec![0u8; 4096];
-    let (hello, head_len) = loop {
-        match handshake::parse_request(&buf) {
-            Ok(Some(parsed)) => break parsed,
-            Ok(None) => {}
-            Err(refusal) => {
-                let _ = write.write_all(&handshake::encode_refusal(&refusal));
-                write.finish();
-                return;
-            }
-        }
-        match transport::set_deadline(&read.tcp, Some(deadline))
-            .and_then(|()| read.read(&mut chunk))
-        {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return,
-        }
+    let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
+        Ok(head) => head,
+        Err(HeadError::Parse(r)) => return refuse(&mut write, r.status, r.reason),
+        Err(_) => return,
     };
-    let leftover = buf.split_off(head_len);
     let scheme = if server.tls.is_some() { "wss" } else { "ws" };
     let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
         .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
     let Ok(url) = url else {
-        let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
-            status: 400,
-            reason: "Bad Request".into(),
-        }));
-        write.finish();
-        return;
+        return refuse(&mut write, 400, "Bad Request".into());
     };
-    let request =
-        crate::request::Request::from_parts(url, hello.headers.clone(), hello.protocols.clone());
+    let request = crate::request::Request::from_parts(url, hello.headers, hello.protocols);
     let (listener, protocol) = match (server.handler)(&request) {
         Accept::Upgrade {
             listener,
             subprotocol,
         } => {
             let protocol = subprotocol.filter(|p| {
-                let offered = hello.protocols.contains(p);
+                let offered = request.subprotocols().contains(p);
                 if !offered {
                     log::warn!("handler chose subprotocol {p} the client did not offer; ignored");
                 }
@@ -296,17 +311,10 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
             });
             (listener, protocol)
         }
-        Accept::Reject { status, reason } => {
-            let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
-                status,
-                reason,
-            }));
-            write.finish();
-            return;
-        }
+        Accept::Reject { status, reason } => return refuse(&mut write, status, reason),
     };
     let extensions: Vec<&str> =
-        handshake::header_values(&hello.headers, "Sec-WebSocket-Extensions").collect();
+        handshake::header_values(request.headers(), "Sec-WebSocket-Extensions").collect();
     let deflate = if config.compression {
         deflate::negotiate(&extensions, &server.deflate)
     } else {
