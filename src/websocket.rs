@@ -2,7 +2,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -97,11 +97,21 @@ pub(crate) struct Shared {
     pub ctrl_tx: Sender<Control>,
     /// Pongs received, for the writer's pong timeout.
     pub pongs: AtomicU64,
+    /// Pongs queued for the writer and not yet encoded. Bounded by `MAX_PENDING_PONGS`: a peer
+    /// that floods pings while not reading our answers must not grow the control queue.
+    pub pending_pongs: AtomicUsize,
+    /// A `FlushTls` is queued and not yet handled: one is enough.
+    pub tls_flush_queued: AtomicBool,
     finished: Mutex<bool>,
     finished_cv: Condvar,
     reader: Mutex<Option<JoinHandle<()>>>,
     reader_id: Mutex<Option<ThreadId>>,
 }
+
+/// The most pongs waiting for the writer. RFC 6455 §5.5.3 lets an endpoint answer only some of
+/// several pings; past this many unanswered ones, further pings are not answered until the
+/// writer catches up.
+pub(crate) const MAX_PENDING_PONGS: usize = 1024;
 
 /// The most messages a socket queues: one per 64 bytes of `max_queue_size`, at least 1024
 /// (262,144 for the default 16 MiB), so a flood of empty messages is bounded too.
@@ -136,6 +146,8 @@ impl Shared {
             data_tx,
             ctrl_tx,
             pongs: AtomicU64::new(0),
+            pending_pongs: AtomicUsize::new(0),
+            tls_flush_queued: AtomicBool::new(false),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             reader: Mutex::new(None),

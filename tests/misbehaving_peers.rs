@@ -242,6 +242,47 @@ fn ping_is_answered_with_identical_pong() {
 }
 
 #[test]
+fn a_ping_flood_from_a_peer_that_does_not_read_is_bounded() {
+    // 200,000 pings of 125 bytes (25 MB) while not reading: the pongs (26 MB) cannot all fit in
+    // the kernel's buffers, so the client's writer blocks; unanswered pings must then be
+    // dropped instead of piling up in memory. Afterwards the peer reads what was answered.
+    const PINGS: usize = 200_000;
+    let (url, peer) = raw_server(|mut s| {
+        let ping = frame(0x89, &[b'p'; 125]);
+        let batch: Vec<u8> = ping.repeat(1000);
+        for _ in 0..PINGS / 1000 {
+            s.write_all(&batch).unwrap();
+        }
+        s.write_all(&frame(0x88, &close_payload(1000, b"")))
+            .unwrap();
+        let mut pongs = 0;
+        loop {
+            let (op, payload) = read_client_frame(&mut s);
+            match op {
+                0xA => {
+                    assert_eq!(payload.len(), 125);
+                    pongs += 1;
+                }
+                0x8 => return pongs,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    });
+    let client = Client::builder()
+        .write_timeout(Duration::from_secs(60))
+        .build();
+    let (ws, events) = connect(&client, &url);
+    expect_open(&events);
+    let pongs = peer.join().expect("raw peer");
+    assert!(
+        pongs > 0 && pongs < PINGS,
+        "{pongs} pongs for {PINGS} pings"
+    );
+    assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+}
+
+#[test]
 fn ping_between_fragments_is_answered_and_message_delivered_once() {
     let (url, peer) = raw_server(|mut s| {
         let mut bytes = frame(0x01, b"Hel");

@@ -19,7 +19,7 @@ use crate::handshake;
 use crate::listener::WebSocketListener;
 use crate::response::Response;
 use crate::server::{Accept, ServerShared};
-use crate::websocket::{Control, Outgoing, Queues, Shared, State, WebSocket};
+use crate::websocket::{Control, MAX_PENDING_PONGS, Outgoing, Queues, Shared, State, WebSocket};
 
 /// How long a failing socket waits for the peer to close TCP after our close frame, so the
 /// frame is not lost to a reset.
@@ -489,7 +489,9 @@ impl Reader {
             }
             if read.tls_output_pending {
                 read.tls_output_pending = false;
-                let _ = self.shared().ctrl_tx.send(Control::FlushTls);
+                if !self.shared().tls_flush_queued.swap(true, Ordering::AcqRel) {
+                    let _ = self.shared().ctrl_tx.send(Control::FlushTls);
+                }
             }
             len = match read.read(&mut buf) {
                 Ok(0) => return self.ended_without_close(None),
@@ -508,7 +510,13 @@ impl Reader {
                 Ok(None)
             }
             Incoming::Ping(payload) => {
-                let _ = self.shared().ctrl_tx.send(Control::Pong(payload));
+                let shared = self.shared();
+                if shared.pending_pongs.fetch_add(1, Ordering::AcqRel) < MAX_PENDING_PONGS {
+                    let _ = shared.ctrl_tx.send(Control::Pong(payload));
+                } else {
+                    shared.pending_pongs.fetch_sub(1, Ordering::AcqRel);
+                    log::debug!("ping not answered: {MAX_PENDING_PONGS} pongs already waiting");
+                }
                 Ok(None)
             }
             Incoming::Pong(_) => {

@@ -176,8 +176,13 @@ impl Writer {
     fn take(&mut self, item: Item) -> Flow {
         match item {
             Item::Control(Control::Stop) => Err(Exit),
-            Item::Control(Control::FlushTls) => Ok(()),
+            Item::Control(Control::FlushTls) => {
+                // Cleared before the write, so TLS output produced after it asks again.
+                self.shared.tls_flush_queued.store(false, Ordering::Release);
+                Ok(())
+            }
             Item::Control(Control::Pong(payload)) => {
+                self.shared.pending_pongs.fetch_sub(1, Ordering::AcqRel);
                 if !self.close_written {
                     self.frame(OpCode::Pong, &payload);
                 }
