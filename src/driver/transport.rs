@@ -59,8 +59,8 @@ impl Write for Pipe {
 
 type Session = native_tls::TlsStream<Pipe>;
 
-/// The largest chunk read from TCP at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// How much ciphertext the reader takes from TCP at once (a TLS record is at most ~16 KiB).
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Sets the socket's read timeout from a deadline; errors if the deadline has passed.
 pub(crate) fn set_deadline(tcp: &TcpStream, deadline: Option<Instant>) -> io::Result<()> {
@@ -208,7 +208,7 @@ impl ReadHalf {
                 }
             }
             if self.raw.is_empty() {
-                self.raw.resize(READ_CHUNK.min(buf.len().max(16 * 1024)), 0);
+                self.raw.resize(READ_CHUNK, 0);
             }
             let n = self.tcp.read(&mut self.raw)?;
             if n == 0 {

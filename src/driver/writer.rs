@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{TryRecvError, select};
+use crossbeam_channel::{Receiver, TryRecvError, select};
 
 use super::transport::WriteHalf;
 use crate::close;
@@ -21,7 +21,7 @@ use crate::websocket::{Control, Outgoing, Queues, Shared, State};
 
 /// Stop adding frames to a write once this much is buffered.
 const BATCH_BYTES: usize = 256 * 1024;
-/// An idle writer keeps at most this much buffer.
+/// An idle writer keeps buffers of at most this size; larger ones are freed.
 const IDLE_BUFFER: usize = 16 * 1024;
 
 pub(crate) struct Writer {
@@ -50,6 +50,8 @@ pub(crate) struct Writer {
     min_compress_size: usize,
     /// Reused buffer for one compressed payload.
     compressed: Vec<u8>,
+    /// Stands in for the data queue once our close frame is written.
+    no_data: Receiver<Outgoing>,
 }
 
 /// The writer is done: the socket is ending (stop, failure, or our part of the close is over).
@@ -88,6 +90,16 @@ impl Writer {
             deflater: deflate.and_then(Deflater::new),
             min_compress_size: config.min_compress_size,
             compressed: Vec::new(),
+            no_data: crossbeam_channel::never(),
+        }
+    }
+
+    fn shrink_buffers(&mut self) {
+        if self.out.capacity() > IDLE_BUFFER {
+            self.out = Vec::new();
+        }
+        if self.compressed.capacity() > IDLE_BUFFER {
+            self.compressed = Vec::new();
         }
     }
 
@@ -112,11 +124,16 @@ impl Writer {
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_secs(3600));
+        if self.queues.data_rx.is_empty() && self.queues.ctrl_rx.is_empty() {
+            // About to wait: an idle socket keeps only small buffers. Shrinking here rather
+            // than after every write keeps a busy socket from reallocating per batch.
+            self.shrink_buffers();
+        }
         // Once our close frame is out nothing more may be sent, so stop taking data.
         let data_rx = if self.close_written {
-            crossbeam_channel::never()
+            &self.no_data
         } else {
-            self.queues.data_rx.clone()
+            &self.queues.data_rx
         };
         let first = select! {
             recv(self.queues.ctrl_rx) -> c => Some(Item::Control(c.map_err(|_| Exit)?)),
@@ -221,9 +238,6 @@ impl Writer {
                         bytes.len()
                     );
                     frame::encode(&mut self.out, op, true, &self.compressed, mask);
-                    if self.compressed.capacity() > IDLE_BUFFER * 4 {
-                        self.compressed = Vec::new();
-                    }
                 } else {
                     log::debug!("frame out: {op:?} len={}", bytes.len());
                     frame::encode(&mut self.out, op, false, bytes, mask);
@@ -267,9 +281,6 @@ impl Writer {
             self.io.write_all(&self.out)
         };
         self.out.clear();
-        if self.out.capacity() > IDLE_BUFFER * 4 {
-            self.out.shrink_to(IDLE_BUFFER);
-        }
         match result {
             Ok(()) => {
                 let n = std::mem::take(&mut self.out_payload);
