@@ -4,9 +4,10 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, socket_options};
 use crate::driver;
+use crate::driver::Shared;
 use crate::listener::WebSocketListener;
 use crate::request::Request;
-use crate::websocket::{Shared, WebSocket};
+use crate::websocket::WebSocket;
 
 /// Opens web sockets. Cheap to clone; clones share settings and the TLS configuration.
 ///

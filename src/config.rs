@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::proto::encoder::EncoderConfig;
+use crate::proto::timers::TimerConfig;
+
 /// Settings every socket of a client or server runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -17,7 +20,22 @@ pub(crate) struct Config {
     pub compression: bool,
     /// Messages smaller than this go out uncompressed.
     pub min_compress_size: usize,
+    /// zlib level for permessage-deflate.
+    pub compression_level: u32,
+    /// Outgoing messages larger than this go out as several frames.
+    pub fragment_size: usize,
+    /// Stack size of the socket's reader and writer threads.
+    pub thread_stack_size: usize,
+    /// How long a socket thread, once its socket ended, waits in the pool for another socket.
+    pub thread_keep_alive: Duration,
 }
+
+/// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
+/// application code in `on_message` gets: 256 KiB is plenty for ordinary code (the main
+/// thread's is 8 MiB; Rust's spawned threads default to 2 MiB) and costs only the pages a
+/// thread touches, about 8-12 KiB for ours. A stack overflow aborts the whole process, so raise
+/// it (`thread_stack_size`) for deep recursion or big arrays on the stack in callbacks.
+pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -32,14 +50,33 @@ impl Default for Config {
             max_message_size: 64 * 1024 * 1024,
             compression: true,
             min_compress_size: 1024,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            fragment_size: 64 * 1024,
+            thread_stack_size: DEFAULT_STACK_SIZE,
+            thread_keep_alive: Duration::from_secs(10),
         }
     }
 }
 
+/// Default zlib level; see `docs/compression.md` for the measurement behind it.
+pub(crate) const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+
 impl Config {
-    /// How long a ping may go unanswered: the pong timeout, or one ping interval.
-    pub(crate) fn effective_pong_timeout(&self) -> Option<Duration> {
-        self.ping_interval.map(|i| self.pong_timeout.unwrap_or(i))
+    /// The timer settings: the pong timeout is one ping interval unless set.
+    pub(crate) fn timers(&self) -> TimerConfig {
+        TimerConfig {
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout.or(self.ping_interval).unwrap_or_default(),
+            close_timeout: self.close_timeout,
+        }
+    }
+
+    pub(crate) fn encoder(&self) -> EncoderConfig {
+        EncoderConfig {
+            min_compress_size: self.min_compress_size,
+            fragment_size: self.fragment_size,
+            compression_level: self.compression_level,
+        }
     }
 }
 
@@ -101,6 +138,40 @@ macro_rules! socket_options {
         /// is in use: deflate gains little on them and costs CPU. Default 1024 (OkHttp's).
         pub fn min_compress_size(mut self, bytes: usize) -> Self {
             self.config.min_compress_size = bytes;
+            self
+        }
+
+        /// zlib's compression level for permessage-deflate, 0 (store only) to 9 (smallest);
+        /// larger values count as 9. Default 6, zlib's own default; see
+        /// `docs/compression.md` for what each level costs and saves.
+        pub fn compression_level(mut self, level: u32) -> Self {
+            self.config.compression_level = level.min(9);
+            self
+        }
+
+        /// Outgoing messages larger than this many payload bytes are sent as several frames,
+        /// so that pongs and the close frame can go out between them instead of waiting
+        /// behind a whole 16 MiB message. Default 64 KiB; values under 1 count as 1.
+        pub fn fragment_size(mut self, bytes: usize) -> Self {
+            self.config.fragment_size = bytes.max(1);
+            self
+        }
+
+        /// Stack size of each socket's reader and writer threads. Listener callbacks run on
+        /// the reader thread, so this is the stack your `on_message` gets. Default 256 KiB,
+        /// of which a socket touches (and so costs in memory) only a few pages. A stack
+        /// overflow aborts the process: raise this for deep recursion or large arrays on the
+        /// stack in callbacks. Values under 64 KiB count as 64 KiB.
+        pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+            self.config.thread_stack_size = bytes.max(64 * 1024);
+            self
+        }
+
+        /// Socket threads come from a process-wide pool: when a socket ends, its two threads
+        /// wait this long for a later socket before they exit, so that a connect costs no
+        /// thread spawn once warm. Default 10 s; `Duration::ZERO` lets them exit at once.
+        pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
+            self.config.thread_keep_alive = keep_alive;
             self
         }
 

@@ -53,21 +53,15 @@
 #![forbid(unsafe_code)]
 
 mod client;
-mod close;
 mod config;
-mod decoder;
-mod deflate;
 mod driver;
 mod error;
-mod frame;
-mod handshake;
 mod listener;
-mod mask;
 mod message;
+mod proto;
 mod request;
 mod response;
 mod server;
-mod utf8;
 mod websocket;
 
 pub use client::{Client, ClientBuilder};

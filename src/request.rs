@@ -57,7 +57,7 @@ impl Request {
 
     /// The first value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::handshake::header_values(&self.headers, name).next()
+        crate::proto::handshake::header_values(&self.headers, name).next()
     }
 
     /// The subprotocols offered, in order of preference.

@@ -32,7 +32,7 @@ impl Response {
 
     /// The first value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::handshake::header_values(&self.headers, name).next()
+        crate::proto::handshake::header_values(&self.headers, name).next()
     }
 
     /// The subprotocol the server chose, if any.

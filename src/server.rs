@@ -9,10 +9,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::config::{Config, socket_options};
-use crate::deflate;
 use crate::driver;
 use crate::error::Error;
 use crate::listener::{Listener, WebSocketListener};
+use crate::proto::deflate;
 use crate::request::Request;
 use crate::websocket::WebSocket;
 

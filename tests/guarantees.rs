@@ -750,7 +750,12 @@ fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
     let _lock = serial();
     let (tid_tx, tid_rx) = unbounded();
     let server_tid_tx = tid_tx.clone();
-    let (server, server_rx) = recording_server(Server::builder(), move || {
+    // No pooling (keep-alive zero), and a stack size of its own so no idle pooled thread of
+    // another test serves these sockets.
+    let unpooled = Server::builder()
+        .thread_keep_alive(Duration::ZERO)
+        .thread_stack_size(320 * 1024);
+    let (server, server_rx) = recording_server(unpooled, move || {
         let tx = server_tid_tx.clone();
         echo().on_open(move |_, _| {
             let _ = tx.send(("server", os_tid()));
@@ -762,7 +767,11 @@ fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
         let _ = tid_tx.send(("client", os_tid()));
     });
     let (listener, rx) = recording(inner);
-    let ws = Client::new().new_web_socket(request(&server), listener);
+    let client = Client::builder()
+        .thread_keep_alive(Duration::ZERO)
+        .thread_stack_size(320 * 1024)
+        .build();
+    let ws = client.new_web_socket(request(&server), listener);
     expect_open(&rx);
     expect_open(&server_rx);
     let mut readers = HashSet::new();
@@ -809,8 +818,25 @@ fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
 #[test]
 fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
     let _lock = serial();
-    let (server, server_rx) = recording_server(Server::builder(), echo);
-    let client = Client::new();
+    // Unpooled, so every thread must be gone at the end (the pooled case is the next test).
+    let (server, server_rx) = recording_server(
+        Server::builder()
+            .thread_keep_alive(Duration::ZERO)
+            .thread_stack_size(352 * 1024),
+        echo,
+    );
+    let client = Client::builder()
+        .thread_keep_alive(Duration::ZERO)
+        .thread_stack_size(352 * 1024)
+        .build();
+    // Parked threads of other tests' pools may be around; only new ones count.
+    let others = socket_threads();
+    let ours = || {
+        socket_threads()
+            .difference(&others)
+            .copied()
+            .collect::<Vec<u32>>()
+    };
     let cycle = |i: usize| {
         let (listener, rx) = recording(Listener::new());
         let ws = client.new_web_socket(request(&server), listener);
@@ -831,7 +857,7 @@ fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
     // Warm up once so lazily created process resources are not counted as leaks.
     cycle(0);
     assert!(
-        eventually(|| socket_threads().is_empty()),
+        eventually(|| ours().is_empty()),
         "threads of the warm-up socket did not exit"
     );
     let fds_before = fd_count();
@@ -841,9 +867,9 @@ fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
     }
 
     assert!(
-        eventually(|| socket_threads().is_empty()),
+        eventually(|| ours().is_empty()),
         "socket threads left: {:?}",
-        socket_threads()
+        ours()
             .into_iter()
             .map(|t| (t, task_comm(t)))
             .collect::<Vec<_>>()
@@ -853,6 +879,58 @@ fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
         "descriptors: {fds_before} before, {} after 20 sockets",
         fd_count()
     );
+}
+
+#[test]
+fn pooled_socket_threads_serve_later_sockets() {
+    let _lock = serial();
+    let stack = 384 * 1024; // a pool of this test's own
+    let (server, server_rx) = recording_server(
+        Server::builder()
+            .thread_keep_alive(Duration::from_secs(30))
+            .thread_stack_size(stack),
+        echo,
+    );
+    let client = Client::builder()
+        .thread_keep_alive(Duration::from_secs(30))
+        .thread_stack_size(stack)
+        .build();
+    let mut readers = HashSet::new();
+    for i in 0..10 {
+        let (tid_tx, tid_rx) = unbounded();
+        let inner = Listener::new().on_open(move |_, _| {
+            let _ = tid_tx.send(os_tid());
+        });
+        let (listener, rx) = recording(inner);
+        let ws = client.new_web_socket(request(&server), listener);
+        assert!(ws.send(format!("cycle {i}")));
+        expect_open(&rx);
+        let tid = tid_rx.recv_timeout(EVENT_TIMEOUT).expect("reader tid");
+        assert_eq!(task_comm(tid).as_deref(), Some("syncws-reader"));
+        readers.insert(tid);
+        expect_message(&rx);
+        assert!(matches!(ws.close(1000, None), Ok(true)));
+        expect_closing(&rx, 1000, "");
+        expect_closed(&rx, 1000, "");
+        assert!(ws.wait_finished(EVENT_TIMEOUT));
+        expect_open(&server_rx);
+        expect_message(&server_rx);
+        expect_closing(&server_rx, 1000, "");
+        expect_closed(&server_rx, 1000, "");
+    }
+    // Without the pool every socket would have had a reader of its own; with it, a finished
+    // socket's reader (back in the pool before the next connect, or nearly) serves the next.
+    assert!(
+        readers.len() <= 3,
+        "10 sockets used {} distinct reader threads",
+        readers.len()
+    );
+    // Pooled threads are parked, not leaked: they are still named for their role.
+    for &t in &readers {
+        if task_exists(t) {
+            assert_eq!(task_comm(t).as_deref(), Some("syncws-reader"));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,18 +1,35 @@
-//! Threads and sockets: the one place where the pure protocol code meets I/O.
+//! Threads and sockets: the one place where the pure [`proto`](crate::proto) code meets I/O.
 //!
-//! Each socket has two OS threads:
-//! - the **reader** (`syncws-reader`) connects, runs the handshake, then reads frames through
-//!   the [`Decoder`](crate::decoder::Decoder) and runs every listener callback;
-//! - the **writer** (`syncws-writer`) drains the queues, sends pings and keeps the timers.
+//! Each socket has two OS threads, taken from a process-wide [`pool`]:
+//! - the **reader** (`syncws-reader`) connects ([`connect`], client) or upgrades ([`accept`],
+//!   server), then reads frames through the decoder and runs every listener callback
+//!   ([`reader`]);
+//! - the **writer** (`syncws-writer`) drains the queues through the encoder and keeps the
+//!   timers ([`writer`]).
 //!
-//! They share [`Shared`](crate::websocket::Shared): a mutex-guarded state, the queue-size
-//! counter and the channels. See `docs/architecture.md`.
+//! They share [`Shared`] ([`shared`]): an atomic send gate and counters, a mutex-guarded
+//! state, the queues. [`transport`] is the byte pipe (plain TCP or TLS) both halves use over
+//! one descriptor. See `docs/architecture.md`.
 
+mod accept;
+mod connect;
+mod head;
+mod pool;
 mod reader;
+mod shared;
 pub(crate) mod transport;
 mod writer;
 
-pub(crate) use reader::{spawn_client, spawn_server};
+use std::time::{Duration, Instant};
 
-/// Stack size of the socket threads: they keep their buffers on the heap.
-const STACK_SIZE: usize = 256 * 1024;
+pub(crate) use accept::spawn_server;
+pub(crate) use reader::spawn_client;
+pub(crate) use shared::{SendError, Shared};
+
+/// `now + d`, or a point decades away when that would overflow (a `Duration::MAX` timeout).
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}

@@ -78,7 +78,7 @@ pub(crate) fn set_deadline(tcp: &TcpStream, deadline: Option<Instant>) -> io::Re
 
 /// The reading side, owned by the reader thread.
 pub(crate) struct ReadHalf {
-    pub tcp: TcpStream,
+    pub tcp: Arc<TcpStream>,
     tls: Option<Arc<Mutex<Session>>>,
     raw: Vec<u8>,
     /// The TLS session has bytes to send that only reading produced.
@@ -87,15 +87,16 @@ pub(crate) struct ReadHalf {
 
 /// The writing side, owned by the writer thread (or by the reader during the handshake).
 pub(crate) struct WriteHalf {
-    pub tcp: TcpStream,
+    pub tcp: Arc<TcpStream>,
     tls: Option<Arc<Mutex<Session>>>,
     cipher: Vec<u8>,
 }
 
-/// Splits a plain TCP connection.
-pub(crate) fn plain(tcp: TcpStream) -> io::Result<(ReadHalf, WriteHalf)> {
-    let w = tcp.try_clone()?;
-    Ok((
+/// Splits a plain TCP connection. Both halves share the one descriptor: `&TcpStream` reads,
+/// writes and shuts down, and the socket's read and write timeouts are separate options.
+pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
+    let w = tcp.clone();
+    (
         ReadHalf {
             tcp,
             tls: None,
@@ -107,7 +108,7 @@ pub(crate) fn plain(tcp: TcpStream) -> io::Result<(ReadHalf, WriteHalf)> {
             tls: None,
             cipher: Vec::new(),
         },
-    ))
+    )
 }
 
 fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
@@ -119,7 +120,7 @@ fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
 
 /// Drives a TLS handshake over `tcp` to completion (or `deadline`), then splits the connection.
 fn finish_handshake(
-    mut tcp: TcpStream,
+    tcp: Arc<TcpStream>,
     mut result: Result<Session, native_tls::HandshakeError<Pipe>>,
     deadline: Instant,
     on_timeout: impl Fn() -> Error,
@@ -131,9 +132,9 @@ fn finish_handshake(
             Err(native_tls::HandshakeError::Failure(e)) => return Err(Error::Tls(e.to_string())),
             Err(native_tls::HandshakeError::WouldBlock(mut mid)) => {
                 let out = std::mem::take(&mut mid.get_mut().outgoing);
-                tcp.write_all(&out).map_err(Error::Io)?;
+                (&*tcp).write_all(&out).map_err(Error::Io)?;
                 set_deadline(&tcp, Some(deadline)).map_err(|e| io_err(e, &on_timeout))?;
-                let n = tcp.read(&mut raw).map_err(|e| io_err(e, &on_timeout))?;
+                let n = (&*tcp).read(&mut raw).map_err(|e| io_err(e, &on_timeout))?;
                 if n == 0 {
                     return Err(Error::Tls(
                         "the peer closed the connection during the TLS handshake".into(),
@@ -146,8 +147,8 @@ fn finish_handshake(
     };
     let mut session = session;
     let out = std::mem::take(&mut session.get_mut().outgoing);
-    tcp.write_all(&out).map_err(Error::Io)?;
-    let w = tcp.try_clone().map_err(Error::Io)?;
+    (&*tcp).write_all(&out).map_err(Error::Io)?;
+    let w = tcp.clone();
     let tls = Arc::new(Mutex::new(session));
     Ok((
         ReadHalf {
@@ -166,7 +167,7 @@ fn finish_handshake(
 
 /// Runs the client side of TLS for `domain`.
 pub(crate) fn tls_connect(
-    tcp: TcpStream,
+    tcp: Arc<TcpStream>,
     connector: &native_tls::TlsConnector,
     domain: &str,
     deadline: Instant,
@@ -178,7 +179,7 @@ pub(crate) fn tls_connect(
 
 /// Runs the server side of TLS.
 pub(crate) fn tls_accept(
-    tcp: TcpStream,
+    tcp: Arc<TcpStream>,
     acceptor: &native_tls::TlsAcceptor,
     deadline: Instant,
     on_timeout: impl Fn() -> Error,
@@ -191,7 +192,7 @@ impl ReadHalf {
     /// Reads at least one byte of plaintext into `buf`; `Ok(0)` means the peer closed.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &self.tls else {
-            return self.tcp.read(buf);
+            return (&*self.tcp).read(buf);
         };
         loop {
             {
@@ -210,7 +211,7 @@ impl ReadHalf {
             if self.raw.is_empty() {
                 self.raw.resize(READ_CHUNK, 0);
             }
-            let n = self.tcp.read(&mut self.raw)?;
+            let n = (&*self.tcp).read(&mut self.raw)?;
             if n == 0 {
                 return Ok(0);
             }
@@ -229,7 +230,7 @@ impl ReadHalf {
             if set_deadline(&self.tcp, deadline).is_err() {
                 return false;
             }
-            match self.tcp.read(&mut scratch) {
+            match (&*self.tcp).read(&mut scratch) {
                 Ok(0) => return true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -243,14 +244,14 @@ impl WriteHalf {
     /// Writes `plain` (encrypting it first under TLS).
     pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
         let Some(tls) = &self.tls else {
-            return self.tcp.write_all(plain);
+            return (&*self.tcp).write_all(plain);
         };
         {
             let mut s = tls.lock();
             s.write_all(plain)?;
             std::mem::swap(&mut self.cipher, &mut s.get_mut().outgoing);
         }
-        let r = self.tcp.write_all(&self.cipher);
+        let r = (&*self.tcp).write_all(&self.cipher);
         self.cipher.clear();
         if self.cipher.capacity() > 1 << 20 {
             self.cipher.shrink_to(64 * 1024);

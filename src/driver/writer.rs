@@ -1,57 +1,50 @@
-//! The writer thread: drains the queues into as few writes as possible, sends pings, keeps the
-//! close and pong timers.
+//! The writer thread: drains the queues through the [`Encoder`] into as few writes as possible
+//! and carries out what the [`Timers`] decide.
+//!
+//! It sleeps on a parker, not on the channels: senders push without a lock and wake it only
+//! when it is parked (see [`Shared`]). Once awake it takes everything queued — control items
+//! first, then data, a fragment at a time for large messages so a pong or close frame never
+//! waits behind more than one batch — and writes the batch with one `write_all`.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError, select};
+use crossbeam_channel::TryRecvError;
 
+use super::shared::{Control, Outgoing, Queues, Shared};
 use super::transport::WriteHalf;
-use crate::close;
 use crate::config::Config;
-use crate::decoder::Role;
-use crate::deflate::{self, Deflater};
 use crate::error::Error;
-use crate::frame::{self, OpCode};
-use crate::mask::MaskSource;
-use crate::message::Message;
-use crate::websocket::{Control, Outgoing, Queues, Shared, State};
+use crate::proto::Role;
+use crate::proto::deflate;
+use crate::proto::encoder::Encoder;
+use crate::proto::frame::OpCode;
+use crate::proto::timers::{Action, Timers};
 
 /// Stop adding frames to a write once this much is buffered.
 const BATCH_BYTES: usize = 256 * 1024;
-/// An idle writer keeps buffers of at most this size; larger ones are freed.
-const IDLE_BUFFER: usize = 16 * 1024;
+/// An idle writer keeps an output buffer of at most this size; a larger one is freed.
+const IDLE_BUFFER: usize = 4 * 1024;
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     io: WriteHalf,
     queues: Queues,
     role: Role,
-    masks: MaskSource,
+    encoder: Encoder,
+    timers: Timers,
     out: Vec<u8>,
-    /// Payload bytes of data messages in `out`, subtracted from `queue_size` once written.
+    /// Payload bytes of whole data messages in `out`, reported to `queue_size` once written.
     out_payload: u64,
-    /// Data messages in `out`, subtracted from `queued_messages` once written.
+    /// Whole data messages in `out`.
     out_messages: u64,
-    ping_interval: Option<Duration>,
-    pong_timeout: Option<Duration>,
-    close_timeout: Option<Duration>,
     write_timeout: Duration,
-    next_ping: Option<Instant>,
-    /// A ping is out: when it was sent and how many pongs had arrived before it.
-    awaiting_pong: Option<(Instant, u64)>,
-    answered_pings: u64,
-    close_deadline: Option<Instant>,
-    close_written: bool,
-    /// Present when permessage-deflate is in use and we can compress at the agreed window.
-    deflater: Option<Deflater>,
-    min_compress_size: usize,
-    /// Reused buffer for one compressed payload.
-    compressed: Vec<u8>,
-    /// Stands in for the data queue once our close frame is written.
-    no_data: Receiver<Outgoing>,
+    /// Our close frame is encoded: nothing more may be sent but what is already in `out`.
+    close_encoded: bool,
+    /// A `FlushTls` asked for the TLS session's own output to be written.
+    flush_requested: bool,
 }
 
 /// The writer is done: the socket is ending (stop, failure, or our part of the close is over).
@@ -74,32 +67,14 @@ impl Writer {
             io,
             queues,
             role,
-            masks: MaskSource::new(),
+            encoder: Encoder::new(role, deflate, config.encoder()),
+            timers: Timers::new(config.timers(), Instant::now()),
             out: Vec::new(),
             out_payload: 0,
             out_messages: 0,
-            ping_interval: config.ping_interval,
-            pong_timeout: config.effective_pong_timeout(),
-            close_timeout: config.close_timeout,
             write_timeout: config.write_timeout,
-            next_ping: config.ping_interval.map(|i| Instant::now() + i),
-            awaiting_pong: None,
-            answered_pings: 0,
-            close_deadline: None,
-            close_written: false,
-            deflater: deflate.and_then(Deflater::new),
-            min_compress_size: config.min_compress_size,
-            compressed: Vec::new(),
-            no_data: crossbeam_channel::never(),
-        }
-    }
-
-    fn shrink_buffers(&mut self) {
-        if self.out.capacity() > IDLE_BUFFER {
-            self.out = Vec::new();
-        }
-        if self.compressed.capacity() > IDLE_BUFFER {
-            self.compressed = Vec::new();
+            close_encoded: false,
+            flush_requested: false,
         }
     }
 
@@ -108,156 +83,107 @@ impl Writer {
         log::debug!("writer for {} exits", self.shared.request.url());
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let pong = self
-            .awaiting_pong
-            .zip(self.pong_timeout)
-            .map(|((sent, _), t)| sent + t);
-        [self.next_ping, pong, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
     fn step(&mut self) -> Flow {
-        let timeout = self
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(3600));
-        if self.queues.data_rx.is_empty() && self.queues.ctrl_rx.is_empty() {
-            // About to wait: an idle socket keeps only small buffers. Shrinking here rather
-            // than after every write keeps a busy socket from reallocating per batch.
-            self.shrink_buffers();
+        // Whatever was taken is written, even when taking it ends the writer.
+        let taken = self.fill();
+        self.flush()?;
+        taken?;
+        self.run_timers()?;
+        if self.idle() {
+            if self.out.capacity() > IDLE_BUFFER {
+                self.out = Vec::new();
+            }
+            // Once our close is out, only control items (a stop) matter.
+            let watch_data = !self.close_encoded;
+            self.shared
+                .park_writer(&self.queues, watch_data, self.timers.next_deadline());
         }
-        // Once our close frame is out nothing more may be sent, so stop taking data.
-        let data_rx = if self.close_written {
-            &self.no_data
-        } else {
-            &self.queues.data_rx
-        };
-        let first = select! {
-            recv(self.queues.ctrl_rx) -> c => Some(Item::Control(c.map_err(|_| Exit)?)),
-            recv(data_rx) -> d => Some(Item::Data(d.map_err(|_| Exit)?)),
-            default(timeout) => None,
-        };
-        if let Some(item) = first {
-            // Whatever was taken is written, even when taking it ends the writer.
-            let taken = self.take_all(item);
-            self.flush()?;
-            taken?;
-        }
-        self.timers()
+        Ok(())
     }
 
-    /// Takes `first` and everything else queued: control items first (even when the wake-up
-    /// happened to pick the data queue), then data until the batch is full.
-    fn take_all(&mut self, first: Item) -> Flow {
-        if let Item::Data(_) = first {
-            self.drain_control()?;
-        }
-        self.take(first)?;
+    fn idle(&self) -> bool {
+        self.queues.ctrl_rx.is_empty()
+            && (self.close_encoded
+                || (self.queues.data_rx.is_empty() && !self.encoder.in_progress()))
+    }
+
+    /// Encodes everything queued into `out`, control items first, until the batch is full.
+    fn fill(&mut self) -> Flow {
         loop {
-            self.drain_control()?;
-            if self.close_written || self.out.len() >= BATCH_BYTES {
+            while let Ok(c) = self.queues.ctrl_rx.try_recv() {
+                self.take_control(c)?;
+            }
+            if self.close_encoded || self.out.len() >= BATCH_BYTES {
                 return Ok(());
             }
+            if self.encoder.in_progress() {
+                if let Some(len) = self.encoder.next_fragment(&mut self.out) {
+                    self.out_payload += len;
+                    self.out_messages += 1;
+                }
+                continue;
+            }
             match self.queues.data_rx.try_recv() {
-                Ok(d) => self.take(Item::Data(d))?,
+                Ok(d) => self.take_data(d)?,
                 Err(TryRecvError::Empty) => return Ok(()),
                 Err(TryRecvError::Disconnected) => return Err(Exit),
             }
         }
     }
 
-    fn drain_control(&mut self) -> Flow {
-        while let Ok(c) = self.queues.ctrl_rx.try_recv() {
-            self.take(Item::Control(c))?;
-        }
-        Ok(())
-    }
-
-    fn mask(&mut self) -> Option<[u8; 4]> {
-        match self.role {
-            Role::Client => Some(self.masks.next_key()),
-            Role::Server => None,
-        }
-    }
-
-    fn frame(&mut self, opcode: OpCode, payload: &[u8]) {
-        let mask = self.mask();
-        log::debug!("frame out: {opcode:?} len={}", payload.len());
-        frame::encode(&mut self.out, opcode, false, payload, mask);
-    }
-
-    /// Encodes one item into the output buffer.
-    fn take(&mut self, item: Item) -> Flow {
+    fn take_control(&mut self, item: Control) -> Flow {
         match item {
-            Item::Control(Control::Stop) => Err(Exit),
-            Item::Control(Control::FlushTls) => {
+            Control::Stop => Err(Exit),
+            Control::FlushTls => {
                 // Cleared before the write, so TLS output produced after it asks again.
                 self.shared.tls_flush_queued.store(false, Ordering::Release);
+                self.flush_requested = true;
                 Ok(())
             }
-            Item::Control(Control::Pong(payload)) => {
+            Control::Pong(payload) => {
                 self.shared.pending_pongs.fetch_sub(1, Ordering::AcqRel);
-                if !self.close_written {
-                    self.frame(OpCode::Pong, &payload);
+                if !self.close_encoded {
+                    self.encoder.control(&mut self.out, OpCode::Pong, &payload);
                 }
                 Ok(())
             }
-            Item::Data(Outgoing::FailClose(code)) => {
+        }
+    }
+
+    fn take_data(&mut self, item: Outgoing) -> Flow {
+        match item {
+            Outgoing::Message(m) => {
+                if let Err(e) = self.encoder.start(m) {
+                    self.shared.fail(e);
+                    return Err(Exit);
+                }
+                Ok(())
+            }
+            Outgoing::Close(code, reason) => {
+                self.encoder.close(&mut self.out, code, &reason);
+                self.close_encoded = true;
+                Ok(())
+            }
+            Outgoing::FailClose(code) => {
                 // Messages the application queued before the failure go out first; then the
                 // close frame and a FIN.
-                if !self.close_written {
-                    self.frame(OpCode::Close, &close::payload(Some(code), ""));
-                    self.close_written = true;
-                }
+                self.encoder.close(&mut self.out, Some(code), "");
+                self.close_encoded = true;
                 if self.write_out().is_ok() {
                     self.io.finish();
                 }
                 Err(Exit)
-            }
-            Item::Data(Outgoing::Message(m)) => {
-                let (op, bytes) = match &m {
-                    Message::Text(s) => (OpCode::Text, s.as_bytes()),
-                    Message::Binary(b) => (OpCode::Binary, b.as_slice()),
-                };
-                let mask = self.mask();
-                self.out_payload += bytes.len() as u64;
-                self.out_messages += 1;
-                if let Some(d) = &mut self.deflater
-                    && bytes.len() >= self.min_compress_size
-                {
-                    if let Err(e) = d.compress(bytes, &mut self.compressed) {
-                        self.shared.core.lock().fail(e);
-                        return Err(Exit);
-                    }
-                    log::debug!(
-                        "frame out: {op:?} len={} deflated from {}",
-                        self.compressed.len(),
-                        bytes.len()
-                    );
-                    frame::encode(&mut self.out, op, true, &self.compressed, mask);
-                } else {
-                    log::debug!("frame out: {op:?} len={}", bytes.len());
-                    frame::encode(&mut self.out, op, false, bytes, mask);
-                }
-                Ok(())
-            }
-            Item::Data(Outgoing::Close(code, reason)) => {
-                self.frame(OpCode::Close, &close::payload(code, &reason));
-                self.close_written = true;
-                self.next_ping = None;
-                self.awaiting_pong = None;
-                Ok(())
             }
         }
     }
 
     /// Writes the buffer; once the close frame is written, starts the close timer.
     fn flush(&mut self) -> Flow {
-        self.write_out()?;
-        if self.close_written && self.close_deadline.is_none() {
+        if !self.out.is_empty() || self.flush_requested {
+            self.flush_requested = false;
+            self.write_out()?;
+        }
+        if self.close_encoded && !self.timers.closing() {
             let mut core = self.shared.core.lock();
             core.close_written = true;
             if core.peer_closed && self.role == Role::Server {
@@ -265,11 +191,7 @@ impl Writer {
                 drop(core);
                 self.io.finish();
             }
-            self.close_deadline = Some(
-                self.close_timeout
-                    .map(|t| Instant::now() + t)
-                    .unwrap_or_else(far_future),
-            );
+            self.timers.close_sent(Instant::now());
         }
         Ok(())
     }
@@ -281,19 +203,18 @@ impl Writer {
             self.io.write_all(&self.out)
         };
         self.out.clear();
+        let bytes = std::mem::take(&mut self.out_payload);
+        let messages = std::mem::take(&mut self.out_messages);
         match result {
             Ok(()) => {
-                let n = std::mem::take(&mut self.out_payload);
-                self.shared.queue_size.fetch_sub(n, Ordering::AcqRel);
-                let m = std::mem::take(&mut self.out_messages);
-                self.shared.queued_messages.fetch_sub(m, Ordering::AcqRel);
+                self.shared.written(bytes, messages);
                 Ok(())
             }
             Err(e) => {
-                self.out_payload = 0;
-                self.out_messages = 0;
-                let mut core = self.shared.core.lock();
-                if !core.peer_closed {
+                let peer_closed = self.shared.core.lock().peer_closed;
+                if peer_closed {
+                    self.shared.core.lock().shutdown();
+                } else {
                     let error = match e.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                             Error::WriteTimeout(self.write_timeout)
@@ -301,61 +222,42 @@ impl Writer {
                         _ => Error::Io(e),
                     };
                     log::debug!("write failed: {error}");
-                    core.fail(error);
-                } else {
-                    core.shutdown();
+                    self.shared.fail(error);
                 }
                 Err(Exit)
             }
         }
     }
 
-    fn timers(&mut self) -> Flow {
+    fn run_timers(&mut self) -> Flow {
+        let Some(deadline) = self.timers.next_deadline() else {
+            return Ok(());
+        };
         let now = Instant::now();
-        if let Some((sent, pongs_before)) = self.awaiting_pong {
-            if self.shared.pongs.load(Ordering::Acquire) > pongs_before {
-                self.awaiting_pong = None;
-                self.answered_pings += 1;
-            } else if self.pong_timeout.is_some_and(|t| now >= sent + t) {
-                let timeout = self.pong_timeout.unwrap_or_default();
-                self.shared.core.lock().fail(Error::PongTimeout {
-                    timeout,
-                    successful: self.answered_pings,
-                });
-                return Err(Exit);
-            }
+        if now < deadline {
+            return Ok(());
         }
-        if let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval)
-            && now >= at
-            && !self.close_written
-        {
-            self.next_ping = Some(now + interval);
-            if self.awaiting_pong.is_none() {
-                self.awaiting_pong = Some((now, self.shared.pongs.load(Ordering::Acquire)));
-                self.frame(OpCode::Ping, &[]);
-                self.flush()?;
+        let pongs = self.shared.pongs.load(Ordering::Acquire);
+        let peer_closed = self.shared.core.lock().peer_closed;
+        while let Some(action) = self.timers.poll(now, pongs, peer_closed) {
+            match action {
+                Action::SendPing => {
+                    if !self.close_encoded {
+                        self.encoder.control(&mut self.out, OpCode::Ping, &[]);
+                        self.flush()?;
+                    }
+                }
+                Action::Fail(e) => {
+                    self.shared.fail(e.into());
+                    return Err(Exit);
+                }
+                Action::CloseConnection => {
+                    // The close handshake is complete; the peer just kept TCP open.
+                    self.shared.core.lock().shutdown();
+                    return Err(Exit);
+                }
             }
-        }
-        if self.close_deadline.is_some_and(|d| now >= d) {
-            let mut core = self.shared.core.lock();
-            if core.peer_closed {
-                // The close handshake is complete; the peer just kept TCP open. Close it.
-                core.shutdown();
-            } else if core.state != State::Closed {
-                let t = self.close_timeout.unwrap_or_default();
-                core.fail(Error::CloseTimeout(t));
-            }
-            return Err(Exit);
         }
         Ok(())
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
-
-enum Item {
-    Control(Control),
-    Data(Outgoing),
 }

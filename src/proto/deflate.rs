@@ -241,11 +241,13 @@ pub(crate) struct Deflater {
     c: Option<Compress>,
     window_bits: u8,
     no_context_takeover: bool,
+    level: u32,
 }
 
 impl Deflater {
     /// `None` when `window_bits` is 8, which zlib cannot produce: send uncompressed.
-    pub(crate) fn new(params: &Params) -> Option<Deflater> {
+    /// `level` is zlib's 0 (store) to 9 (smallest); larger values are clamped to 9.
+    pub(crate) fn new(params: &Params, level: u32) -> Option<Deflater> {
         if !(9..=15).contains(&params.send_max_window_bits) {
             return None;
         }
@@ -253,14 +255,15 @@ impl Deflater {
             c: None,
             window_bits: params.send_max_window_bits,
             no_context_takeover: params.send_no_context_takeover,
+            level: level.min(9),
         })
     }
 
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let bits = self.window_bits;
+        let (bits, level) = (self.window_bits, self.level);
         let c = self.c.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::default(), false, bits)
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
         out.clear();
         let start_in = c.total_in();
@@ -500,7 +503,7 @@ mod tests {
     }
 
     fn round_trip(p: Params, messages: &[&[u8]]) -> Vec<usize> {
-        let mut d = Deflater::new(&p).unwrap();
+        let mut d = Deflater::new(&p, 6).unwrap();
         let mut i = Inflater::new(&params(false, p.send_no_context_takeover, 15));
         let mut sizes = Vec::new();
         for m in messages {
@@ -521,7 +524,7 @@ mod tests {
     #[test]
     fn golden_values() {
         // RFC 7692 §7.2.3.1: "Hello" compressed.
-        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut d = Deflater::new(&params(false, false, 15), 6).unwrap();
         let mut out = Vec::new();
         d.compress(b"Hello", &mut out).unwrap();
         assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
@@ -558,7 +561,7 @@ mod tests {
 
     #[test]
     fn empty_message_is_one_zero_byte() {
-        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut d = Deflater::new(&params(false, false, 15), 6).unwrap();
         let mut out = Vec::new();
         for _ in 0..3 {
             d.compress(b"", &mut out).unwrap();
@@ -568,13 +571,13 @@ mod tests {
 
     #[test]
     fn window_bits_8_sends_uncompressed() {
-        assert!(Deflater::new(&params(false, false, 8)).is_none());
+        assert!(Deflater::new(&params(false, false, 8), 6).is_none());
     }
 
     #[test]
     fn bomb_stops_at_the_limit() {
         // 16 MiB of zeros compresses to about 16 KiB; inflating must stop at the 1 MiB limit.
-        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut d = Deflater::new(&params(false, false, 15), 6).unwrap();
         let zeros = vec![0u8; 16 << 20];
         let mut bomb = Vec::new();
         d.compress(&zeros, &mut bomb).unwrap();
@@ -613,7 +616,7 @@ mod tests {
         i.inflate(&fin, &mut out, 1000).unwrap();
         i.finish(&mut out, 1000).unwrap();
         assert_eq!(out, b"first");
-        let mut d = Deflater::new(&params(false, false, 15)).unwrap();
+        let mut d = Deflater::new(&params(false, false, 15), 6).unwrap();
         let mut next = Vec::new();
         d.compress(b"second", &mut next).unwrap();
         let mut out = Vec::new();

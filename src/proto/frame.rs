@@ -1,6 +1,6 @@
 //! The frame layer (RFC 6455 §5.2): opcodes, header parsing and frame encoding.
 
-use crate::mask;
+use crate::proto::mask;
 
 /// A frame opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +149,8 @@ pub(crate) fn parse_header(
     )))
 }
 
-/// Appends one whole frame (header and payload) to `out`, masking the payload with `mask` if
-/// given. The payload is copied once, and masked in place in `out`.
+/// Appends one final frame (header and payload) to `out`, masking the payload with `mask` if
+/// given.
 pub(crate) fn encode(
     out: &mut Vec<u8>,
     opcode: OpCode,
@@ -158,15 +158,29 @@ pub(crate) fn encode(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    encode_frame(out, true, rsv1, opcode, payload, mask);
+}
+
+/// Appends one frame to `out`. The payload is copied once; when masked it is copied and masked
+/// in cache-sized blocks, so each byte is touched while it is still in L1.
+pub(crate) fn encode_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
     out.reserve(14 + payload.len());
-    out.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode.bits());
+    let fin_bit = if fin { 0x80 } else { 0 };
+    out.push(fin_bit | if rsv1 { 0x40 } else { 0 } | opcode.bits());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let len = payload.len();
     if len < 126 {
         out.push(mask_bit | len as u8);
-    } else if len <= usize::from(u16::MAX) {
+    } else if let Ok(short) = u16::try_from(len) {
         out.push(mask_bit | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&short.to_be_bytes());
     } else {
         out.push(mask_bit | 127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
@@ -174,13 +188,20 @@ pub(crate) fn encode(
     match mask {
         Some(key) => {
             out.extend_from_slice(&key);
-            let start = out.len();
-            out.extend_from_slice(payload);
-            mask::apply(&mut out[start..], key, 0);
+            let mut offset = 0;
+            for block in payload.chunks(MASK_BLOCK) {
+                let start = out.len();
+                out.extend_from_slice(block);
+                mask::apply(&mut out[start..], key, offset);
+                offset += block.len();
+            }
         }
         None => out.extend_from_slice(payload),
     }
 }
+
+/// Payload is copied and masked this many bytes at a time (well inside L1).
+const MASK_BLOCK: usize = 4096;
 
 #[cfg(test)]
 mod tests {

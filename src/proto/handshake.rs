@@ -3,8 +3,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::deflate;
 use crate::error::Error;
+use crate::proto::deflate;
 use crate::request::Request;
 use crate::response::Response;
 
@@ -20,7 +20,7 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64.
 pub(crate) fn new_key() -> String {
     let mut raw = [0u8; 16];
-    crate::mask::fill_random(&mut raw);
+    crate::proto::mask::fill_random(&mut raw);
     BASE64.encode(raw)
 }
 

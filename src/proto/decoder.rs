@@ -5,20 +5,15 @@
 //! the read buffer into the message being assembled; a partial frame header (at most 14 bytes)
 //! is the only thing kept between calls, so the read buffer can always be reused whole.
 
-use crate::close::{self, CloseFrame};
-use crate::deflate::Inflater;
 use crate::error::Error;
-use crate::frame::{self, Header, OpCode};
-use crate::mask;
 use crate::message::Message;
-use crate::utf8;
+use crate::proto::close::{self, CloseFrame};
+use crate::proto::deflate::Inflater;
+use crate::proto::frame::{self, Header, OpCode};
+use crate::proto::mask;
+use crate::proto::utf8;
 
-/// Which end of the connection we are; decides which frames must be masked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Client,
-    Server,
-}
+pub(crate) use super::Role;
 
 /// What the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
@@ -183,7 +178,7 @@ impl Decoder {
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
         }
-        log::debug!(
+        log::trace!(
             "frame in: {:?} fin={} len={}",
             header.opcode,
             header.fin,

@@ -1,0 +1,119 @@
+//! The server role's way in: TLS, the upgrade request, the handler's answer.
+
+use super::deadline_after;
+use super::head::{HeadError, read_head};
+use super::pool::{self, Job, ThreadRole};
+use super::reader::{Opened, Reader};
+use super::shared::Shared;
+use super::transport::{self, WriteHalf};
+use crate::error::Error;
+use crate::proto::Role;
+use crate::proto::{deflate, handshake};
+use crate::response::Response;
+use crate::server::{Accept, ServerShared};
+use crate::websocket::WebSocket;
+use std::net::TcpStream;
+use std::sync::Arc;
+
+/// Answers an upgrade request with an HTTP error and closes the connection.
+fn refuse(write: &mut WriteHalf, status: u16, reason: String) {
+    let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
+        status,
+        reason,
+    }));
+    write.finish();
+}
+
+/// Runs one accepted server connection on a pooled reader thread.
+pub(crate) fn spawn_server(tcp: TcpStream, server: Arc<ServerShared>) -> std::io::Result<()> {
+    let keep_alive = server.config.thread_keep_alive;
+    let stack = server.config.thread_stack_size;
+    let job: Job = Box::new(move || {
+        run_server(tcp, server);
+        keep_alive
+    });
+    pool::spawn(ThreadRole::Reader, stack, job).map_err(|(e, _)| e)
+}
+
+fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
+    let _guard = server.connection_guard();
+    let config = server.config.clone();
+    let _ = tcp.set_nodelay(true);
+    let tcp = Arc::new(tcp);
+    let deadline = deadline_after(config.read_timeout);
+    let on_timeout = || Error::ReadTimeout(config.read_timeout);
+    let halves = match &server.tls {
+        None => Ok(transport::plain(tcp)),
+        Some(acceptor) => transport::tls_accept(tcp, acceptor, deadline, on_timeout),
+    };
+    let (mut read, mut write) = match halves {
+        Ok(h) => h,
+        Err(e) => {
+            log::debug!("server handshake failed: {e}");
+            return;
+        }
+    };
+    let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
+        Ok(head) => head,
+        Err(HeadError::Parse(r)) => return refuse(&mut write, r.status, r.reason),
+        Err(_) => return,
+    };
+    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
+    let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
+        .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
+    let Ok(url) = url else {
+        return refuse(&mut write, 400, "Bad Request".into());
+    };
+    let request = crate::request::Request::from_parts(url, hello.headers, hello.protocols);
+    let (listener, protocol) = match (server.handler)(&request) {
+        Accept::Upgrade {
+            listener,
+            subprotocol,
+        } => {
+            let protocol = subprotocol.filter(|p| {
+                let offered = request.subprotocols().contains(p);
+                if !offered {
+                    log::warn!("handler chose subprotocol {p} the client did not offer; ignored");
+                }
+                offered
+            });
+            (listener, protocol)
+        }
+        Accept::Reject { status, reason } => return refuse(&mut write, status, reason),
+    };
+    let extensions: Vec<&str> =
+        handshake::header_values(request.headers(), "Sec-WebSocket-Extensions").collect();
+    let deflate = if config.compression {
+        deflate::negotiate(&extensions, &server.deflate)
+    } else {
+        None
+    };
+    let accept = handshake::encode_accept(
+        &hello.key,
+        protocol.as_deref(),
+        deflate.as_ref().map(|(_, header)| header.as_str()),
+    );
+    if write.write_all(&accept).is_err() {
+        return;
+    }
+    let _ = read.tcp.set_read_timeout(None);
+    let (shared, queues) = Shared::new(request, config.max_queue_size);
+    shared.core.lock().socket = Some(read.tcp.clone());
+    shared.enter_reader();
+    let ws = WebSocket { shared };
+    server.track(&ws);
+    let response = Response {
+        status: 101,
+        reason: "Switching Protocols".into(),
+        headers: Vec::new(),
+        subprotocol: protocol,
+        body: Vec::new(),
+    };
+    let mut reader = Reader::new(ws, listener, Role::Server, &config);
+    let open = Opened {
+        response,
+        leftover,
+        deflate: deflate.map(|(params, _)| params),
+    };
+    reader.run_open(read, write, queues, &config, open);
+}

@@ -1,0 +1,409 @@
+//! The state a socket's handle, reader thread and writer thread share.
+//!
+//! `send` is the hot path, so what it touches is laid out for it:
+//! - the **gate**, one atomic word on the senders' own cache line: a "no more sends" bit and
+//!   the number of sends in flight. `send` enters it with one `fetch_add`, so it takes no lock,
+//!   and `close` waits for the sends in flight to leave it before queuing the close frame, so a
+//!   message whose `send` returned true is never queued behind the close frame;
+//! - the queued bytes and messages, counted as "ever queued" (written by senders) minus "ever
+//!   written" (written by the writer, once per batch), each on its own cache line, so the two
+//!   threads do not bounce one line per message;
+//! - the writer's "parked" flag, read by senders: they wake the writer only when it sleeps.
+//!
+//! The rest — the state enum, the close flags, the first failure — sits behind a
+//! `parking_lot` mutex that only state changes take.
+
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::thread::ThreadId;
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::CachePadded;
+use crossbeam_utils::sync::{Parker, Unparker};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+use crate::message::Message;
+use crate::request::Request;
+use crate::websocket::State;
+
+/// What the writer thread takes from the data queue, strictly in order.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Message(Message),
+    /// Our close frame; `None` for an empty payload (the answer to an empty close).
+    Close(Option<u16>, String),
+    /// Fail the connection: after what is queued, send a close frame with this code and a FIN.
+    FailClose(u16),
+}
+
+/// What the writer thread takes ahead of the data queue.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Pong(Vec<u8>),
+    /// The TLS session produced bytes while reading (a key update, an alert): write them.
+    FlushTls,
+    /// The reader is done: exit.
+    Stop,
+}
+
+/// The mutable part of a socket, behind one lock.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub state: State,
+    /// Our close frame has been written.
+    pub close_written: bool,
+    /// The peer's close frame has been read.
+    pub peer_closed: bool,
+    /// The first failure seen off the reader thread, for the reader to report.
+    pub failure: Option<Error>,
+    /// The connection, for `cancel` and the timers to shut it down (the same descriptor the
+    /// reader and writer use).
+    pub socket: Option<Arc<TcpStream>>,
+}
+
+impl Core {
+    /// Shuts the TCP connection down both ways, which wakes a reader blocked in `read`.
+    pub(crate) fn shutdown(&self) {
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The gate's "no more sends" bit; the bits below count sends in flight.
+const CLOSED: u64 = 1 << 63;
+
+/// Counters the senders write.
+#[derive(Debug, Default)]
+struct SendSide {
+    gate: AtomicU64,
+    queued_bytes: AtomicU64,
+    queued_messages: AtomicU64,
+}
+
+/// Counters the writer writes.
+#[derive(Debug, Default)]
+struct WriteSide {
+    written_bytes: AtomicU64,
+    written_messages: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub request: Request,
+    pub core: Mutex<Core>,
+    send_side: CachePadded<SendSide>,
+    write_side: CachePadded<WriteSide>,
+    writer_parked: CachePadded<AtomicBool>,
+    unparker: Unparker,
+    pub max_queue_size: u64,
+    /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
+    /// or empty, which `queue_size` (payload bytes, as OkHttp counts) does not see.
+    pub max_queued_messages: u64,
+    data_tx: Sender<Outgoing>,
+    ctrl_tx: Sender<Control>,
+    /// Pongs received, for the writer's pong timeout.
+    pub pongs: AtomicU64,
+    /// Pongs queued for the writer and not yet encoded. Bounded by `MAX_PENDING_PONGS`: a peer
+    /// that floods pings while not reading our answers must not grow the control queue.
+    pub pending_pongs: AtomicUsize,
+    /// A `FlushTls` is queued and not yet handled: one is enough.
+    pub tls_flush_queued: AtomicBool,
+    finished: Mutex<bool>,
+    finished_cv: Condvar,
+    reader_id: Mutex<Option<ThreadId>>,
+}
+
+/// The most pongs waiting for the writer. RFC 6455 §5.5.3 lets an endpoint answer only some of
+/// several pings; past this many unanswered ones, further pings are not answered until the
+/// writer catches up.
+pub(crate) const MAX_PENDING_PONGS: usize = 1024;
+
+/// The most messages a socket queues: one per 64 bytes of `max_queue_size`, at least 1024
+/// (262,144 for the default 16 MiB), so a flood of empty messages is bounded too.
+pub(crate) fn max_queued_messages(max_queue_size: u64) -> u64 {
+    (max_queue_size / 64).max(1024)
+}
+
+/// What the writer thread owns: the receiving ends of the queues and its parker.
+pub(crate) struct Queues {
+    pub data_rx: Receiver<Outgoing>,
+    pub ctrl_rx: Receiver<Control>,
+    pub parker: Parker,
+}
+
+/// Why `send` refused a message.
+pub(crate) enum SendError {
+    /// Closing, closed or failed.
+    Closed,
+    /// Over `max_queue_size` (or the message-count cap).
+    Full,
+}
+
+impl Shared {
+    pub(crate) fn new(request: Request, max_queue_size: u64) -> (Arc<Shared>, Queues) {
+        let (data_tx, data_rx) = crossbeam_channel::unbounded();
+        let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+        let parker = Parker::new();
+        let shared = Arc::new(Shared {
+            request,
+            core: Mutex::new(Core {
+                state: State::Connecting,
+                close_written: false,
+                peer_closed: false,
+                failure: None,
+                socket: None,
+            }),
+            send_side: CachePadded::new(SendSide::default()),
+            write_side: CachePadded::new(WriteSide::default()),
+            writer_parked: CachePadded::new(AtomicBool::new(false)),
+            unparker: parker.unparker().clone(),
+            max_queue_size,
+            max_queued_messages: max_queued_messages(max_queue_size),
+            data_tx,
+            ctrl_tx,
+            pongs: AtomicU64::new(0),
+            pending_pongs: AtomicUsize::new(0),
+            tls_flush_queued: AtomicBool::new(false),
+            finished: Mutex::new(false),
+            finished_cv: Condvar::new(),
+            reader_id: Mutex::new(None),
+        });
+        (
+            shared,
+            Queues {
+                data_rx,
+                ctrl_rx,
+                parker,
+            },
+        )
+    }
+
+    /// Payload bytes queued and not yet written.
+    pub(crate) fn queue_size(&self) -> u64 {
+        let queued = self.send_side.queued_bytes.load(Ordering::Acquire);
+        let written = self.write_side.written_bytes.load(Ordering::Acquire);
+        queued.saturating_sub(written)
+    }
+
+    /// Whether `send` is closed (our close is queued, or the socket failed or ended).
+    pub(crate) fn send_closed(&self) -> bool {
+        self.send_side.gate.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Closes the gate; returns whether this call closed it.
+    fn close_gate(&self) -> bool {
+        self.send_side.gate.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
+    }
+
+    /// Waits until no `send` is between its check of the gate and its push. Sends in flight
+    /// do a few atomic operations and a lock-free push, so this is a short spin.
+    fn wait_for_sends_in_flight(&self) {
+        let mut spins = 0u32;
+        while self.send_side.gate.load(Ordering::Acquire) & !CLOSED != 0 {
+            if spins < 64 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Queues a message, unless the gate is closed or the queue is full. Never blocks.
+    pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+        let side = &self.send_side;
+        if side.gate.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
+            side.gate.fetch_sub(1, Ordering::Release);
+            return Err(SendError::Closed);
+        }
+        let len = message.len() as u64;
+        // "Ever queued" minus "ever written": the counters only grow, so wrapping arithmetic
+        // is exact.
+        let bytes = side
+            .queued_bytes
+            .fetch_add(len, Ordering::Relaxed)
+            .wrapping_add(len)
+            .wrapping_sub(self.write_side.written_bytes.load(Ordering::Acquire));
+        let count = side
+            .queued_messages
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .wrapping_sub(self.write_side.written_messages.load(Ordering::Acquire));
+        if bytes > self.max_queue_size || count > self.max_queued_messages {
+            side.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            side.queued_messages.fetch_sub(1, Ordering::Relaxed);
+            side.gate.fetch_sub(1, Ordering::Release);
+            return Err(SendError::Full);
+        }
+        let _ = self.data_tx.send(Outgoing::Message(message));
+        side.gate.fetch_sub(1, Ordering::Release);
+        self.wake_writer();
+        Ok(())
+    }
+
+    /// The writer wrote `bytes` of payload in `messages` whole messages.
+    pub(crate) fn written(&self, bytes: u64, messages: u64) {
+        if bytes > 0 {
+            self.write_side
+                .written_bytes
+                .fetch_add(bytes, Ordering::Release);
+        }
+        if messages > 0 {
+            self.write_side
+                .written_messages
+                .fetch_add(messages, Ordering::Release);
+        }
+    }
+
+    /// Wakes the writer if it is parked. Pairs with [`park_writer`](Self::park_writer): the
+    /// fences make sure either the writer sees the new item or we see it parked.
+    fn wake_writer(&self) {
+        fence(Ordering::SeqCst);
+        if self.writer_parked.load(Ordering::Relaxed) {
+            self.unparker.unpark();
+        }
+    }
+
+    /// Parks the writer until woken or `deadline`, unless it has work: a control item, or
+    /// (with `watch_data`) a data item.
+    pub(crate) fn park_writer(
+        &self,
+        queues: &Queues,
+        watch_data: bool,
+        deadline: Option<std::time::Instant>,
+    ) {
+        self.writer_parked.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if queues.ctrl_rx.is_empty() && (!watch_data || queues.data_rx.is_empty()) {
+            match deadline {
+                Some(d) => queues.parker.park_deadline(d),
+                None => queues.parker.park(),
+            }
+        }
+        self.writer_parked.store(false, Ordering::Relaxed);
+    }
+
+    /// Queues a control item for the writer.
+    pub(crate) fn control(&self, item: Control) {
+        let _ = self.ctrl_tx.send(item);
+        self.wake_writer();
+    }
+
+    /// Queues a pong, unless `MAX_PENDING_PONGS` are already waiting.
+    pub(crate) fn pong(&self, payload: Vec<u8>) {
+        if self.pending_pongs.fetch_add(1, Ordering::AcqRel) < MAX_PENDING_PONGS {
+            self.control(Control::Pong(payload));
+        } else {
+            self.pending_pongs.fetch_sub(1, Ordering::AcqRel);
+            log::debug!("ping not answered: {MAX_PENDING_PONGS} pongs already waiting");
+        }
+    }
+
+    /// Queues our close frame if none is queued yet. Returns whether this call queued it.
+    pub(crate) fn enqueue_close(&self, code: Option<u16>, reason: &str) -> bool {
+        if !self.close_gate() {
+            return false;
+        }
+        self.wait_for_sends_in_flight();
+        {
+            let mut core = self.core.lock();
+            if matches!(core.state, State::Closed | State::Canceled) {
+                return false;
+            }
+            if core.state == State::Open {
+                core.state = State::Closing;
+            }
+        }
+        let _ = self.data_tx.send(Outgoing::Close(code, reason.to_owned()));
+        self.wake_writer();
+        true
+    }
+
+    /// Fails the connection: after what is queued, a close frame with `code` and a FIN.
+    pub(crate) fn enqueue_fail_close(&self, code: u16) {
+        self.close_gate();
+        self.wait_for_sends_in_flight();
+        {
+            let mut core = self.core.lock();
+            if core.state != State::Canceled {
+                core.state = State::Closing;
+            }
+        }
+        let _ = self.data_tx.send(Outgoing::FailClose(code));
+        self.wake_writer();
+    }
+
+    /// Records `error` for the reader to report, unless something failed first, and wakes it
+    /// by shutting the connection down.
+    pub(crate) fn fail(&self, error: Error) {
+        self.close_gate();
+        let mut core = self.core.lock();
+        if core.failure.is_none() && !matches!(core.state, State::Closed | State::Canceled) {
+            core.failure = Some(error);
+        }
+        core.shutdown();
+    }
+
+    /// `cancel()`: the state is `Canceled` at once and the writer stops.
+    pub(crate) fn cancel(&self) {
+        {
+            let mut core = self.core.lock();
+            if matches!(core.state, State::Closed | State::Canceled) {
+                return;
+            }
+            self.close_gate();
+            if core.failure.is_none() {
+                core.failure = Some(Error::Canceled);
+            }
+            core.state = State::Canceled;
+            core.shutdown();
+        }
+        self.control(Control::Stop);
+    }
+
+    /// Called first thing on the reader thread, before any callback can run: `wait_finished`
+    /// must recognise a call from its own reader.
+    pub(crate) fn enter_reader(&self) {
+        *self.reader_id.lock() = Some(std::thread::current().id());
+    }
+
+    /// Whether the calling thread is this socket's reader.
+    pub(crate) fn on_reader_thread(&self) -> bool {
+        *self.reader_id.lock() == Some(std::thread::current().id())
+    }
+
+    /// Called by the reader as its very last act (after the terminal callback; the writer has
+    /// exited).
+    pub(crate) fn mark_finished(&self) {
+        *self.reader_id.lock() = None;
+        *self.finished.lock() = true;
+        self.finished_cv.notify_all();
+    }
+
+    /// Ends the socket for `send` and friends: used when it finishes.
+    pub(crate) fn seal(&self) {
+        self.close_gate();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        *self.finished.lock()
+    }
+
+    /// Waits until finished or `deadline` (`None`: forever). Returns whether it finished.
+    pub(crate) fn wait_finished(&self, deadline: Option<std::time::Instant>) -> bool {
+        let mut done = self.finished.lock();
+        while !*done {
+            match deadline {
+                Some(d) => {
+                    if self.finished_cv.wait_until(&mut done, d).timed_out() {
+                        return *done;
+                    }
+                }
+                None => self.finished_cv.wait(&mut done),
+            }
+        }
+        true
+    }
+}

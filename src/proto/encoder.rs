@@ -1,0 +1,283 @@
+//! Outgoing messages and control frames to bytes: the mirror of the [decoder](super::decoder).
+//!
+//! [`Encoder`] owns what turning a message into frames needs: the role (clients mask), the
+//! mask-key source, the permessage-deflate compressor and the fragment size. It is pure: the
+//! writer hands it messages and a buffer and writes the buffer out.
+//!
+//! A message larger than the fragment size goes out as several frames, one
+//! [`next_fragment`](Encoder::next_fragment) call each, so the driver can slip a pong or a close
+//! frame between two fragments instead of parking them behind a 16 MiB write (control frames
+//! may be interleaved with fragments, RFC 6455 §5.4).
+
+use super::Role;
+use super::close;
+use super::deflate::{Deflater, Params};
+use super::frame::{self, OpCode};
+use super::mask::MaskSource;
+use crate::error::Error;
+use crate::message::Message;
+
+/// Settings of an [`Encoder`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncoderConfig {
+    /// Messages smaller than this are sent uncompressed even when deflate is in use.
+    pub min_compress_size: usize,
+    /// The largest payload of one data frame; longer messages are fragmented.
+    pub fragment_size: usize,
+    /// zlib's compression level, 0 to 9.
+    pub compression_level: u32,
+}
+
+pub(crate) struct Encoder {
+    role: Role,
+    masks: MaskSource,
+    deflater: Option<Deflater>,
+    config: EncoderConfig,
+    current: Option<Outbound>,
+}
+
+/// A message on its way out, possibly in several fragments.
+struct Outbound {
+    opcode: OpCode,
+    compressed: bool,
+    payload: Payload,
+    /// Payload bytes already encoded.
+    pos: usize,
+    /// Whether its first fragment is out (later ones are continuations).
+    started: bool,
+    /// The application payload size, as counted by `queue_size`.
+    app_len: u64,
+}
+
+enum Payload {
+    Plain(Message),
+    Deflated(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Plain(m) => m.as_bytes(),
+            Payload::Deflated(v) => v,
+        }
+    }
+}
+
+impl Encoder {
+    /// `deflate` is the negotiated permessage-deflate, if any.
+    pub(crate) fn new(role: Role, deflate: Option<&Params>, config: EncoderConfig) -> Self {
+        Encoder {
+            role,
+            masks: MaskSource::new(),
+            deflater: deflate.and_then(|p| Deflater::new(p, config.compression_level)),
+            config: EncoderConfig {
+                fragment_size: config.fragment_size.max(1),
+                ..config
+            },
+            current: None,
+        }
+    }
+
+    fn mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
+            Role::Client => Some(self.masks.next_key()),
+            Role::Server => None,
+        }
+    }
+
+    /// Whether a message is partly encoded: call [`next_fragment`](Self::next_fragment) until
+    /// it is done before starting another.
+    pub(crate) fn in_progress(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Takes the next message to send, compressing it if deflate is in use and it is large
+    /// enough. Encode its frames with [`next_fragment`](Self::next_fragment).
+    pub(crate) fn start(&mut self, message: Message) -> Result<(), Error> {
+        debug_assert!(self.current.is_none(), "a message is still in progress");
+        let opcode = match &message {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        };
+        let app_len = message.len() as u64;
+        let (compressed, payload) = match &mut self.deflater {
+            Some(d) if message.len() >= self.config.min_compress_size => {
+                let mut out = Vec::new();
+                d.compress(message.as_bytes(), &mut out)?;
+                (true, Payload::Deflated(out))
+            }
+            _ => (false, Payload::Plain(message)),
+        };
+        self.current = Some(Outbound {
+            opcode,
+            compressed,
+            payload,
+            pos: 0,
+            started: false,
+            app_len,
+        });
+        Ok(())
+    }
+
+    /// Appends the next frame of the message in progress to `out`. Returns the message's
+    /// application payload size once its last frame is encoded, `None` while more remain (or
+    /// when no message is in progress).
+    pub(crate) fn next_fragment(&mut self, out: &mut Vec<u8>) -> Option<u64> {
+        let mask = if self.current.is_some() {
+            self.mask()
+        } else {
+            None
+        };
+        let frag = self.config.fragment_size;
+        let m = self.current.as_mut()?;
+        let bytes = m.payload.bytes();
+        let end = bytes.len().min(m.pos.saturating_add(frag));
+        let fin = end == bytes.len();
+        let (opcode, rsv1) = if m.started {
+            (OpCode::Continuation, false)
+        } else {
+            (m.opcode, m.compressed)
+        };
+        log::trace!(
+            "frame out: {opcode:?} fin={fin} len={} rsv1={rsv1}",
+            end - m.pos
+        );
+        frame::encode_frame(out, fin, rsv1, opcode, &bytes[m.pos..end], mask);
+        m.pos = end;
+        m.started = true;
+        if fin {
+            let len = m.app_len;
+            self.current = None;
+            Some(len)
+        } else {
+            None
+        }
+    }
+
+    /// Encodes a whole message at once (all its fragments).
+    #[cfg(test)]
+    pub(crate) fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
+        self.start(message)?;
+        while self.next_fragment(out).is_none() {}
+        Ok(())
+    }
+
+    /// Appends a ping or pong.
+    pub(crate) fn control(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+        let mask = self.mask();
+        log::trace!("frame out: {opcode:?} len={}", payload.len());
+        frame::encode(out, opcode, false, payload, mask);
+    }
+
+    /// Appends a close frame; `None` sends an empty payload.
+    pub(crate) fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &str) {
+        self.control(out, OpCode::Close, &close::payload(code, reason));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::decoder::{Decoder, Incoming};
+
+    fn config(fragment_size: usize) -> EncoderConfig {
+        EncoderConfig {
+            min_compress_size: 16,
+            fragment_size,
+            compression_level: 6,
+        }
+    }
+
+    fn decode_all(d: &mut Decoder, mut input: &[u8]) -> Vec<Incoming> {
+        let mut events = Vec::new();
+        while !input.is_empty() {
+            let (used, ev) = d.decode(input).unwrap();
+            input = &input[used..];
+            events.extend(ev);
+        }
+        events
+    }
+
+    #[test]
+    fn small_message_is_one_frame() {
+        let mut e = Encoder::new(Role::Server, None, config(1024));
+        let mut out = Vec::new();
+        e.message(&mut out, Message::from("hi")).unwrap();
+        assert_eq!(out, [0x81, 0x02, b'h', b'i']);
+    }
+
+    #[test]
+    fn large_message_is_fragmented_and_round_trips() {
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for role in [Role::Client, Role::Server] {
+            let mut e = Encoder::new(role, None, config(4096));
+            let mut out = Vec::new();
+            e.start(Message::Binary(payload.clone())).unwrap();
+            let mut frames = 0;
+            let mut done = None;
+            while done.is_none() {
+                done = e.next_fragment(&mut out);
+                frames += 1;
+            }
+            assert_eq!((frames, done), (3, Some(10_000)));
+            assert!(!e.in_progress());
+            let peer = match role {
+                Role::Client => Role::Server,
+                Role::Server => Role::Client,
+            };
+            let mut d = Decoder::new(peer, 1 << 20, None);
+            assert_eq!(
+                decode_all(&mut d, &out),
+                [Incoming::Message(Message::Binary(payload.clone()))]
+            );
+        }
+    }
+
+    #[test]
+    fn control_frame_between_fragments() {
+        let text = "é".repeat(3000);
+        let mut e = Encoder::new(Role::Client, None, config(1000));
+        let mut out = Vec::new();
+        e.start(Message::Text(text.clone())).unwrap();
+        assert_eq!(e.next_fragment(&mut out), None);
+        e.control(&mut out, OpCode::Pong, b"p");
+        while e.next_fragment(&mut out).is_none() {}
+        let mut d = Decoder::new(Role::Server, 1 << 20, None);
+        assert_eq!(
+            decode_all(&mut d, &out),
+            [
+                Incoming::Pong(b"p".to_vec()),
+                Incoming::Message(Message::Text(text))
+            ]
+        );
+    }
+
+    #[test]
+    fn compressed_fragments_set_rsv1_on_the_first_only() {
+        let params = Params {
+            send_no_context_takeover: false,
+            recv_no_context_takeover: false,
+            send_max_window_bits: 15,
+        };
+        // Incompressible-ish bytes so the deflated payload spans several fragments.
+        let mut x: u32 = 1;
+        let payload: Vec<u8> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let mut e = Encoder::new(Role::Server, Some(&params), config(1024));
+        let mut out = Vec::new();
+        e.message(&mut out, Message::Binary(payload.clone()))
+            .unwrap();
+        assert_eq!(out[0] & 0x40, 0x40, "RSV1 on the first frame");
+        assert_eq!(out[0] & 0x80, 0, "first frame not final");
+        let inflater = crate::proto::deflate::Inflater::new(&params);
+        let mut d = Decoder::new(Role::Client, 1 << 20, Some(inflater));
+        assert_eq!(
+            decode_all(&mut d, &out),
+            [Incoming::Message(Message::Binary(payload))]
+        );
+    }
+}

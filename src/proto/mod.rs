@@ -1,0 +1,31 @@
+//! The WebSocket protocol as plain data in, data out: no sockets, threads or locks.
+//!
+//! Everything here is unit-tested byte by byte. The [`driver`](crate::driver) feeds it bytes
+//! read from the network and `Instant`s, and carries out what it returns.
+//!
+//! - [`frame`]: frame headers (RFC 6455 §5.2).
+//! - [`mask`]: payload masking and mask keys (§5.3).
+//! - [`utf8`]: incremental, fail-fast UTF-8 validation (§8.1).
+//! - [`close`]: close codes and close payloads (§7.4).
+//! - [`decoder`]: bytes → messages and control frames, with limits.
+//! - [`encoder`]: messages and control frames → bytes (masking, deflate, fragmentation).
+//! - [`deflate`]: permessage-deflate negotiation and codec (RFC 7692).
+//! - [`handshake`]: the HTTP upgrade, both roles (§4).
+//! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
+
+pub(crate) mod close;
+pub(crate) mod decoder;
+pub(crate) mod deflate;
+pub(crate) mod encoder;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod mask;
+pub(crate) mod timers;
+pub(crate) mod utf8;
+
+/// Which end of the connection we are; decides which frames are masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
