@@ -933,6 +933,30 @@ fn pooled_socket_threads_serve_later_sockets() {
     }
 }
 
+#[test]
+fn each_socket_holds_one_descriptor() {
+    let _lock = serial();
+    let (server, server_rx) = recording_server(Server::builder(), echo);
+    let before = fd_count();
+    let (listener, rx) = recording(Listener::new());
+    let ws = Client::new().new_web_socket(request(&server), listener);
+    assert!(ws.send("hello"));
+    expect_open(&rx);
+    expect_message(&rx);
+    expect_open(&server_rx);
+    expect_message(&server_rx);
+    // Both ends of the connection live in this process: one descriptor each, shared by the
+    // reader, the writer and the handle's cancel.
+    assert_eq!(fd_count() - before, 2);
+    assert!(matches!(ws.close(1000, None), Ok(true)));
+    expect_closing(&rx, 1000, "");
+    expect_closed(&rx, 1000, "");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    expect_closing(&server_rx, 1000, "");
+    expect_closed(&server_rx, 1000, "");
+    assert!(eventually(|| fd_count() <= before));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. cancel
 // ---------------------------------------------------------------------------------------------

@@ -280,4 +280,27 @@ mod tests {
             [Incoming::Message(Message::Binary(payload))]
         );
     }
+
+    #[test]
+    fn compression_level_reaches_zlib() {
+        let params = Params {
+            send_no_context_takeover: true,
+            recv_no_context_takeover: false,
+            send_max_window_bits: 15,
+        };
+        let text = "the quick brown fox jumps over the lazy dog; ".repeat(200);
+        let size = |level| {
+            let cfg = EncoderConfig {
+                compression_level: level,
+                ..config(1 << 20)
+            };
+            let mut e = Encoder::new(Role::Server, Some(&params), cfg);
+            let mut out = Vec::new();
+            e.message(&mut out, Message::Text(text.clone())).unwrap();
+            out.len()
+        };
+        // Level 0 stores; 9 compresses this repetitive text to a small fraction.
+        assert!(size(0) > text.len(), "level 0 stores");
+        assert!(size(9) * 10 < text.len(), "level 9 compresses");
+    }
 }
