@@ -414,7 +414,16 @@ fn bad_extension_responses_fail_the_handshake_naming_the_problem() {
 
 #[test]
 fn queue_size_counts_uncompressed_bytes() {
-    let server = EchoServer::start().unwrap();
+    // The server holds the upgrade until the test has queued everything, so nothing can have
+    // been written when queue_size is read.
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let server = Server::bind("127.0.0.1:0", move |_| {
+        let _ = release_rx.recv_timeout(EVENT_TIMEOUT);
+        syncws::Accept::upgrade(syncws::Listener::new().on_message(|ws, m| {
+            ws.send(m);
+        }))
+    })
+    .unwrap();
     let (listener, events) = syncws::channel();
     let ws =
         Client::new().new_web_socket(Request::builder(&server.url()).build().unwrap(), listener);
@@ -424,6 +433,7 @@ fn queue_size_counts_uncompressed_bytes() {
         assert!(ws.send(text.as_str()));
     }
     assert_eq!(ws.queue_size(), 10 * text.len() as u64);
+    release_tx.send(()).unwrap();
     assert!(matches!(next(&events), Event::Open(_)));
     for _ in 0..10 {
         assert!(matches!(next(&events), Event::Message(Message::Text(t)) if t == text));

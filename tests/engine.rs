@@ -113,3 +113,22 @@ fn callbacks_get_the_configured_thread_stack() {
     let _ = ws.close(1000, None);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
 }
+
+#[test]
+fn a_burst_of_sends_is_delivered_whole_and_in_order() {
+    // One inline write at most, then the writer batches: every message arrives, in order.
+    let server = syncws::EchoServer::start().unwrap();
+    let (ws, events) = connect(&Client::new(), &server.url());
+    assert!(matches!(next(&events), Event::Open(_)));
+    for i in 0..5000u32 {
+        assert!(ws.send(i.to_be_bytes().to_vec()));
+    }
+    for i in 0..5000u32 {
+        match next(&events) {
+            Event::Message(m) => assert_eq!(m, Message::Binary(i.to_be_bytes().to_vec())),
+            e => panic!("{e:?}"),
+        }
+    }
+    let _ = ws.close(1000, None);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+}

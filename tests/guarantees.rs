@@ -957,6 +957,60 @@ fn each_socket_holds_one_descriptor() {
     assert!(eventually(|| fd_count() <= before));
 }
 
+/// Context switches of a thread so far (it sleeps or is woken: each wake-up is one).
+fn voluntary_switches(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn request_response_does_not_wake_the_writer_threads() {
+    // With the writers parked, the client's `send` and the server's echo from its callback
+    // are written inline by the sending thread: the two writer threads sleep through twenty
+    // round trips instead of being woken for each message.
+    let _lock = serial();
+    let stack = 416 * 1024; // fresh threads, so the ones found below are this test's
+    let before = socket_threads();
+    let (server, server_rx) = recording_server(Server::builder().thread_stack_size(stack), echo);
+    let client = Client::builder().thread_stack_size(stack).build();
+    let (listener, rx) = recording(Listener::new());
+    let ws = client.new_web_socket(request(&server), listener);
+    assert!(ws.send("warm-up"));
+    expect_open(&rx);
+    expect_message(&rx);
+    expect_open(&server_rx);
+    expect_message(&server_rx);
+    let writers: Vec<u32> = socket_threads()
+        .difference(&before)
+        .copied()
+        .filter(|&t| task_comm(t).as_deref() == Some("syncws-writer"))
+        .collect();
+    assert_eq!(writers.len(), 2, "{writers:?}");
+    let switches = || writers.iter().map(|&t| voluntary_switches(t)).sum::<u64>();
+    let start = switches();
+    for i in 0..20 {
+        assert!(ws.send(format!("round {i}")));
+        let (m, _) = expect_message(&rx);
+        assert_eq!(m, Message::Text(format!("round {i}")));
+        expect_message(&server_rx);
+    }
+    let woken = switches() - start;
+    assert!(
+        woken <= 4,
+        "the writer threads were woken {woken} times for 20 round trips"
+    );
+    assert!(matches!(ws.close(1000, None), Ok(true)));
+    expect_closing(&rx, 1000, "");
+    expect_closed(&rx, 1000, "");
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. cancel
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::pool::{self, Job, ThreadRole};
 use super::shared::{Control, Queues, Shared};
 use super::transport::{ReadHalf, WriteHalf};
-use super::writer::Writer;
+use super::writer::{Wire, Writer};
 use super::{connect, deadline_after};
 use crate::config::Config;
 use crate::error::Error;
@@ -136,14 +136,10 @@ impl Reader {
                 State::Open
             };
         }
-        let writer = Writer::new(
-            self.shared().clone(),
-            write,
-            queues,
-            self.role,
-            config,
-            deflate.as_ref(),
-        );
+        let wire = Wire::new(write, &queues, self.role, config, deflate.as_ref());
+        let wire = Arc::new(parking_lot::Mutex::new(Some(wire)));
+        self.shared().set_wire(wire.clone());
+        let writer = Writer::new(self.shared().clone(), wire, queues);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let keep_alive = config.thread_keep_alive;
         let job: Job = Box::new(move || {
@@ -212,7 +208,10 @@ impl Reader {
             }
             len = match read.read(&mut buf) {
                 Ok(0) => return self.ended_without_close(None),
-                Ok(n) => n,
+                Ok(n) => {
+                    self.shared().note_read();
+                    n
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
                 Err(e) => return self.ended_without_close(Some(Error::Io(e))),
             };
@@ -313,6 +312,7 @@ impl Reader {
             // Returns when the writer's job ends and drops its end.
             let _ = done.recv();
         }
+        self.shared().drop_wire();
         let result = match outcome {
             Outcome::Closed(code, reason) => {
                 log::debug!("closed {code} {reason:?}");

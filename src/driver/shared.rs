@@ -14,8 +14,8 @@
 //! `parking_lot` mutex that only state changes take.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -23,6 +23,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::{Parker, Unparker};
 use parking_lot::{Condvar, Mutex};
 
+use super::writer::{self, WireSlot};
 use crate::error::Error;
 use crate::message::Message;
 use crate::request::Request;
@@ -81,6 +82,8 @@ struct SendSide {
     gate: AtomicU64,
     queued_bytes: AtomicU64,
     queued_messages: AtomicU64,
+    /// The reader's read count when a sender last wrote inline.
+    inline_at_read: AtomicU64,
 }
 
 /// Counters the writer writes.
@@ -96,7 +99,11 @@ pub(crate) struct Shared {
     send_side: CachePadded<SendSide>,
     write_side: CachePadded<WriteSide>,
     writer_parked: CachePadded<AtomicBool>,
+    /// Reads done by the reader; written by it alone.
+    reads: CachePadded<AtomicU64>,
     unparker: Unparker,
+    /// The write side, once the connection is open, for inline writes.
+    wire: OnceLock<WireSlot>,
     pub max_queue_size: u64,
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
     /// or empty, which `queue_size` (payload bytes, as OkHttp counts) does not see.
@@ -155,10 +162,15 @@ impl Shared {
                 failure: None,
                 socket: None,
             }),
-            send_side: CachePadded::new(SendSide::default()),
+            send_side: CachePadded::new(SendSide {
+                inline_at_read: AtomicU64::new(u64::MAX),
+                ..SendSide::default()
+            }),
             write_side: CachePadded::new(WriteSide::default()),
             writer_parked: CachePadded::new(AtomicBool::new(false)),
+            reads: CachePadded::new(AtomicU64::new(0)),
             unparker: parker.unparker().clone(),
+            wire: OnceLock::new(),
             max_queue_size,
             max_queued_messages: max_queued_messages(max_queue_size),
             data_tx,
@@ -237,10 +249,68 @@ impl Shared {
             side.gate.fetch_sub(1, Ordering::Release);
             return Err(SendError::Full);
         }
+        let inline = writer::inline_candidate(&message);
         let _ = self.data_tx.send(Outgoing::Message(message));
         side.gate.fetch_sub(1, Ordering::Release);
-        self.wake_writer();
+        self.after_push(inline);
         Ok(())
+    }
+
+    /// The wire is set up: from now on senders may write inline.
+    pub(crate) fn set_wire(&self, wire: WireSlot) {
+        let _ = self.wire.set(wire);
+    }
+
+    /// Frees the write side (buffers, compressor, the connection handle) once the writer is
+    /// gone, even if it never started.
+    pub(crate) fn drop_wire(&self) {
+        if let Some(slot) = self.wire.get() {
+            *slot.lock() = None;
+        }
+    }
+
+    /// The reader did a read (a reply may have arrived: the next send may go inline).
+    pub(crate) fn note_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After queuing: if the writer sleeps, write inline when allowed and possible, else wake
+    /// it.
+    ///
+    /// Inline writes are tried at most once per read of the reader: a request/response
+    /// exchange gets them on every request, while a burst of sends with nothing coming back
+    /// gets one, then leaves the rest to the writer, which batches them into large writes.
+    fn after_push(&self, inline: bool) {
+        fence(Ordering::SeqCst);
+        if !self.writer_parked.load(Ordering::Relaxed) {
+            return;
+        }
+        if inline && self.try_inline() {
+            return;
+        }
+        self.unparker.unpark();
+    }
+
+    /// Writes the queues inline if the wire is free; returns whether nothing is left for the
+    /// writer.
+    fn try_inline(&self) -> bool {
+        let reads = self.reads.load(Ordering::Relaxed);
+        if self.send_side.inline_at_read.load(Ordering::Relaxed) == reads {
+            return false;
+        }
+        let Some(slot) = self.wire.get() else {
+            return false;
+        };
+        let Some(mut guard) = slot.try_lock() else {
+            return false;
+        };
+        let Some(wire) = guard.as_mut() else {
+            return false;
+        };
+        self.send_side
+            .inline_at_read
+            .store(reads, Ordering::Relaxed);
+        wire.write_inline(self)
     }
 
     /// The writer wrote `bytes` of payload in `messages` whole messages.
@@ -257,38 +327,32 @@ impl Shared {
         }
     }
 
-    /// Wakes the writer if it is parked. Pairs with [`park_writer`](Self::park_writer): the
-    /// fences make sure either the writer sees the new item or we see it parked.
-    fn wake_writer(&self) {
-        fence(Ordering::SeqCst);
-        if self.writer_parked.load(Ordering::Relaxed) {
-            self.unparker.unpark();
-        }
-    }
-
-    /// Parks the writer until woken or `deadline`, unless it has work: a control item, or
-    /// (with `watch_data`) a data item.
+    /// Parks the writer until woken or `deadline`, unless it has work: a control item, or a
+    /// data item in `data` (`None` once our close is out). Pairs with `after_push`: the
+    /// fences make sure either the writer sees the new item or the sender sees it parked.
     pub(crate) fn park_writer(
         &self,
-        queues: &Queues,
-        watch_data: bool,
+        parker: &Parker,
+        ctrl: &Receiver<Control>,
+        data: Option<&Receiver<Outgoing>>,
         deadline: Option<std::time::Instant>,
     ) {
         self.writer_parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if queues.ctrl_rx.is_empty() && (!watch_data || queues.data_rx.is_empty()) {
+        if ctrl.is_empty() && data.is_none_or(|d| d.is_empty()) {
             match deadline {
-                Some(d) => queues.parker.park_deadline(d),
-                None => queues.parker.park(),
+                Some(d) => parker.park_deadline(d),
+                None => parker.park(),
             }
         }
         self.writer_parked.store(false, Ordering::Relaxed);
     }
 
-    /// Queues a control item for the writer.
+    /// Queues a control item for the writer. A pong may be written inline.
     pub(crate) fn control(&self, item: Control) {
+        let inline = matches!(item, Control::Pong(_));
         let _ = self.ctrl_tx.send(item);
-        self.wake_writer();
+        self.after_push(inline);
     }
 
     /// Queues a pong, unless `MAX_PENDING_PONGS` are already waiting.
@@ -317,7 +381,7 @@ impl Shared {
             }
         }
         let _ = self.data_tx.send(Outgoing::Close(code, reason.to_owned()));
-        self.wake_writer();
+        self.after_push(true);
         true
     }
 
@@ -332,7 +396,7 @@ impl Shared {
             }
         }
         let _ = self.data_tx.send(Outgoing::FailClose(code));
-        self.wake_writer();
+        self.after_push(false);
     }
 
     /// Records `error` for the reader to report, unless something failed first, and wakes it

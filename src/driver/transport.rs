@@ -89,7 +89,9 @@ pub(crate) struct ReadHalf {
 pub(crate) struct WriteHalf {
     pub tcp: Arc<TcpStream>,
     tls: Option<Arc<Mutex<Session>>>,
+    /// Ciphertext not yet written, from `cipher_pos` on: what a non-blocking write left.
     cipher: Vec<u8>,
+    cipher_pos: usize,
 }
 
 /// Splits a plain TCP connection. Both halves share the one descriptor: `&TcpStream` reads,
@@ -107,6 +109,7 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
             tcp: w,
             tls: None,
             cipher: Vec::new(),
+            cipher_pos: 0,
         },
     )
 }
@@ -161,6 +164,7 @@ fn finish_handshake(
             tcp: w,
             tls: Some(tls),
             cipher: Vec::new(),
+            cipher_pos: 0,
         },
     ))
 }
@@ -240,23 +244,81 @@ impl ReadHalf {
     }
 }
 
+/// Writes what the socket takes now without waiting: `MSG_DONTWAIT` on this one call, so the
+/// descriptor the reader blocks on stays blocking. Returns bytes written; 0 when the socket's
+/// buffer is full.
+fn send_now(tcp: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let sock = socket2::SockRef::from(tcp);
+    let mut done = 0;
+    while done < buf.len() {
+        match sock.send_with_flags(&buf[done..], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 impl WriteHalf {
-    /// Writes `plain` (encrypting it first under TLS).
-    pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
-        let Some(tls) = &self.tls else {
-            return (&*self.tcp).write_all(plain);
-        };
-        {
+    /// Moves the TLS session's output (records for `plain`, or alerts and key updates) to the
+    /// end of the ciphertext to write.
+    fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
+        if let Some(tls) = &self.tls {
             let mut s = tls.lock();
             s.write_all(plain)?;
-            std::mem::swap(&mut self.cipher, &mut s.get_mut().outgoing);
+            let out = &mut s.get_mut().outgoing;
+            if self.cipher.is_empty() {
+                std::mem::swap(&mut self.cipher, out);
+            } else {
+                self.cipher.extend_from_slice(out);
+                out.clear();
+            }
         }
-        let r = (&*self.tcp).write_all(&self.cipher);
+        Ok(())
+    }
+
+    fn cipher_written(&mut self) {
         self.cipher.clear();
+        self.cipher_pos = 0;
         if self.cipher.capacity() > 1 << 20 {
             self.cipher.shrink_to(64 * 1024);
         }
+    }
+
+    /// Ciphertext is left over from a non-blocking write.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.cipher_pos < self.cipher.len()
+    }
+
+    /// Writes `plain` (encrypting it first under TLS), after anything a non-blocking write
+    /// left; blocks (up to the write timeout) until all of it is written.
+    pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
+        if self.tls.is_none() {
+            return (&*self.tcp).write_all(plain);
+        }
+        self.encrypt(plain)?;
+        let r = (&*self.tcp).write_all(&self.cipher[self.cipher_pos..]);
+        self.cipher_written();
         r
+    }
+
+    /// Writes as much of `plain` as the socket takes without waiting; returns how much of
+    /// `plain` it consumed. Under TLS all of it is encrypted at once and what the socket does
+    /// not take stays pending ([`has_pending`](Self::has_pending)) for the next write.
+    pub(crate) fn write_nonblocking(&mut self, plain: &[u8]) -> io::Result<usize> {
+        if self.tls.is_none() {
+            return send_now(&self.tcp, plain);
+        }
+        self.encrypt(plain)?;
+        let n = send_now(&self.tcp, &self.cipher[self.cipher_pos..])?;
+        self.cipher_pos += n;
+        if !self.has_pending() {
+            self.cipher_written();
+        }
+        Ok(plain.len())
     }
 
     /// Writes whatever the TLS session produced on its own (after reads, or a shutdown).
