@@ -50,7 +50,8 @@
 //! UTF-8 validation, message assembly, the handshake and close-code rules. Threads and sockets
 //! live only in the `driver` module.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// The one exception, with its measured reason, is `driver/os_thread.rs`.
+#![deny(unsafe_code)]
 
 mod client;
 mod config;

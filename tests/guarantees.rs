@@ -52,7 +52,9 @@ impl Recording {
         let _ = self.tx.send(Rec {
             event,
             thread: t.id(),
-            thread_name: t.name().map(str::to_owned),
+            // The OS-level name (what ps, top and gdb show): socket threads are not std
+            // threads, so `t.name()` is None on them.
+            thread_name: task_comm(os_tid()),
             state: ws.state(),
         });
     }

@@ -14,6 +14,7 @@
 mod accept;
 mod connect;
 mod head;
+mod os_thread;
 mod pool;
 mod reader;
 mod shared;

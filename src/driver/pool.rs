@@ -1,7 +1,8 @@
 //! A process-wide pool of parked socket threads, so that once warm a connect spawns none.
 //!
 //! Threads are pooled by role (`syncws-reader`, `syncws-writer`: the name a thread carries for
-//! life) and stack size. A thread that finishes its socket waits for the next one for the
+//! life) and stack size, and started by [`os_thread`] (two memory mappings each, not std's
+//! four). A thread that finishes its socket waits for the next one for the
 //! keep-alive of the socket it ran, then exits, so the pool shrinks back to nothing when the
 //! process stops opening sockets. A keep-alive of zero means no pooling.
 //!
@@ -13,11 +14,12 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+
+use super::os_thread;
 
 /// A socket thread's job. It returns how long its thread should then wait for another job.
 pub(crate) type Job = Box<dyn FnOnce() -> Duration + Send>;
@@ -30,10 +32,10 @@ pub(crate) enum ThreadRole {
 }
 
 impl ThreadRole {
-    fn name(self) -> &'static str {
+    fn name(self) -> &'static std::ffi::CStr {
         match self {
-            ThreadRole::Reader => "syncws-reader",
-            ThreadRole::Writer => "syncws-writer",
+            ThreadRole::Reader => c"syncws-reader",
+            ThreadRole::Writer => c"syncws-writer",
         }
     }
 }
@@ -89,24 +91,20 @@ pub(crate) fn spawn(role: ThreadRole, stack_size: usize, job: Job) -> Result<(),
             Err(e) => return Err((io::Error::other("socket thread pool is gone"), e.0)),
         }
     }
-    // The job goes to the new thread through a slot the spawner keeps until it knows the OS
-    // started the thread, so a refused spawn can hand it back.
+    let p = pool.clone();
     let slot = Arc::new(Mutex::new(Some(job)));
     let theirs = slot.clone();
-    let p = pool.clone();
-    let spawned = thread::Builder::new()
-        .name(role.name().into())
-        .stack_size(stack_size)
-        .spawn(move || {
-            let first = theirs.lock().take();
-            if let Some(job) = first {
-                drop(theirs);
-                worker(&p, job);
-            }
-        });
-    match spawned {
-        Ok(_) => Ok(()),
-        Err(e) => match slot.lock().take() {
+    let main: os_thread::Main = Box::new(move || {
+        let first = theirs.lock().take();
+        drop(theirs);
+        if let Some(job) = first {
+            worker(&p, job);
+        }
+    });
+    match os_thread::spawn(role.name(), stack_size, main) {
+        Ok(()) => Ok(()),
+        // The thread never ran: the job is still in the slot.
+        Err((e, _main)) => match slot.lock().take() {
             Some(job) => Err((e, job)),
             None => Ok(()),
         },
@@ -146,7 +144,7 @@ mod tests {
         for _ in 0..3 {
             let tx = tx.clone();
             let job: Job = Box::new(move || {
-                let _ = tx.send(thread::current().id());
+                let _ = tx.send(std::thread::current().id());
                 Duration::from_secs(5)
             });
             assert!(spawn(ThreadRole::Writer, stack, job).is_ok());
@@ -155,7 +153,7 @@ mod tests {
             let p = pool(ThreadRole::Writer, stack);
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while p.idle.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
-                thread::yield_now();
+                std::thread::yield_now();
             }
         }
         let p = pool(ThreadRole::Writer, stack);

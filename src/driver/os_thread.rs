@@ -1,0 +1,112 @@
+//! Socket threads started with `pthread_create` directly (Linux).
+//!
+//! A thread from `std::thread` costs four memory mappings: its stack and guard page, and the
+//! alternate signal stack (and its guard page) that std sets up on every thread to report stack
+//! overflows. A process may have `vm.max_map_count` mappings, 65,530 by default, so std threads
+//! cap a process at about 16,000 threads: 8,000 sockets at two threads each, short of the
+//! 10,000 this crate promises. A pthread made here costs two mappings (measured: 4.15 per std
+//! thread, 2 per pthread, with 200 threads of 256 KiB each).
+//!
+//! The price: without the alternate signal stack, a stack overflow in a socket thread (in a
+//! listener callback, say) kills the process with SIGSEGV instead of printing "has overflowed
+//! its stack" and aborting. Either way the process ends; `thread_stack_size` is the knob.
+//!
+//! Everything else std needs works on such threads: thread-locals and their destructors,
+//! `thread::current()`, `catch_unwind`, parking.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// What the thread runs.
+pub(crate) type Main = Box<dyn FnOnce() + Send>;
+
+/// The closure and the name, handed to the new thread through one pointer.
+struct Start {
+    name: &'static CStr,
+    main: Main,
+}
+
+/// Starts a detached thread named `name` (at most 15 bytes) with a stack of `stack_size`
+/// bytes. On failure `main` is handed back.
+pub(crate) fn spawn(
+    name: &'static CStr,
+    stack_size: usize,
+    main: Main,
+) -> Result<(), (io::Error, Main)> {
+    let start = Box::into_raw(Box::new(Start { name, main }));
+    let stack_size = stack_size.max(libc::PTHREAD_STACK_MIN);
+    // SAFETY: `attr` is initialised by pthread_attr_init before any other use and destroyed
+    // once; `start` is a valid pointer from Box::into_raw, whose ownership passes to the new
+    // thread when pthread_create succeeds (it is reclaimed below when it fails).
+    let result = unsafe {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+        let mut r = libc::pthread_attr_init(attr.as_mut_ptr());
+        if r == 0 {
+            r = libc::pthread_attr_setstacksize(attr.as_mut_ptr(), stack_size);
+            if r == 0 {
+                r = libc::pthread_attr_setdetachstate(
+                    attr.as_mut_ptr(),
+                    libc::PTHREAD_CREATE_DETACHED,
+                );
+            }
+            if r == 0 {
+                let mut thread: libc::pthread_t = 0;
+                r = libc::pthread_create(&mut thread, attr.as_ptr(), trampoline, start.cast());
+            }
+            libc::pthread_attr_destroy(attr.as_mut_ptr());
+        }
+        r
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    // SAFETY: the thread was not created, so `start` is still ours, and reclaimed once.
+    let start = unsafe { Box::from_raw(start) };
+    Err((io::Error::from_raw_os_error(result), start.main))
+}
+
+extern "C" fn trampoline(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the pointer `spawn` made with Box::into_raw and gave this thread alone.
+    let start = unsafe { Box::from_raw(arg.cast::<Start>()) };
+    let Start { name, main } = *start;
+    // SAFETY: `name` is a NUL-terminated string of at most 16 bytes, as Linux requires.
+    unsafe {
+        libc::pthread_setname_np(libc::pthread_self(), name.as_ptr());
+    }
+    // A panic must not unwind into C. Socket code catches listener panics itself; anything
+    // else ends this thread with a log line, as it would end a std thread.
+    if catch_unwind(AssertUnwindSafe(main)).is_err() {
+        log::error!("a {} thread panicked", name.to_string_lossy());
+    }
+    std::ptr::null_mut()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_named_with_the_requested_stack() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let main: Main = Box::new(move || {
+            let tid = std::fs::read_link("/proc/thread-self").unwrap();
+            let comm = std::fs::read_to_string(format!(
+                "/proc/self/task/{}/comm",
+                tid.file_name().unwrap().to_str().unwrap()
+            ))
+            .unwrap();
+            // 300 KiB on a 1 MiB stack (debug builds may hold the array twice).
+            let big = std::hint::black_box([3u8; 300 * 1024]);
+            let _ = tx.send((
+                comm.trim_end().to_owned(),
+                big.iter().map(|&b| u64::from(b)).sum::<u64>(),
+            ));
+        });
+        assert!(spawn(c"syncws-test", 1024 * 1024, main).is_ok());
+        let (comm, sum) = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(comm, "syncws-test");
+        assert_eq!(sum, 3 * 300 * 1024);
+    }
+}
