@@ -51,7 +51,7 @@ impl Default for Config {
             compression: true,
             min_compress_size: 1024,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
-            fragment_size: 64 * 1024,
+            fragment_size: 1024 * 1024,
             thread_stack_size: DEFAULT_STACK_SIZE,
             thread_keep_alive: Duration::from_secs(10),
         }
@@ -151,7 +151,9 @@ macro_rules! socket_options {
 
         /// Outgoing messages larger than this many payload bytes are sent as several frames,
         /// so that pongs and the close frame can go out between them instead of waiting
-        /// behind a whole 16 MiB message. Default 64 KiB; values under 1 count as 1.
+        /// behind a whole 16 MiB message. Default 1 MiB: smaller fragments cost receivers
+        /// (measured against tungstenite's server, 64 KiB fragments halved the throughput of
+        /// 1 MiB messages; see `docs/benchmarks.md`). Values under 1 count as 1.
         pub fn fragment_size(mut self, bytes: usize) -> Self {
             self.config.fragment_size = bytes.max(1);
             self

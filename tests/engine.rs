@@ -67,9 +67,9 @@ fn large_messages_go_out_in_frames_of_fragment_size() {
 
 #[test]
 fn a_pong_is_not_stuck_behind_a_large_message() {
-    // 12 MiB at the default 64 KiB fragments: the peer's ping, sent once the first fragment
+    // 16 MiB at the default 1 MiB fragments: the peer's ping, sent once the first fragment
     // has arrived, is answered before the message's last fragment.
-    let message = vec![7u8; 12 * 1024 * 1024];
+    let message = vec![7u8; 16 * 1024 * 1024];
     let (url, peer) = raw_server(move |mut s| {
         let first = read_frame_raw(&mut s).expect("first fragment");
         assert_eq!((first.opcode, first.fin), (2, false));
@@ -84,8 +84,8 @@ fn a_pong_is_not_stuck_behind_a_large_message() {
     assert!(matches!(next(&events), Event::Open(_)));
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     let (pongs, frames, len) = peer.join().expect("raw peer");
-    assert_eq!(len, 12 * 1024 * 1024);
-    assert_eq!(frames, 12 * 16);
+    assert_eq!(len, 16 * 1024 * 1024);
+    assert_eq!(frames, 16);
     assert_eq!(pongs, 1, "the pong must arrive before the last fragment");
 }
 

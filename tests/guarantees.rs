@@ -1112,7 +1112,13 @@ fn state_goes_connecting_open_closing_closed() {
     assert_eq!(open.state, State::Open);
     assert_eq!(ws.state(), State::Open);
     assert!(matches!(ws.close(1000, None), Ok(true)));
-    assert_eq!(ws.state(), State::Closing);
+    // The close frame may be written by `close` itself (inline), and the whole close
+    // handshake over loopback can finish before the next line runs.
+    assert!(
+        matches!(ws.state(), State::Closing | State::Closed),
+        "{:?}",
+        ws.state()
+    );
     assert_eq!(expect_closing(&rx, 1000, "").state, State::Closing);
     assert_eq!(expect_closed(&rx, 1000, "").state, State::Closed);
     assert!(ws.wait_finished(EVENT_TIMEOUT));

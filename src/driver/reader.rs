@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::pool::{self, Job, ThreadRole};
 use super::shared::{Control, Queues, Shared};
 use super::transport::{ReadHalf, WriteHalf};
-use super::writer::{Wire, Writer};
+use super::writer::{WireSlot, Writer};
 use super::{connect, deadline_after};
 use crate::config::Config;
 use crate::error::Error;
@@ -136,8 +136,7 @@ impl Reader {
                 State::Open
             };
         }
-        let wire = Wire::new(write, &queues, self.role, config, deflate.as_ref());
-        let wire = Arc::new(parking_lot::Mutex::new(Some(wire)));
+        let wire = WireSlot::new(write, &queues, self.role, config, deflate.as_ref());
         self.shared().set_wire(wire.clone());
         let writer = Writer::new(self.shared().clone(), wire, queues);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);

@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::{Parker, Unparker};
 use parking_lot::{Condvar, Mutex};
 
-use super::writer::{self, WireSlot};
+use super::writer::WireSlot;
 use crate::error::Error;
 use crate::message::Message;
 use crate::request::Request;
@@ -103,7 +103,7 @@ pub(crate) struct Shared {
     reads: CachePadded<AtomicU64>,
     unparker: Unparker,
     /// The write side, once the connection is open, for inline writes.
-    wire: OnceLock<WireSlot>,
+    wire: OnceLock<Arc<WireSlot>>,
     pub max_queue_size: u64,
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
     /// or empty, which `queue_size` (payload bytes, as OkHttp counts) does not see.
@@ -249,15 +249,26 @@ impl Shared {
             side.gate.fetch_sub(1, Ordering::Release);
             return Err(SendError::Full);
         }
-        let inline = writer::inline_candidate(&message);
+        // Small and nothing queued ahead: encode it here, into the wire's buffer.
+        let message = match self.wire.get() {
+            Some(wire) => match wire.encode_direct(message) {
+                Ok(()) => {
+                    side.gate.fetch_sub(1, Ordering::Release);
+                    self.after_push(true);
+                    return Ok(());
+                }
+                Err(m) => m,
+            },
+            None => message,
+        };
         let _ = self.data_tx.send(Outgoing::Message(message));
         side.gate.fetch_sub(1, Ordering::Release);
-        self.after_push(inline);
+        self.after_push(true);
         Ok(())
     }
 
     /// The wire is set up: from now on senders may write inline.
-    pub(crate) fn set_wire(&self, wire: WireSlot) {
+    pub(crate) fn set_wire(&self, wire: Arc<WireSlot>) {
         let _ = self.wire.set(wire);
     }
 
@@ -265,7 +276,7 @@ impl Shared {
     /// gone, even if it never started.
     pub(crate) fn drop_wire(&self) {
         if let Some(slot) = self.wire.get() {
-            *slot.lock() = None;
+            slot.clear();
         }
     }
 
@@ -291,8 +302,8 @@ impl Shared {
         self.unparker.unpark();
     }
 
-    /// Writes the queues inline if the wire is free; returns whether nothing is left for the
-    /// writer.
+    /// Writes inline if allowed (at most once per read of the reader) and the link is free;
+    /// returns whether nothing is left for the writer.
     fn try_inline(&self) -> bool {
         let reads = self.reads.load(Ordering::Relaxed);
         if self.send_side.inline_at_read.load(Ordering::Relaxed) == reads {
@@ -301,16 +312,10 @@ impl Shared {
         let Some(slot) = self.wire.get() else {
             return false;
         };
-        let Some(mut guard) = slot.try_lock() else {
-            return false;
-        };
-        let Some(wire) = guard.as_mut() else {
-            return false;
-        };
         self.send_side
             .inline_at_read
             .store(reads, Ordering::Relaxed);
-        wire.write_inline(self)
+        slot.write_inline(self)
     }
 
     /// The writer wrote `bytes` of payload in `messages` whole messages.

@@ -1,18 +1,28 @@
-//! The write side of a socket: the [`Wire`] (encoder, timers, output buffer, write half) and
-//! the writer thread that drives it.
+//! The write side of a socket and the writer thread that drives it.
 //!
-//! The writer thread sleeps on a parker, not on the channels: senders push without a lock and
-//! wake it only when it is parked (see [`Shared`]). Once awake it takes everything queued —
-//! control items first, then data, a fragment at a time for large messages so a pong or close
-//! frame never waits behind more than one batch — and writes the batch with one `write_all`.
+//! Two halves, each behind its own mutex, in one [`WireSlot`]:
+//! - the [`Wire`]: what turns messages into bytes — the queues' receiving ends, the encoder,
+//!   the timers — and `out`, the bytes encoded and not yet handed to the link. It is held only
+//!   for the moment it takes to encode, never across I/O;
+//! - the [`Link`]: the write half of the connection and the batch being written. It is held
+//!   across the (blocking) write, and always taken before the wire, so bytes reach the socket
+//!   in the order they were taken from `out`.
 //!
-//! The `Wire` sits behind a mutex so that a thread that has just queued something while the
-//! writer is parked can write it **inline**: it takes the lock with `try_lock`, drains the
-//! queues through the encoder and writes with `MSG_DONTWAIT`, so it never blocks; whatever
-//! the socket does not take (and anything expensive: a large or compressed message, a failure
-//! close) is left for the writer thread, which it then wakes. That removes the thread hand-off
-//! from a request/response round trip. [`Shared`] decides when to try (at most once per read
-//! of the reader, so a burst of sends is still batched by the writer).
+//! **Senders encode.** A small message sent while nothing is queued ahead of it is encoded by
+//! `send` itself, straight into `out` (a few tens of nanoseconds, and the caller's buffer is
+//! freed on the caller's thread); anything else — messages to compress, large ones, messages
+//! behind others, close frames, pongs — goes through the queues and the writer encodes it.
+//!
+//! **The writer writes.** Woken (only when parked, see [`Shared`]) it drains the control queue
+//! first, then data, a fragment at a time for large messages, takes `out` (swapping buffers,
+//! so nothing is copied) and writes the batch with one `write_all` while senders go on
+//! encoding into the other buffer. It runs the [`Timers`] and carries out what they decide.
+//!
+//! **Inline writes.** A sender that finds the writer parked may write itself: `try_lock` on the
+//! link, take `out`, write with `MSG_DONTWAIT`. What the socket does not take waits in the
+//! link's batch for the writer, which is then woken. That removes the thread hand-off from a
+//! request/response round trip; [`Shared`] tries it at most once per read, so bursts are still
+//! batched by the writer.
 
 use std::io;
 use std::sync::Arc;
@@ -34,42 +44,58 @@ use crate::proto::encoder::Encoder;
 use crate::proto::frame::OpCode;
 use crate::proto::timers::{Action, Timers};
 
-/// Stop adding frames to a write once this much is buffered.
+/// The writer stops encoding queued items into one batch once this much is buffered.
 const BATCH_BYTES: usize = 256 * 1024;
-/// An idle writer keeps an output buffer of at most this size; a larger one is freed.
+/// Idle buffers larger than this are freed when the writer parks.
 const IDLE_BUFFER: usize = 4 * 1024;
-/// An inline write encodes messages up to this size; larger ones are the writer's.
-pub(crate) const INLINE_MAX: usize = 16 * 1024;
+/// `send` encodes messages up to this size itself; larger ones go to the writer.
+const DIRECT_MAX: usize = 64 * 1024;
 
-/// The wire of one socket; `None` once the writer has exited (which frees its buffers, the
-/// compressor and its handle on the connection).
-pub(crate) type WireSlot = Arc<Mutex<Option<Wire>>>;
+/// Both halves of a socket's write side. Each is `None` once the writer has exited, which
+/// frees the buffers, the compressor and the handle on the connection.
+pub(crate) struct WireSlot {
+    wire: Mutex<Option<Wire>>,
+    link: Mutex<Option<Link>>,
+}
 
 pub(crate) struct Wire {
-    io: WriteHalf,
     data_rx: Receiver<Outgoing>,
     ctrl_rx: Receiver<Control>,
-    role: Role,
     encoder: Encoder,
     timers: Timers,
+    /// Encoded bytes not yet taken by the link.
     out: Vec<u8>,
-    /// Bytes of `out` already written by a non-blocking write.
-    out_pos: usize,
-    /// Payload bytes of whole data messages in `out`, reported to `queue_size` once written.
+    /// Payload bytes and count of the whole messages in `out`, for `queue_size`.
     out_payload: u64,
-    /// Whole data messages in `out`.
     out_messages: u64,
-    /// An item an inline write took but left for the writer thread.
+    /// An item an inline write took from the queue but left for the writer thread.
     stash: Option<Outgoing>,
-    write_timeout: Duration,
-    /// Our close frame is encoded: nothing more may be sent but what is already in `out`.
+    /// Our close frame is encoded: nothing more may be sent.
     close_encoded: bool,
+    /// ...and it is a failure close: after writing it, send a FIN and exit.
+    fail_close: bool,
+    /// The close frame is in `out` (not yet handed to the link).
+    close_in_out: bool,
     /// A `FlushTls` asked for the TLS session's own output to be written.
     flush_requested: bool,
-    /// The writer must exit (a stop, or a failure found by an inline write).
+    /// The writer must exit (a stop, or a failure found off the writer thread).
     exited: bool,
-    /// Set when an inline write changed something the writer thread must look at (a timer).
-    writer_needed: bool,
+}
+
+pub(crate) struct Link {
+    io: WriteHalf,
+    role: Role,
+    /// Bytes taken from the wire, written from `pos` on.
+    batch: Vec<u8>,
+    pos: usize,
+    payload: u64,
+    messages: u64,
+    /// The batch holds our close frame (bookkeeping once it is written).
+    close_in_batch: bool,
+    /// The batch ends with a failure close (a FIN once it is written).
+    fail_in_batch: bool,
+    flush_requested: bool,
+    write_timeout: Duration,
 }
 
 /// The writer is done: the socket is ending (stop, failure, or our part of the close is over).
@@ -79,90 +105,142 @@ type Flow = Result<(), Exit>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// On the writer thread: may block (up to the write timeout) and do anything.
+    /// On the writer thread: may do anything.
     Writer,
-    /// On a sending thread: never blocks, leaves expensive items to the writer.
+    /// On a sending thread: leaves expensive or blocking items to the writer.
     Inline,
 }
 
-impl Wire {
+impl WireSlot {
     pub(crate) fn new(
         io: WriteHalf,
         queues: &Queues,
         role: Role,
         config: &Config,
         deflate: Option<&deflate::Params>,
-    ) -> Self {
+    ) -> Arc<WireSlot> {
         let _ = io.tcp.set_write_timeout(Some(config.write_timeout));
-        Wire {
-            io,
+        let wire = Wire {
             data_rx: queues.data_rx.clone(),
             ctrl_rx: queues.ctrl_rx.clone(),
-            role,
             encoder: Encoder::new(role, deflate, config.encoder()),
             timers: Timers::new(config.timers(), Instant::now()),
             out: Vec::new(),
-            out_pos: 0,
             out_payload: 0,
             out_messages: 0,
             stash: None,
-            write_timeout: config.write_timeout,
             close_encoded: false,
+            fail_close: false,
+            close_in_out: false,
             flush_requested: false,
             exited: false,
-            writer_needed: false,
-        }
+        };
+        let link = Link {
+            io,
+            role,
+            batch: Vec::new(),
+            pos: 0,
+            payload: 0,
+            messages: 0,
+            close_in_batch: false,
+            fail_in_batch: false,
+            flush_requested: false,
+            write_timeout: config.write_timeout,
+        };
+        Arc::new(WireSlot {
+            wire: Mutex::new(Some(wire)),
+            link: Mutex::new(Some(link)),
+        })
     }
 
-    /// One round on the writer thread: take, write, run the timers.
-    fn step(&mut self, shared: &Shared) -> Flow {
-        if self.exited {
-            return Err(Exit);
+    /// Frees both halves.
+    pub(crate) fn clear(&self) {
+        *self.link.lock() = None;
+        *self.wire.lock() = None;
+    }
+
+    /// `send`'s fast path: encodes `message` into `out` if nothing is queued ahead of it and it
+    /// needs no compression; otherwise hands it back for the queue.
+    pub(crate) fn encode_direct(&self, message: Message) -> Result<(), Message> {
+        if message.len() > DIRECT_MAX {
+            return Err(message);
         }
-        self.writer_needed = false;
-        // Whatever was taken is written, even when taking it ends the writer.
-        let taken = self.fill(shared, Mode::Writer);
-        self.flush(shared)?;
-        taken?;
-        self.run_timers(shared)?;
-        if self.idle() && self.out.is_empty() && self.out.capacity() > IDLE_BUFFER {
-            self.out = Vec::new();
+        let mut guard = self.wire.lock();
+        let Some(wire) = guard.as_mut() else {
+            return Err(message);
+        };
+        // Anything queued (a pong too: control frames go first) must be encoded before it.
+        if wire.exited
+            || wire.close_encoded
+            || wire.stash.is_some()
+            || wire.encoder.in_progress()
+            || !wire.ctrl_rx.is_empty()
+            || !wire.data_rx.is_empty()
+            || wire.encoder.would_compress(message.len())
+        {
+            return Err(message);
+        }
+        let len = message.len() as u64;
+        match wire.encoder.message(&mut wire.out, message) {
+            Ok(()) => {
+                wire.out_payload += len;
+                wire.out_messages += 1;
+            }
+            // Only compression can fail, and this message is not compressed.
+            Err(e) => log::error!("encoding failed: {e}"),
         }
         Ok(())
     }
 
-    /// Writes what is queued without blocking. Returns whether the writer thread has nothing
-    /// left to do (otherwise the caller wakes it).
-    pub(crate) fn write_inline(&mut self, shared: &Shared) -> bool {
-        if self.exited || self.stash.is_some() || self.encoder.in_progress() {
+    /// Writes what is encoded or queued without blocking. Returns whether all of it went out
+    /// and the writer thread has nothing to do for it (otherwise the caller wakes the writer).
+    pub(crate) fn write_inline(&self, shared: &Shared) -> bool {
+        let Some(mut link_guard) = self.link.try_lock() else {
             return false;
-        }
-        if self.fill(shared, Mode::Inline).is_err() {
-            self.exited = true;
+        };
+        let Some(link) = link_guard.as_mut() else {
             return false;
-        }
-        let complete = match self.write_out(shared, Mode::Inline) {
-            Ok(done) => done,
-            Err(Exit) => {
-                self.exited = true;
+        };
+        let more = {
+            let mut wire_guard = self.wire.lock();
+            let Some(wire) = wire_guard.as_mut() else {
+                return false;
+            };
+            if wire.exited {
                 return false;
             }
+            if wire.fill(shared, Mode::Inline).is_err() {
+                wire.exited = true;
+                wire.hand_over(link);
+                return false;
+            }
+            wire.hand_over(link);
+            // What it left (a stashed item, fragments to go) is the writer's.
+            !wire.idle()
         };
-        if complete && self.close_encoded && !self.timers.closing() {
-            self.close_written(shared);
-            // The close timer started: the writer must sleep on the new deadline.
-            self.writer_needed = true;
+        match link.write(shared, Mode::Inline) {
+            // The close frame's bookkeeping (timer, server FIN) is the writer's too.
+            Ok(done) => done && !more && !link.close_in_batch,
+            Err(Exit) => {
+                if let Some(wire) = self.wire.lock().as_mut() {
+                    wire.exited = true;
+                }
+                false
+            }
         }
-        complete && !self.writer_needed && self.idle()
     }
+}
 
+impl Wire {
     fn idle(&self) -> bool {
         self.ctrl_rx.is_empty()
+            && self.out.is_empty()
+            && !self.flush_requested
             && (self.close_encoded
                 || (self.data_rx.is_empty() && self.stash.is_none() && !self.encoder.in_progress()))
     }
 
-    /// Encodes everything queued into `out`, control items first, until the batch is full.
+    /// Encodes queued items into `out`, control items first, until the batch is full.
     fn fill(&mut self, shared: &Shared, mode: Mode) -> Flow {
         loop {
             while let Ok(c) = self.ctrl_rx.try_recv() {
@@ -175,10 +253,7 @@ impl Wire {
                 if mode == Mode::Inline {
                     return Ok(());
                 }
-                if let Some(len) = self.encoder.next_fragment(&mut self.out) {
-                    self.out_payload += len;
-                    self.out_messages += 1;
-                }
+                self.next_fragment();
                 continue;
             }
             let item = match self.stash.take() {
@@ -189,11 +264,27 @@ impl Wire {
                     Err(TryRecvError::Disconnected) => return Err(Exit),
                 },
             };
-            if mode == Mode::Inline && for_the_writer(&item) {
+            if mode == Mode::Inline && self.for_the_writer(&item) {
                 self.stash = Some(item);
                 return Ok(());
             }
             self.take_data(shared, item)?;
+        }
+    }
+
+    /// Items an inline write leaves to the writer thread: they cost real CPU or end the socket.
+    fn for_the_writer(&self, item: &Outgoing) -> bool {
+        match item {
+            Outgoing::Message(m) => m.len() > DIRECT_MAX || self.encoder.would_compress(m.len()),
+            Outgoing::Close(..) => false,
+            Outgoing::FailClose(_) => true,
+        }
+    }
+
+    fn next_fragment(&mut self) {
+        if let Some(len) = self.encoder.next_fragment(&mut self.out) {
+            self.out_payload += len;
+            self.out_messages += 1;
         }
     }
 
@@ -223,54 +314,50 @@ impl Wire {
                     shared.fail(e);
                     return Err(Exit);
                 }
-                if let Some(len) = self.encoder.next_fragment(&mut self.out) {
-                    self.out_payload += len;
-                    self.out_messages += 1;
-                }
-                Ok(())
+                self.next_fragment();
             }
             Outgoing::Close(code, reason) => {
                 self.encoder.close(&mut self.out, code, &reason);
                 self.close_encoded = true;
-                Ok(())
+                self.close_in_out = true;
             }
             Outgoing::FailClose(code) => {
                 // Messages the application queued before the failure go out first; then the
                 // close frame and a FIN.
                 self.encoder.close(&mut self.out, Some(code), "");
                 self.close_encoded = true;
-                if self.write_out(shared, Mode::Writer).is_ok() {
-                    self.io.finish();
-                }
-                Err(Exit)
+                self.close_in_out = true;
+                self.fail_close = true;
             }
-        }
-    }
-
-    /// Writes the buffer (blocking); once the close frame is written, starts the close timer.
-    fn flush(&mut self, shared: &Shared) -> Flow {
-        self.write_out(shared, Mode::Writer)?;
-        if self.close_encoded && !self.timers.closing() {
-            self.close_written(shared);
         }
         Ok(())
     }
 
-    fn close_written(&mut self, shared: &Shared) {
-        let mut core = shared.core.lock();
-        core.close_written = true;
-        if core.peer_closed && self.role == Role::Server {
-            // Both close frames are out: the server closes TCP first (RFC 6455 §7.1.1).
-            drop(core);
-            self.io.finish();
+    /// Moves `out` to the end of the link's batch (a swap when the batch is empty).
+    fn hand_over(&mut self, link: &mut Link) {
+        if link.batch.len() == link.pos {
+            link.batch.clear();
+            link.pos = 0;
+            std::mem::swap(&mut link.batch, &mut self.out);
+        } else {
+            link.batch.extend_from_slice(&self.out);
+            self.out.clear();
         }
-        self.timers.close_sent(Instant::now());
+        link.payload += std::mem::take(&mut self.out_payload);
+        link.messages += std::mem::take(&mut self.out_messages);
+        link.flush_requested |= std::mem::take(&mut self.flush_requested);
+        if std::mem::take(&mut self.close_in_out) {
+            link.close_in_batch = true;
+            link.fail_in_batch = self.fail_close;
+        }
     }
+}
 
-    /// Writes `out` from `out_pos` on. Returns whether everything is written (always, or an
-    /// error, in writer mode).
-    fn write_out(&mut self, shared: &Shared, mode: Mode) -> Result<bool, Exit> {
-        let pending = &self.out[self.out_pos..];
+impl Link {
+    /// Writes the batch. Returns whether all of it is written (always, or an error, in writer
+    /// mode).
+    fn write(&mut self, shared: &Shared, mode: Mode) -> Result<bool, Exit> {
+        let pending = &self.batch[self.pos..];
         if pending.is_empty() && !self.flush_requested && !self.io.has_pending() {
             return Ok(true);
         }
@@ -281,20 +368,20 @@ impl Wire {
         };
         match result {
             Ok(n) => {
-                self.out_pos += n;
-                if self.out_pos < self.out.len() || self.io.has_pending() {
+                self.pos += n;
+                if self.pos < self.batch.len() || self.io.has_pending() {
                     return Ok(false);
                 }
-                self.out.clear();
-                self.out_pos = 0;
-                let bytes = std::mem::take(&mut self.out_payload);
-                let messages = std::mem::take(&mut self.out_messages);
+                self.batch.clear();
+                self.pos = 0;
+                let bytes = std::mem::take(&mut self.payload);
+                let messages = std::mem::take(&mut self.messages);
                 shared.written(bytes, messages);
                 Ok(true)
             }
             Err(e) => {
-                self.out.clear();
-                self.out_pos = 0;
+                self.batch.clear();
+                self.pos = 0;
                 let peer_closed = shared.core.lock().peer_closed;
                 if peer_closed {
                     shared.core.lock().shutdown();
@@ -312,63 +399,22 @@ impl Wire {
             }
         }
     }
-
-    fn run_timers(&mut self, shared: &Shared) -> Flow {
-        let Some(deadline) = self.timers.next_deadline() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        if now < deadline {
-            return Ok(());
-        }
-        let pongs = shared.pongs.load(Ordering::Acquire);
-        let peer_closed = shared.core.lock().peer_closed;
-        while let Some(action) = self.timers.poll(now, pongs, peer_closed) {
-            match action {
-                Action::SendPing => {
-                    if !self.close_encoded {
-                        self.encoder.control(&mut self.out, OpCode::Ping, &[]);
-                        self.flush(shared)?;
-                    }
-                }
-                Action::Fail(e) => {
-                    shared.fail(e.into());
-                    return Err(Exit);
-                }
-                Action::CloseConnection => {
-                    // The close handshake is complete; the peer just kept TCP open.
-                    shared.core.lock().shutdown();
-                    return Err(Exit);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
-/// Items an inline write leaves to the writer thread: they may block or cost real CPU.
-fn for_the_writer(item: &Outgoing) -> bool {
-    match item {
-        Outgoing::Message(m) => m.len() > INLINE_MAX,
-        Outgoing::Close(..) => false,
-        Outgoing::FailClose(_) => true,
-    }
-}
-
-/// The writer thread's loop over a socket's wire.
+/// The writer thread's loop over a socket's write side.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    wire: WireSlot,
+    slot: Arc<WireSlot>,
     parker: Parker,
     data_rx: Receiver<Outgoing>,
     ctrl_rx: Receiver<Control>,
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, wire: WireSlot, queues: Queues) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, slot: Arc<WireSlot>, queues: Queues) -> Self {
         Writer {
             shared,
-            wire,
+            slot,
             parker: queues.parker,
             data_rx: queues.data_rx,
             ctrl_rx: queues.ctrl_rx,
@@ -377,30 +423,105 @@ impl Writer {
 
     pub(crate) fn run(self) {
         loop {
-            let park = {
-                let mut slot = self.wire.lock();
-                let Some(wire) = slot.as_mut() else { break };
-                if wire.step(&self.shared).is_err() {
-                    *slot = None;
-                    break;
-                }
-                wire.idle()
-                    .then(|| (!wire.close_encoded, wire.timers.next_deadline()))
-            };
-            if let Some((watch_data, deadline)) = park {
-                self.shared.park_writer(
+            match self.step() {
+                Ok(None) => {}
+                Ok(Some((watch_data, deadline))) => self.shared.park_writer(
                     &self.parker,
                     &self.ctrl_rx,
                     watch_data.then_some(&self.data_rx),
                     deadline,
-                );
+                ),
+                Err(Exit) => break,
             }
         }
+        self.slot.clear();
         log::debug!("writer for {} exits", self.shared.request.url());
+    }
+
+    /// One round: take from the wire, write, run the timers. Returns what to park on when
+    /// there is nothing left to do.
+    #[allow(clippy::type_complexity)]
+    fn step(&self) -> Result<Option<(bool, Option<Instant>)>, Exit> {
+        let shared = &*self.shared;
+        let mut link_guard = self.slot.link.lock();
+        let link = link_guard.as_mut().ok_or(Exit)?;
+        let taken = {
+            let mut wire_guard = self.slot.wire.lock();
+            let wire = wire_guard.as_mut().ok_or(Exit)?;
+            if wire.exited {
+                return Err(Exit);
+            }
+            // Whatever was taken is written, even when taking it ends the writer.
+            let taken = wire.fill(shared, Mode::Writer);
+            wire.hand_over(link);
+            taken
+        };
+        link.write(shared, Mode::Writer)?;
+        if link.fail_in_batch {
+            link.io.finish();
+            return Err(Exit);
+        }
+        taken?;
+        let mut wire_guard = self.slot.wire.lock();
+        let wire = wire_guard.as_mut().ok_or(Exit)?;
+        if std::mem::take(&mut link.close_in_batch) {
+            close_written(shared, link, &mut wire.timers);
+        }
+        run_timers(shared, wire)?;
+        if !wire.idle() || !link.batch.is_empty() {
+            return Ok(None);
+        }
+        if wire.out.capacity() > IDLE_BUFFER {
+            wire.out = Vec::new();
+        }
+        if link.batch.capacity() > IDLE_BUFFER {
+            link.batch = Vec::new();
+        }
+        // Once our close is out, only control items (a stop) matter.
+        Ok(Some((!wire.close_encoded, wire.timers.next_deadline())))
     }
 }
 
-/// A message small enough to be written inline by its sender.
-pub(crate) fn inline_candidate(message: &Message) -> bool {
-    message.len() <= INLINE_MAX
+/// Our close frame is on the wire: record it, start the close timer, and in the server role
+/// close TCP if the peer's close came first (RFC 6455 §7.1.1).
+fn close_written(shared: &Shared, link: &mut Link, timers: &mut Timers) {
+    let mut core = shared.core.lock();
+    core.close_written = true;
+    if core.peer_closed && link.role == Role::Server {
+        drop(core);
+        link.io.finish();
+    }
+    timers.close_sent(Instant::now());
+}
+
+fn run_timers(shared: &Shared, wire: &mut Wire) -> Flow {
+    let Some(deadline) = wire.timers.next_deadline() else {
+        return Ok(());
+    };
+    let now = Instant::now();
+    if now < deadline {
+        return Ok(());
+    }
+    let pongs = shared.pongs.load(Ordering::Acquire);
+    let peer_closed = shared.core.lock().peer_closed;
+    while let Some(action) = wire.timers.poll(now, pongs, peer_closed) {
+        match action {
+            Action::SendPing => {
+                if !wire.close_encoded {
+                    // Written on the next round, ahead of nothing: `out` was just taken.
+                    wire.encoder.control(&mut wire.out, OpCode::Ping, &[]);
+                }
+            }
+            Action::Fail(e) => {
+                shared.fail(e.into());
+                return Err(Exit);
+            }
+            Action::CloseConnection => {
+                // The close handshake is complete; the peer just kept TCP open.
+                shared.core.lock().shutdown();
+                return Err(Exit);
+            }
+        }
+    }
+    Ok(())
 }

@@ -154,8 +154,12 @@ impl Encoder {
         }
     }
 
+    /// Whether a message of `len` bytes would be compressed.
+    pub(crate) fn would_compress(&self, len: usize) -> bool {
+        self.deflater.is_some() && len >= self.config.min_compress_size
+    }
+
     /// Encodes a whole message at once (all its fragments).
-    #[cfg(test)]
     pub(crate) fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
         self.start(message)?;
         while self.next_fragment(out).is_none() {}

@@ -106,6 +106,7 @@ impl Timers {
     }
 
     /// Whether the close timer is running.
+    #[cfg(test)]
     pub(crate) fn closing(&self) -> bool {
         self.close_started
     }
