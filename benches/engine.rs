@@ -642,10 +642,101 @@ fn bench_main(args: &[String]) {
 }
 
 fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome, String> {
-    match lib {
-        Lib::Raw => run_with::<RawConn>(sc, lib, port, c),
-        Lib::Tungstenite => run_with::<TungConn>(sc, lib, port, c),
-        Lib::Syncws => run_with::<SyncwsConn>(sc, lib, port, c),
+    match (lib, sc) {
+        (Lib::Raw, _) => run_with::<RawConn>(sc, lib, port, c),
+        (Lib::Tungstenite, _) => run_with::<TungConn>(sc, lib, port, c),
+        // A listener library is used through its listener: messages are handled in
+        // `on_message`, on the socket's reader thread. The pull style (`channel()`, one
+        // thread hand-off and one cross-thread free per message) is measured too, as a note.
+        (Lib::Syncws, Scenario::RecvSmall | Scenario::RecvLarge) => {
+            let (n, size) = if sc == Scenario::RecvSmall {
+                (c.small, SMALL)
+            } else {
+                (c.large, LARGE)
+            };
+            let rate = |secs: f64| match sc {
+                Scenario::RecvSmall => n as f64 / secs,
+                _ => (n * size) as f64 / (1 << 20) as f64 / secs,
+            };
+            let listener = rate(recv_n_listener(port, n, size)?);
+            let channel = rate(recv_n::<SyncwsConn>(port, n, size)?);
+            let mut outcome = Outcome::of(vec![("rate", listener)]);
+            outcome.notes.push(format!(
+                "{listener:.0} through the listener, {channel:.0} through channel()"
+            ));
+            Ok(outcome)
+        }
+        (Lib::Syncws, _) => run_with::<SyncwsConn>(sc, lib, port, c),
+    }
+}
+
+/// syncws's receive path as its listener API is meant to be used: each message handled in
+/// `on_message`; the application thread only hears when the last one has arrived.
+fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> {
+    let client = syncws::Client::new();
+    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Result<usize, String>>(1);
+    let (closed_tx, closed_rx) = crossbeam_channel::bounded::<()>(1);
+    let failed_tx = done_tx.clone();
+    let mut count = 0usize;
+    let listener = Listener::new()
+        .on_open(move |_, _| {
+            let _ = open_tx.try_send(());
+        })
+        .on_message(move |_, m| match m {
+            Message::Binary(b) if b.len() == size => count += 1,
+            Message::Binary(b) => {
+                let _ = done_tx.try_send(Err(format!("message of {} bytes, not {size}", b.len())));
+            }
+            Message::Text(t) if t == "end" => {
+                let _ = done_tx.try_send(Ok(count));
+            }
+            Message::Text(t) => {
+                let _ = done_tx.try_send(Err(format!("unexpected text {t:?}")));
+            }
+        })
+        .on_closed(move |_, _, _| {
+            let _ = closed_tx.try_send(());
+        })
+        .on_failure(move |_, e, _| {
+            let _ = failed_tx.try_send(Err(format!("failed: {e}")));
+        });
+    let url = format!("ws://127.0.0.1:{port}/source?n={n}&size={size}");
+    let request = Request::builder(&url)
+        .build()
+        .map_err(|e| format!("request: {e}"))?;
+    let ws = client.new_web_socket(request, listener);
+    let _cancel_on_error = CancelOnDrop(ws.clone());
+    open_rx
+        .recv_timeout(IO_TIMEOUT)
+        .map_err(|_| "no on_open".to_owned())?;
+    let t = Instant::now();
+    if !ws.send("go") {
+        return Err("send returned false".into());
+    }
+    let got = done_rx
+        .recv_timeout(RUN_TIMEOUT)
+        .map_err(|_| "no end within the run timeout".to_owned())??;
+    let secs = t.elapsed().as_secs_f64();
+    if got != n {
+        return Err(format!("received {got} messages, not {n}"));
+    }
+    let _ = ws.close(1000, None);
+    closed_rx
+        .recv_timeout(IO_TIMEOUT)
+        .map_err(|_| "no on_closed".to_owned())?;
+    if !ws.wait_finished(IO_TIMEOUT) {
+        return Err("did not finish".into());
+    }
+    Ok(secs)
+}
+
+/// Cancels the socket if a run fails midway; a no-op once it has finished.
+struct CancelOnDrop(syncws::WebSocket);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

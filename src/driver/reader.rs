@@ -28,8 +28,10 @@ use crate::websocket::{State, WebSocket};
 const FAIL_LINGER: Duration = Duration::from_secs(2);
 /// The read buffer starts this small, so an idle socket holds little...
 const READ_BUF_MIN: usize = 2 * 1024;
-/// ...and doubles up to this while reads keep filling it (a stream of data).
+/// ...and doubles up to this while reads keep filling it (a stream of data)...
 const READ_BUF_MAX: usize = 64 * 1024;
+/// ...and goes back to the minimum after this many short reads in a row.
+const SHRINK_AFTER: u32 = 8;
 
 pub(super) type BoxListener = Box<dyn WebSocketListener>;
 
@@ -169,6 +171,7 @@ impl Reader {
         let mut buf = leftover;
         let mut len = buf.len();
         let mut size = READ_BUF_MIN;
+        let mut short_reads = 0u32;
         loop {
             let mut pos = 0;
             while pos < len {
@@ -181,7 +184,7 @@ impl Reader {
                 match self.handle(event) {
                     // A callback (or another thread) canceled or failed the socket: deliver
                     // nothing more, even what is already in the buffer.
-                    Ok(None) if self.shared().core.lock().failure.is_some() => {
+                    Ok(None) if self.shared().has_failed() => {
                         return self.ended_without_close(None);
                     }
                     Ok(None) => {}
@@ -196,13 +199,21 @@ impl Reader {
                 }
             }
             // The buffer follows the traffic: it doubles while reads fill it and drops back
-            // to the minimum after a short read, so an idle socket holds 2 KiB, not 64.
+            // to the minimum after a run of short reads, so an idle socket holds 2 KiB, not 64.
             if len == buf.len() && len >= size {
                 size = (size * 2).min(READ_BUF_MAX);
+                short_reads = 0;
             } else if len < READ_BUF_MIN {
-                size = READ_BUF_MIN;
+                short_reads += 1;
+                if short_reads >= SHRINK_AFTER {
+                    size = READ_BUF_MIN;
+                }
+            } else {
+                short_reads = 0;
             }
-            if buf.len() != size {
+            if buf.len() < size {
+                buf.resize(size, 0);
+            } else if buf.len() > size {
                 buf = vec![0; size];
             }
             len = match read.read(&mut buf) {

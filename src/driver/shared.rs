@@ -117,6 +117,9 @@ pub(crate) struct Shared {
     pub pending_pongs: AtomicUsize,
     /// A `FlushTls` is queued and not yet handled: one is enough.
     pub tls_flush_queued: AtomicBool,
+    /// A failure (or cancel) is recorded in `Core.failure`: the reader checks this after every
+    /// callback without taking the lock.
+    failed: AtomicBool,
     finished: Mutex<bool>,
     finished_cv: Condvar,
     reader_id: Mutex<Option<ThreadId>>,
@@ -178,6 +181,7 @@ impl Shared {
             pongs: AtomicU64::new(0),
             pending_pongs: AtomicUsize::new(0),
             tls_flush_queued: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             reader_id: Mutex::new(None),
@@ -411,8 +415,14 @@ impl Shared {
         let mut core = self.core.lock();
         if core.failure.is_none() && !matches!(core.state, State::Closed | State::Canceled) {
             core.failure = Some(error);
+            self.failed.store(true, Ordering::Release);
         }
         core.shutdown();
+    }
+
+    /// Whether a failure or cancel has been recorded for the reader to report.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// `cancel()`: the state is `Canceled` at once and the writer stops.
@@ -426,6 +436,7 @@ impl Shared {
             if core.failure.is_none() {
                 core.failure = Some(Error::Canceled);
             }
+            self.failed.store(true, Ordering::Release);
             core.state = State::Canceled;
             core.shutdown();
         }

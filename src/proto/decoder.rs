@@ -247,7 +247,11 @@ impl Decoder {
                 }
             }
         }
-        if m.text {
+        // A whole single-frame text message that arrived in one piece is checked once, when it
+        // becomes a `String`; text arriving in pieces is checked as each piece lands, so bad
+        // UTF-8 fails at the first bad fragment (RFC 6455 §8.1).
+        let whole_in_one = f.header.fin && offset == 0 && f.done == f.header.len && !m.compressed;
+        if m.text && !whole_in_one {
             m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
         }
         Ok(n)
@@ -275,7 +279,9 @@ impl Decoder {
                     }
                 }
                 let message = if m.text {
-                    m.utf8.finish(&m.data).map_err(|_| Error::InvalidUtf8)?;
+                    // `from_utf8` is the one check for a single frame that came whole (the
+                    // incremental validator skipped it) and the final one, ending on a whole
+                    // character, for text that came in pieces.
                     Message::Text(String::from_utf8(m.data).map_err(|_| Error::InvalidUtf8)?)
                 } else {
                     Message::Binary(m.data)
