@@ -46,8 +46,9 @@ use crate::proto::timers::{Action, Timers};
 
 /// The writer stops encoding queued items into one batch once this much is buffered.
 const BATCH_BYTES: usize = 256 * 1024;
-/// Idle buffers larger than this are freed when the writer parks.
+/// Idle buffers larger than this are freed once the writer has been idle for `BUFFER_LINGER`.
 const IDLE_BUFFER: usize = 4 * 1024;
+const BUFFER_LINGER: Duration = Duration::from_secs(1);
 /// `send` encodes messages up to this size itself; larger ones go to the writer.
 const DIRECT_MAX: usize = 64 * 1024;
 
@@ -70,6 +71,8 @@ pub(crate) struct Wire {
     out_messages: u64,
     /// An item an inline write took from the queue but left for the writer thread.
     stash: Option<Outgoing>,
+    /// The payload of a large message, masked in place, to be written right after `out`.
+    tail: Option<Vec<u8>>,
     /// Our close frame is encoded: nothing more may be sent.
     close_encoded: bool,
     /// ...and it is a failure close: after writing it, send a FIN and exit.
@@ -85,9 +88,11 @@ pub(crate) struct Wire {
 pub(crate) struct Link {
     io: WriteHalf,
     role: Role,
-    /// Bytes taken from the wire, written from `pos` on.
+    /// Bytes taken from the wire, written from `pos` on, then `tail` from `tail_pos` on.
     batch: Vec<u8>,
     pos: usize,
+    tail: Option<Vec<u8>>,
+    tail_pos: usize,
     payload: u64,
     messages: u64,
     /// The batch holds our close frame (bookkeeping once it is written).
@@ -129,6 +134,7 @@ impl WireSlot {
             out_payload: 0,
             out_messages: 0,
             stash: None,
+            tail: None,
             close_encoded: false,
             fail_close: false,
             close_in_out: false,
@@ -140,6 +146,8 @@ impl WireSlot {
             role,
             batch: Vec::new(),
             pos: 0,
+            tail: None,
+            tail_pos: 0,
             payload: 0,
             messages: 0,
             close_in_batch: false,
@@ -172,6 +180,7 @@ impl WireSlot {
         // Anything queued (a pong too: control frames go first) must be encoded before it.
         if wire.exited
             || wire.close_encoded
+            || wire.tail.is_some()
             || wire.stash.is_some()
             || wire.encoder.in_progress()
             || !wire.ctrl_rx.is_empty()
@@ -235,6 +244,7 @@ impl Wire {
     fn idle(&self) -> bool {
         self.ctrl_rx.is_empty()
             && self.out.is_empty()
+            && self.tail.is_none()
             && !self.flush_requested
             && (self.close_encoded
                 || (self.data_rx.is_empty() && self.stash.is_none() && !self.encoder.in_progress()))
@@ -246,7 +256,8 @@ impl Wire {
             while let Ok(c) = self.ctrl_rx.try_recv() {
                 self.take_control(shared, c)?;
             }
-            if self.close_encoded || self.out.len() >= BATCH_BYTES {
+            // A tail must follow `out` directly: nothing more until the link has taken it.
+            if self.close_encoded || self.tail.is_some() || self.out.len() >= BATCH_BYTES {
                 return Ok(());
             }
             if self.encoder.in_progress() {
@@ -310,6 +321,15 @@ impl Wire {
     fn take_data(&mut self, shared: &Shared, item: Outgoing) -> Flow {
         match item {
             Outgoing::Message(m) => {
+                let m = match self.encoder.whole_frame(&mut self.out, m) {
+                    Ok((payload, len)) => {
+                        self.tail = Some(payload);
+                        self.out_payload += len;
+                        self.out_messages += 1;
+                        return Ok(());
+                    }
+                    Err(m) => m,
+                };
                 if let Err(e) = self.encoder.start(m) {
                     shared.fail(e);
                     return Err(Exit);
@@ -335,6 +355,10 @@ impl Wire {
 
     /// Moves `out` to the end of the link's batch (a swap when the batch is empty).
     fn hand_over(&mut self, link: &mut Link) {
+        if link.tail.is_some() {
+            // The link is still writing a tail: new bytes wait in `out` until it is done.
+            return;
+        }
         if link.batch.len() == link.pos {
             link.batch.clear();
             link.pos = 0;
@@ -350,38 +374,61 @@ impl Wire {
             link.close_in_batch = true;
             link.fail_in_batch = self.fail_close;
         }
+        link.tail = self.tail.take();
+        link.tail_pos = 0;
     }
 }
 
 impl Link {
+    /// Everything taken is on the wire: report it to `queue_size`.
+    fn batch_written(&mut self, shared: &Shared) -> Result<bool, Exit> {
+        self.batch.clear();
+        self.pos = 0;
+        self.tail = None;
+        self.tail_pos = 0;
+        let bytes = std::mem::take(&mut self.payload);
+        let messages = std::mem::take(&mut self.messages);
+        shared.written(bytes, messages);
+        Ok(true)
+    }
+
     /// Writes the batch. Returns whether all of it is written (always, or an error, in writer
     /// mode).
     fn write(&mut self, shared: &Shared, mode: Mode) -> Result<bool, Exit> {
         let pending = &self.batch[self.pos..];
-        if pending.is_empty() && !self.flush_requested && !self.io.has_pending() {
-            return Ok(true);
+        let tail = self
+            .tail
+            .as_deref()
+            .map_or(&[][..], |t| &t[self.tail_pos..]);
+        if pending.is_empty() && tail.is_empty() && !self.flush_requested && !self.io.has_pending()
+        {
+            return self.batch_written(shared);
         }
         self.flush_requested = false;
         let result = match mode {
-            Mode::Writer => self.io.write_all(pending).map(|()| pending.len()),
+            Mode::Writer => self
+                .io
+                .write_all_two(pending, tail)
+                .map(|()| pending.len() + tail.len()),
+            // Inline writes never carry a tail (large messages are the writer's).
             Mode::Inline => self.io.write_nonblocking(pending),
         };
         match result {
-            Ok(n) => {
-                self.pos += n;
-                if self.pos < self.batch.len() || self.io.has_pending() {
+            Ok(mut n) => {
+                let from_batch = n.min(self.batch.len() - self.pos);
+                self.pos += from_batch;
+                n -= from_batch;
+                self.tail_pos += n;
+                let tail_left = self.tail.as_ref().is_some_and(|t| self.tail_pos < t.len());
+                if self.pos < self.batch.len() || tail_left || self.io.has_pending() {
                     return Ok(false);
                 }
-                self.batch.clear();
-                self.pos = 0;
-                let bytes = std::mem::take(&mut self.payload);
-                let messages = std::mem::take(&mut self.messages);
-                shared.written(bytes, messages);
-                Ok(true)
+                self.batch_written(shared)
             }
             Err(e) => {
                 self.batch.clear();
                 self.pos = 0;
+                self.tail = None;
                 let peer_closed = shared.core.lock().peer_closed;
                 if peer_closed {
                     shared.core.lock().shutdown();
@@ -408,6 +455,8 @@ pub(crate) struct Writer {
     parker: Parker,
     data_rx: Receiver<Outgoing>,
     ctrl_rx: Receiver<Control>,
+    /// When the writer last went idle with big buffers.
+    idle_since: Option<Instant>,
 }
 
 impl Writer {
@@ -418,10 +467,11 @@ impl Writer {
             parker: queues.parker,
             data_rx: queues.data_rx,
             ctrl_rx: queues.ctrl_rx,
+            idle_since: None,
         }
     }
 
-    pub(crate) fn run(self) {
+    pub(crate) fn run(mut self) {
         loop {
             match self.step() {
                 Ok(None) => {}
@@ -441,7 +491,7 @@ impl Writer {
     /// One round: take from the wire, write, run the timers. Returns what to park on when
     /// there is nothing left to do.
     #[allow(clippy::type_complexity)]
-    fn step(&self) -> Result<Option<(bool, Option<Instant>)>, Exit> {
+    fn step(&mut self) -> Result<Option<(bool, Option<Instant>)>, Exit> {
         let shared = &*self.shared;
         let mut link_guard = self.slot.link.lock();
         let link = link_guard.as_mut().ok_or(Exit)?;
@@ -469,16 +519,27 @@ impl Writer {
         }
         run_timers(shared, wire)?;
         if !wire.idle() || !link.batch.is_empty() {
+            self.idle_since = None;
             return Ok(None);
         }
-        if wire.out.capacity() > IDLE_BUFFER {
-            wire.out = Vec::new();
-        }
-        if link.batch.capacity() > IDLE_BUFFER {
-            link.batch = Vec::new();
+        let mut deadline = wire.timers.next_deadline();
+        if wire.out.capacity() > IDLE_BUFFER || link.batch.capacity() > IDLE_BUFFER {
+            // Big buffers go once the socket has been idle for a while, not at every pause of
+            // a busy one (a 1 MiB buffer freed between two messages is mapped and faulted in
+            // again for the next).
+            let now = Instant::now();
+            let since = *self.idle_since.get_or_insert(now);
+            let free_at = since.checked_add(BUFFER_LINGER).unwrap_or(since);
+            if now >= free_at {
+                wire.out = Vec::new();
+                link.batch = Vec::new();
+                self.idle_since = None;
+            } else {
+                deadline = Some(deadline.map_or(free_at, |d| d.min(free_at)));
+            }
         }
         // Once our close is out, only control items (a stop) matter.
-        Ok(Some((!wire.close_encoded, wire.timers.next_deadline())))
+        Ok(Some((!wire.close_encoded, deadline)))
     }
 }
 

@@ -28,6 +28,10 @@ pub(crate) struct EncoderConfig {
     pub compression_level: u32,
 }
 
+/// Messages from this size up that fit one frame are written from their own buffer (masked in
+/// place) rather than copied into the batch.
+pub(crate) const ZERO_COPY_MIN: usize = 64 * 1024;
+
 pub(crate) struct Encoder {
     role: Role,
     masks: MaskSource,
@@ -89,6 +93,31 @@ impl Encoder {
     /// it is done before starting another.
     pub(crate) fn in_progress(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// For a large message that goes out as one uncompressed frame: appends its header to
+    /// `out` and hands back the payload, masked in place, to be written right after `out`
+    /// (no copy). Any other message is handed back untouched in `Err`.
+    pub(crate) fn whole_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        message: Message,
+    ) -> Result<(Vec<u8>, u64), Message> {
+        let len = message.len();
+        if len < ZERO_COPY_MIN || len > self.config.fragment_size || self.would_compress(len) {
+            return Err(message);
+        }
+        let (opcode, mut payload) = match message {
+            Message::Text(s) => (OpCode::Text, s.into_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let mask = self.mask();
+        log::trace!("frame out: {opcode:?} len={len} (payload written in place)");
+        frame::encode_header(out, true, false, opcode, len, mask);
+        if let Some(key) = mask {
+            super::mask::apply(&mut payload, key, 0);
+        }
+        Ok((payload, len as u64))
     }
 
     /// Takes the next message to send, compressing it if deflate is in use and it is large

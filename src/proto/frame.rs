@@ -172,22 +172,9 @@ pub(crate) fn encode_frame(
     mask: Option<[u8; 4]>,
 ) {
     out.reserve(14 + payload.len());
-    let fin_bit = if fin { 0x80 } else { 0 };
-    out.push(fin_bit | if rsv1 { 0x40 } else { 0 } | opcode.bits());
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    let len = payload.len();
-    if len < 126 {
-        out.push(mask_bit | len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    encode_header(out, fin, rsv1, opcode, payload.len(), mask);
     match mask {
         Some(key) => {
-            out.extend_from_slice(&key);
             let mut offset = 0;
             for block in payload.chunks(MASK_BLOCK) {
                 let start = out.len();
@@ -197,6 +184,32 @@ pub(crate) fn encode_frame(
             }
         }
         None => out.extend_from_slice(payload),
+    }
+}
+
+/// Appends a frame header (with the mask key, if any) for a payload of `len` bytes.
+pub(crate) fn encode_header(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    len: usize,
+    mask: Option<[u8; 4]>,
+) {
+    let fin_bit = if fin { 0x80 } else { 0 };
+    out.push(fin_bit | if rsv1 { 0x40 } else { 0 } | opcode.bits());
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if let Some(key) = mask {
+        out.extend_from_slice(&key);
     }
 }
 
