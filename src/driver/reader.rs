@@ -317,12 +317,9 @@ impl Reader {
             };
             core.failure = None;
         }
+        // The writer stops while the terminal callback runs: nothing can be sent any more
+        // (the gate is sealed, the connection shut down), so it need not be waited for first.
         self.shared().control(Control::Stop);
-        if let Some(done) = self.writer_done.take() {
-            // Returns when the writer's job ends and drops its end.
-            let _ = done.recv();
-        }
-        self.shared().drop_wire();
         let result = match outcome {
             Outcome::Closed(code, reason) => {
                 log::debug!("closed {code} {reason:?}");
@@ -336,6 +333,11 @@ impl Reader {
         if let Err(e) = result {
             log::error!("terminal listener callback: {e}");
         }
+        if let Some(done) = self.writer_done.take() {
+            // Returns when the writer's job ends and drops its end.
+            let _ = done.recv();
+        }
+        self.shared().drop_wire();
         // The listener (and whatever it holds, such as a channel's sender) goes before the
         // socket counts as finished; the thread itself goes back to the pool.
         self.listener = Box::new(crate::listener::Listener::new());
