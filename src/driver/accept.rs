@@ -4,8 +4,9 @@ use super::deadline_after;
 use super::head::{HeadError, read_head};
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
+use super::shared::Queues;
 use super::shared::Shared;
-use super::transport::{self, WriteHalf};
+use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
 use crate::proto::Role;
 use crate::proto::{deflate, handshake};
@@ -37,6 +38,19 @@ pub(crate) fn spawn_server(tcp: TcpStream, server: Arc<ServerShared>) -> std::io
 
 fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
     let _guard = server.connection_guard();
+    if let Some((mut reader, read, write, queues, open)) = upgrade(tcp, &server) {
+        let config = server.config.clone();
+        reader.run_open(read, write, queues, &config, open);
+    }
+}
+
+/// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
+/// or failed. Never inlined, so its locals are off the stack under the read loop.
+#[inline(never)]
+fn upgrade(
+    tcp: TcpStream,
+    server: &Arc<ServerShared>,
+) -> Option<(Reader, ReadHalf, WriteHalf, Queues, Opened)> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     let tcp = Arc::new(tcp);
@@ -50,19 +64,23 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
         Ok(h) => h,
         Err(e) => {
             log::debug!("server handshake failed: {e}");
-            return;
+            return None;
         }
     };
     let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
         Ok(head) => head,
-        Err(HeadError::Parse(r)) => return refuse(&mut write, r.status, r.reason),
-        Err(_) => return,
+        Err(HeadError::Parse(r)) => {
+            refuse(&mut write, r.status, r.reason);
+            return None;
+        }
+        Err(_) => return None,
     };
     let scheme = if server.tls.is_some() { "wss" } else { "ws" };
     let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
         .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
     let Ok(url) = url else {
-        return refuse(&mut write, 400, "Bad Request".into());
+        refuse(&mut write, 400, "Bad Request".into());
+        return None;
     };
     let request = crate::request::Request::from_parts(url, hello.headers, hello.protocols);
     let (listener, protocol) = match (server.handler)(&request) {
@@ -79,7 +97,10 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
             });
             (listener, protocol)
         }
-        Accept::Reject { status, reason } => return refuse(&mut write, status, reason),
+        Accept::Reject { status, reason } => {
+            refuse(&mut write, status, reason);
+            return None;
+        }
     };
     let extensions: Vec<&str> =
         handshake::header_values(request.headers(), "Sec-WebSocket-Extensions").collect();
@@ -94,7 +115,7 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
         deflate.as_ref().map(|(_, header)| header.as_str()),
     );
     if write.write_all(&accept).is_err() {
-        return;
+        return None;
     }
     let _ = read.tcp.set_read_timeout(None);
     let (shared, queues) = Shared::new(request, config.max_queue_size);
@@ -109,11 +130,11 @@ fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
         subprotocol: protocol,
         body: Vec::new(),
     };
-    let mut reader = Reader::new(ws, listener, Role::Server, &config);
+    let reader = Reader::new(ws, listener, Role::Server, &config);
     let open = Opened {
         response,
         leftover,
         deflate: deflate.map(|(params, _)| params),
     };
-    reader.run_open(read, write, queues, &config, open);
+    Some((reader, read, write, queues, open))
 }

@@ -36,6 +36,10 @@ type ConnectError = (Error, Option<Box<Response>>);
 
 /// Connects, runs TLS and the HTTP upgrade. Returns the split connection and what the
 /// handshake left for the open socket.
+///
+/// Never inlined: its locals must not stay on the stack under the read loop (a pooled
+/// thread's touched stack pages stay resident).
+#[inline(never)]
 fn connect(
     ws: &WebSocket,
     config: &Config,
@@ -113,6 +117,7 @@ fn connect(
 }
 
 /// Keeps up to `MAX_BODY_BYTES` of a refused handshake's body, without waiting past `deadline`.
+#[inline(never)]
 fn read_body(read: &mut ReadHalf, mut body: Vec<u8>, deadline: Instant) -> Vec<u8> {
     let mut chunk = [0u8; 1024];
     while body.len() < handshake::MAX_BODY_BYTES {

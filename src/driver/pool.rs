@@ -114,6 +114,8 @@ pub(crate) fn spawn(role: ThreadRole, stack_size: usize, job: Job) -> Result<(),
 fn worker(pool: &Pool, first: Job) {
     let mut keep_alive = first();
     loop {
+        // A parked thread keeps only the stack it needs to wait.
+        os_thread::release_unused_stack();
         pool.idle.fetch_add(1, Ordering::AcqRel);
         let job = match pool.rx.recv_timeout(keep_alive) {
             Ok(job) => job,

@@ -27,7 +27,7 @@ use crate::websocket::{State, WebSocket};
 /// frame is not lost to a reset.
 const FAIL_LINGER: Duration = Duration::from_secs(2);
 /// The read buffer starts this small, so an idle socket holds little...
-const READ_BUF_MIN: usize = 2 * 1024;
+const READ_BUF_MIN: usize = 512;
 /// ...and doubles up to this while reads keep filling it (a stream of data)...
 const READ_BUF_MAX: usize = 64 * 1024;
 /// ...and goes back to the minimum after this many short reads in a row.
@@ -76,8 +76,6 @@ pub(super) struct Reader {
     listener: BoxListener,
     role: Role,
     max_message_size: u64,
-    /// Disconnects when the writer's job has ended.
-    writer_done: Option<crossbeam_channel::Receiver<()>>,
 }
 
 pub(super) fn panic_message(p: Box<dyn Any + Send>) -> String {
@@ -97,7 +95,6 @@ impl Reader {
             listener,
             role,
             max_message_size: config.max_message_size,
-            writer_done: None,
         }
     }
 
@@ -141,22 +138,28 @@ impl Reader {
         let wire = WireSlot::new(write, &queues, self.role, config, deflate.as_ref());
         self.shared().set_wire(wire.clone());
         let writer = Writer::new(self.shared().clone(), wire, queues);
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let keep_alive = config.thread_keep_alive;
+        let shared = self.shared().clone();
+        shared.writer_started();
         let job: Job = Box::new(move || {
             writer.run();
-            drop(done_tx);
+            shared.writer_exited();
             keep_alive
         });
         if let Err((e, job)) = pool::spawn(ThreadRole::Writer, config.thread_stack_size, job) {
             drop(job);
+            self.shared().writer_exited();
             return self.finish(Outcome::Failed(Error::Io(e), None));
         }
-        self.writer_done = Some(done_rx);
-        if let Err(e) = self.call(|l, ws| l.on_open(ws, &response)) {
+        let opened = self.call(|l, ws| l.on_open(ws, &response));
+        // Not kept for the socket's life: its headers are the application's to copy.
+        drop(response);
+        if let Err(e) = opened {
             return self.fail_with_close(&mut read, e);
         }
         let inflater = deflate.as_ref().map(Inflater::new);
+        // The connect and handshake (TLS above all) ran deeper than the read loop will.
+        super::os_thread::release_unused_stack();
         let outcome = self.read_loop(&mut read, leftover, inflater);
         self.finish(outcome)
     }
@@ -199,7 +202,7 @@ impl Reader {
                 }
             }
             // The buffer follows the traffic: it doubles while reads fill it and drops back
-            // to the minimum after a run of short reads, so an idle socket holds 2 KiB, not 64.
+            // to the minimum after a run of short reads, so an idle socket holds 512 bytes, not 64 KiB.
             if len == buf.len() && len >= size {
                 size = (size * 2).min(READ_BUF_MAX);
                 short_reads = 0;
@@ -333,10 +336,7 @@ impl Reader {
         if let Err(e) = result {
             log::error!("terminal listener callback: {e}");
         }
-        if let Some(done) = self.writer_done.take() {
-            // Returns when the writer's job ends and drops its end.
-            let _ = done.recv();
-        }
+        self.shared().wait_writer_exited();
         self.shared().drop_wire();
         // The listener (and whatever it holds, such as a channel's sender) goes before the
         // socket counts as finished; the thread itself goes back to the pool.

@@ -120,9 +120,17 @@ pub(crate) struct Shared {
     /// A failure (or cancel) is recorded in `Core.failure`: the reader checks this after every
     /// callback without taking the lock.
     failed: AtomicBool,
-    finished: Mutex<bool>,
-    finished_cv: Condvar,
+    ends: Mutex<Ends>,
+    ends_cv: Condvar,
     reader_id: Mutex<Option<ThreadId>>,
+}
+
+/// How far the socket's threads are in ending.
+struct Ends {
+    /// The writer's job is running.
+    writer_running: bool,
+    /// The reader is done: terminal callback delivered, writer gone.
+    finished: bool,
 }
 
 /// The most pongs waiting for the writer. RFC 6455 §5.5.3 lets an endpoint answer only some of
@@ -182,8 +190,11 @@ impl Shared {
             pending_pongs: AtomicUsize::new(0),
             tls_flush_queued: AtomicBool::new(false),
             failed: AtomicBool::new(false),
-            finished: Mutex::new(false),
-            finished_cv: Condvar::new(),
+            ends: Mutex::new(Ends {
+                writer_running: false,
+                finished: false,
+            }),
+            ends_cv: Condvar::new(),
             reader_id: Mutex::new(None),
         });
         (
@@ -458,8 +469,27 @@ impl Shared {
     /// exited).
     pub(crate) fn mark_finished(&self) {
         *self.reader_id.lock() = None;
-        *self.finished.lock() = true;
-        self.finished_cv.notify_all();
+        self.ends.lock().finished = true;
+        self.ends_cv.notify_all();
+    }
+
+    /// The writer's job is about to start.
+    pub(crate) fn writer_started(&self) {
+        self.ends.lock().writer_running = true;
+    }
+
+    /// The writer's job has ended (or never started).
+    pub(crate) fn writer_exited(&self) {
+        self.ends.lock().writer_running = false;
+        self.ends_cv.notify_all();
+    }
+
+    /// Waits until the writer's job has ended.
+    pub(crate) fn wait_writer_exited(&self) {
+        let mut ends = self.ends.lock();
+        while ends.writer_running {
+            self.ends_cv.wait(&mut ends);
+        }
     }
 
     /// Ends the socket for `send` and friends: used when it finishes.
@@ -468,20 +498,20 @@ impl Shared {
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        *self.finished.lock()
+        self.ends.lock().finished
     }
 
     /// Waits until finished or `deadline` (`None`: forever). Returns whether it finished.
     pub(crate) fn wait_finished(&self, deadline: Option<std::time::Instant>) -> bool {
-        let mut done = self.finished.lock();
-        while !*done {
+        let mut ends = self.ends.lock();
+        while !ends.finished {
             match deadline {
                 Some(d) => {
-                    if self.finished_cv.wait_until(&mut done, d).timed_out() {
-                        return *done;
+                    if self.ends_cv.wait_until(&mut ends, d).timed_out() {
+                        return ends.finished;
                     }
                 }
-                None => self.finished_cv.wait(&mut done),
+                None => self.ends_cv.wait(&mut ends),
             }
         }
         true

@@ -228,8 +228,11 @@ impl ReadHalf {
 
     /// Reads and throws away raw bytes until the peer closes or `deadline`; used while closing,
     /// when nothing more is to be delivered.
+    ///
+    /// The scratch buffer is on the heap: this runs under the read loop's frame, and every
+    /// stack page a pooled thread touches stays resident for the life of the thread.
     pub(crate) fn drain_until_eof(&mut self, deadline: Option<Instant>) -> bool {
-        let mut scratch = [0u8; 4096];
+        let mut scratch = vec![0u8; 4096];
         loop {
             if set_deadline(&self.tcp, deadline).is_err() {
                 return false;
