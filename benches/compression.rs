@@ -101,15 +101,17 @@ struct Run {
     down: u64,
 }
 
-fn run(compression: bool, bits: u8, messages: &[String]) -> Run {
+fn run(compression: bool, bits: u8, level: u32, messages: &[String]) -> Run {
     let builder = Server::builder()
         .server_max_window_bits(bits)
         .client_max_window_bits(bits)
+        .compression_level(level)
         .max_queue_size(64 << 20);
     let server = EchoServer::with_builder(builder).unwrap();
     let (port, up, down) = relay(server.local_addr());
     let client = Client::builder()
         .compression(compression)
+        .compression_level(level)
         .max_queue_size(64 << 20)
         .build();
     let (listener, events) = syncws::channel();
@@ -156,14 +158,17 @@ fn main() {
         "| mode | wire bytes per direction | ratio (payload / wire) | round trip time | throughput (payload MiB/s each way) | messages/s |"
     );
     println!("|---|---|---|---|---|---|");
-    for (label, compression, bits) in [
-        ("off", false, 15),
-        ("on, window 15", true, 15),
-        ("on, window 12", true, 12),
-        ("on, window 9", true, 9),
+    for (label, compression, bits, level) in [
+        ("off", false, 15, 6),
+        ("on, window 15, level 1", true, 15, 1),
+        ("on, window 15, level 3", true, 15, 3),
+        ("on, window 15, level 6 (default)", true, 15, 6),
+        ("on, window 15, level 9", true, 15, 9),
+        ("on, window 12, level 6", true, 12, 6),
+        ("on, window 9, level 6", true, 9, 6),
     ] {
         let best = (0..ROUNDS)
-            .map(|_| run(compression, bits, &messages))
+            .map(|_| run(compression, bits, level, &messages))
             .min_by(|a, b| a.secs.total_cmp(&b.secs))
             .unwrap();
         let wire = (best.up + best.down) / 2;

@@ -39,16 +39,18 @@
 //! 7. Close, pong and write timeouts fail the socket with a specific [`Error`]; a panicking
 //!    callback is caught, answered with close 1011 and reported as
 //!    [`Error::ListenerPanicked`].
-//! 8. When a socket ends, both of its threads exit and its connection is closed.
+//! 8. When a socket ends, its connection is closed and both of its threads are released to a
+//!    process-wide pool (they exit after `thread_keep_alive` without another socket).
 //!
 //! Bad input from the network never panics and never grows memory without bound: protocol
 //! violations are answered with a close frame (1002, 1007 for bad UTF-8, 1009 for oversized
 //! messages) before the connection is dropped.
 //!
 //! ## Layout
-//! Protocol logic is pure data in, data out: frame parsing and encoding, masking,
-//! UTF-8 validation, message assembly, the handshake and close-code rules. Threads and sockets
-//! live only in the `driver` module.
+//! Protocol logic is pure data in, data out (`proto`): frame parsing, the decoder and encoder,
+//! masking, UTF-8 validation, permessage-deflate, the handshake, close-code rules and the
+//! timers as a state machine. Threads and sockets live only in `driver`; the public API is at
+//! the top. See `docs/architecture.md`.
 #![deny(missing_docs)]
 // The one exception, with its measured reason, is `driver/os_thread.rs`.
 #![deny(unsafe_code)]

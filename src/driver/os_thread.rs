@@ -164,4 +164,54 @@ mod tests {
         assert_eq!(comm, "syncws-test");
         assert_eq!(sum, 3 * 300 * 1024);
     }
+
+    /// Resident KiB of the mapping that holds `addr` (this thread's stack).
+    fn resident_kib_at(addr: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((lo, hi)) = range.split_once('-')
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+            if inside && let Some(v) = line.strip_prefix("Rss:") {
+                return v.trim().trim_end_matches(" kB").trim().parse().unwrap();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[inline(never)]
+    fn touch_deep(kib: usize) -> u8 {
+        let mut block = [0u8; 1024];
+        block[0] = kib as u8;
+        let block = std::hint::black_box(block);
+        if kib == 0 {
+            block[0]
+        } else {
+            touch_deep(kib - 1).wrapping_add(block[0])
+        }
+    }
+
+    #[test]
+    fn releases_the_stack_a_deep_call_touched() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let main: Main = Box::new(move || {
+            let marker = 0u8;
+            let here = std::hint::black_box(&marker) as *const u8 as usize;
+            std::hint::black_box(touch_deep(100));
+            let deep = resident_kib_at(here);
+            release_unused_stack();
+            let after = resident_kib_at(here);
+            let _ = tx.send((deep, after));
+        });
+        assert!(spawn(c"syncws-test", 512 * 1024, main).is_ok());
+        let (deep, after) = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(deep >= 100, "the deep call touched {deep} KiB");
+        assert!(after + 64 < deep, "{deep} KiB before, {after} KiB after");
+    }
 }
