@@ -62,13 +62,20 @@ impl Default for Config {
 pub(crate) const DEFAULT_COMPRESSION_LEVEL: u32 = 3;
 
 impl Config {
-    /// The timer settings: the pong timeout is one ping interval unless set.
+    /// The timer settings: the pong timeout is one ping interval unless set. A zero pong or
+    /// close timeout means none (the deadline is never reached).
     pub(crate) fn timers(&self) -> TimerConfig {
+        let pong = self.pong_timeout.or(self.ping_interval).unwrap_or_default();
         TimerConfig {
             ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout.or(self.ping_interval).unwrap_or_default(),
-            close_timeout: self.close_timeout,
+            pong_timeout: if pong.is_zero() { Duration::MAX } else { pong },
+            close_timeout: self.close_timeout.filter(|t| !t.is_zero()),
         }
+    }
+
+    /// The socket option for the write timeout: `None` (block) for zero.
+    pub(crate) fn write_timeout_option(&self) -> Option<Duration> {
+        (!self.write_timeout.is_zero()).then_some(self.write_timeout)
     }
 
     pub(crate) fn encoder(&self) -> EncoderConfig {
@@ -85,6 +92,10 @@ macro_rules! socket_options {
     () => {
         /// Timeout for writing a frame; a peer that stops reading for this long fails the socket
         /// with [`Error::WriteTimeout`](crate::Error::WriteTimeout). Default 10 s.
+        ///
+        /// For every timeout of this builder, `Duration::ZERO` means no timeout and any
+        /// duration up to `Duration::MAX` is accepted (one too long to add to the clock never
+        /// fires); none of them can make a socket thread panic.
         pub fn write_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.write_timeout = timeout;
             self
@@ -105,7 +116,8 @@ macro_rules! socket_options {
         }
 
         /// How long to wait, once our close frame is written, for the peer's close frame (and,
-        /// on the client, for the server to close TCP). `None` waits forever. Default 60 s.
+        /// on the client, for the server to close TCP). `None` (or zero) waits forever.
+        /// Default 60 s.
         pub fn close_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
             self.config.close_timeout = timeout;
             self

@@ -1,11 +1,11 @@
 //! The server role's way in: TLS, the upgrade request, the handler's answer.
 
-use super::deadline_after;
 use super::head::{HeadError, read_head};
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
 use super::shared::Queues;
 use super::shared::Shared;
+use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
 use crate::proto::Role;
@@ -54,7 +54,7 @@ fn upgrade(
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     let tcp = Arc::new(tcp);
-    let deadline = deadline_after(config.read_timeout);
+    let deadline = timeout_deadline(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(config.read_timeout);
     let halves = match &server.tls {
         None => Ok(transport::plain(tcp)),

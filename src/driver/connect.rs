@@ -4,10 +4,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::deadline_after;
 use super::head::{HeadError, is_timeout, read_head};
 use super::reader::{BoxListener, Opened, Outcome, Reader};
 use super::shared::Queues;
+use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::config::Config;
 use crate::error::Error;
@@ -58,7 +58,7 @@ fn connect(
         }
         core.socket = Some(tcp.clone());
     }
-    let deadline = deadline_after(config.read_timeout);
+    let deadline = timeout_deadline(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(config.read_timeout);
     let canceled = |e: Error| {
         // A cancel shuts the socket down under us: report the cancel, not the broken read.
@@ -144,7 +144,13 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Er
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        // Zero means no timeout (std refuses a zero one).
+        let connected = if timeout.is_zero() {
+            TcpStream::connect(addr)
+        } else {
+            TcpStream::connect_timeout(&addr, timeout)
+        };
+        match connected {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }

@@ -34,3 +34,12 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 24 * 3600)))
         .unwrap_or(now)
 }
+
+/// The deadline of a caller's timeout: zero means none (a point decades away).
+pub(crate) fn timeout_deadline(d: Duration) -> Instant {
+    if d.is_zero() {
+        deadline_after(Duration::MAX)
+    } else {
+        deadline_after(d)
+    }
+}

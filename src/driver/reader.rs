@@ -35,7 +35,19 @@ const SHRINK_AFTER: u32 = 8;
 
 pub(super) type BoxListener = Box<dyn WebSocketListener>;
 
+/// What a client socket's reader thread starts with.
+struct ClientStart {
+    ws: WebSocket,
+    queues: Queues,
+    config: Config,
+    tls: Option<Result<native_tls::TlsConnector, String>>,
+    listener: BoxListener,
+}
+
 /// Starts a client socket on a pooled reader thread, which connects and runs it.
+///
+/// If no thread can be had (the OS refuses one), the listener still hears exactly one
+/// `on_failure`, delivered on the calling thread before this returns.
 pub(crate) fn spawn_client(
     ws: WebSocket,
     queues: Queues,
@@ -43,18 +55,44 @@ pub(crate) fn spawn_client(
     tls: Option<Result<native_tls::TlsConnector, String>>,
     listener: BoxListener,
 ) {
-    let shared = ws.shared.clone();
     let stack = config.thread_stack_size;
+    // The start is kept where this thread can take it back if the job never runs.
+    let slot = Arc::new(parking_lot::Mutex::new(Some(ClientStart {
+        ws,
+        queues,
+        config,
+        tls,
+        listener,
+    })));
+    let theirs = slot.clone();
     let job: Job = Box::new(move || {
-        let keep_alive = config.thread_keep_alive;
-        connect::run_client(ws, queues, config, tls, listener);
+        let Some(start) = theirs.lock().take() else {
+            return Duration::ZERO;
+        };
+        drop(theirs);
+        let keep_alive = start.config.thread_keep_alive;
+        connect::run_client(
+            start.ws,
+            start.queues,
+            start.config,
+            start.tls,
+            start.listener,
+        );
         keep_alive
     });
-    if let Err((e, _job)) = pool::spawn(ThreadRole::Reader, stack, job) {
-        log::error!("could not start the reader thread: {e}");
-        shared.seal();
-        shared.core.lock().state = State::Canceled;
-        shared.mark_finished();
+    if let Err((e, job)) = pool::spawn(ThreadRole::Reader, stack, job) {
+        drop(job);
+        let start = slot.lock().take();
+        if let Some(start) = start {
+            log::error!("could not start the reader thread: {e}");
+            let error = Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("could not start the socket's reader thread: {e}"),
+            ));
+            start.ws.shared.enter_reader();
+            let mut reader = Reader::new(start.ws, start.listener, Role::Client, &start.config);
+            reader.finish(Outcome::Failed(error, None));
+        }
     }
 }
 

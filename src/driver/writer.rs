@@ -124,7 +124,7 @@ impl WireSlot {
         config: &Config,
         deflate: Option<&deflate::Params>,
     ) -> Arc<WireSlot> {
-        let _ = io.tcp.set_write_timeout(Some(config.write_timeout));
+        let _ = io.tcp.set_write_timeout(config.write_timeout_option());
         let wire = Wire {
             data_rx: queues.data_rx.clone(),
             ctrl_rx: queues.ctrl_rx.clone(),

@@ -1,0 +1,76 @@
+//! Caller-supplied arguments that used to be able to panic a socket thread (issue 8, item 4):
+//! every duration knob at zero and at `Duration::MAX`, and a reader thread the OS refuses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use syncws::{Client, EchoServer, Error, Event, Message, Request, Server, State};
+
+#[test]
+fn every_duration_knob_accepts_zero_and_max() {
+    for d in [Duration::ZERO, Duration::MAX] {
+        let server = EchoServer::with_builder(
+            Server::builder()
+                .read_timeout(d)
+                .write_timeout(d)
+                .ping_interval(d)
+                .pong_timeout(d)
+                .close_timeout(Some(d))
+                .thread_keep_alive(d),
+        )
+        .unwrap();
+        let client = Client::builder()
+            .connect_timeout(d)
+            .read_timeout(d)
+            .write_timeout(d)
+            .ping_interval(d)
+            .pong_timeout(d)
+            .close_timeout(Some(d))
+            .thread_keep_alive(d)
+            .build();
+        let (listener, events) = syncws::channel();
+        let ws = client.new_web_socket(Request::builder(&server.url()).build().unwrap(), listener);
+        assert!(ws.send("hello"));
+        assert!(matches!(next(&events), Event::Open(_)), "{d:?}");
+        match next(&events) {
+            Event::Message(m) => assert_eq!(m, Message::Text("hello".into()), "{d:?}"),
+            e => panic!("{d:?}: {e:?}"),
+        }
+        assert!(ws.close(1000, None).unwrap());
+        assert!(
+            matches!(next(&events), Event::Closing { code: 1000, .. }),
+            "{d:?}"
+        );
+        assert!(
+            matches!(next(&events), Event::Closed { code: 1000, .. }),
+            "{d:?}"
+        );
+        // The longest wait there is: it returns as soon as the socket has finished.
+        assert!(ws.wait_finished(Duration::MAX), "{d:?}");
+        assert_exhausted(&events);
+    }
+}
+
+#[test]
+fn a_reader_thread_the_os_refuses_still_yields_exactly_one_on_failure() {
+    // A 1 TiB stack cannot be mapped (more than memory and swap), so no thread starts.
+    let client = Client::builder().thread_stack_size(1 << 40).build();
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(
+        Request::builder("ws://127.0.0.1:9/").build().unwrap(),
+        listener,
+    );
+    match next(&events) {
+        Event::Failure {
+            error: Error::Io(e),
+            response: None,
+        } => assert!(e.to_string().contains("reader thread"), "{e}"),
+        e => panic!("expected one on_failure, got {e:?}"),
+    }
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), State::Canceled);
+    assert!(!ws.send("too late"));
+    assert_exhausted(&events);
+}
