@@ -204,7 +204,8 @@ impl ServerBuilder {
     }
 
     /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
-    /// each valid upgrade request and decides whether to upgrade it.
+    /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
+    /// caught: that client gets `500 Internal Server Error` and the server goes on.
     pub fn bind<A, H>(self, addr: A, handler: H) -> Result<Server, Error>
     where
         A: ToSocketAddrs,

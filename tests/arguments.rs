@@ -74,3 +74,41 @@ fn a_reader_thread_the_os_refuses_still_yields_exactly_one_on_failure() {
     assert!(!ws.send("too late"));
     assert_exhausted(&events);
 }
+
+#[test]
+fn a_panicking_accept_handler_is_answered_with_500_and_the_server_goes_on() {
+    use std::io::Write;
+    let server = Server::bind("127.0.0.1:0", |request| {
+        if request.url().path() == "/boom" {
+            panic!("handler bug");
+        }
+        syncws::Accept::upgrade(syncws::Listener::new().on_message(|ws, m| {
+            ws.send(m);
+        }))
+    })
+    .unwrap();
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        s.write_all(
+            b"GET /boom HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let head = common::raw::read_head(&mut s).expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 500 "), "{head}");
+    }
+    // The same server still upgrades other requests.
+    let (listener, events) = syncws::channel();
+    let ws =
+        Client::new().new_web_socket(Request::builder(&server.url()).build().unwrap(), listener);
+    assert!(ws.send("still here"));
+    assert!(matches!(next(&events), Event::Open(_)));
+    match next(&events) {
+        Event::Message(m) => assert_eq!(m, Message::Text("still here".into())),
+        e => panic!("{e:?}"),
+    }
+    let _ = ws.close(1000, None);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+}

@@ -2,7 +2,7 @@
 
 use super::head::{HeadError, read_head};
 use super::pool::{self, Job, ThreadRole};
-use super::reader::{Opened, Reader};
+use super::reader::{Opened, Reader, panic_message};
 use super::shared::Queues;
 use super::shared::Shared;
 use super::timeout_deadline;
@@ -14,6 +14,7 @@ use crate::response::Response;
 use crate::server::{Accept, ServerShared};
 use crate::websocket::WebSocket;
 use std::net::TcpStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// Answers an upgrade request with an HTTP error and closes the connection.
@@ -83,7 +84,18 @@ fn upgrade(
         return None;
     };
     let request = crate::request::Request::from_parts(url, hello.headers, hello.protocols);
-    let (listener, protocol) = match (server.handler)(&request) {
+    // The handler is application code: a panic in it answers this client with 500 and
+    // leaves the server (and this pooled thread) running.
+    let answer = catch_unwind(AssertUnwindSafe(|| (server.handler)(&request)));
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(p) => {
+            log::error!("the accept handler panicked: {}", panic_message(p));
+            refuse(&mut write, 500, "Internal Server Error".into());
+            return None;
+        }
+    };
+    let (listener, protocol) = match answer {
         Accept::Upgrade {
             listener,
             subprotocol,
