@@ -219,8 +219,8 @@ impl Shared {
         self.send_side.gate.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// Closes the gate; returns whether this call closed it.
-    fn close_gate(&self) -> bool {
+    /// Closes the gate (no more sends); returns whether this call closed it.
+    pub(crate) fn seal(&self) -> bool {
         self.send_side.gate.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
     }
 
@@ -387,7 +387,7 @@ impl Shared {
 
     /// Queues our close frame if none is queued yet. Returns whether this call queued it.
     pub(crate) fn enqueue_close(&self, code: Option<u16>, reason: &str) -> bool {
-        if !self.close_gate() {
+        if !self.seal() {
             return false;
         }
         self.wait_for_sends_in_flight();
@@ -407,7 +407,7 @@ impl Shared {
 
     /// Fails the connection: after what is queued, a close frame with `code` and a FIN.
     pub(crate) fn enqueue_fail_close(&self, code: u16) {
-        self.close_gate();
+        self.seal();
         self.wait_for_sends_in_flight();
         {
             let mut core = self.core.lock();
@@ -422,13 +422,20 @@ impl Shared {
     /// Records `error` for the reader to report, unless something failed first, and wakes it
     /// by shutting the connection down.
     pub(crate) fn fail(&self, error: Error) {
-        self.close_gate();
         let mut core = self.core.lock();
-        if core.failure.is_none() && !matches!(core.state, State::Closed | State::Canceled) {
+        if !matches!(core.state, State::Closed | State::Canceled) {
+            self.record_failure(&mut core, error);
+        }
+        core.shutdown();
+    }
+
+    /// Closes the gate and keeps `error` for the reader unless a failure came first.
+    fn record_failure(&self, core: &mut Core, error: Error) {
+        self.seal();
+        if core.failure.is_none() {
             core.failure = Some(error);
             self.failed.store(true, Ordering::Release);
         }
-        core.shutdown();
     }
 
     /// Whether a failure or cancel has been recorded for the reader to report.
@@ -443,11 +450,7 @@ impl Shared {
             if matches!(core.state, State::Closed | State::Canceled) {
                 return;
             }
-            self.close_gate();
-            if core.failure.is_none() {
-                core.failure = Some(Error::Canceled);
-            }
-            self.failed.store(true, Ordering::Release);
+            self.record_failure(&mut core, Error::Canceled);
             core.state = State::Canceled;
             core.shutdown();
         }
@@ -490,11 +493,6 @@ impl Shared {
         while ends.writer_running {
             self.ends_cv.wait(&mut ends);
         }
-    }
-
-    /// Ends the socket for `send` and friends: used when it finishes.
-    pub(crate) fn seal(&self) {
-        self.close_gate();
     }
 
     pub(crate) fn is_finished(&self) -> bool {

@@ -51,6 +51,8 @@ const IDLE_BUFFER: usize = 4 * 1024;
 const BUFFER_LINGER: Duration = Duration::from_secs(1);
 /// `send` encodes messages up to this size itself; larger ones go to the writer.
 const DIRECT_MAX: usize = 64 * 1024;
+/// The longest `send` waits for the wire before queuing the message instead.
+const DIRECT_WAIT: Duration = Duration::from_micros(20);
 
 /// Both halves of a socket's write side. Each is `None` once the writer has exited, which
 /// frees the buffers, the compressor and the handle on the connection.
@@ -173,7 +175,12 @@ impl WireSlot {
         if message.len() > DIRECT_MAX {
             return Err(message);
         }
-        let mut guard = self.wire.lock();
+        // The writer holds the wire for a buffer swap (well under a microsecond), which `send`
+        // waits out; but it also holds it while it compresses a large queued message, and
+        // `send` does not wait for that: past a few microseconds the message takes the queue.
+        let Some(mut guard) = self.wire.try_lock_for(DIRECT_WAIT) else {
+            return Err(message);
+        };
         let Some(wire) = guard.as_mut() else {
             return Err(message);
         };
@@ -429,10 +436,14 @@ impl Link {
                 self.batch.clear();
                 self.pos = 0;
                 self.tail = None;
-                let peer_closed = shared.core.lock().peer_closed;
-                if peer_closed {
-                    shared.core.lock().shutdown();
-                } else {
+                let peer_closed = {
+                    let core = shared.core.lock();
+                    if core.peer_closed {
+                        core.shutdown();
+                    }
+                    core.peer_closed
+                };
+                if !peer_closed {
                     let error = match e.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                             Error::WriteTimeout(self.write_timeout)

@@ -38,7 +38,12 @@ pub(crate) struct Encoder {
     deflater: Option<Deflater>,
     config: EncoderConfig,
     current: Option<Outbound>,
+    /// The last compressed payload's buffer, reused by the next (`compress` clears it).
+    spare: Vec<u8>,
 }
+
+/// A compressed-payload buffer larger than this is freed rather than kept for the next.
+const SPARE_MAX: usize = 64 * 1024;
 
 /// A message on its way out, possibly in several fragments.
 struct Outbound {
@@ -79,6 +84,7 @@ impl Encoder {
                 ..config
             },
             current: None,
+            spare: Vec::new(),
         }
     }
 
@@ -131,7 +137,9 @@ impl Encoder {
         let app_len = message.len() as u64;
         let (compressed, payload) = match &mut self.deflater {
             Some(d) if message.len() >= self.config.min_compress_size => {
-                let mut out = Vec::new();
+                // The previous message's buffer, so a stream of compressed messages does not
+                // allocate one per message.
+                let mut out = std::mem::take(&mut self.spare);
                 d.compress(message.as_bytes(), &mut out)?;
                 (true, Payload::Deflated(out))
             }
@@ -176,7 +184,14 @@ impl Encoder {
         m.started = true;
         if fin {
             let len = m.app_len;
-            self.current = None;
+            if let Some(Outbound {
+                payload: Payload::Deflated(buf),
+                ..
+            }) = self.current.take()
+                && buf.capacity() <= SPARE_MAX
+            {
+                self.spare = buf;
+            }
             Some(len)
         } else {
             None
