@@ -59,6 +59,9 @@ mod client;
 mod config;
 mod driver;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod listener;
 mod message;
 mod proto;
