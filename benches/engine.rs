@@ -1101,7 +1101,7 @@ impl Conn for TungConn {
 
 struct SyncwsConn {
     ws: syncws::WebSocket,
-    events: crossbeam_channel::Receiver<Event>,
+    events: syncws::Events,
     last: Option<String>,
 }
 

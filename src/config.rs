@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub thread_stack_size: usize,
     /// How long a socket thread, once its socket ended, waits in the pool for another socket.
     pub thread_keep_alive: Duration,
+    /// Idle time before TCP keepalive probes start; `None` leaves the OS default (off).
+    pub tcp_keepalive: Option<Duration>,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -54,9 +56,56 @@ impl Default for Config {
             fragment_size: 1024 * 1024,
             thread_stack_size: DEFAULT_STACK_SIZE,
             thread_keep_alive: Duration::from_secs(10),
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
         }
     }
 }
+
+/// TCP keepalive: probes start after this much silence on the connection...
+pub(crate) const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// ...and go every this often, this many times, before the OS drops the connection: a peer
+/// that vanished (a NAT mapping gone, a machine off) is noticed after about 90 s.
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const TCP_KEEPALIVE_RETRIES: u32 = 3;
+
+/// Sets TCP keepalive on a connection as configured. Failures are logged, not fatal: a
+/// connection without keepalive still works.
+pub(crate) fn apply_tcp_keepalive(tcp: &std::net::TcpStream, idle: Option<Duration>) {
+    let Some(idle) = idle.filter(|d| !d.is_zero()) else {
+        return;
+    };
+    // The kernel takes whole seconds up to i32::MAX; clamp rather than fail on huge values.
+    let idle = idle.clamp(Duration::from_secs(1), Duration::from_secs(i32::MAX as u64));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(TCP_KEEPALIVE_INTERVAL.min(idle))
+        .with_retries(TCP_KEEPALIVE_RETRIES);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        log::debug!("could not set TCP keepalive: {e}");
+    }
+}
+
+impl Config {
+    /// The server role's defaults: the client's, with limits sized for many untrusted peers
+    /// (see `docs/robustness.md` for the memory budget they add up to) and pings on, so that
+    /// dead and silent peers free their slot.
+    pub(crate) fn server_default() -> Self {
+        Config {
+            ping_interval: Some(SERVER_PING_INTERVAL),
+            max_message_size: SERVER_MAX_MESSAGE_SIZE,
+            max_queue_size: SERVER_MAX_QUEUE_SIZE,
+            ..Config::default()
+        }
+    }
+}
+
+/// The server pings every peer this often, and drops one whose pong does not come back within
+/// the same time: a silent or vanished client holds its slot for at most a minute.
+pub(crate) const SERVER_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// The server's largest incoming message (Python `websockets` uses the same).
+pub(crate) const SERVER_MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+/// The server's send queue limit per connection.
+pub(crate) const SERVER_MAX_QUEUE_SIZE: u64 = 1024 * 1024;
 
 /// Default zlib level; see `docs/compression.md` for the measurement behind it.
 pub(crate) const DEFAULT_COMPRESSION_LEVEL: u32 = 3;
@@ -115,9 +164,12 @@ macro_rules! socket_options {
             self
         }
 
-        /// How long to wait, once our close frame is written, for the peer's close frame (and,
-        /// on the client, for the server to close TCP). `None` (or zero) waits forever.
-        /// Default 60 s.
+        /// How long a close may take from its start (`close()`, the queue-overflow close, or
+        /// the answer to the peer's close) until the connection is closed: writing what was
+        /// queued before it, our close frame, the peer's close frame and (on the client) the
+        /// server closing TCP. A peer that reads too slowly to take the queue in this time
+        /// fails the socket with [`Error::CloseTimeout`](crate::Error::CloseTimeout).
+        /// `None` (or zero) waits forever. Default 60 s.
         pub fn close_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
             self.config.close_timeout = timeout;
             self
@@ -186,6 +238,15 @@ macro_rules! socket_options {
         /// thread spawn once warm. Default 10 s; `Duration::ZERO` lets them exit at once.
         pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
             self.config.thread_keep_alive = keep_alive;
+            self
+        }
+
+        /// TCP keepalive: after this much silence the OS probes the peer (every 10 s, 3
+        /// times) and drops the connection if nothing answers, so a peer that vanished without
+        /// a FIN (a NAT mapping that expired, a machine switched off) frees its socket even
+        /// when WebSocket pings are off. Default 60 s; `None` (or zero) leaves keepalive off.
+        pub fn tcp_keepalive(mut self, idle: Option<std::time::Duration>) -> Self {
+            self.config.tcp_keepalive = idle;
             self
         }
 

@@ -72,14 +72,17 @@ mod websocket;
 
 pub use client::{Client, ClientBuilder};
 pub use error::Error;
-pub use listener::{ChannelListener, Event, Listener, WebSocketListener, channel};
+pub use listener::{
+    ChannelListener, DEFAULT_CHANNEL_LIMIT, Event, Events, Listener, WebSocketListener, channel,
+    channel_with_limit,
+};
 pub use message::Message;
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};
 pub use websocket::{State, WebSocket};
 
-/// Re-exported so callers can name the event receiver of [`channel`].
+/// Re-exported for the error types of [`Events`]' receive methods.
 pub use crossbeam_channel;
 /// Re-exported so callers can name the TLS types in `tls_connector` and `Server` TLS setup.
 pub use native_tls;

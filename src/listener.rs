@@ -1,5 +1,8 @@
 //! How the application hears about a socket: a trait, closures, or a channel of events.
 
+use std::sync::Arc;
+
+use crate::driver::backlog::Backlog;
 use crate::error::Error;
 use crate::message::Message;
 use crate::response::Response;
@@ -177,12 +180,29 @@ impl Event {
     }
 }
 
+/// Default bound of [`channel`]: payload bytes delivered and not yet received.
+pub const DEFAULT_CHANNEL_LIMIT: usize = 4 * 1024 * 1024;
+
 /// A listener that forwards every callback to a channel, for pull-style code and tests.
 ///
-/// The channel is unbounded: the reader thread never waits for the application, so pings are
-/// answered and `cancel` is honoured even while nobody reads events. Memory is still bounded by
-/// what the peer can send before the application reads, as with any receive buffer; read the
-/// events promptly, or use a [`WebSocketListener`] to apply backpressure.
+/// **Bounded in bytes, with backpressure.** The channel holds at most about
+/// [`DEFAULT_CHANNEL_LIMIT`] (4 MiB; [`channel_with_limit`] sets another) of message payload
+/// that the application has not received yet. When it is full, the socket's reader stops
+/// reading: TCP flow control then holds the peer back, and nothing is dropped. Receiving
+/// resumes it. The bound counts bytes, not events, because one event can be a 64 MiB message;
+/// it can be passed by what one read completes (up to 64 KiB of small messages, or one message
+/// of up to `max_message_size`), so the most it holds is the limit plus that.
+///
+/// While it is full:
+/// - `send`, `close` and `cancel` work as usual; a cancel or a failure ends the wait at once.
+/// - Nothing is read, so the peer's pings go unanswered until the application catches up (a
+///   peer with a short pong timeout may drop the connection), and our own pong timeout is held
+///   (a pong cannot be read either) and restarts once reading resumes.
+/// - The peer's close frame is not read either: after `close()`, keep receiving until the
+///   terminal event, or the close timer fails the socket with
+///   [`Error::CloseTimeout`](crate::Error::CloseTimeout).
+///
+/// One channel may serve several sockets (clone the listener half); they share the bound.
 ///
 /// ```no_run
 /// let server = syncws::EchoServer::start()?;
@@ -198,23 +218,55 @@ impl Event {
 /// }
 /// # Ok::<(), syncws::Error>(())
 /// ```
-pub fn channel() -> (ChannelListener, crossbeam_channel::Receiver<Event>) {
+pub fn channel() -> (ChannelListener, Events) {
+    channel_with_limit(DEFAULT_CHANNEL_LIMIT)
+}
+
+/// [`channel`] with a bound of `bytes` of undelivered payload (at least 1).
+pub fn channel_with_limit(bytes: usize) -> (ChannelListener, Events) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (ChannelListener { tx }, rx)
+    let backlog = Arc::new(Backlog::new(bytes));
+    (
+        ChannelListener {
+            tx,
+            backlog: backlog.clone(),
+        },
+        Events {
+            rx,
+            backlog: Arc::new(Receiving(backlog)),
+        },
+    )
 }
 
 /// The listener half of [`channel`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChannelListener {
     tx: crossbeam_channel::Sender<Event>,
+    backlog: Arc<Backlog>,
+}
+
+impl std::fmt::Debug for ChannelListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelListener")
+            .field("limit", &self.backlog.limit())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebSocketListener for ChannelListener {
-    fn on_open(&mut self, _ws: &WebSocket, response: &Response) {
+    fn on_open(&mut self, ws: &WebSocket, response: &Response) {
+        // Before any message is read: from here on the reader waits for room.
+        let _ = ws.shared.backlog.set(self.backlog.clone());
         let _ = self.tx.send(Event::Open(response.clone()));
     }
     fn on_message(&mut self, _ws: &WebSocket, message: Message) {
-        let _ = self.tx.send(Event::Message(message));
+        self.backlog.add(message.len());
+        if let Err(e) = self.tx.send(Event::Message(message)) {
+            // Nobody receives any more: count nothing, so no reader waits for ever.
+            if let Event::Message(m) = e.into_inner() {
+                self.backlog.remove(m.len());
+            }
+        }
     }
     fn on_closing(&mut self, _ws: &WebSocket, code: u16, reason: &str) {
         let _ = self.tx.send(Event::Closing {
@@ -233,5 +285,94 @@ impl WebSocketListener for ChannelListener {
             error,
             response: response.cloned(),
         });
+    }
+}
+
+/// The receiving half of [`channel`]: the socket's events, in order.
+///
+/// Receiving a message makes room for the reader (see [`channel`]). The error types are
+/// `crossbeam_channel`'s, re-exported as [`crate::crossbeam_channel`].
+#[derive(Clone)]
+pub struct Events {
+    rx: crossbeam_channel::Receiver<Event>,
+    backlog: Arc<Receiving>,
+}
+
+/// Held by every clone of [`Events`]; when the last goes, readers stop waiting for room.
+struct Receiving(Arc<Backlog>);
+
+impl std::ops::Deref for Receiving {
+    type Target = Backlog;
+    fn deref(&self) -> &Backlog {
+        &self.0
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("len", &self.rx.len())
+            .field("pending_bytes", &self.backlog.pending())
+            .field("limit", &self.backlog.limit())
+            .finish()
+    }
+}
+
+impl Events {
+    fn taken(&self, event: Event) -> Event {
+        if let Event::Message(m) = &event {
+            self.backlog.remove(m.len());
+        }
+        event
+    }
+
+    /// Waits for the next event; `Err` once every socket's listener half is gone and the
+    /// channel is empty.
+    pub fn recv(&self) -> Result<Event, crossbeam_channel::RecvError> {
+        self.rx.recv().map(|e| self.taken(e))
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn recv_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Event, crossbeam_channel::RecvTimeoutError> {
+        self.rx.recv_timeout(timeout).map(|e| self.taken(e))
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Result<Event, crossbeam_channel::TryRecvError> {
+        self.rx.try_recv().map(|e| self.taken(e))
+    }
+
+    /// Events as they come, until every listener half is gone.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// The events waiting now, without blocking.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
+    /// How many events are waiting.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Payload bytes of the messages waiting (what the bound counts).
+    pub fn pending_bytes(&self) -> usize {
+        self.backlog.pending()
     }
 }

@@ -32,6 +32,7 @@ pub struct Request {
     url: url::Url,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
+    peer_addr: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -53,6 +54,12 @@ impl Request {
     /// The application's own headers, in the order they were added.
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
+    }
+
+    /// On the server, the address of the client as TCP sees it (behind a reverse proxy, the
+    /// proxy's): what an accept handler limits per client by. `None` for a client's request.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr
     }
 
     /// The first value of header `name` (case-insensitive), if present.
@@ -92,11 +99,13 @@ impl Request {
         url: url::Url,
         headers: Vec<(String, String)>,
         subprotocols: Vec<String>,
+        peer_addr: Option<std::net::SocketAddr>,
     ) -> Request {
         Request {
             url,
             headers,
             subprotocols,
+            peer_addr,
         }
     }
 }
@@ -180,6 +189,7 @@ impl RequestBuilder {
             url,
             headers: self.headers,
             subprotocols: self.subprotocols,
+            peer_addr: None,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The server role: accept upgrades, one reader and one writer thread per connection.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,23 +85,80 @@ pub(crate) struct ServerShared {
     pub tls: Option<native_tls::TlsAcceptor>,
     pub handler: Box<Handler>,
     stopping: AtomicBool,
+    /// Established (upgraded) connections.
     live: AtomicUsize,
     max_connections: usize,
+    /// Connections still in TLS or the upgrade request, oldest first.
+    handshaking: Mutex<Handshaking>,
+    max_handshaking: usize,
     sockets: Mutex<Vec<WebSocket>>,
 }
 
-/// Decrements the live-connection count when a connection thread ends.
-pub(crate) struct ConnectionGuard<'a>(&'a ServerShared);
+#[derive(Default)]
+struct Handshaking {
+    next_id: u64,
+    conns: VecDeque<(u64, Arc<TcpStream>)>,
+}
 
-impl Drop for ConnectionGuard<'_> {
+/// A connection's place among those handshaking; dropping it frees the place.
+pub(crate) struct HandshakeTicket {
+    server: Arc<ServerShared>,
+    id: u64,
+}
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        let mut h = self.server.handshaking.lock();
+        if let Some(i) = h.conns.iter().position(|(id, _)| *id == self.id) {
+            h.conns.remove(i);
+        }
+    }
+}
+
+/// Decrements the established-connection count when an upgraded connection ends.
+pub(crate) struct ConnectionGuard(Arc<ServerShared>);
+
+impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl ServerShared {
-    pub(crate) fn connection_guard(&self) -> ConnectionGuard<'_> {
-        ConnectionGuard(self)
+    /// Takes a place among the handshaking connections. When all are taken, the oldest is
+    /// evicted (shut down, which ends its thread's blocking read): a flood of connections that
+    /// trickle or never send cannot keep a new, well-behaved client from its handshake, and
+    /// costs at most `max_handshaking` threads.
+    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>) -> HandshakeTicket {
+        let mut h = self.handshaking.lock();
+        while h.conns.len() >= self.max_handshaking {
+            let Some((_, oldest)) = h.conns.pop_front() else {
+                break;
+            };
+            log::debug!(
+                "evicting the oldest of {} handshaking connections ({:?})",
+                self.max_handshaking,
+                oldest.peer_addr()
+            );
+            let _ = oldest.shutdown(std::net::Shutdown::Both);
+        }
+        let id = h.next_id;
+        h.next_id = h.next_id.wrapping_add(1);
+        h.conns.push_back((id, tcp));
+        HandshakeTicket {
+            server: self.clone(),
+            id,
+        }
+    }
+
+    /// Counts an upgrade among the established connections, or `None` when `max_connections`
+    /// are open already (the client is then answered 503).
+    pub(crate) fn try_establish(self: &Arc<Self>) -> Option<ConnectionGuard> {
+        if self.live.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionGuard(self.clone()))
     }
 
     /// Remembers an open socket so `stop` can end it.
@@ -147,6 +205,7 @@ pub struct ServerBuilder {
     deflate: deflate::ServerSettings,
     tls: Option<native_tls::TlsAcceptor>,
     max_connections: usize,
+    max_handshaking: usize,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -156,6 +215,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("deflate", &self.deflate)
             .field("tls", &self.tls.is_some())
             .field("max_connections", &self.max_connections)
+            .field("max_handshaking", &self.max_handshaking)
             .finish()
     }
 }
@@ -197,9 +257,29 @@ impl ServerBuilder {
         self
     }
 
-    /// The most connections served at once; more are closed on accept. Default 1024.
+    /// The most upgraded connections open at once. A client that completes its handshake
+    /// while this many are open is answered `503 Service Unavailable`. Default 1024, which
+    /// with the server's default limits bounds the worst case at about 4 GiB (the budget is
+    /// worked out in `docs/robustness.md`).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// The most connections still in their handshake (TLS and the upgrade request), counted
+    /// apart from established ones. When a new connection arrives with this many waiting, the
+    /// oldest is dropped: a slowloris flood that trickles or never sends its request costs at
+    /// most this many threads and buffers (64 KiB of head each), and a well-behaved client
+    /// arriving during it still gets through. Default 256; values under 1 count as 1.
+    pub fn max_handshaking(mut self, n: usize) -> Self {
+        self.max_handshaking = n.max(1);
+        self
+    }
+
+    /// How long a client has, once connected, to finish TLS and send its whole upgrade
+    /// request, however slowly it trickles; the same setting as `read_timeout`. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
         self
     }
 
@@ -225,6 +305,8 @@ impl ServerBuilder {
             stopping: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             max_connections: self.max_connections,
+            handshaking: Mutex::new(Handshaking::default()),
+            max_handshaking: self.max_handshaking,
             sockets: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
@@ -253,16 +335,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) {
                 continue;
             }
         };
-        if shared.live.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
-            shared.live.fetch_sub(1, Ordering::AcqRel);
-            log::warn!(
-                "refusing connection: {} already open",
-                shared.max_connections
-            );
-            continue;
-        }
-        if let Err(e) = driver::spawn_server(tcp, shared.clone()) {
-            shared.live.fetch_sub(1, Ordering::AcqRel);
+        let tcp = Arc::new(tcp);
+        let ticket = shared.begin_handshake(tcp.clone());
+        if let Err(e) = driver::spawn_server(tcp, ticket, shared.clone()) {
             log::error!("could not start a connection thread: {e}");
         }
     }
@@ -272,10 +347,11 @@ impl Server {
     /// Starts configuring a server.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
-            config: Config::default(),
+            config: Config::server_default(),
             deflate: deflate::ServerSettings::default(),
             tls: None,
             max_connections: 1024,
+            max_handshaking: 256,
         }
     }
 
@@ -345,7 +421,9 @@ impl Drop for Server {
 
 /// An echo server on 127.0.0.1 with a free port: every message comes back unchanged.
 ///
-/// For examples, tests and your own integration tests. Stops when dropped.
+/// For examples, tests and your own integration tests. Stops when dropped. It has the server
+/// role's defaults, 1 MiB messages and a 1 MiB send queue among them; pass a builder to
+/// [`with_builder`](Self::with_builder) to echo larger messages.
 ///
 /// ```
 /// let server = syncws::EchoServer::start()?;

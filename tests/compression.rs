@@ -63,14 +63,7 @@ fn deflate_server<T: Send + 'static>(
     })
 }
 
-fn open(
-    client: &Client,
-    url: &str,
-) -> (
-    syncws::WebSocket,
-    crossbeam_channel::Receiver<Event>,
-    syncws::Response,
-) {
+fn open(client: &Client, url: &str) -> (syncws::WebSocket, syncws::Events, syncws::Response) {
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);
     match next(&events) {
@@ -79,7 +72,7 @@ fn open(
     }
 }
 
-fn echo_round_trip(ws: &syncws::WebSocket, events: &crossbeam_channel::Receiver<Event>) {
+fn echo_round_trip(ws: &syncws::WebSocket, events: &syncws::Events) {
     let messages = [
         Message::Text(String::new()),
         Message::Text("small".into()),

@@ -9,7 +9,7 @@ use common::raw::*;
 use common::*;
 use syncws::{Client, Event, Listener, Message, Request, Server};
 
-fn connect(client: &Client, url: &str) -> (syncws::WebSocket, crossbeam_channel::Receiver<Event>) {
+fn connect(client: &Client, url: &str) -> (syncws::WebSocket, syncws::Events) {
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);
     (ws, events)

@@ -939,6 +939,7 @@ fn pooled_socket_threads_serve_later_sockets() {
 fn each_socket_holds_one_descriptor() {
     let _lock = serial();
     let (server, server_rx) = recording_server(Server::builder(), echo);
+    let port = server.local_addr().port();
     let before = fd_count();
     let (listener, rx) = recording(Listener::new());
     let ws = Client::new().new_web_socket(request(&server), listener);
@@ -949,7 +950,7 @@ fn each_socket_holds_one_descriptor() {
     expect_message(&server_rx);
     // Both ends of the connection live in this process: one descriptor each, shared by the
     // reader, the writer and the handle's cancel.
-    assert_eq!(fd_count() - before, 2);
+    assert_eq!(common::connection_fds_on_port(port), 2);
     assert!(matches!(ws.close(1000, None), Ok(true)));
     expect_closing(&rx, 1000, "");
     expect_closed(&rx, 1000, "");
@@ -1332,8 +1333,14 @@ fn send_and_close_before_a_failed_connect_do_not_crash() {
     let (listener, rx) = recording(Listener::new());
     let url = format!("ws://127.0.0.1:{port}/");
     let ws = Client::new().new_web_socket(Request::builder(&url).build().unwrap(), listener);
-    assert!(ws.send("queued while connecting"));
-    assert!(matches!(ws.close(1000, None), Ok(true)));
+    let sent = ws.send("queued while connecting");
+    let closed = ws.close(1000, None);
+    // A refused connect can fail the socket before `send` runs (the pooled reader is quick):
+    // then both are refused instead of queued, and neither panics.
+    if !sent {
+        assert_eq!(ws.state(), State::Canceled);
+    }
+    assert!(matches!(closed, Ok(true)) || ws.state() == State::Canceled);
     let (error, response, _) = expect_failure(&rx);
     assert!(matches!(error, Error::Io(_)), "{error:?}");
     assert!(response.is_none());

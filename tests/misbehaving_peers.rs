@@ -10,16 +10,15 @@ use std::time::{Duration, Instant};
 
 use common::raw::*;
 use common::*;
-use crossbeam_channel::Receiver;
 use syncws::{Accept, Client, Error, Event, Message, Request, Response, Server};
 
-fn connect(client: &Client, url: &str) -> (syncws::WebSocket, Receiver<Event>) {
+fn connect(client: &Client, url: &str) -> (syncws::WebSocket, syncws::Events) {
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);
     (ws, events)
 }
 
-fn expect_open(events: &Receiver<Event>) {
+fn expect_open(events: &syncws::Events) {
     match next(events) {
         Event::Open(r) => assert_eq!(r.status(), 101),
         e => panic!("expected Open, got {e:?}"),
@@ -27,7 +26,7 @@ fn expect_open(events: &Receiver<Event>) {
 }
 
 /// The next event must be the terminal failure, and nothing may follow it.
-fn expect_failure(events: &Receiver<Event>) -> (Error, Option<Response>) {
+fn expect_failure(events: &syncws::Events) -> (Error, Option<Response>) {
     match next(events) {
         Event::Failure { error, response } => {
             assert_exhausted(events);
@@ -37,7 +36,7 @@ fn expect_failure(events: &Receiver<Event>) -> (Error, Option<Response>) {
     }
 }
 
-fn expect_message(events: &Receiver<Event>) -> Message {
+fn expect_message(events: &syncws::Events) -> Message {
     match next(events) {
         Event::Message(m) => m,
         e => panic!("expected Message, got {e:?}"),
@@ -45,7 +44,7 @@ fn expect_message(events: &Receiver<Event>) -> Message {
 }
 
 /// The client's side of a close started by the server with 1000.
-fn expect_closed_1000(events: &Receiver<Event>) {
+fn expect_closed_1000(events: &syncws::Events) {
     assert!(matches!(next(events), Event::Closing { code: 1000, .. }));
     assert!(matches!(next(events), Event::Closed { code: 1000, .. }));
     assert_exhausted(events);

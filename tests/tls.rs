@@ -45,7 +45,7 @@ impl WebSocketListener for Tap {
 }
 
 /// A server whose sockets report to channels: (server, server-side sockets, server-side events).
-fn tap_server(builder: ServerBuilder) -> (Server, Receiver<WebSocket>, Receiver<Event>) {
+fn tap_server(builder: ServerBuilder) -> (Server, Receiver<WebSocket>, syncws::Events) {
     let (listener, events) = syncws::channel();
     let (sockets_tx, sockets) = crossbeam_channel::unbounded();
     let server = builder
@@ -69,28 +69,28 @@ fn request(url: &str) -> Request {
     Request::builder(url).build().expect("request")
 }
 
-fn expect_open(events: &Receiver<Event>) {
+fn expect_open(events: &syncws::Events) {
     match next(events) {
         Event::Open(r) => assert_eq!(r.status(), 101),
         e => panic!("expected Open, got {e:?}"),
     }
 }
 
-fn expect_message(events: &Receiver<Event>) -> Message {
+fn expect_message(events: &syncws::Events) -> Message {
     match next(events) {
         Event::Message(m) => m,
         e => panic!("expected Message, got {e:?}"),
     }
 }
 
-fn expect_failure(events: &Receiver<Event>) -> Error {
+fn expect_failure(events: &syncws::Events) -> Error {
     match next(events) {
         Event::Failure { error, .. } => error,
         e => panic!("expected Failure, got {e:?}"),
     }
 }
 
-fn expect_closing(events: &Receiver<Event>, want_code: u16, want_reason: &str) {
+fn expect_closing(events: &syncws::Events, want_code: u16, want_reason: &str) {
     match next(events) {
         Event::Closing { code, reason } => {
             assert_eq!((code, reason.as_str()), (want_code, want_reason))
@@ -99,7 +99,7 @@ fn expect_closing(events: &Receiver<Event>, want_code: u16, want_reason: &str) {
     }
 }
 
-fn expect_closed(events: &Receiver<Event>, want_code: u16) {
+fn expect_closed(events: &syncws::Events, want_code: u16) {
     match next(events) {
         Event::Closed { code, .. } => assert_eq!(code, want_code),
         e => panic!("expected Closed {want_code}, got {e:?}"),
@@ -107,7 +107,7 @@ fn expect_closed(events: &Receiver<Event>, want_code: u16) {
 }
 
 /// Closes a client socket gracefully and checks the whole close sequence.
-fn close_cleanly(ws: &WebSocket, events: &Receiver<Event>) {
+fn close_cleanly(ws: &WebSocket, events: &syncws::Events) {
     assert!(ws.close(1000, None).unwrap());
     expect_closing(events, 1000, "");
     expect_closed(events, 1000);
@@ -192,7 +192,12 @@ fn upgrade_by_hand(stream: &mut (impl Read + Write)) -> std::io::Result<()> {
 #[test]
 fn wss_echo_round_trip_of_varied_sizes_text_and_binary_in_order() {
     let tls = test_tls();
-    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    // Past the server role's 1 MiB defaults: this echoes 1 MiB messages, many queued at once.
+    let builder = Server::builder()
+        .tls(tls.acceptor.clone())
+        .max_message_size(4 << 20)
+        .max_queue_size(64 << 20);
+    let server = EchoServer::with_builder(builder).unwrap();
     assert!(server.url().starts_with("wss://"));
     let (listener, events) = syncws::channel();
     let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);

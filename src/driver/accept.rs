@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::proto::Role;
 use crate::proto::{deflate, handshake};
 use crate::response::Response;
-use crate::server::{Accept, ServerShared};
+use crate::server::{Accept, ConnectionGuard, HandshakeTicket, ServerShared};
 use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,34 +27,42 @@ fn refuse(write: &mut WriteHalf, status: u16, reason: String) {
 }
 
 /// Runs one accepted server connection on a pooled reader thread.
-pub(crate) fn spawn_server(tcp: TcpStream, server: Arc<ServerShared>) -> std::io::Result<()> {
+///
+/// `ticket` is its place among the handshaking connections, given up once it is upgraded.
+pub(crate) fn spawn_server(
+    tcp: Arc<TcpStream>,
+    ticket: HandshakeTicket,
+    server: Arc<ServerShared>,
+) -> std::io::Result<()> {
     let keep_alive = server.config.thread_keep_alive;
     let stack = server.config.thread_stack_size;
     let job: Job = Box::new(move || {
-        run_server(tcp, server);
+        run_server(tcp, ticket, server);
         keep_alive
     });
     pool::spawn(ThreadRole::Reader, stack, job).map_err(|(e, _)| e)
 }
 
-fn run_server(tcp: TcpStream, server: Arc<ServerShared>) {
-    let _guard = server.connection_guard();
-    if let Some((mut reader, read, write, queues, open)) = upgrade(tcp, &server) {
+fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerShared>) {
+    let upgraded = upgrade(tcp, &server);
+    drop(ticket);
+    if let Some((mut reader, read, write, queues, open, _established)) = upgraded {
         let config = server.config.clone();
         reader.run_open(read, write, queues, &config, open);
     }
 }
 
+/// An upgraded connection, ready for its read loop; the guard counts it as established.
+type Upgraded = (Reader, ReadHalf, WriteHalf, Queues, Opened, ConnectionGuard);
+
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
 #[inline(never)]
-fn upgrade(
-    tcp: TcpStream,
-    server: &Arc<ServerShared>,
-) -> Option<(Reader, ReadHalf, WriteHalf, Queues, Opened)> {
+fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
-    let tcp = Arc::new(tcp);
+    crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
+    let peer_addr = tcp.peer_addr().ok();
     let deadline = timeout_deadline(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(config.read_timeout);
     let halves = match &server.tls {
@@ -83,7 +91,8 @@ fn upgrade(
         refuse(&mut write, 400, "Bad Request".into());
         return None;
     };
-    let request = crate::request::Request::from_parts(url, hello.headers, hello.protocols);
+    let request =
+        crate::request::Request::from_parts(url, hello.headers, hello.protocols, peer_addr);
     // The handler is application code: a panic in it answers this client with 500 and
     // leaves the server (and this pooled thread) running.
     let answer = catch_unwind(AssertUnwindSafe(|| (server.handler)(&request)));
@@ -113,6 +122,11 @@ fn upgrade(
             refuse(&mut write, status, reason);
             return None;
         }
+    };
+    let Some(established) = server.try_establish() else {
+        log::warn!("refusing an upgrade: max_connections are open");
+        refuse(&mut write, 503, "Service Unavailable".into());
+        return None;
     };
     let extensions: Vec<&str> =
         handshake::header_values(request.headers(), "Sec-WebSocket-Extensions").collect();
@@ -148,5 +162,5 @@ fn upgrade(
         leftover,
         deflate: deflate.map(|(params, _)| params),
     };
-    Some((reader, read, write, queues, open))
+    Some((reader, read, write, queues, open, established))
 }

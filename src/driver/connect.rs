@@ -50,6 +50,7 @@ fn connect(
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
     let tcp = Arc::new(connect_tcp(&host, port, config.connect_timeout).map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
+    crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
     {
         let mut core = shared.core.lock();
         if core.failure.is_some() {

@@ -12,6 +12,7 @@
 //! one descriptor. See `docs/architecture.md`.
 
 mod accept;
+pub(crate) mod backlog;
 mod connect;
 mod head;
 mod os_thread;

@@ -173,7 +173,14 @@ impl Reader {
                 State::Open
             };
         }
-        let wire = WireSlot::new(write, &queues, self.role, config, deflate.as_ref());
+        let wire = WireSlot::new(
+            write,
+            self.shared(),
+            &queues,
+            self.role,
+            config,
+            deflate.as_ref(),
+        );
         self.shared().set_wire(wire.clone());
         let writer = Writer::new(self.shared().clone(), wire, queues);
         let keep_alive = config.thread_keep_alive;
@@ -188,6 +195,11 @@ impl Reader {
             drop(job);
             self.shared().writer_exited();
             return self.finish(Outcome::Failed(Error::Io(e), None));
+        }
+        // `cancel()` is final: once it has returned, only the terminal callback runs.
+        if self.shared().has_failed() {
+            let outcome = self.ended_without_close(None);
+            return self.finish(outcome);
         }
         let opened = self.call(|l, ws| l.on_open(ws, &response));
         // Not kept for the socket's life: its headers are the application's to copy.
@@ -257,6 +269,20 @@ impl Reader {
             } else if buf.len() > size {
                 buf = vec![0; size];
             }
+            // A pull-style listener whose application fell behind: read nothing until it
+            // catches up, so TCP flow control holds the peer back.
+            if let Some(backlog) = self.shared().backlog.get()
+                && backlog.is_full()
+            {
+                let shared = self.shared().clone();
+                shared.reading_paused.store(true, Ordering::Release);
+                log::trace!("backlog full ({} bytes): reading paused", backlog.pending());
+                backlog.wait_for_room(|| shared.has_failed());
+                shared.reading_paused.store(false, Ordering::Release);
+                if shared.has_failed() {
+                    return self.ended_without_close(None);
+                }
+            }
             len = match read.read(&mut buf) {
                 Ok(0) => return self.ended_without_close(None),
                 Ok(n) => {
@@ -271,6 +297,11 @@ impl Reader {
 
     /// Handles one decoded event; returns the peer's close when it arrives.
     fn handle(&mut self, event: Incoming) -> Result<Option<(u16, String)>, Error> {
+        // Checked before every callback, not only after: a cancel from another thread between
+        // two events must not be followed by the second one.
+        if self.shared().has_failed() {
+            return Ok(None);
+        }
         match event {
             Incoming::Message(m) => {
                 self.call(|l, ws| l.on_message(ws, m))?;

@@ -17,12 +17,14 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::{Parker, Unparker};
 use parking_lot::{Condvar, Mutex};
 
+use super::backlog::Backlog;
 use super::writer::WireSlot;
 use crate::error::Error;
 use crate::message::Message;
@@ -123,6 +125,14 @@ pub(crate) struct Shared {
     ends: Mutex<Ends>,
     ends_cv: Condvar,
     reader_id: Mutex<Option<ThreadId>>,
+    /// When the close started: `close()`, the queue-overflow close, the answer to the peer's
+    /// close or a failure close. The close timer runs from here, not from when the close
+    /// frame finally gets written behind a slow peer.
+    pub close_started: Arc<OnceLock<Instant>>,
+    /// The pull-style listener's bound on undelivered payload, once it has attached it.
+    pub backlog: OnceLock<Arc<Backlog>>,
+    /// The reader is waiting for room in the backlog and reads nothing: pongs cannot arrive.
+    pub reading_paused: AtomicBool,
 }
 
 /// How far the socket's threads are in ending.
@@ -196,6 +206,9 @@ impl Shared {
             }),
             ends_cv: Condvar::new(),
             reader_id: Mutex::new(None),
+            close_started: Arc::new(OnceLock::new()),
+            backlog: OnceLock::new(),
+            reading_paused: AtomicBool::new(false),
         });
         (
             shared,
@@ -400,6 +413,7 @@ impl Shared {
                 core.state = State::Closing;
             }
         }
+        let _ = self.close_started.set(Instant::now());
         let _ = self.data_tx.send(Outgoing::Close(code, reason.to_owned()));
         self.after_push(true);
         true
@@ -415,6 +429,7 @@ impl Shared {
                 core.state = State::Closing;
             }
         }
+        let _ = self.close_started.set(Instant::now());
         let _ = self.data_tx.send(Outgoing::FailClose(code));
         self.after_push(false);
     }
@@ -422,11 +437,21 @@ impl Shared {
     /// Records `error` for the reader to report, unless something failed first, and wakes it
     /// by shutting the connection down.
     pub(crate) fn fail(&self, error: Error) {
-        let mut core = self.core.lock();
-        if !matches!(core.state, State::Closed | State::Canceled) {
-            self.record_failure(&mut core, error);
+        {
+            let mut core = self.core.lock();
+            if !matches!(core.state, State::Closed | State::Canceled) {
+                self.record_failure(&mut core, error);
+            }
+            core.shutdown();
         }
-        core.shutdown();
+        self.wake_paused_reader();
+    }
+
+    /// A reader waiting for room in the backlog must see a failure or cancel at once.
+    fn wake_paused_reader(&self) {
+        if let Some(b) = self.backlog.get() {
+            b.wake();
+        }
     }
 
     /// Closes the gate and keeps `error` for the reader unless a failure came first.
@@ -454,6 +479,7 @@ impl Shared {
             core.state = State::Canceled;
             core.shutdown();
         }
+        self.wake_paused_reader();
         self.control(Control::Stop);
     }
 

@@ -14,8 +14,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -92,6 +92,69 @@ pub(crate) struct WriteHalf {
     /// Ciphertext not yet written, from `cipher_pos` on: what a non-blocking write left.
     cipher: Vec<u8>,
     cipher_pos: usize,
+    /// When a blocking write gives up.
+    pub stall: Stall,
+}
+
+/// One blocking write call waits at most this long (the socket's send timeout) before the
+/// writer looks at its deadlines again.
+pub(crate) const WRITE_SLICE: Duration = Duration::from_millis(500);
+
+/// When a blocking write stops waiting for a peer that does not read: after `write_timeout` with
+/// no byte accepted (progress, not calls: a peer that reads a byte now and then keeps it going),
+/// or once the close timer, which runs from `close()`, has expired.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Stall {
+    pub write_timeout: Option<Duration>,
+    pub close_timeout: Option<Duration>,
+    pub close_started: Option<Arc<OnceLock<Instant>>>,
+}
+
+impl Stall {
+    /// Whether the close timer has expired.
+    pub(crate) fn close_expired(&self, now: Instant) -> bool {
+        let (Some(timeout), Some(started)) = (self.close_timeout, &self.close_started) else {
+            return false;
+        };
+        started
+            .get()
+            .and_then(|t| t.checked_add(timeout))
+            .is_some_and(|deadline| now >= deadline)
+    }
+
+    fn give_up(&self, last_progress: Instant) -> bool {
+        let now = Instant::now();
+        self.write_timeout
+            .is_some_and(|t| now.saturating_duration_since(last_progress) >= t)
+            || self.close_expired(now)
+    }
+}
+
+fn stalled(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// `write_all` on a socket whose send timeout is a `WRITE_SLICE`: a slice without progress is
+/// retried until `stall` gives up.
+fn write_all_stalling(tcp: &TcpStream, mut buf: &[u8], stall: &Stall) -> io::Result<()> {
+    let mut tcp = tcp;
+    let mut last_progress = Instant::now();
+    while !buf.is_empty() {
+        match tcp.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                last_progress = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if stalled(&e) && !stall.give_up(last_progress) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Splits a plain TCP connection. Both halves share the one descriptor: `&TcpStream` reads,
@@ -110,6 +173,7 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
             tls: None,
             cipher: Vec::new(),
             cipher_pos: 0,
+            stall: Stall::default(),
         },
     )
 }
@@ -165,6 +229,7 @@ fn finish_handshake(
             tls: Some(tls),
             cipher: Vec::new(),
             cipher_pos: 0,
+            stall: Stall::default(),
         },
     ))
 }
@@ -300,10 +365,10 @@ impl WriteHalf {
     /// left; blocks (up to the write timeout) until all of it is written.
     pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
         if self.tls.is_none() {
-            return (&*self.tcp).write_all(plain);
+            return write_all_stalling(&self.tcp, plain, &self.stall);
         }
         self.encrypt(plain)?;
-        let r = (&*self.tcp).write_all(&self.cipher[self.cipher_pos..]);
+        let r = write_all_stalling(&self.tcp, &self.cipher[self.cipher_pos..], &self.stall);
         self.cipher_written();
         r
     }
@@ -320,6 +385,7 @@ impl WriteHalf {
         }
         let (mut a, mut b) = (a, b);
         let mut tcp = &*self.tcp;
+        let mut last_progress = Instant::now();
         while !a.is_empty() || !b.is_empty() {
             let written = if a.is_empty() {
                 tcp.write(b)
@@ -330,8 +396,10 @@ impl WriteHalf {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if stalled(&e) && !self.stall.give_up(last_progress) => continue,
                 Err(e) => return Err(e),
             };
+            last_progress = Instant::now();
             if n <= a.len() {
                 a = &a[n..];
             } else {

@@ -34,7 +34,7 @@ use crossbeam_utils::sync::Parker;
 use parking_lot::Mutex;
 
 use super::shared::{Control, Outgoing, Queues, Shared};
-use super::transport::WriteHalf;
+use super::transport::{Stall, WRITE_SLICE, WriteHalf};
 use crate::config::Config;
 use crate::error::Error;
 use crate::message::Message;
@@ -120,13 +120,25 @@ enum Mode {
 
 impl WireSlot {
     pub(crate) fn new(
-        io: WriteHalf,
+        mut io: WriteHalf,
+        shared: &Shared,
         queues: &Queues,
         role: Role,
         config: &Config,
         deflate: Option<&deflate::Params>,
     ) -> Arc<WireSlot> {
-        let _ = io.tcp.set_write_timeout(config.write_timeout_option());
+        // A blocking write waits a slice at a time, so that the close timer is looked at even
+        // while a peer that reads slowly keeps the write going.
+        let slice = config
+            .write_timeout_option()
+            .map_or(WRITE_SLICE, |t| t.min(WRITE_SLICE));
+        let _ = io.tcp.set_write_timeout(Some(slice));
+        let timers = config.timers();
+        io.stall = Stall {
+            write_timeout: config.write_timeout_option(),
+            close_timeout: timers.close_timeout,
+            close_started: Some(shared.close_started.clone()),
+        };
         let wire = Wire {
             data_rx: queues.data_rx.clone(),
             ctrl_rx: queues.ctrl_rx.clone(),
@@ -446,7 +458,12 @@ impl Link {
                 if !peer_closed {
                     let error = match e.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                            Error::WriteTimeout(self.write_timeout)
+                            match self.io.stall.close_timeout {
+                                Some(t) if self.io.stall.close_expired(Instant::now()) => {
+                                    Error::CloseTimeout(t)
+                                }
+                                _ => Error::WriteTimeout(self.write_timeout),
+                            }
                         }
                         _ => Error::Io(e),
                     };
@@ -528,6 +545,9 @@ impl Writer {
         if std::mem::take(&mut link.close_in_batch) {
             close_written(shared, link, &mut wire.timers);
         }
+        if let Some(&started) = shared.close_started.get() {
+            wire.timers.close_sent(started);
+        }
         run_timers(shared, wire)?;
         if !wire.idle() || !link.batch.is_empty() {
             self.idle_since = None;
@@ -573,6 +593,9 @@ fn run_timers(shared: &Shared, wire: &mut Wire) -> Flow {
     let now = Instant::now();
     if now < deadline {
         return Ok(());
+    }
+    if shared.reading_paused.load(Ordering::Acquire) {
+        wire.timers.hold_pong_timeout(now);
     }
     let pongs = shared.pongs.load(Ordering::Acquire);
     let peer_closed = shared.core.lock().peer_closed;

@@ -19,8 +19,8 @@ pub(crate) struct TimerConfig {
     pub ping_interval: Option<Duration>,
     /// How long a ping may go unanswered (when pings are on).
     pub pong_timeout: Duration,
-    /// How long the peer has to complete the close handshake once our close frame is out;
-    /// `None` waits forever.
+    /// How long, from the start of the close, the queued data, our close frame and the peer's
+    /// close may take; `None` waits forever.
     pub close_timeout: Option<Duration>,
 }
 
@@ -93,8 +93,9 @@ impl Timers {
         .min()
     }
 
-    /// Our close frame went out at `now` (or the socket started closing): keepalive stops and
-    /// the close timer starts. Later calls change nothing.
+    /// The socket started closing at `now` (`close()` was called, or the peer's close is
+    /// being answered; the frame may still be queued behind data): keepalive stops and the
+    /// close timer starts. Later calls change nothing.
     pub(crate) fn close_sent(&mut self, now: Instant) {
         if self.close_started {
             return;
@@ -103,6 +104,16 @@ impl Timers {
         self.next_ping = None;
         self.awaiting_pong = None;
         self.close_deadline = self.config.close_timeout.and_then(|t| now.checked_add(t));
+    }
+
+    /// The driver cannot read at `now` (the application's channel is full), so no pong can be
+    /// seen: the pong timeout is held, starting afresh from `now`, until reading resumes.
+    pub(crate) fn hold_pong_timeout(&mut self, now: Instant) {
+        if let Some((deadline, _)) = &mut self.awaiting_pong
+            && let Some(later) = now.checked_add(self.config.pong_timeout)
+        {
+            *deadline = later.max(*deadline);
+        }
     }
 
     /// Whether the close timer is running.
@@ -158,6 +169,7 @@ impl Timers {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
@@ -233,5 +245,27 @@ mod tests {
         t.close_sent(t0);
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.poll(t0 + 1000 * S, 0, false), None);
+    }
+
+    #[test]
+    fn a_held_pong_timeout_restarts_from_the_hold() {
+        let t0 = Instant::now();
+        let mut t = Timers::new(
+            TimerConfig {
+                ping_interval: Some(S * 5),
+                pong_timeout: S * 5,
+                close_timeout: None,
+            },
+            t0,
+        );
+        assert_eq!(t.poll(t0 + 5 * S, 0, false), Some(Action::SendPing));
+        // Reading paused from 7 s to 15 s: no pong can be seen, and none fails the socket.
+        t.hold_pong_timeout(t0 + 7 * S);
+        assert_eq!(t.poll(t0 + 10 * S, 0, false), None);
+        t.hold_pong_timeout(t0 + 11 * S);
+        assert_eq!(t.poll(t0 + 15 * S, 0, false), None);
+        // Reading resumed at 15 s and the pong that waited in the socket is read.
+        assert_eq!(t.poll(t0 + 16 * S, 1, false), None);
+        assert_eq!(t.next_deadline(), Some(t0 + 20 * S));
     }
 }

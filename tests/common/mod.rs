@@ -5,21 +5,20 @@ pub mod raw;
 
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use syncws::Event;
 
 /// How long a test waits for one event before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Takes the next event or panics with a clear message after `EVENT_TIMEOUT`.
-pub fn next(events: &Receiver<Event>) -> Event {
+pub fn next(events: &syncws::Events) -> Event {
     events
         .recv_timeout(EVENT_TIMEOUT)
         .unwrap_or_else(|_| panic!("no event within {EVENT_TIMEOUT:?}"))
 }
 
 /// Asserts that no further event arrives (the channel disconnects once the socket is gone).
-pub fn assert_exhausted(events: &Receiver<Event>) {
+pub fn assert_exhausted(events: &syncws::Events) {
     match events.recv_timeout(Duration::from_millis(200)) {
         Err(_) => {}
         Ok(e) => panic!("unexpected extra event {e:?}"),
@@ -82,4 +81,39 @@ pub fn test_tls() -> TestTls {
         acceptor,
         connector,
     }
+}
+
+/// Descriptors of this process that are TCP connections (not listeners) to or from `port`:
+/// counts exactly one connection's sockets, whatever other tests leave closing meanwhile.
+pub fn connection_fds_on_port(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] == "0A" {
+                continue;
+            }
+            let port_of = |addr: &str| {
+                addr.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            if port_of(f[1]) == Some(port) || port_of(f[2]) == Some(port) {
+                inodes.insert(f[9].to_owned());
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            let t = target.to_string_lossy();
+            t.strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|inode| inodes.contains(inode))
+        })
+        .count()
 }
