@@ -16,14 +16,24 @@ use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a refused connection is read (and what arrives thrown away) before it is closed.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Answers an upgrade request with an HTTP error and closes the connection.
-fn refuse(write: &mut WriteHalf, status: u16, reason: String) {
+///
+/// The close lingers: closing a socket with unread input makes the kernel send a reset, which
+/// can destroy the answer before the client reads it (a client still sending a huge or endless
+/// head, say). So what the client goes on sending is read and dropped, until it closes or for
+/// at most `REFUSAL_LINGER`.
+fn refuse(read: &mut ReadHalf, write: &mut WriteHalf, status: u16, reason: String) {
     let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
         status,
         reason,
     }));
     write.finish();
+    read.drain_until_eof(Some(super::deadline_after(REFUSAL_LINGER)));
 }
 
 /// Runs one accepted server connection on a pooled reader thread.
@@ -79,7 +89,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
-            refuse(&mut write, r.status, r.reason);
+            refuse(&mut read, &mut write, r.status, r.reason);
             return None;
         }
         Err(_) => return None,
@@ -88,7 +98,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
         .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
     let Ok(url) = url else {
-        refuse(&mut write, 400, "Bad Request".into());
+        refuse(&mut read, &mut write, 400, "Bad Request".into());
         return None;
     };
     let request =
@@ -100,7 +110,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         Ok(answer) => answer,
         Err(p) => {
             log::error!("the accept handler panicked: {}", panic_message(p));
-            refuse(&mut write, 500, "Internal Server Error".into());
+            refuse(&mut read, &mut write, 500, "Internal Server Error".into());
             return None;
         }
     };
@@ -119,13 +129,13 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
             (listener, protocol)
         }
         Accept::Reject { status, reason } => {
-            refuse(&mut write, status, reason);
+            refuse(&mut read, &mut write, status, reason);
             return None;
         }
     };
     let Some(established) = server.try_establish() else {
         log::warn!("refusing an upgrade: max_connections are open");
-        refuse(&mut write, 503, "Service Unavailable".into());
+        refuse(&mut read, &mut write, 503, "Service Unavailable".into());
         return None;
     };
     let extensions: Vec<&str> =

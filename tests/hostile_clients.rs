@@ -1,0 +1,443 @@
+//! Hostile clients against the server role, over real sockets on 127.0.0.1: each test is an
+//! attack from `docs/robustness.md` and asserts the bound the server keeps under it.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::raw::*;
+use common::*;
+use syncws::{Accept, Client, Event, Listener, Request, Server};
+
+/// These tests open thousands of sockets and threads: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn threads() -> usize {
+    proc_status("Threads:")
+}
+
+fn rss_kib() -> usize {
+    proc_status("VmRSS:")
+}
+
+fn proc_status(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect(field)
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("fd").count()
+}
+
+/// Polls `cond` until it holds or 30 s pass (for effects with no signal to wait on, such as a
+/// thread exiting or the kernel closing a descriptor).
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn echo_server(builder: syncws::ServerBuilder) -> Server {
+    builder
+        .bind("127.0.0.1:0", |_| {
+            Accept::upgrade(Listener::new().on_message(|ws, m| {
+                ws.send(m);
+            }))
+        })
+        .expect("bind")
+}
+
+fn connect_raw(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, EVENT_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    s
+}
+
+fn upgrade_request(extra: &str) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// A raw client that sends the upgrade request; returns the stream and the status code.
+fn raw_upgrade(addr: SocketAddr, extra: &str) -> (TcpStream, u16) {
+    let mut s = connect_raw(addr);
+    s.write_all(upgrade_request(extra).as_bytes())
+        .expect("request");
+    let head = read_head(&mut s).expect("response head");
+    (s, status_of(&head))
+}
+
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
+/// A masked client frame.
+fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut out = vec![b0];
+    let len = payload.len() as u64;
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= u64::from(u16::MAX) {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Reads server frames until a close frame; returns its code. Other frames are skipped.
+fn read_until_close_frame(s: &mut TcpStream) -> u16 {
+    loop {
+        let f = read_frame_raw(s).expect("a frame before the close");
+        if f.b0 & 0x0f == 0x8 {
+            return close_code(&f.payload);
+        }
+    }
+}
+
+/// A client that opens with the defaults, within `timeout` for connect and handshake.
+fn well_behaved_client_opens(url: &str, timeout: Duration) -> Result<(), String> {
+    let client = Client::builder()
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .build();
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);
+    let result = match events.recv_timeout(EVENT_TIMEOUT) {
+        Ok(Event::Open(_)) => Ok(()),
+        Ok(Event::Failure { error, .. }) => Err(error.to_string()),
+        other => Err(format!("{other:?}")),
+    };
+    ws.cancel();
+    ws.wait_finished(EVENT_TIMEOUT);
+    result
+}
+
+#[test]
+fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_within_2s() {
+    let _lock = serial();
+    const FLOOD: usize = 2000;
+    const CAP: usize = 256;
+    let server = echo_server(
+        Server::builder()
+            .max_handshaking(CAP)
+            .thread_keep_alive(Duration::ZERO),
+    );
+    let addr = server.local_addr();
+    let base_threads = threads();
+    let base_rss = rss_kib();
+    let mut flood = Vec::with_capacity(FLOOD);
+    for i in 0..FLOOD {
+        let mut s = connect_raw(addr);
+        // Half trickle the start of a request and then stall; half never send a byte.
+        if i % 2 == 0 {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: loc");
+        }
+        flood.push(s);
+    }
+    // The bound: at most CAP connections (and so threads) are in their handshake; the rest
+    // were evicted, oldest first, as newer ones arrived.
+    assert!(
+        eventually(|| threads() <= base_threads + CAP + 8),
+        "{} threads for a flood of {FLOOD} (base {base_threads}, cap {CAP})",
+        threads()
+    );
+    let grown_mib = rss_kib().saturating_sub(base_rss) / 1024;
+    assert!(grown_mib < 64, "RSS grew {grown_mib} MiB under the flood");
+    // A client arriving now is the newest: it gets its handshake within 2 s (its own connect
+    // and read timeouts, so a slower open fails it).
+    well_behaved_client_opens(&server.url(), Duration::from_secs(2))
+        .expect("well-behaved client during the flood");
+    // The evicted flood connections were closed by the server.
+    let closed = flood.iter().filter(|s| !would_block(s)).count();
+    assert!(closed >= FLOOD - CAP, "only {closed} of {FLOOD} evicted");
+    drop(flood);
+    assert!(eventually(|| threads() <= base_threads + 4));
+}
+
+/// Whether a read on `s` would block now (it is open and silent) rather than see EOF/an error.
+fn would_block(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let r = match (&mut &*s).read(&mut b) {
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        Ok(_) => false,
+    };
+    s.set_nonblocking(false).unwrap();
+    r
+}
+
+#[test]
+fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_the_slots() {
+    let _lock = serial();
+    const CAP: usize = 1024;
+    const SILENT: usize = 1100;
+    let server = echo_server(
+        Server::builder()
+            .max_connections(CAP)
+            .ping_interval(Duration::from_secs(3))
+            .thread_keep_alive(Duration::ZERO),
+    );
+    let addr = server.local_addr();
+    let base_threads = threads();
+    let mut silent = Vec::new();
+    let (mut upgraded, mut refused) = (0, 0);
+    for _ in 0..SILENT {
+        let (s, status) = raw_upgrade(addr, "");
+        match status {
+            101 => upgraded += 1,
+            503 => refused += 1,
+            other => panic!("status {other}"),
+        }
+        silent.push(s);
+    }
+    // The cap holds: exactly CAP are established (two threads each), the rest were told 503.
+    assert_eq!((upgraded, refused), (CAP, SILENT - CAP));
+    assert!(eventually(|| threads() <= base_threads + 2 * CAP + 8));
+    // They never answer the server's pings: each fails its pong timeout and frees its slot,
+    // so a well-behaved client gets in (without pings it would be refused with 503).
+    assert!(
+        eventually(|| well_behaved_client_opens(&server.url(), Duration::from_secs(2)).is_ok()),
+        "slots held by silent clients were never freed"
+    );
+    // What a silent client saw: the server's ping, then the connection dropped (a peer that
+    // does not answer pings gets no close handshake).
+    let s = &mut silent[0];
+    let first = read_frame_raw(s).expect("the server's ping");
+    assert_eq!(first.b0, 0x89);
+    while let Ok(f) = read_frame_raw(s) {
+        assert_eq!(f.b0 & 0x0f, 0x9, "only pings before the drop");
+    }
+    drop(silent);
+    assert!(eventually(|| threads() <= base_threads + 4));
+}
+
+#[test]
+fn a_client_that_never_reads_is_failed_by_the_close_timer_with_its_queue_bounded() {
+    let _lock = serial();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let server = Server::builder()
+        // No write timeout at all: only the close timer, running from the overflow close,
+        // can end this socket.
+        .write_timeout(Duration::ZERO)
+        .close_timeout(Some(Duration::from_millis(500)))
+        .bind("127.0.0.1:0", move |_| {
+            let tx = tx.clone();
+            let done = tx.clone();
+            Accept::upgrade(
+                Listener::new()
+                    .on_open(move |ws, _| {
+                        let ws = ws.clone();
+                        let tx = tx.clone();
+                        thread::spawn(move || {
+                            // Stream until the queue is full; note the highest queue size.
+                            let chunk = vec![7u8; 64 * 1024];
+                            let mut max_queued = 0;
+                            let mut sent = 0usize;
+                            while ws.send(chunk.clone()) {
+                                sent += 1;
+                                max_queued = max_queued.max(ws.queue_size());
+                            }
+                            tx.send(Ok((sent, max_queued))).unwrap();
+                        });
+                    })
+                    .on_failure(move |_, e, _| done.send(Err(format!("{e:?}"))).unwrap()),
+            )
+        })
+        .unwrap();
+    let (s, status) = raw_upgrade(server.local_addr(), "");
+    assert_eq!(status, 101);
+    let (sent, max_queued) = rx.recv_timeout(EVENT_TIMEOUT).unwrap().unwrap();
+    // The queue never held more than the server's 1 MiB default.
+    assert!(max_queued <= 1 << 20, "queued {max_queued}");
+    assert!(sent > 0);
+    let failure = rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("the socket must end")
+        .unwrap_err();
+    assert!(failure.contains("CloseTimeout"), "{failure}");
+    drop(s);
+}
+
+#[test]
+fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
+    let _lock = serial();
+    // A generous write timeout: the pongs wait unread for as long as the flood takes.
+    let server = echo_server(Server::builder().write_timeout(Duration::from_secs(120)));
+    let (mut s, status) = raw_upgrade(server.local_addr(), "");
+    assert_eq!(status, 101);
+    let base = rss_kib();
+    // A million 125-byte pings, never reading a pong: unanswered pongs would be 150 MB.
+    let ping = masked(0x89, &[0x55; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 8192)
+        .collect();
+    let writer = {
+        let mut s = s.try_clone().unwrap();
+        thread::spawn(move || {
+            for _ in 0..(1_000_000 / 8192) {
+                s.write_all(&batch).expect("flood");
+            }
+            s.write_all(&masked(0x88, &1000u16.to_be_bytes())).unwrap();
+        })
+    };
+    // Let the server take the whole flood while we do not read: it must keep reading (the
+    // writer thread finishing proves it) with its pong queue capped.
+    writer.join().expect("the server stopped reading the flood");
+    let grown_mib = rss_kib().saturating_sub(base) / 1024;
+    assert!(
+        grown_mib < 48,
+        "RSS grew {grown_mib} MiB under the ping flood"
+    );
+    // Then we read: pongs (at most one per ping), then the answer to our close.
+    assert_eq!(read_until_close_frame(&mut s), 1000);
+}
+
+#[test]
+fn a_deflate_bomb_is_refused_with_1009_before_it_is_inflated() {
+    let _lock = serial();
+    let server = echo_server(Server::builder());
+    let (mut s, status) = raw_upgrade(
+        server.local_addr(),
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert_eq!(status, 101);
+    let base = rss_kib();
+    // 256 MiB of zeros compress to about 256 KiB: one frame, far past the 1 MiB limit.
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        z.write_all(&zeros).unwrap();
+    }
+    // A sync flush ends the data with 00 00 ff ff, which RFC 7692 takes off the wire.
+    z.flush().unwrap();
+    let mut compressed = z.get_ref().clone();
+    compressed.truncate(compressed.len().saturating_sub(4));
+    let frame = masked(0xc2, &compressed); // FIN, RSV1, binary
+    let _ = s.write_all(&frame);
+    assert_eq!(read_until_close_frame(&mut s), 1009);
+    let grown_mib = rss_kib().saturating_sub(base) / 1024;
+    assert!(
+        grown_mib < 32,
+        "RSS grew {grown_mib} MiB inflating the bomb"
+    );
+}
+
+#[test]
+fn endless_headers_are_refused_with_431() {
+    let _lock = serial();
+    let server = echo_server(Server::builder());
+    let mut s = connect_raw(server.local_addr());
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let _ = w.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n");
+        // Header lines for ever, until the server hangs up.
+        for i in 0u64.. {
+            if w.write_all(format!("X-Endless-{i}: yes\r\n").as_bytes())
+                .is_err()
+            {
+                return i;
+            }
+        }
+        unreachable!()
+    });
+    let head = read_head(&mut s).expect("an answer");
+    assert_eq!(status_of(&head), 431, "{head}");
+    drop(s);
+    let lines = writer.join().unwrap();
+    assert!(
+        lines < 1_000_000,
+        "the server kept reading {lines} header lines"
+    );
+}
+
+#[test]
+fn a_one_mib_header_is_refused_with_431() {
+    let _lock = serial();
+    let server = echo_server(Server::builder());
+    let mut s = connect_raw(server.local_addr());
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let _ = w.write_all(b"GET / HTTP/1.1\r\nX-Big: ");
+        let chunk = [b'a'; 4096];
+        for _ in 0..256 {
+            if w.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        let _ = w.write_all(b"\r\n\r\n");
+    });
+    let head = read_head(&mut s).expect("an answer");
+    assert_eq!(status_of(&head), 431, "{head}");
+    drop(s);
+    writer.join().unwrap();
+}
+
+#[test]
+fn ten_thousand_connect_and_drop_cycles_leave_no_thread_or_descriptor_behind() {
+    let _lock = serial();
+    let server = echo_server(Server::builder().thread_keep_alive(Duration::ZERO));
+    let addr = server.local_addr();
+    let base_threads = threads();
+    let base_fds = fd_count();
+    for i in 0..10_000 {
+        let mut s = connect_raw(addr);
+        match i % 4 {
+            // Drop at once.
+            0 => {}
+            // Drop halfway through the request.
+            1 => {
+                let _ = s.write_all(b"GET / HTTP/1.1\r\nUpgr");
+            }
+            // Drop right after the upgrade.
+            2 => {
+                let _ = s.write_all(upgrade_request("").as_bytes());
+                let _ = read_head(&mut s);
+            }
+            // Drop mid-frame after the upgrade.
+            _ => {
+                let _ = s.write_all(upgrade_request("").as_bytes());
+                let _ = read_head(&mut s);
+                let _ = s.write_all(&masked(0x81, b"hello")[..4]);
+            }
+        }
+    }
+    assert!(
+        eventually(|| threads() <= base_threads && fd_count() <= base_fds),
+        "threads {} (base {base_threads}), descriptors {} (base {base_fds})",
+        threads(),
+        fd_count()
+    );
+    well_behaved_client_opens(&server.url(), EVENT_TIMEOUT).expect("server still serves");
+}
