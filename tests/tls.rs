@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
@@ -592,4 +592,224 @@ fn wss_client_against_plain_ws_server_fails_instead_of_hanging() {
     );
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_exhausted(&events);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: certificate dates, client certificates, close_notify in both roles
+// ---------------------------------------------------------------------------------------------
+
+/// A masked client frame (zero mask: the payload goes as is).
+fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![first_byte, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads one frame's first byte and (unmasked) payload.
+fn read_any_frame(stream: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    stream.read_exact(&mut h)?;
+    let masked = h[1] & 0x80 != 0;
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        stream.read_exact(&mut b)?;
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        stream.read_exact(&mut b)?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut key = [0u8; 4];
+    if masked {
+        stream.read_exact(&mut key)?;
+    }
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload)?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+    Ok((h[0], payload))
+}
+
+/// Reads until the peer ends the TLS session; true when it sent close_notify (an orderly
+/// end), false for a bare TCP close or a reset.
+fn ends_with_close_notify(ssl: &mut openssl::ssl::SslStream<TcpStream>) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match ssl.read(&mut buf) {
+            Ok(0) => {
+                return ssl
+                    .get_shutdown()
+                    .contains(openssl::ssl::ShutdownState::RECEIVED);
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// An OpenSSL server on a fresh port for one connection, with `cert_pem`/`key_pem`; with
+/// `client_ca`, it requires a client certificate issued by it.
+fn openssl_server<T: Send + 'static>(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca: Option<&[u8]>,
+    script: impl FnOnce(std::io::Result<openssl::ssl::SslStream<TcpStream>>) -> T + Send + 'static,
+) -> (String, std::thread::JoinHandle<T>) {
+    use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_certificate(&openssl::x509::X509::from_pem(cert_pem).unwrap())
+        .unwrap();
+    b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(key_pem).unwrap())
+        .unwrap();
+    if let Some(ca) = client_ca {
+        b.cert_store_mut()
+            .add_cert(openssl::x509::X509::from_pem(ca).unwrap())
+            .unwrap();
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    let acceptor = b.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
+    let handle = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        let ssl = acceptor.accept(tcp).map_err(std::io::Error::other);
+        script(ssl)
+    });
+    (url, handle)
+}
+
+#[test]
+fn wss_expired_certificate_fails_with_a_tls_error_that_says_so() {
+    let tls = expired_test_tls();
+    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let (listener, events) = syncws::channel();
+    let _ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
+    match expect_failure(&events) {
+        Error::Tls(message) => assert!(message.contains("expired"), "{message}"),
+        e => panic!("expected a TLS error, got {e:?}"),
+    }
+}
+
+#[test]
+fn wss_client_certificate_is_presented_to_a_server_that_requires_one() {
+    let now = unix_now();
+    let (server_cert, server_key) = self_signed("localhost", now - 60, now + 86_400);
+    let (client_cert, client_key) = self_signed("syncws-test-client", now - 60, now + 86_400);
+    let connector = |with_identity: bool| {
+        let mut b = native_tls::TlsConnector::builder();
+        b.add_root_certificate(native_tls::Certificate::from_pem(&server_cert).unwrap());
+        if with_identity {
+            b.identity(native_tls::Identity::from_pkcs8(&client_cert, &client_key).unwrap());
+        }
+        Client::builder().tls_connector(b.build().unwrap()).build()
+    };
+
+    // With the identity: the server sees the client's certificate and echoes one message.
+    let (url, peer) = openssl_server(&server_cert, &server_key, Some(&client_cert), |ssl| {
+        let mut ssl = ssl.expect("TLS with a client certificate");
+        let subject = ssl.ssl().peer_certificate().expect("a client certificate");
+        let cn = String::from_utf8(
+            subject
+                .subject_name()
+                .entries()
+                .next()
+                .unwrap()
+                .data()
+                .as_slice()
+                .to_vec(),
+        )
+        .unwrap();
+        upgrade_by_hand(&mut ssl).unwrap();
+        let (_, payload) = read_any_frame(&mut ssl).unwrap();
+        ssl.write_all(&server_frame(0x81, &payload)).unwrap();
+        cn
+    });
+    let (listener, events) = syncws::channel();
+    let ws = connector(true).new_web_socket(request(&url), listener);
+    expect_open(&events);
+    assert!(ws.send("hello"));
+    assert_eq!(expect_message(&events), Message::Text("hello".into()));
+    assert_eq!(peer.join().unwrap(), "syncws-test-client");
+    ws.cancel();
+
+    // Without it: the server refuses the TLS session and the socket fails before it opens.
+    let (url, peer) = openssl_server(&server_cert, &server_key, Some(&client_cert), |ssl| {
+        ssl.is_err()
+    });
+    let (listener, events) = syncws::channel();
+    let _ws = connector(false).new_web_socket(request(&url), listener);
+    let error = expect_failure(&events);
+    assert!(matches!(error, Error::Tls(_) | Error::Io(_)), "{error:?}");
+    assert!(
+        peer.join().unwrap(),
+        "the server accepted a client without a certificate"
+    );
+}
+
+#[test]
+fn wss_server_sends_close_notify_after_a_close_it_started() {
+    let tls = test_tls();
+    let server = Server::builder()
+        .tls(tls.acceptor.clone())
+        .bind("127.0.0.1:0", |_| {
+            Accept::upgrade(Listener::new().on_open(|ws, _| {
+                let _ = ws.close(1000, Some("bye"));
+            }))
+        })
+        .unwrap();
+    let tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let mut ssl = b.build().connect("localhost", tcp).unwrap();
+    ssl.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut ssl).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (b0, payload) = read_any_frame(&mut ssl).unwrap();
+    assert_eq!((b0, &payload[..2]), (0x88, &1000u16.to_be_bytes()[..]));
+    ssl.write_all(&masked_frame(0x88, &1000u16.to_be_bytes()))
+        .unwrap();
+    // The server closes the connection first (RFC 6455 §7.1.1), in order: close_notify.
+    assert!(
+        ends_with_close_notify(&mut ssl),
+        "the server skipped close_notify"
+    );
+}
+
+#[test]
+fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
+    let now = unix_now();
+    let (cert, key) = self_signed("localhost", now - 60, now + 86_400);
+    let (url, peer) = openssl_server(&cert, &key, None, |ssl| {
+        let mut ssl = ssl.unwrap();
+        upgrade_by_hand(&mut ssl).unwrap();
+        ssl.write_all(&server_frame(0x88, &1000u16.to_be_bytes()))
+            .unwrap();
+        let (b0, _) = read_any_frame(&mut ssl).unwrap();
+        assert_eq!(b0, 0x88);
+        // As a server does: close_notify, then TCP's FIN; then see how the client ends.
+        let _ = ssl.shutdown();
+        ssl.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+        ends_with_close_notify(&mut ssl)
+    });
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&cert).unwrap())
+        .build()
+        .unwrap();
+    let client = Client::builder().tls_connector(connector).build();
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    expect_open(&events);
+    expect_closing(&events, 1000, "");
+    expect_closed(&events, 1000);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert!(peer.join().unwrap(), "the client skipped close_notify");
 }

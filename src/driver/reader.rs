@@ -334,14 +334,11 @@ impl Reader {
 
     /// After the peer's close: wait for the connection to end, then report `on_closed`.
     fn closing(&mut self, read: &mut ReadHalf, code: u16, reason: String) -> Outcome {
-        {
-            let core = self.shared().core.lock();
-            if core.close_written && self.role == Role::Server {
-                // Our close went out first; the writer saw no peer close yet, so finish here.
-                core.socket
-                    .as_ref()
-                    .map(|s| s.shutdown(std::net::Shutdown::Write));
-            }
+        let close_written = self.shared().core.lock().close_written;
+        if close_written && self.role == Role::Server {
+            // Our close went out first; the writer saw no peer close yet, so finish here,
+            // with close_notify under TLS.
+            self.shared().finish_output();
         }
         // The writer's close timer bounds this wait; a cancel ends it at once.
         read.drain_until_eof(None);
@@ -378,6 +375,11 @@ impl Reader {
 
     /// Ends the socket: stops the writer, closes the connection, delivers the terminal callback.
     pub(super) fn finish(&mut self, outcome: Outcome) {
+        if matches!(outcome, Outcome::Closed(..)) {
+            // An orderly end: close_notify under TLS (the server's FIN has already come, on
+            // the client) before the connection is shut down for good.
+            self.shared().finish_output();
+        }
         self.shared().seal();
         {
             let mut core = self.shared().core.lock();

@@ -300,6 +300,14 @@ impl Shared {
         let _ = self.wire.set(wire);
     }
 
+    /// Ends our output in an orderly way: TLS close_notify (under TLS) and a TCP FIN. For the
+    /// end of a clean close, where a bare `shutdown` would skip close_notify.
+    pub(crate) fn finish_output(&self) {
+        if let Some(slot) = self.wire.get() {
+            slot.finish_output();
+        }
+    }
+
     /// Frees the write side (buffers, compressor, the connection handle) once the writer is
     /// gone, even if it never started.
     pub(crate) fn drop_wire(&self) {

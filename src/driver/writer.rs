@@ -175,6 +175,17 @@ impl WireSlot {
         })
     }
 
+    /// Sends close_notify (under TLS) and a FIN, unless the writer is busy writing: the close
+    /// is over by then, so a writer still in a write means a peer that does not read, and
+    /// waiting for it would hang the reader.
+    pub(crate) fn finish_output(&self) {
+        if let Some(mut guard) = self.link.try_lock_for(Duration::from_millis(100))
+            && let Some(link) = guard.as_mut()
+        {
+            link.io.finish();
+        }
+    }
+
     /// Frees both halves.
     pub(crate) fn clear(&self) {
         *self.link.lock() = None;
@@ -548,7 +559,7 @@ impl Writer {
         if let Some(&started) = shared.close_started.get() {
             wire.timers.close_sent(started);
         }
-        run_timers(shared, wire)?;
+        run_timers(shared, wire, link)?;
         if !wire.idle() || !link.batch.is_empty() {
             self.idle_since = None;
             return Ok(None);
@@ -586,7 +597,7 @@ fn close_written(shared: &Shared, link: &mut Link, timers: &mut Timers) {
     timers.close_sent(Instant::now());
 }
 
-fn run_timers(shared: &Shared, wire: &mut Wire) -> Flow {
+fn run_timers(shared: &Shared, wire: &mut Wire, link: &mut Link) -> Flow {
     let Some(deadline) = wire.timers.next_deadline() else {
         return Ok(());
     };
@@ -612,7 +623,9 @@ fn run_timers(shared: &Shared, wire: &mut Wire) -> Flow {
                 return Err(Exit);
             }
             Action::CloseConnection => {
-                // The close handshake is complete; the peer just kept TCP open.
+                // The close handshake is complete; the peer just kept TCP open. Close it in
+                // order (close_notify under TLS), then for good.
+                link.io.finish();
                 shared.core.lock().shutdown();
                 return Err(Exit);
             }
