@@ -259,7 +259,7 @@ impl ServerBuilder {
 
     /// The most upgraded connections open at once. A client that completes its handshake
     /// while this many are open is answered `503 Service Unavailable`. Default 1024, which
-    /// with the server's default limits bounds the worst case at about 4 GiB (the budget is
+    /// with the server's default limits bounds the worst case at about 3 GiB (the budget is
     /// worked out in `docs/robustness.md`).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;

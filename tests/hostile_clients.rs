@@ -441,3 +441,82 @@ fn ten_thousand_connect_and_drop_cycles_leave_no_thread_or_descriptor_behind() {
     );
     well_behaved_client_opens(&server.url(), EVENT_TIMEOUT).expect("server still serves");
 }
+
+/// The per-connection memory budget `docs/robustness.md` states for the server's defaults.
+const BUDGET_PER_CONNECTION_MIB: usize = 3;
+
+#[test]
+fn peers_doing_their_worst_stay_within_the_stated_memory_budget() {
+    let _lock = serial();
+    const PEERS: usize = 64;
+    let (queued_tx, queued_rx) = crossbeam_channel::unbounded();
+    let server = Server::builder()
+        .bind("127.0.0.1:0", move |_| {
+            let queued = queued_tx.clone();
+            Accept::upgrade(Listener::new().on_open(move |ws, _| {
+                // Fill the send queue toward a peer that never reads, with data deflate
+                // cannot shrink, until the server refuses more.
+                let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+                let noise: Vec<u8> = (0..64 * 1024)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                while ws.send(noise.clone()) {}
+                queued.send(ws.queue_size()).unwrap();
+            }))
+        })
+        .unwrap();
+    let base = rss_kib();
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        let (mut s, status) = raw_upgrade(
+            server.local_addr(),
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        );
+        assert_eq!(status, 101);
+        // A message trickled up to one byte short of the 1 MiB limit, never finished.
+        let mut first = masked(0x02, &vec![0x5a; (1 << 20) - 1]);
+        first[0] = 0x02; // binary, no FIN
+        s.write_all(&first).unwrap();
+        peers.push(s);
+    }
+    for _ in 0..PEERS {
+        let queued = queued_rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+        assert!(queued <= 1 << 20);
+    }
+    let per_connection_kib = rss_kib().saturating_sub(base) / PEERS;
+    eprintln!("worst-case server memory per connection: {per_connection_kib} KiB");
+    assert!(
+        per_connection_kib <= BUDGET_PER_CONNECTION_MIB * 1024,
+        "{per_connection_kib} KiB per connection, over the stated {BUDGET_PER_CONNECTION_MIB} MiB"
+    );
+    drop(peers);
+}
+
+#[test]
+fn a_request_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
+    let _lock = serial();
+    let server = echo_server(Server::builder().handshake_timeout(Duration::from_millis(300)));
+    let mut s = connect_raw(server.local_addr());
+    let request = upgrade_request("");
+    let mut sent = 0;
+    // One byte every 20 ms: each read is quick, the whole head would take seconds.
+    for b in request.as_bytes() {
+        if s.write_all(std::slice::from_ref(b)).is_err() {
+            break;
+        }
+        sent += 1;
+        thread::sleep(Duration::from_millis(20));
+        if !would_block(&s) {
+            break;
+        }
+    }
+    assert!(
+        sent < request.len(),
+        "the server waited for the whole trickled head ({sent} bytes)"
+    );
+}
