@@ -36,7 +36,7 @@ impl Validator {
     }
 
     /// Checks that the text ends on a whole character.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn finish(&self, buf: &[u8]) -> Result<(), Invalid> {
         if self.valid_up_to == buf.len() {
             Ok(())
