@@ -347,7 +347,13 @@ impl Inflater {
             pos += (d.total_in() - in0) as usize;
             let produced = d.total_out() - out0;
             match status {
-                Status::StreamEnd => self.ended = true,
+                // The stream ended itself (BFINAL): whatever follows, in this input or later
+                // ones, is ignored; testing it for progress would fail a valid message whose
+                // end arrives with a trailing byte.
+                Status::StreamEnd => {
+                    self.ended = true;
+                    break;
+                }
                 Status::Ok | Status::BufError => {}
             }
             if pos == input.len() && out.len() < out.capacity() {
@@ -623,5 +629,23 @@ mod tests {
         i.inflate(&next, &mut out, 1000).unwrap();
         i.finish(&mut out, 1000).unwrap();
         assert_eq!(out, b"second");
+    }
+
+    #[test]
+    fn a_final_block_whose_end_and_trailing_bytes_come_in_later_pieces_inflates() {
+        // RFC 7692 §7.2.3.5: "Hello" in a BFINAL block, plus one trailing byte; found by the
+        // decoder fuzz target failing with 1002 when the last bytes arrive on their own.
+        let wire = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        for split in 1..wire.len() {
+            for second in split..wire.len() {
+                let mut i = Inflater::new(&params(false, false, 15));
+                let mut out = Vec::new();
+                i.inflate(&wire[..split], &mut out, 1000).unwrap();
+                i.inflate(&wire[split..second], &mut out, 1000).unwrap();
+                i.inflate(&wire[second..], &mut out, 1000).unwrap();
+                i.finish(&mut out, 1000).unwrap();
+                assert_eq!(out, b"Hello", "split at {split} and {second}");
+            }
+        }
     }
 }
