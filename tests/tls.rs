@@ -813,3 +813,36 @@ fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert!(peer.join().unwrap(), "the client skipped close_notify");
 }
+
+#[test]
+fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_for_it() {
+    // TLS cannot half-close, so some servers (Python `websockets` among them) wait, after the
+    // close handshake, for the client to end the session. A client that waited for the server
+    // instead would wait out the server's close timeout.
+    let now = unix_now();
+    let (cert, key) = self_signed("localhost", now - 60, now + 86_400);
+    let (url, peer) = openssl_server(&cert, &key, None, |ssl| {
+        let mut ssl = ssl.unwrap();
+        upgrade_by_hand(&mut ssl).unwrap();
+        let (b0, payload) = read_any_frame(&mut ssl).unwrap();
+        assert_eq!(b0, 0x88);
+        ssl.write_all(&server_frame(0x88, &payload[..2])).unwrap();
+        // Wait (up to the read timeout) for the client to end the session; never close first.
+        ends_with_close_notify(&mut ssl)
+    });
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&cert).unwrap())
+        .build()
+        .unwrap();
+    let client = Client::builder().tls_connector(connector).build();
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    expect_open(&events);
+    assert!(matches!(ws.close(1000, None), Ok(true)));
+    expect_closing(&events, 1000, "");
+    expect_closed(&events, 1000);
+    assert!(
+        peer.join().unwrap(),
+        "the client never ended the TLS session"
+    );
+}

@@ -335,7 +335,7 @@ impl Reader {
     /// After the peer's close: wait for the connection to end, then report `on_closed`.
     fn closing(&mut self, read: &mut ReadHalf, code: u16, reason: String) -> Outcome {
         let close_written = self.shared().core.lock().close_written;
-        if close_written && self.role == Role::Server {
+        if close_written && super::writer::ends_first(self.role, read.is_tls()) {
             // Our close went out first; the writer saw no peer close yet, so finish here,
             // with close_notify under TLS.
             self.shared().finish_output();

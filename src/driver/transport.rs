@@ -258,6 +258,10 @@ pub(crate) fn tls_accept(
 }
 
 impl ReadHalf {
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Reads at least one byte of plaintext into `buf`; `Ok(0)` means the peer closed.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &self.tls else {
@@ -354,6 +358,10 @@ impl WriteHalf {
         if self.cipher.capacity() > 1 << 20 {
             self.cipher.shrink_to(64 * 1024);
         }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Ciphertext is left over from a non-blocking write.

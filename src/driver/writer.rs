@@ -590,11 +590,20 @@ impl Writer {
 fn close_written(shared: &Shared, link: &mut Link, timers: &mut Timers) {
     let mut core = shared.core.lock();
     core.close_written = true;
-    if core.peer_closed && link.role == Role::Server {
+    if core.peer_closed && ends_first(link.role, link.io.is_tls()) {
         drop(core);
         link.io.finish();
     }
     timers.close_sent(Instant::now());
+}
+
+/// Whether we end the connection once both close frames are out. The server does (RFC 6455
+/// §7.1.1). Under TLS the client does too, with close_notify: TLS cannot half-close, so TLS
+/// servers (Python `websockets`, for one) wait for the client to end the session, and a client
+/// that waited for them would wait out their close timeout. The RFC lets the client close
+/// "at any time after sending and receiving a close message".
+pub(crate) fn ends_first(role: Role, tls: bool) -> bool {
+    role == Role::Server || tls
 }
 
 fn run_timers(shared: &Shared, wire: &mut Wire, link: &mut Link) -> Flow {
