@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::raw::*;
 use common::*;
@@ -18,20 +18,6 @@ use syncws::{Accept, Client, Error, Event, Listener, Message, Request, Server, S
 
 fn request(url: &str) -> Request {
     Request::builder(url).build().unwrap()
-}
-
-/// Polls `cond` until it holds or `EVENT_TIMEOUT` passes (for states with no event to wait on).
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn expect_open(events: &syncws::Events) {

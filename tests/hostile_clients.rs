@@ -6,11 +6,14 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::raw::*;
 use common::*;
 use syncws::{Accept, Client, Event, Listener, Request, Server};
+
+/// Threads and descriptors of thousands of sockets can take a while to go.
+const SLOW_EFFECTS: Duration = Duration::from_secs(30);
 
 /// These tests open thousands of sockets and threads: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -37,21 +40,6 @@ fn proc_status(field: &str) -> usize {
 
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("fd").count()
-}
-
-/// Polls `cond` until it holds or 30 s pass (for effects with no signal to wait on, such as a
-/// thread exiting or the kernel closing a descriptor).
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn echo_server(builder: syncws::ServerBuilder) -> Server {
@@ -166,7 +154,7 @@ fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_w
     // The bound: at most CAP connections (and so threads) are in their handshake; the rest
     // were evicted, oldest first, as newer ones arrived.
     assert!(
-        eventually(|| threads() <= base_threads + CAP + 8),
+        eventually_within(SLOW_EFFECTS, || threads() <= base_threads + CAP + 8),
         "{} threads for a flood of {FLOOD} (base {base_threads}, cap {CAP})",
         threads()
     );
@@ -180,7 +168,7 @@ fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_w
     let closed = flood.iter().filter(|s| !would_block(s)).count();
     assert!(closed >= FLOOD - CAP, "only {closed} of {FLOOD} evicted");
     drop(flood);
-    assert!(eventually(|| threads() <= base_threads + 4));
+    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 4));
 }
 
 /// Whether a read on `s` would block now (it is open and silent) rather than see EOF/an error.
@@ -221,11 +209,15 @@ fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_th
     }
     // The cap holds: exactly CAP are established (two threads each), the rest were told 503.
     assert_eq!((upgraded, refused), (CAP, SILENT - CAP));
-    assert!(eventually(|| threads() <= base_threads + 2 * CAP + 8));
+    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 2 * CAP + 8));
     // They never answer the server's pings: each fails its pong timeout and frees its slot,
     // so a well-behaved client gets in (without pings it would be refused with 503).
     assert!(
-        eventually(|| well_behaved_client_opens(&server.url(), Duration::from_secs(2)).is_ok()),
+        eventually_within(SLOW_EFFECTS, || well_behaved_client_opens(
+            &server.url(),
+            Duration::from_secs(2)
+        )
+        .is_ok()),
         "slots held by silent clients were never freed"
     );
     // What a silent client saw: the server's ping, then the connection dropped (a peer that
@@ -237,7 +229,7 @@ fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_th
         assert_eq!(f.b0 & 0x0f, 0x9, "only pings before the drop");
     }
     drop(silent);
-    assert!(eventually(|| threads() <= base_threads + 4));
+    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 4));
 }
 
 #[test]
@@ -434,7 +426,8 @@ fn ten_thousand_connect_and_drop_cycles_leave_no_thread_or_descriptor_behind() {
         }
     }
     assert!(
-        eventually(|| threads() <= base_threads && fd_count() <= base_fds),
+        eventually_within(SLOW_EFFECTS, || threads() <= base_threads
+            && fd_count() <= base_fds),
         "threads {} (base {base_threads}), descriptors {} (base {base_fds})",
         threads(),
         fd_count()

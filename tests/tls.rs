@@ -650,6 +650,15 @@ fn ends_with_close_notify(ssl: &mut openssl::ssl::SslStream<TcpStream>) -> bool 
     }
 }
 
+/// A client that trusts exactly `cert_pem`.
+fn client_trusting(cert_pem: &[u8]) -> Client {
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(cert_pem).unwrap())
+        .build()
+        .unwrap();
+    Client::builder().tls_connector(connector).build()
+}
+
 /// An OpenSSL server on a fresh port for one connection, with `cert_pem`/`key_pem`; with
 /// `client_ca`, it requires a client certificate issued by it.
 fn openssl_server<T: Send + 'static>(
@@ -800,11 +809,7 @@ fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
         ssl.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
         ends_with_close_notify(&mut ssl)
     });
-    let connector = native_tls::TlsConnector::builder()
-        .add_root_certificate(native_tls::Certificate::from_pem(&cert).unwrap())
-        .build()
-        .unwrap();
-    let client = Client::builder().tls_connector(connector).build();
+    let client = client_trusting(&cert);
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     expect_open(&events);
@@ -830,11 +835,7 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
         // Wait (up to the read timeout) for the client to end the session; never close first.
         ends_with_close_notify(&mut ssl)
     });
-    let connector = native_tls::TlsConnector::builder()
-        .add_root_certificate(native_tls::Certificate::from_pem(&cert).unwrap())
-        .build()
-        .unwrap();
-    let client = Client::builder().tls_connector(connector).build();
+    let client = client_trusting(&cert);
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     expect_open(&events);

@@ -17,6 +17,26 @@ pub fn next(events: &syncws::Events) -> Event {
         .unwrap_or_else(|_| panic!("no event within {EVENT_TIMEOUT:?}"))
 }
 
+/// Polls `cond` until it holds or `EVENT_TIMEOUT` passes: for effects with no event to wait
+/// on, such as a thread exiting or the kernel closing a descriptor.
+pub fn eventually(cond: impl FnMut() -> bool) -> bool {
+    eventually_within(EVENT_TIMEOUT, cond)
+}
+
+/// [`eventually`] with another bound.
+pub fn eventually_within(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Asserts that no further event arrives (the channel disconnects once the socket is gone).
 pub fn assert_exhausted(events: &syncws::Events) {
     match events.recv_timeout(Duration::from_millis(200)) {
