@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::response::Response;
+
 /// Everything that can go wrong with a web socket, from building the request to the last frame.
 ///
 /// Errors reach the application in two ways: returned by a call (`Request::builder(..).build()`,
@@ -22,7 +24,13 @@ pub enum Error {
     /// The request carries a header the application may not set or a malformed header.
     InvalidRequest(String),
     /// The server answered the upgrade request with something other than a valid 101.
-    HandshakeRejected(String),
+    HandshakeRejected {
+        /// What was wrong with the answer.
+        message: String,
+        /// The server's answer, when it sent one (its status, headers and the first bytes of
+        /// its body); also given to `on_failure`.
+        response: Option<Box<Response>>,
+    },
     /// The peer broke RFC 6455; the socket sent a close frame with 1002 and gave up.
     Protocol(String),
     /// A text message or close reason was not valid UTF-8; the socket sent close 1007.
@@ -59,9 +67,93 @@ pub enum Error {
     ListenerPanicked(String),
     /// The socket was canceled by [`WebSocket::cancel`](crate::WebSocket::cancel).
     Canceled,
+    /// The socket was closed cleanly: both close frames were exchanged. Returned by the
+    /// blocking [`Connection::recv`](crate::Connection::recv) once the socket has ended; carries
+    /// the peer's close code (1005 if it sent none) and reason.
+    Closed {
+        /// The peer's close code.
+        code: u16,
+        /// The peer's close reason.
+        reason: String,
+    },
 }
 
 impl Error {
+    /// A refused handshake, without the response (the driver attaches it).
+    pub(crate) fn rejected(message: impl Into<String>) -> Error {
+        Error::HandshakeRejected {
+            message: message.into(),
+            response: None,
+        }
+    }
+
+    /// The server's response to the opening handshake, for an error that has one
+    /// ([`Error::HandshakeRejected`] after the server answered).
+    ///
+    /// ```
+    /// let server = syncws::Server::bind("127.0.0.1:0", |_| syncws::Accept::reject(401, "Unauthorized"))?;
+    /// let error = syncws::connect(&server.url()).unwrap_err();
+    /// assert_eq!(error.response().map(|r| r.status()), Some(401));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            Error::HandshakeRejected { response, .. } => response.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Attaches the handshake's response to a refused handshake.
+    pub(crate) fn with_response(self, response: Option<Response>) -> Error {
+        match (self, response) {
+            (Error::HandshakeRejected { message, .. }, Some(r)) => Error::HandshakeRejected {
+                message,
+                response: Some(Box::new(r)),
+            },
+            (e, _) => e,
+        }
+    }
+
+    /// An equal error (`io::Error` is not `Clone`: the copy keeps its kind and text).
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+            Error::Tls(m) => Error::Tls(m.clone()),
+            Error::InvalidUrl(m) => Error::InvalidUrl(m.clone()),
+            Error::InvalidRequest(m) => Error::InvalidRequest(m.clone()),
+            Error::HandshakeRejected { message, response } => Error::HandshakeRejected {
+                message: message.clone(),
+                response: response.clone(),
+            },
+            Error::Protocol(m) => Error::Protocol(m.clone()),
+            Error::InvalidUtf8 => Error::InvalidUtf8,
+            Error::MessageTooLarge { size, limit } => Error::MessageTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Error::PongTimeout {
+                timeout,
+                successful,
+            } => Error::PongTimeout {
+                timeout: *timeout,
+                successful: *successful,
+            },
+            Error::CloseTimeout(t) => Error::CloseTimeout(*t),
+            Error::ConnectTimeout(t) => Error::ConnectTimeout(*t),
+            Error::ReadTimeout(t) => Error::ReadTimeout(*t),
+            Error::WriteTimeout(t) => Error::WriteTimeout(*t),
+            Error::UnexpectedEof => Error::UnexpectedEof,
+            Error::InvalidCloseCode(c) => Error::InvalidCloseCode(*c),
+            Error::ReasonTooLong(n) => Error::ReasonTooLong(*n),
+            Error::ListenerPanicked(m) => Error::ListenerPanicked(m.clone()),
+            Error::Canceled => Error::Canceled,
+            Error::Closed { code, reason } => Error::Closed {
+                code: *code,
+                reason: reason.clone(),
+            },
+        }
+    }
+
     /// The close code this error is reported to the peer with, when the RFC gives one.
     pub(crate) fn close_code(&self) -> Option<u16> {
         match self {
@@ -85,7 +177,9 @@ impl fmt::Display for Error {
             ),
             Error::InvalidUrl(e) => write!(f, "invalid web socket URL: {e}"),
             Error::InvalidRequest(e) => write!(f, "invalid request: {e}"),
-            Error::HandshakeRejected(e) => write!(f, "web socket handshake rejected: {e}"),
+            Error::HandshakeRejected { message, .. } => {
+                write!(f, "web socket handshake rejected: {message}")
+            }
             Error::Protocol(e) => {
                 write!(f, "protocol violation by the peer: {e} (sent close 1002)")
             }
@@ -142,6 +236,13 @@ impl fmt::Display for Error {
                 write!(f, "a listener callback panicked: {m} (sent close 1011)")
             }
             Error::Canceled => write!(f, "the web socket was canceled"),
+            Error::Closed { code, reason } if reason.is_empty() => {
+                write!(f, "the web socket is closed (the peer's code {code})")
+            }
+            Error::Closed { code, reason } => write!(
+                f,
+                "the web socket is closed (the peer's code {code}, reason {reason:?})"
+            ),
         }
     }
 }

@@ -57,6 +57,7 @@
 
 mod client;
 mod config;
+mod connection;
 mod driver;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -71,6 +72,7 @@ mod server;
 mod websocket;
 
 pub use client::{Client, ClientBuilder};
+pub use connection::{Connection, connect};
 pub use error::Error;
 pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, Event, Events, Listener, WebSocketListener, channel,

@@ -391,7 +391,7 @@ fn bad_extension_responses_fail_the_handshake_naming_the_problem() {
         let ws = Client::new().new_web_socket(Request::builder(&url).build().unwrap(), listener);
         match next(&events) {
             Event::Failure {
-                error: Error::HandshakeRejected(m),
+                error: Error::HandshakeRejected { message: m, .. },
                 response: Some(r),
             } => {
                 assert!(m.contains(needle), "{params}: {m}");

@@ -1237,7 +1237,10 @@ fn server_reject_reports_handshake_rejected_with_the_response() {
     let ws = Client::new().new_web_socket(request(&server), listener);
 
     let (error, response, rec) = expect_failure(&rx);
-    assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::HandshakeRejected { .. }),
+        "{error:?}"
+    );
     let response = response.expect("the 403 response");
     assert_eq!(response.status(), 403);
     assert_eq!(response.reason(), "Forbidden");
@@ -1352,7 +1355,10 @@ fn reconnecting_from_on_failure_to_a_rejecting_server_twenty_times() {
         client.new_web_socket(
             request,
             Listener::new().on_failure(move |_ws, error, response| {
-                assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+                assert!(
+                    matches!(error, Error::HandshakeRejected { .. }),
+                    "{error:?}"
+                );
                 let status = response.map(|r| r.status()).unwrap_or(0);
                 if attempt == 20 {
                     let _ = done.send((attempt, status));

@@ -553,7 +553,10 @@ fn handshake_failure_client(
 
 fn handshake_failure(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> Response {
     let (error, response) = handshake_failure_with(&[], answer);
-    assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::HandshakeRejected { .. }),
+        "{error:?}"
+    );
     response.expect("the server's response")
 }
 
@@ -620,7 +623,10 @@ fn subprotocol_not_offered_is_rejected() {
             s.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: superchat\r\n\r\n")
         })
     });
-    assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::HandshakeRejected { .. }),
+        "{error:?}"
+    );
     let response = response.expect("response");
     assert_eq!(response.status(), 101);
     assert_eq!(response.header("Sec-WebSocket-Protocol"), Some("superchat"));
@@ -639,7 +645,7 @@ fn extension_not_offered_is_rejected() {
         })
     });
     assert!(
-        matches!(&error, Error::HandshakeRejected(m) if m.contains("did not offer")),
+        matches!(&error, Error::HandshakeRejected { message: m, .. } if m.contains("did not offer")),
         "{error:?}"
     );
     assert_eq!(response.expect("response").status(), 101);
@@ -665,7 +671,10 @@ fn endless_response_headers_fail_without_unbounded_growth() {
     });
     let (ws, events) = connect(&Client::new(), &url);
     let (error, response) = expect_failure(&events);
-    assert!(matches!(error, Error::HandshakeRejected(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::HandshakeRejected { .. }),
+        "{error:?}"
+    );
     assert!(response.is_none(), "{response:?}");
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     let written = peer.join().expect("raw peer");

@@ -88,8 +88,8 @@ fn connect(
             HeadError::Io(e) if is_timeout(&e) => (canceled(on_timeout()), None),
             HeadError::Io(e) => (canceled(Error::Io(e)), None),
             HeadError::Eof => (
-                canceled(Error::HandshakeRejected(
-                    "the server closed the connection before answering the upgrade".into(),
+                canceled(Error::rejected(
+                    "the server closed the connection before answering the upgrade",
                 )),
                 None,
             ),
@@ -105,7 +105,8 @@ fn connect(
             if response.status != 101 {
                 response.body = read_body(&mut read, leftover, deadline);
             }
-            return Err((e, Some(Box::new(response))));
+            let error = e.with_response(Some(response.clone()));
+            return Err((error, Some(Box::new(response))));
         }
     };
     let _ = read.tcp.set_read_timeout(None);

@@ -90,14 +90,14 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Er
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HEADER_BYTES {
-                return Err(Error::HandshakeRejected(format!(
+                return Err(Error::rejected(format!(
                     "response headers exceed {MAX_HEADER_BYTES} bytes"
                 )));
             }
             return Ok(None);
         }
         Err(e) => {
-            return Err(Error::HandshakeRejected(format!(
+            return Err(Error::rejected(format!(
                 "malformed HTTP response: {}",
                 parse_error(e)
             )));
@@ -147,20 +147,20 @@ pub(crate) fn check_response(
     compression_offered: bool,
 ) -> Result<Option<deflate::Params>, Error> {
     if resp.status != 101 {
-        return Err(Error::HandshakeRejected(format!(
+        return Err(Error::rejected(format!(
             "expected HTTP 101 response but was '{} {}'",
             resp.status, resp.reason
         )));
     }
     let upgrade = resp.header("Upgrade");
     if !upgrade.is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket")) {
-        return Err(Error::HandshakeRejected(format!(
+        return Err(Error::rejected(format!(
             "expected 'Upgrade' header value 'websocket' but was '{}'",
             upgrade.unwrap_or("null")
         )));
     }
     if !has_token(resp.header("Connection"), "upgrade") {
-        return Err(Error::HandshakeRejected(format!(
+        return Err(Error::rejected(format!(
             "expected 'Connection' header to contain 'Upgrade' but was '{}'",
             resp.header("Connection").unwrap_or("null")
         )));
@@ -168,14 +168,14 @@ pub(crate) fn check_response(
     let expected = accept_key(key);
     let actual = resp.header("Sec-WebSocket-Accept");
     if actual.map(str::trim) != Some(expected.as_str()) {
-        return Err(Error::HandshakeRejected(format!(
+        return Err(Error::rejected(format!(
             "expected 'Sec-WebSocket-Accept' header value '{expected}' but was '{}'",
             actual.unwrap_or("null")
         )));
     }
     let extensions: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Extensions").collect();
-    let deflate = deflate::check_response(&extensions, compression_offered)
-        .map_err(Error::HandshakeRejected)?;
+    let deflate =
+        deflate::check_response(&extensions, compression_offered).map_err(Error::rejected)?;
     let chosen: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Protocol")
         .map(str::trim)
         .collect();
@@ -183,13 +183,13 @@ pub(crate) fn check_response(
         [] => {}
         [p] if offered.iter().any(|o| o == p) => resp.subprotocol = Some((*p).to_owned()),
         [p] => {
-            return Err(Error::HandshakeRejected(format!(
+            return Err(Error::rejected(format!(
                 "server chose subprotocol '{p}' that the client did not offer"
             )));
         }
         _ => {
-            return Err(Error::HandshakeRejected(
-                "server sent more than one Sec-WebSocket-Protocol header".into(),
+            return Err(Error::rejected(
+                "server sent more than one Sec-WebSocket-Protocol header",
             ));
         }
     }
@@ -396,7 +396,10 @@ mod tests {
         ];
         for c in &cases {
             assert!(
-                matches!(check(c.as_bytes(), &[]), Err(Error::HandshakeRejected(_))),
+                matches!(
+                    check(c.as_bytes(), &[]),
+                    Err(Error::HandshakeRejected { .. })
+                ),
                 "{c}"
             );
         }

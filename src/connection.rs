@@ -1,0 +1,229 @@
+//! The blocking API: connect and get an open socket or an error; receive the next message or
+//! time out. Built on the listener model (a [`channel`](crate::channel) under a
+//! [`WebSocket`]), so it has the same threads, limits and guarantees.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::listener::{Event, Events, channel};
+use crate::message::Message;
+use crate::request::Request;
+use crate::response::Response;
+use crate::websocket::WebSocket;
+
+/// Connects to `url` with the default [`Client`] and blocks until the socket is open.
+///
+/// For scripts, command-line tools and integration tests. The wait is bounded by the client's
+/// connect and read timeouts (10 s each by default). Use [`Client::connect`] for other settings
+/// or a [`Request`] with headers and subprotocols.
+///
+/// ```
+/// let server = syncws::EchoServer::start()?;
+/// let mut conn = syncws::connect(&server.url())?;
+/// conn.send("hello");
+/// assert_eq!(conn.recv()?, syncws::Message::Text("hello".into()));
+/// conn.close(1000, Some("bye"))?;
+/// // After a clean close, `recv` says how it ended.
+/// assert!(matches!(conn.recv(), Err(syncws::Error::Closed { code: 1000, .. })));
+/// # Ok::<(), syncws::Error>(())
+/// ```
+pub fn connect(url: &str) -> Result<Connection, Error> {
+    static DEFAULT: OnceLock<Client> = OnceLock::new();
+    let request = Request::builder(url).build()?;
+    DEFAULT.get_or_init(Client::new).connect(request)
+}
+
+impl Client {
+    /// Connects and blocks until the socket is open (`Ok`) or the handshake failed (`Err`,
+    /// the same error `on_failure` would get; for a refused upgrade
+    /// [`Error::response`] is the server's answer).
+    ///
+    /// The wait is bounded by this client's connect and read timeouts, unless they are zero.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let client = syncws::Client::builder().ping_interval(Duration::from_secs(20)).build();
+    /// let request = syncws::Request::builder("wss://example.com/feed")
+    ///     .header("Authorization", "Bearer t")
+    ///     .build()?;
+    /// let mut conn = client.connect(request)?;
+    /// while let Some(message) = conn.recv_timeout(Duration::from_secs(30))? {
+    ///     println!("{message:?}");
+    /// }
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn connect(&self, request: Request) -> Result<Connection, Error> {
+        let (listener, events) = channel();
+        let ws = self.new_web_socket(request, listener);
+        loop {
+            match events.recv() {
+                Ok(Event::Open(response)) => {
+                    return Ok(Connection {
+                        ws,
+                        events,
+                        response,
+                        ended: None,
+                    });
+                }
+                Ok(Event::Failure { error, response }) => {
+                    return Err(error.with_response(response));
+                }
+                // Nothing else comes before the open or the failure.
+                Ok(_) => {}
+                Err(_) => return Err(Error::Canceled),
+            }
+        }
+    }
+}
+
+/// An open web socket used by blocking calls: [`recv`](Self::recv) waits for the next message.
+///
+/// Made by [`connect`] or [`Client::connect`]. Messages are buffered up to 4 MiB of payload
+/// ([`DEFAULT_CHANNEL_LIMIT`](crate::DEFAULT_CHANNEL_LIMIT)); past that the socket stops
+/// reading until `recv` catches up, so a fast peer cannot exhaust memory (see
+/// [`channel`](crate::channel) for what a full buffer does to pings and to the peer's close).
+/// Everything else is as for [`WebSocket`]: `send` and `close` never block, all queued messages
+/// go out before the close frame, timeouts and protocol errors end the socket with an
+/// [`Error`], which the next `recv` returns.
+///
+/// Dropping a `Connection` starts a graceful close with 1000 (if none was started): the queued
+/// messages and the close frame still go out, on the socket's own threads. Clone
+/// [`websocket`](Self::websocket) to send from other threads; the close on drop applies to it
+/// too.
+///
+/// ```
+/// use std::time::Duration;
+/// let server = syncws::EchoServer::start()?;
+/// let mut conn = syncws::connect(&server.url())?;
+/// assert_eq!(conn.response().status(), 101);
+/// assert_eq!(conn.recv_timeout(Duration::from_millis(50))?, None); // nothing sent yet
+/// conn.send(vec![1u8, 2, 3]);
+/// assert_eq!(conn.recv()?, syncws::Message::Binary(vec![1, 2, 3]));
+/// # Ok::<(), syncws::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    ws: WebSocket,
+    events: Events,
+    response: Response,
+    /// How the socket ended, once `recv` saw it: every later `recv` says the same.
+    ended: Option<Ended>,
+}
+
+#[derive(Debug)]
+enum Ended {
+    Closed { code: u16, reason: String },
+    Failed(Error),
+}
+
+impl Connection {
+    /// The server's response to the opening handshake.
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
+    /// The socket, for [`queue_size`](WebSocket::queue_size), [`state`](WebSocket::state), or
+    /// sending from other threads (clone it).
+    pub fn websocket(&self) -> &WebSocket {
+        &self.ws
+    }
+
+    /// Queues a message, as [`WebSocket::send`]: false if the socket is closing or closed, or
+    /// the send queue is full (which starts a close with 1001). Never blocks.
+    pub fn send(&self, message: impl Into<Message>) -> bool {
+        self.ws.send(message)
+    }
+
+    /// Starts a graceful close, as [`WebSocket::close`]. Keep calling [`recv`](Self::recv) to
+    /// read what the peer still sends and to learn how the close ended
+    /// ([`Error::Closed`] when both sides completed it).
+    pub fn close(&self, code: u16, reason: Option<&str>) -> Result<bool, Error> {
+        self.ws.close(code, reason)
+    }
+
+    /// Waits for the next message.
+    ///
+    /// Once the socket has ended, returns [`Error::Closed`] with the peer's code and reason
+    /// after a clean close, or the error that ended it; and the same on every later call.
+    pub fn recv(&mut self) -> Result<Message, Error> {
+        loop {
+            if let Some(ended) = &self.ended {
+                return Err(ended.error());
+            }
+            match self.events.recv() {
+                Ok(event) => {
+                    if let Some(m) = self.take(event) {
+                        return Ok(m);
+                    }
+                }
+                Err(_) => self.ended = Some(Ended::Failed(Error::Canceled)),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next message: `Ok(None)` if none came in time. Once the
+    /// socket has ended, returns `Err` as [`recv`](Self::recv) does.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(ended) = &self.ended {
+                return Err(ended.error());
+            }
+            let event = match deadline {
+                Some(d) => self
+                    .events
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
+                None => self
+                    .events
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match event {
+                Ok(event) => {
+                    if let Some(m) = self.take(event) {
+                        return Ok(Some(m));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = Some(Ended::Failed(Error::Canceled));
+                }
+            }
+        }
+    }
+
+    /// Handles one event: a message is returned, the terminal events are remembered.
+    fn take(&mut self, event: Event) -> Option<Message> {
+        match event {
+            Event::Message(m) => return Some(m),
+            Event::Closed { code, reason } => self.ended = Some(Ended::Closed { code, reason }),
+            Event::Failure { error, .. } => self.ended = Some(Ended::Failed(error)),
+            // The socket answers the peer's close itself; the terminal event follows.
+            _ => {}
+        }
+        None
+    }
+}
+
+impl Ended {
+    fn error(&self) -> Error {
+        match self {
+            Ended::Closed { code, reason } => Error::Closed {
+                code: *code,
+                reason: reason.clone(),
+            },
+            Ended::Failed(e) => e.replicate(),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Ok(false) when a close was already started or the socket ended: nothing to do.
+        let _ = self.ws.close(1000, None);
+    }
+}
