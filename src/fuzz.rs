@@ -493,7 +493,7 @@ pub fn handshake_request(data: &[u8]) {
     assert_eq!(BASE64.decode(hello.key.as_bytes()).map(|k| k.len()), Ok(16));
     assert!(hello.protocols.iter().all(|p| !p.is_empty()));
     let protocol = hello.protocols.first().map(String::as_str);
-    let accept = handshake::encode_accept(&hello.key, protocol, None);
+    let accept = handshake::encode_accept(&hello.key, protocol, None, &[]);
     let (mut response, len) = handshake::parse_response(&accept)
         .expect("our own 101 parses")
         .expect("our own 101 is complete");
@@ -666,7 +666,7 @@ pub fn extensions(data: &[u8]) {
     );
 
     // The same answer inside a real 101 response.
-    let accept = handshake::encode_accept(KEY, None, Some(&answer));
+    let accept = handshake::encode_accept(KEY, None, Some(&answer), &[]);
     let (mut response, n) = handshake::parse_response(&accept)
         .expect("our own 101 parses")
         .expect("our own 101 is complete");

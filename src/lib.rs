@@ -63,6 +63,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod header;
 mod listener;
 mod message;
 mod proto;
@@ -74,6 +75,7 @@ mod websocket;
 pub use client::{Client, ClientBuilder};
 pub use connection::{Connection, connect};
 pub use error::Error;
+pub use header::Header;
 pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, Event, Events, Listener, WebSocketListener, channel,
     channel_with_limit,

@@ -1,6 +1,7 @@
 //! The application's description of the connection to open.
 
 use crate::error::Error;
+use crate::header::{self, Header};
 
 /// Headers the library writes itself; the application may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -30,7 +31,7 @@ const RESERVED_HEADERS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Request {
     url: url::Url,
-    headers: Vec<(String, String)>,
+    headers: Vec<Header>,
     subprotocols: Vec<String>,
     peer_addr: Option<std::net::SocketAddr>,
 }
@@ -51,8 +52,9 @@ impl Request {
         &self.url
     }
 
-    /// The application's own headers, in the order they were added.
-    pub fn headers(&self) -> &[(String, String)] {
+    /// The application's own headers (on the server: every header of the client's request),
+    /// in order.
+    pub fn headers(&self) -> &[Header] {
         &self.headers
     }
 
@@ -62,9 +64,14 @@ impl Request {
         self.peer_addr
     }
 
-    /// The first value of header `name` (case-insensitive), if present.
+    /// The first value of header `name` (case-insensitive) that is UTF-8, if any.
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::proto::handshake::header_values(&self.headers, name).next()
+        header::values(&self.headers, name).next()
+    }
+
+    /// The first value of header `name` (case-insensitive), as bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        header::bytes(&self.headers, name).next()
     }
 
     /// The subprotocols offered, in order of preference.
@@ -97,7 +104,7 @@ impl Request {
     /// Builds a request the server role received (the URL from its Host header and path).
     pub(crate) fn from_parts(
         url: url::Url,
-        headers: Vec<(String, String)>,
+        headers: Vec<Header>,
         subprotocols: Vec<String>,
         peer_addr: Option<std::net::SocketAddr>,
     ) -> Request {
@@ -114,7 +121,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub struct RequestBuilder {
     url: String,
-    headers: Vec<(String, String)>,
+    headers: Vec<Header>,
     subprotocols: Vec<String>,
 }
 
@@ -124,7 +131,14 @@ impl RequestBuilder {
     /// The handshake headers the library writes itself (`Host`, `Upgrade`, `Connection`,
     /// `Sec-WebSocket-*`) are refused by [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push(Header::new(name.into(), value.into()));
+        self
+    }
+
+    /// Adds a header whose value is bytes that need not be UTF-8 (HTTP's `obs-text`), sent as
+    /// they are. The same rules as [`header`](Self::header) apply.
+    pub fn header_bytes(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(Header::new(name.into(), value.into()));
         self
     }
 
@@ -157,16 +171,10 @@ impl RequestBuilder {
             return Err(Error::InvalidUrl(format!("{}: no host", self.url)));
         }
         url.set_fragment(None);
-        for (name, value) in &self.headers {
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
-                return Err(Error::InvalidRequest(format!(
-                    "header name {name:?} is not a valid HTTP token"
-                )));
-            }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(Error::InvalidRequest(format!(
-                    "header {name} has a CR, LF or NUL in its value"
-                )));
+        for h in &self.headers {
+            let name = h.name();
+            if let Some(why) = header::invalid(name, h.value()) {
+                return Err(Error::InvalidRequest(why));
             }
             if RESERVED_HEADERS
                 .iter()

@@ -1,5 +1,7 @@
 //! The server's answer to the upgrade request.
 
+use crate::header::Header;
+
 /// The HTTP response to the opening handshake.
 ///
 /// Given to [`WebSocketListener::on_open`](crate::WebSocketListener::on_open) for a successful
@@ -9,7 +11,7 @@
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) reason: String,
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<Header>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) body: Vec<u8>,
 }
@@ -25,14 +27,19 @@ impl Response {
         &self.reason
     }
 
-    /// All headers, in the order received.
-    pub fn headers(&self) -> &[(String, String)] {
+    /// All headers, in the order received, with their values' bytes.
+    pub fn headers(&self) -> &[Header] {
         &self.headers
     }
 
-    /// The first value of header `name` (case-insensitive), if present.
+    /// The first value of header `name` (case-insensitive) that is UTF-8, if any.
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::proto::handshake::header_values(&self.headers, name).next()
+        crate::header::values(&self.headers, name).next()
+    }
+
+    /// The first value of header `name` (case-insensitive), as bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        crate::header::bytes(&self.headers, name).next()
     }
 
     /// The subprotocol the server chose, if any.

@@ -12,70 +12,136 @@ use parking_lot::Mutex;
 use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::error::Error;
+use crate::header::Header;
 use crate::listener::{Listener, WebSocketListener};
 use crate::proto::deflate;
 use crate::request::Request;
 use crate::websocket::WebSocket;
 
-/// A server handler's answer to an upgrade request.
-pub enum Accept {
-    /// Upgrade the connection and hand the socket to `listener`.
+/// A server handler's answer to an upgrade request: upgrade (with a listener) or refuse (with
+/// an HTTP status), plus any headers to add to the answer.
+///
+/// ```
+/// use syncws::{Accept, Listener, Request};
+/// fn handle(request: &Request) -> Accept {
+///     if request.header("Authorization") != Some("Bearer secret") {
+///         return Accept::reject(401, "Unauthorized")
+///             .header("WWW-Authenticate", "Bearer realm=\"chat\"");
+///     }
+///     Accept::upgrade(Listener::new()).header("Set-Cookie", "session=1; HttpOnly")
+/// }
+/// # let _ = handle;
+/// ```
+pub struct Accept {
+    pub(crate) answer: Answer,
+    pub(crate) headers: Vec<Header>,
+}
+
+pub(crate) enum Answer {
     Upgrade {
-        /// The subprotocol to confirm; must be one the client offered (others are ignored).
         subprotocol: Option<String>,
-        /// Hears the socket's events, as for a client socket.
         listener: Box<dyn WebSocketListener>,
     },
-    /// Refuse with an HTTP status (e.g. 403) and reason phrase.
     Reject {
-        /// The HTTP status code.
         status: u16,
-        /// The reason phrase.
         reason: String,
     },
 }
 
 impl std::fmt::Debug for Accept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Accept::Upgrade { subprotocol, .. } => f
-                .debug_struct("Upgrade")
-                .field("subprotocol", subprotocol)
-                .finish_non_exhaustive(),
-            Accept::Reject { status, reason } => f
-                .debug_struct("Reject")
-                .field("status", status)
-                .field("reason", reason)
-                .finish(),
-        }
+        let mut d = match &self.answer {
+            Answer::Upgrade { subprotocol, .. } => {
+                let mut d = f.debug_struct("Upgrade");
+                d.field("subprotocol", subprotocol);
+                d
+            }
+            Answer::Reject { status, reason } => {
+                let mut d = f.debug_struct("Reject");
+                d.field("status", status).field("reason", reason);
+                d
+            }
+        };
+        d.field("headers", &self.headers).finish_non_exhaustive()
     }
 }
 
 impl Accept {
-    /// Upgrade with no subprotocol.
+    /// Upgrade with no subprotocol; `listener` hears the socket's events, as for a client
+    /// socket.
     pub fn upgrade(listener: impl WebSocketListener) -> Accept {
-        Accept::Upgrade {
+        Accept::answer(Answer::Upgrade {
             subprotocol: None,
             listener: Box::new(listener),
-        }
+        })
     }
 
-    /// Upgrade, confirming `subprotocol`.
+    /// Upgrade, confirming `subprotocol`; it must be one the client offered (another is
+    /// ignored, with a warning in the log).
     pub fn upgrade_with(subprotocol: &str, listener: impl WebSocketListener) -> Accept {
-        Accept::Upgrade {
+        Accept::answer(Answer::Upgrade {
             subprotocol: Some(subprotocol.to_owned()),
             listener: Box::new(listener),
+        })
+    }
+
+    /// Refuse the upgrade with an HTTP status (e.g. 401, 403, 404) and reason phrase.
+    pub fn reject(status: u16, reason: &str) -> Accept {
+        Accept::answer(Answer::Reject {
+            status,
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn answer(answer: Answer) -> Accept {
+        Accept {
+            answer,
+            headers: Vec::new(),
         }
     }
 
-    /// Refuse the upgrade.
-    pub fn reject(status: u16, reason: &str) -> Accept {
-        Accept::Reject {
-            status,
-            reason: reason.to_owned(),
+    /// Adds a header to the answer: `Set-Cookie` on an upgrade, `WWW-Authenticate` on a 401,
+    /// `Retry-After` on a 503...
+    ///
+    /// Headers the server writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
+    /// `Content-Length`, `Transfer-Encoding`) and invalid ones (a name that is not a token, a
+    /// value with CR, LF or another control byte: header injection) are left out, with a
+    /// warning in the log: the handler's answer still goes out.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Accept {
+        let h = Header::new(name.into(), value.into());
+        if let Some(why) = crate::header::invalid(h.name(), h.value()) {
+            log::warn!("accept handler: {why}; header left out");
+        } else if SERVER_WRITTEN
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(h.name()))
+        {
+            log::warn!(
+                "accept handler: header {} is written by syncws itself; left out",
+                h.name()
+            );
+        } else {
+            self.headers.push(h);
         }
+        self
+    }
+
+    /// The headers added with [`header`](Self::header).
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
     }
 }
+
+/// Headers of the server's answer that only the server writes.
+const SERVER_WRITTEN: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "sec-websocket-version",
+    "content-length",
+    "transfer-encoding",
+];
 
 type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 
@@ -92,7 +158,14 @@ pub(crate) struct ServerShared {
     handshaking: Mutex<Handshaking>,
     max_handshaking: usize,
     sockets: Mutex<Vec<WebSocket>>,
+    stop_timeout: Duration,
 }
+
+/// The close reason sockets get when their server stops.
+const STOP_REASON: &str = "server stopping";
+
+/// Default of [`ServerBuilder::stop_timeout`].
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Handshaking {
@@ -167,7 +240,7 @@ impl ServerShared {
         sockets.retain(|s| !matches!(s.state(), crate::State::Closed | crate::State::Canceled));
         sockets.push(ws.clone());
         if self.stopping.load(Ordering::Acquire) {
-            ws.cancel();
+            let _ = ws.close(1001, Some(STOP_REASON));
         }
     }
 }
@@ -206,6 +279,7 @@ pub struct ServerBuilder {
     tls: Option<native_tls::TlsAcceptor>,
     max_connections: usize,
     max_handshaking: usize,
+    stop_timeout: Duration,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -216,6 +290,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("tls", &self.tls.is_some())
             .field("max_connections", &self.max_connections)
             .field("max_handshaking", &self.max_handshaking)
+            .field("stop_timeout", &self.stop_timeout)
             .finish()
     }
 }
@@ -283,6 +358,14 @@ impl ServerBuilder {
         self
     }
 
+    /// How long [`Server::stop`] (and dropping the server) waits for open sockets to complete
+    /// their close handshake (with 1001, "going away") before it cancels those still open.
+    /// Default 5 s.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
     /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
     /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
     /// caught: that client gets `500 Internal Server Error` and the server goes on.
@@ -308,6 +391,7 @@ impl ServerBuilder {
             handshaking: Mutex::new(Handshaking::default()),
             max_handshaking: self.max_handshaking,
             sockets: Mutex::new(Vec::new()),
+            stop_timeout: self.stop_timeout,
         });
         let s = shared.clone();
         let accept_thread = thread::Builder::new()
@@ -352,6 +436,7 @@ impl Server {
             tls: None,
             max_connections: 1024,
             max_handshaking: 256,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
         }
     }
 
@@ -383,7 +468,13 @@ impl Server {
         }
     }
 
-    /// Stops accepting, cancels every open socket and waits (up to 5 s each) for them to end.
+    /// Stops the server: stops accepting, drops the connections still in their handshake,
+    /// and closes every open socket with 1001 ("going away", reason `server stopping`) behind
+    /// what is queued on it. Waits up to [`stop_timeout`](ServerBuilder::stop_timeout) (5 s by
+    /// default) for the close handshakes, then cancels the sockets still open (their listeners
+    /// get `on_failure(Error::Canceled)`) and returns once they have ended (up to 1 s more).
+    ///
+    /// Dropping the server does the same.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -403,12 +494,32 @@ impl Server {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         let _ = handle.join();
+        for (_, tcp) in self.shared.handshaking.lock().conns.iter() {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }
         let sockets: Vec<WebSocket> = std::mem::take(&mut *self.shared.sockets.lock());
         for ws in &sockets {
+            let _ = ws.close(1001, Some(STOP_REASON));
+        }
+        let deadline = crate::driver::deadline_after(self.shared.stop_timeout);
+        for ws in &sockets {
+            ws.wait_finished(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+        let late: Vec<&WebSocket> = sockets
+            .iter()
+            .filter(|ws| !ws.shared.is_finished())
+            .collect();
+        if !late.is_empty() {
+            log::debug!(
+                "canceling {} sockets that did not close within the stop timeout",
+                late.len()
+            );
+        }
+        for ws in &late {
             ws.cancel();
         }
-        for ws in &sockets {
-            ws.wait_finished(Duration::from_secs(5));
+        for ws in &late {
+            ws.wait_finished(Duration::from_secs(1));
         }
     }
 }

@@ -56,6 +56,18 @@ impl WebSocket {
         &self.shared.request
     }
 
+    /// The address of the other end of the TCP connection, once it is connected: the server's
+    /// (or, through a proxy, the proxy's) for a client socket, the client's for a server one.
+    /// `None` while connecting; still known after the socket ended.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.addrs.get().map(|&(_, peer)| peer)
+    }
+
+    /// The local address of the TCP connection, once it is connected.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.addrs.get().map(|&(local, _)| local)
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.shared.core.lock().state

@@ -8,10 +8,11 @@ use super::shared::Shared;
 use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
+use crate::header::Header;
 use crate::proto::Role;
 use crate::proto::{deflate, handshake};
 use crate::response::Response;
-use crate::server::{Accept, ConnectionGuard, HandshakeTicket, ServerShared};
+use crate::server::{Accept, Answer, ConnectionGuard, HandshakeTicket, ServerShared};
 use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,11 +28,15 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// can destroy the answer before the client reads it (a client still sending a huge or endless
 /// head, say). So what the client goes on sending is read and dropped, until it closes or for
 /// at most `REFUSAL_LINGER`.
-fn refuse(read: &mut ReadHalf, write: &mut WriteHalf, status: u16, reason: String) {
-    let _ = write.write_all(&handshake::encode_refusal(&handshake::Refusal {
-        status,
-        reason,
-    }));
+fn refuse(
+    read: &mut ReadHalf,
+    write: &mut WriteHalf,
+    status: u16,
+    reason: String,
+    headers: &[Header],
+) {
+    let refusal = handshake::Refusal { status, reason };
+    let _ = write.write_all(&handshake::encode_refusal(&refusal, headers));
     write.finish();
     read.drain_until_eof(Some(super::deadline_after(REFUSAL_LINGER)));
 }
@@ -56,14 +61,24 @@ pub(crate) fn spawn_server(
 fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerShared>) {
     let upgraded = upgrade(tcp, &server);
     drop(ticket);
-    if let Some((mut reader, read, write, queues, open, _established)) = upgraded {
+    if let Some(u) = upgraded {
         let config = server.config.clone();
-        reader.run_open(read, write, queues, &config, open);
+        let mut reader = u.reader;
+        reader.run_open(u.read, u.write, u.queues, &config, u.open);
+        drop(u.established);
     }
 }
 
-/// An upgraded connection, ready for its read loop; the guard counts it as established.
-type Upgraded = (Reader, ReadHalf, WriteHalf, Queues, Opened, ConnectionGuard);
+/// An upgraded connection, ready for its read loop.
+struct Upgraded {
+    reader: Reader,
+    read: ReadHalf,
+    write: WriteHalf,
+    queues: Queues,
+    open: Opened,
+    /// Counts it among the established connections until the read loop ends.
+    established: ConnectionGuard,
+}
 
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
@@ -89,7 +104,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
-            refuse(&mut read, &mut write, r.status, r.reason);
+            refuse(&mut read, &mut write, r.status, r.reason, &[]);
             return None;
         }
         Err(_) => return None,
@@ -98,7 +113,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
         .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
     let Ok(url) = url else {
-        refuse(&mut read, &mut write, 400, "Bad Request".into());
+        refuse(&mut read, &mut write, 400, "Bad Request".into(), &[]);
         return None;
     };
     let request =
@@ -110,12 +125,19 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         Ok(answer) => answer,
         Err(p) => {
             log::error!("the accept handler panicked: {}", panic_message(p));
-            refuse(&mut read, &mut write, 500, "Internal Server Error".into());
+            refuse(
+                &mut read,
+                &mut write,
+                500,
+                "Internal Server Error".into(),
+                &[],
+            );
             return None;
         }
     };
+    let Accept { answer, headers } = answer;
     let (listener, protocol) = match answer {
-        Accept::Upgrade {
+        Answer::Upgrade {
             listener,
             subprotocol,
         } => {
@@ -128,18 +150,24 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
             });
             (listener, protocol)
         }
-        Accept::Reject { status, reason } => {
-            refuse(&mut read, &mut write, status, reason);
+        Answer::Reject { status, reason } => {
+            refuse(&mut read, &mut write, status, reason, &headers);
             return None;
         }
     };
     let Some(established) = server.try_establish() else {
         log::warn!("refusing an upgrade: max_connections are open");
-        refuse(&mut read, &mut write, 503, "Service Unavailable".into());
+        refuse(
+            &mut read,
+            &mut write,
+            503,
+            "Service Unavailable".into(),
+            &[],
+        );
         return None;
     };
     let extensions: Vec<&str> =
-        handshake::header_values(request.headers(), "Sec-WebSocket-Extensions").collect();
+        crate::header::values(request.headers(), "Sec-WebSocket-Extensions").collect();
     let deflate = if config.compression {
         deflate::negotiate(&extensions, &server.deflate)
     } else {
@@ -149,13 +177,14 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         &hello.key,
         protocol.as_deref(),
         deflate.as_ref().map(|(_, header)| header.as_str()),
+        &headers,
     );
     if write.write_all(&accept).is_err() {
         return None;
     }
     let _ = read.tcp.set_read_timeout(None);
     let (shared, queues) = Shared::new(request, config.max_queue_size);
-    shared.core.lock().socket = Some(read.tcp.clone());
+    shared.attach(&mut shared.core.lock(), &read.tcp);
     shared.enter_reader();
     let ws = WebSocket { shared };
     server.track(&ws);
@@ -172,5 +201,12 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         leftover,
         deflate: deflate.map(|(params, _)| params),
     };
-    Some((reader, read, write, queues, open, established))
+    Some(Upgraded {
+        reader,
+        read,
+        write,
+        queues,
+        open,
+        established,
+    })
 }

@@ -57,7 +57,7 @@ fn connect(
             let _ = tcp.shutdown(std::net::Shutdown::Both);
             return Err((Error::Canceled, None));
         }
-        core.socket = Some(tcp.clone());
+        shared.attach(&mut core, &tcp);
     }
     let deadline = timeout_deadline(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(config.read_timeout);

@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     pub backlog: OnceLock<Arc<Backlog>>,
     /// The reader is waiting for room in the backlog and reads nothing: pongs cannot arrive.
     pub reading_paused: AtomicBool,
+    /// The TCP connection's (local, peer) addresses, once connected.
+    pub addrs: OnceLock<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// How far the socket's threads are in ending.
@@ -209,6 +211,7 @@ impl Shared {
             close_started: Arc::new(OnceLock::new()),
             backlog: OnceLock::new(),
             reading_paused: AtomicBool::new(false),
+            addrs: OnceLock::new(),
         });
         (
             shared,
@@ -218,6 +221,15 @@ impl Shared {
                 parker,
             },
         )
+    }
+
+    /// Hands the socket its TCP connection: `cancel` shuts it down from now on, and its
+    /// addresses are known.
+    pub(crate) fn attach(&self, core: &mut Core, tcp: &Arc<TcpStream>) {
+        if let (Ok(local), Ok(peer)) = (tcp.local_addr(), tcp.peer_addr()) {
+            let _ = self.addrs.set((local, peer));
+        }
+        core.socket = Some(tcp.clone());
     }
 
     /// Payload bytes queued and not yet written.

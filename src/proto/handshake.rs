@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::error::Error;
+use crate::header::{self, Header};
 use crate::proto::deflate;
 use crate::request::Request;
 use crate::response::Response;
@@ -65,11 +66,10 @@ pub(crate) fn encode_request(req: &Request, key: &str, compression: bool) -> Vec
     if compression {
         let _ = write!(s, "Sec-WebSocket-Extensions: {}\r\n", deflate::CLIENT_OFFER);
     }
-    for (name, value) in req.headers() {
-        let _ = write!(s, "{name}: {value}\r\n");
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
+    let mut out = s.into_bytes();
+    header::encode(&mut out, req.headers());
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 fn parse_error(e: httparse::Error) -> String {
@@ -109,28 +109,12 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Er
         headers: res
             .headers
             .iter()
-            .map(|h| {
-                (
-                    h.name.to_owned(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
+            .map(|h| Header::new(h.name, h.value))
             .collect(),
         subprotocol: None,
         body: Vec::new(),
     };
     Ok(Some((response, n)))
-}
-
-/// Every value of header `name` (case-insensitive), in the order received.
-pub(crate) fn header_values<'a, 'n>(
-    headers: &'a [(String, String)],
-    name: &'n str,
-) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// Whether a comma-separated header value contains `token` (case-insensitive).
@@ -173,10 +157,10 @@ pub(crate) fn check_response(
             actual.unwrap_or("null")
         )));
     }
-    let extensions: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Extensions").collect();
+    let extensions: Vec<&str> = header::values(&resp.headers, "Sec-WebSocket-Extensions").collect();
     let deflate =
         deflate::check_response(&extensions, compression_offered).map_err(Error::rejected)?;
-    let chosen: Vec<&str> = header_values(&resp.headers, "Sec-WebSocket-Protocol")
+    let chosen: Vec<&str> = header::values(&resp.headers, "Sec-WebSocket-Protocol")
         .map(str::trim)
         .collect();
     match chosen.as_slice() {
@@ -202,7 +186,7 @@ pub(crate) struct ClientHello {
     pub path: String,
     pub host: String,
     pub key: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<Header>,
     pub protocols: Vec<String>,
 }
 
@@ -243,17 +227,12 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(ClientHello, usize)>, 
     if req.version != Some(1) {
         return Err(refuse(505, "HTTP Version Not Supported"));
     }
-    let headers: Vec<(String, String)> = req
+    let headers: Vec<Header> = req
         .headers
         .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
+        .map(|h| Header::new(h.name, h.value))
         .collect();
-    let get = |name: &'static str| header_values(&headers, name).next().map(str::trim);
+    let get = |name: &'static str| header::values(&headers, name).next().map(str::trim);
     if !get("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         || !has_token(get("Connection"), "upgrade")
     {
@@ -269,7 +248,7 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(ClientHello, usize)>, 
     let Some(host) = get("Host").map(str::to_owned) else {
         return Err(refuse(400, "Bad Request"));
     };
-    let protocols = header_values(&headers, "Sec-WebSocket-Protocol")
+    let protocols = header::values(&headers, "Sec-WebSocket-Protocol")
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
@@ -291,6 +270,7 @@ pub(crate) fn encode_accept(
     key: &str,
     protocol: Option<&str>,
     extensions: Option<&str>,
+    extra: &[Header],
 ) -> Vec<u8> {
     let mut s = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -307,23 +287,28 @@ pub(crate) fn encode_accept(
         s.push_str(e);
         s.push_str("\r\n");
     }
-    s.push_str("\r\n");
-    s.into_bytes()
+    let mut out = s.into_bytes();
+    header::encode(&mut out, extra);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// The server's refusal.
-pub(crate) fn encode_refusal(r: &Refusal) -> Vec<u8> {
+pub(crate) fn encode_refusal(r: &Refusal, extra: &[Header]) -> Vec<u8> {
     let reason: String = r.reason.chars().filter(|c| !c.is_control()).collect();
-    let extra = if r.status == 426 {
+    let version = if r.status == 426 {
         "Sec-WebSocket-Version: 13\r\n"
     } else {
         ""
     };
-    format!(
-        "HTTP/1.1 {} {reason}\r\nConnection: close\r\n{extra}Content-Length: 0\r\n\r\n",
+    let mut out = format!(
+        "HTTP/1.1 {} {reason}\r\nConnection: close\r\n{version}Content-Length: 0\r\n",
         r.status
     )
-    .into_bytes()
+    .into_bytes();
+    header::encode(&mut out, extra);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,123 @@
+//! HTTP header fields of the opening handshake, as bytes.
+
+/// One header field of the opening handshake: a name and its value's bytes.
+///
+/// Values are kept as the bytes that were sent or received: HTTP allows bytes that are not
+/// UTF-8 (`obs-text`), and a conversion to and from the `http` crate's types must not lose
+/// them. [`value_str`](Self::value_str) gives the text when it is UTF-8, which it nearly always
+/// is.
+///
+/// ```
+/// let request = syncws::Request::builder("ws://example.com/")
+///     .header("Cookie", "a=1")
+///     .header_bytes("X-Latin-1", b"caf\xe9".to_vec())
+///     .build()?;
+/// let h = &request.headers()[1];
+/// assert_eq!((h.name(), h.value()), ("X-Latin-1", &b"caf\xe9"[..]));
+/// assert_eq!(h.value_str(), None);
+/// assert_eq!(request.header("cookie"), Some("a=1"));
+/// # Ok::<(), syncws::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Header {
+    name: String,
+    value: Vec<u8>,
+}
+
+impl Header {
+    pub(crate) fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Header {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The name, as it was given or received (compare case-insensitively).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value's bytes.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The value as text, or `None` if it is not UTF-8.
+    pub fn value_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
+    }
+}
+
+/// Why a header may not be sent, or `None` if it may: the name must be an RFC 9110 token and
+/// the value must not hold CR, LF, NUL or other control bytes but tab (header injection).
+pub(crate) fn invalid(name: &str, value: &[u8]) -> Option<String> {
+    if name.is_empty() || !name.bytes().all(crate::request::is_token_byte) {
+        return Some(format!("header name {name:?} is not a valid HTTP token"));
+    }
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Some(format!(
+            "header {name} has a control character (CR, LF, NUL, ...) in its value"
+        ));
+    }
+    None
+}
+
+/// Every UTF-8 value of header `name` (case-insensitive), in order.
+pub(crate) fn values<'a, 'n>(
+    headers: &'a [Header],
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    bytes(headers, name).filter_map(|v| std::str::from_utf8(v).ok())
+}
+
+/// Every value of header `name` (case-insensitive), in order, as bytes.
+pub(crate) fn bytes<'a, 'n>(
+    headers: &'a [Header],
+    name: &'n str,
+) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_slice())
+}
+
+/// Writes `name: value\r\n` for each header.
+pub(crate) fn encode(out: &mut Vec<u8>, headers: &[Header]) {
+    for h in headers {
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injection_and_bad_names_are_refused() {
+        assert!(invalid("X-Ok", b"a\tb \x80\xff").is_none());
+        for v in [&b"a\r\nInjected: 1"[..], b"a\nb", b"a\0", b"\x7f", b"\x01"] {
+            assert!(invalid("X-Ok", v).is_some(), "{v:?}");
+        }
+        for n in ["", "X Bad", "X:Y", "é"] {
+            assert!(invalid(n, b"v").is_some(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_case_insensitive_and_skip_non_utf8() {
+        let h = vec![
+            Header::new("A", "1"),
+            Header::new("b", "2"),
+            Header::new("a", b"\xff".to_vec()),
+            Header::new("a", "3"),
+        ];
+        assert_eq!(values(&h, "a").collect::<Vec<_>>(), ["1", "3"]);
+        assert_eq!(bytes(&h, "A").count(), 3);
+        let mut out = Vec::new();
+        encode(&mut out, &h[..3]);
+        assert_eq!(out, b"A: 1\r\nb: 2\r\na: \xff\r\n");
+    }
+}
