@@ -556,7 +556,7 @@ pub fn handshake_response(data: &[u8]) {
     }
     assert!(params.is_none() || compression_offered);
     let values: Vec<&str> =
-        handshake::header_values(&response.headers, "Sec-WebSocket-Extensions").collect();
+        crate::header::values(&response.headers, "Sec-WebSocket-Extensions").collect();
     assert_eq!(
         deflate::check_response(&values, compression_offered),
         Ok(params)
