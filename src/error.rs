@@ -67,6 +67,8 @@ pub enum Error {
     ListenerPanicked(String),
     /// The socket was canceled by [`WebSocket::cancel`](crate::WebSocket::cancel).
     Canceled,
+    /// A conversion to or from an `http` crate type failed (feature `http`).
+    Http(String),
     /// The socket was closed cleanly: both close frames were exchanged. Returned by the
     /// blocking [`Connection::recv`](crate::Connection::recv) once the socket has ended; carries
     /// the peer's close code (1005 if it sent none) and reason.
@@ -147,6 +149,7 @@ impl Error {
             Error::ReasonTooLong(n) => Error::ReasonTooLong(*n),
             Error::ListenerPanicked(m) => Error::ListenerPanicked(m.clone()),
             Error::Canceled => Error::Canceled,
+            Error::Http(m) => Error::Http(m.clone()),
             Error::Closed { code, reason } => Error::Closed {
                 code: *code,
                 reason: reason.clone(),
@@ -236,6 +239,7 @@ impl fmt::Display for Error {
                 write!(f, "a listener callback panicked: {m} (sent close 1011)")
             }
             Error::Canceled => write!(f, "the web socket was canceled"),
+            Error::Http(e) => write!(f, "converting to or from an http type: {e}"),
             Error::Closed { code, reason } if reason.is_empty() => {
                 write!(f, "the web socket is closed (the peer's code {code})")
             }

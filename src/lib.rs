@@ -64,6 +64,8 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod header;
+#[cfg(feature = "http")]
+mod http_types;
 mod listener;
 mod message;
 mod proto;
@@ -88,5 +90,8 @@ pub use websocket::{State, WebSocket};
 
 /// Re-exported for the error types of [`Events`]' receive methods.
 pub use crossbeam_channel;
+/// Re-exported for the `http` feature's conversions.
+#[cfg(feature = "http")]
+pub use http;
 /// Re-exported so callers can name the TLS types in `tls_connector` and `Server` TLS setup.
 pub use native_tls;
