@@ -37,8 +37,10 @@ function arg(name) {
 const httpBase = arg('--http');
 const wsBase = arg('--ws');
 const failures = [];
+let passed = 0;
 const check = (ok, what) => {
-  if (!ok) failures.push(what);
+  if (ok) passed += 1;
+  else failures.push(what);
   return ok;
 };
 const mark = (ok) => (ok ? 'OK' : 'FAIL');
@@ -129,6 +131,8 @@ try {
   await browser?.close().catch(() => {});
 }
 
+// The plain closing line CI logs are read for.
+console.log(`browser: ${passed} passed, ${failures.length} failed`);
 if (failures.length > 0) {
   console.error(`browser test FAILED (${failures.length}):`);
   for (const f of failures) console.error(`  - ${f}`);
