@@ -59,10 +59,11 @@ impl Client {
     /// hears how it goes (see [`WebSocketListener`] for the order of callbacks). Messages sent
     /// before the handshake completes go out right after it.
     pub fn new_web_socket(&self, request: Request, listener: impl WebSocketListener) -> WebSocket {
-        let tls = request.is_tls().then(|| match &self.inner.tls {
+        // Asked for by the connect, for the URL it ends up at (a redirect can go to wss).
+        let inner = self.inner.clone();
+        let tls: driver::TlsSource = Arc::new(move || match &inner.tls {
             Some(c) => Ok(c.clone()),
-            None => self
-                .inner
+            None => inner
                 .default_tls
                 .get_or_init(|| native_tls::TlsConnector::new().map_err(|e| e.to_string()))
                 .clone(),
@@ -93,6 +94,17 @@ impl ClientBuilder {
     /// Timeout for the TCP connect, per resolved address. Default 10 s.
     pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How many redirects (301, 302, 303, 307, 308) of the upgrade request to follow before
+    /// failing; 0 fails on the first. Default 10.
+    ///
+    /// `ws` to `wss` is followed, `wss` to `ws` is refused; `Authorization` and `Cookie` are
+    /// dropped when the redirect goes to another scheme, host or port. The URL that finally
+    /// answered is [`Response::url`](crate::Response::url).
+    pub fn max_redirects(mut self, max: u32) -> Self {
+        self.config.max_redirects = max;
         self
     }
 

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub thread_keep_alive: Duration,
     /// Idle time before TCP keepalive probes start; `None` leaves the OS default (off).
     pub tcp_keepalive: Option<Duration>,
+    /// Redirects of the upgrade a client follows (0: none).
+    pub max_redirects: u32,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -57,9 +59,14 @@ impl Default for Config {
             thread_stack_size: DEFAULT_STACK_SIZE,
             thread_keep_alive: Duration::from_secs(10),
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 }
+
+/// Redirects a client follows by default: as many as OkHttp and browsers' fetch (20 for
+/// fetch) allow for a loop to show, with room for ordinary chains.
+pub(crate) const DEFAULT_MAX_REDIRECTS: u32 = 10;
 
 /// TCP keepalive: probes start after this much silence on the connection...
 pub(crate) const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);

@@ -14,6 +14,7 @@ pub struct Response {
     pub(crate) headers: Vec<Header>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) body: Vec<u8>,
+    pub(crate) url: Option<url::Url>,
 }
 
 impl Response {
@@ -45,6 +46,12 @@ impl Response {
     /// The subprotocol the server chose, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The URL that gave this answer: for a client, the last one after any redirects
+    /// (`ClientBuilder::max_redirects`); for a server socket, the client's request URL.
+    pub fn url(&self) -> Option<&url::Url> {
+        self.url.as_ref()
     }
 
     /// The first bytes (at most 4 KiB) of the body of a failed handshake's response; empty for

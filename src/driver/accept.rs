@@ -194,6 +194,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         headers: Vec::new(),
         subprotocol: protocol,
         body: Vec::new(),
+        url: Some(ws.request().url().clone()),
     };
     let reader = Reader::new(ws, listener, Role::Server, &config);
     let open = Opened {

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use super::head::{HeadError, is_timeout, read_head};
 use super::reader::{BoxListener, Opened, Outcome, Reader};
 use super::shared::Queues;
-use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
+use super::{TlsSource, timeout_deadline};
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::Role;
-use crate::proto::handshake;
+use crate::proto::{handshake, redirect};
+use crate::request::Request;
 use crate::response::Response;
 use crate::websocket::WebSocket;
 
@@ -20,14 +21,61 @@ pub(super) fn run_client(
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: TlsSource,
     listener: BoxListener,
 ) {
     ws.shared.enter_reader();
     let mut reader = Reader::new(ws, listener, Role::Client, &config);
-    match connect(&reader.ws, &config, tls) {
+    match connect_following(&reader.ws, &config, &tls) {
         Ok((read, write, open)) => reader.run_open(read, write, queues, &config, open),
         Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
+    }
+}
+
+/// Connects, following up to `max_redirects` redirects of the upgrade.
+fn connect_following(
+    ws: &WebSocket,
+    config: &Config,
+    tls: &TlsSource,
+) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
+    let mut request = ws.shared.request.clone();
+    let mut redirects = 0u32;
+    loop {
+        let (error, response) = match connect(ws, &request, config, tls) {
+            Err((error, Some(response))) if redirect::is_redirect(response.status) => {
+                (error, response)
+            }
+            done => return done,
+        };
+        if config.max_redirects == 0 {
+            // Not following: the 3xx is the error it always was.
+            return Err((error, Some(response)));
+        }
+        let refused = |e: Error, response: Box<Response>| {
+            (e.with_response(Some((*response).clone())), Some(response))
+        };
+        if redirects >= config.max_redirects {
+            let e = Error::rejected(format!(
+                "{} {} to {:?} after {redirects} redirects: more than max_redirects allows",
+                response.status,
+                response.reason,
+                response.header("Location").unwrap_or("")
+            ));
+            return Err(refused(e, response));
+        }
+        match redirect::follow(&request, &response) {
+            Ok(next) => {
+                log::debug!(
+                    "following {} from {} to {}",
+                    response.status,
+                    request.url(),
+                    next.url()
+                );
+                redirects += 1;
+                request = next;
+            }
+            Err(e) => return Err(refused(e, response)),
+        }
     }
 }
 
@@ -42,11 +90,11 @@ type ConnectError = (Error, Option<Box<Response>>);
 #[inline(never)]
 fn connect(
     ws: &WebSocket,
+    request: &Request,
     config: &Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: &TlsSource,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
-    let request = &shared.request;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
     let tcp = Arc::new(connect_tcp(&host, port, config.connect_timeout).map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
@@ -68,11 +116,12 @@ fn connect(
             None => e,
         }
     };
-    let (mut read, mut write) = match tls {
-        None => transport::plain(tcp),
-        Some(Err(e)) => return Err((Error::Tls(e), None)),
-        Some(Ok(connector)) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
-            .map_err(|e| (canceled(e), None))?,
+    let (mut read, mut write) = if request.is_tls() {
+        let connector = tls().map_err(|e| (Error::Tls(e), None))?;
+        transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
+            .map_err(|e| (canceled(e), None))?
+    } else {
+        transport::plain(tcp)
     };
     let key = handshake::new_key();
     write
@@ -102,6 +151,7 @@ fn connect(
     ) {
         Ok(d) => d,
         Err(e) => {
+            response.url = Some(request.url().clone());
             if response.status != 101 {
                 response.body = read_body(&mut read, leftover, deadline);
             }
@@ -110,6 +160,7 @@ fn connect(
         }
     };
     let _ = read.tcp.set_read_timeout(None);
+    response.url = Some(request.url().clone());
     let open = Opened {
         response,
         leftover,

@@ -28,6 +28,10 @@ pub(crate) use accept::spawn_server;
 pub(crate) use reader::spawn_client;
 pub(crate) use shared::{SendError, Shared};
 
+/// Gives a client socket its TLS configuration when it needs one.
+pub(crate) type TlsSource =
+    std::sync::Arc<dyn Fn() -> Result<native_tls::TlsConnector, String> + Send + Sync>;
+
 /// `now + d`, or a point decades away when that would overflow (a `Duration::MAX` timeout).
 pub(crate) fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();

@@ -40,7 +40,7 @@ struct ClientStart {
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: super::TlsSource,
     listener: BoxListener,
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn spawn_client(
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: super::TlsSource,
     listener: BoxListener,
 ) {
     let stack = config.thread_stack_size;

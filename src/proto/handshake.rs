@@ -113,6 +113,7 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Er
             .collect(),
         subprotocol: None,
         body: Vec::new(),
+        url: None,
     };
     Ok(Some((response, n)))
 }

@@ -11,6 +11,7 @@
 //! - [`encoder`]: messages and control frames → bytes (masking, deflate, fragmentation).
 //! - [`deflate`]: permessage-deflate negotiation and codec (RFC 7692).
 //! - [`handshake`]: the HTTP upgrade, both roles (§4).
+//! - [`redirect`]: where a redirected upgrade goes next, and with which headers.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
 
 pub(crate) mod close;
@@ -20,6 +21,7 @@ pub(crate) mod encoder;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;
+pub(crate) mod redirect;
 pub(crate) mod timers;
 pub(crate) mod utf8;
 
