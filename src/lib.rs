@@ -88,6 +88,11 @@ pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};
 pub use websocket::{State, WebSocket};
 
+// The README's recipes are compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Re-exported for the error types of [`Events`]' receive methods.
 pub use crossbeam_channel;
 /// Re-exported for the `http` feature's conversions.
