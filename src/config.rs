@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::proto::encoder::EncoderConfig;
 use crate::proto::timers::TimerConfig;
+use crate::proxy::Proxy;
 
 /// Settings every socket of a client or server runs with.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub(crate) struct Config {
     pub thread_keep_alive: Duration,
     /// Idle time before TCP keepalive probes start; `None` leaves the OS default (off).
     pub tcp_keepalive: Option<Duration>,
+    /// How the client role reaches servers (the server role ignores it).
+    pub proxy: Proxy,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -57,6 +60,7 @@ impl Default for Config {
             thread_stack_size: DEFAULT_STACK_SIZE,
             thread_keep_alive: Duration::from_secs(10),
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            proxy: Proxy::none(),
         }
     }
 }

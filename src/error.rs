@@ -59,6 +59,11 @@ pub enum Error {
     ListenerPanicked(String),
     /// The socket was canceled by [`WebSocket::cancel`](crate::WebSocket::cancel).
     Canceled,
+    /// A proxy URL is invalid, or the proxy could not be reached or refused, closed or
+    /// garbled the tunnel. The text names the proxy as `scheme://host:port` (never its user
+    /// name or password) and what it said. A proxy that does not answer within the connect
+    /// timeout is [`Error::ConnectTimeout`].
+    Proxy(String),
 }
 
 impl Error {
@@ -142,6 +147,7 @@ impl fmt::Display for Error {
                 write!(f, "a listener callback panicked: {m} (sent close 1011)")
             }
             Error::Canceled => write!(f, "the web socket was canceled"),
+            Error::Proxy(e) => f.write_str(e),
         }
     }
 }

@@ -65,6 +65,7 @@ pub mod fuzz;
 mod listener;
 mod message;
 mod proto;
+mod proxy;
 mod request;
 mod response;
 mod server;
@@ -77,6 +78,7 @@ pub use listener::{
     channel_with_limit,
 };
 pub use message::Message;
+pub use proxy::Proxy;
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};

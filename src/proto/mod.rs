@@ -12,6 +12,7 @@
 //! - [`deflate`]: permessage-deflate negotiation and codec (RFC 7692).
 //! - [`handshake`]: the HTTP upgrade, both roles (§4).
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
+//! - [`tunnel`]: proxy handshakes, HTTP `CONNECT` and SOCKS5.
 
 pub(crate) mod close;
 pub(crate) mod decoder;
@@ -21,6 +22,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;
 pub(crate) mod timers;
+pub(crate) mod tunnel;
 pub(crate) mod utf8;
 
 /// Which end of the connection we are; decides which frames are masked.
