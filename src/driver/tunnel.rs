@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::timeout_deadline;
 use crate::error::Error;
+use crate::proto::handshake::MAX_HEADER_BYTES;
 use crate::proto::tunnel::{self, AnswerError, Method, Reply, SocksError, SocksTarget};
 use crate::proxy::{Endpoint, Proxy, Scheme};
 
@@ -130,8 +131,21 @@ impl Leg<'_> {
         self.send(&mut tcp, &request, "CONNECT")?;
         let mut buf = Vec::with_capacity(512);
         let mut chunk = [0u8; 2048];
+        // Short heads are parsed after every read (garbage fails at once); past that only once
+        // an end of head may have arrived, so a proxy trickling a long head byte by byte costs
+        // one scan of each byte, not a parse of the whole head per byte.
+        let mut scanned: usize = 0;
         let (answer, len) = loop {
-            match tunnel::parse_connect_answer(&buf) {
+            let end_seen = buf[scanned.saturating_sub(3)..]
+                .windows(2)
+                .any(|w| w == b"\n\n" || w == b"\n\r");
+            scanned = buf.len();
+            let parsed = if end_seen || buf.len() <= 4096 || buf.len() > MAX_HEADER_BYTES {
+                tunnel::parse_connect_answer(&buf)
+            } else {
+                Ok(None)
+            };
+            match parsed {
                 Ok(Some(done)) => break done,
                 Ok(None) => {}
                 Err(AnswerError::NotHttp) => {
@@ -140,8 +154,8 @@ impl Leg<'_> {
                 Err(AnswerError::TooLarge) => {
                     return Err(self.fail(format_args!(
                         "answered CONNECT with a head over {} KiB or {} header lines",
-                        crate::proto::handshake::MAX_HEADER_BYTES / 1024,
-                        100
+                        MAX_HEADER_BYTES / 1024,
+                        tunnel::MAX_HEADERS
                     )));
                 }
             }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::proto::handshake::MAX_HEADER_BYTES;
 
 /// The most header lines a proxy's answer to `CONNECT` may have.
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// How much of a proxy's reason phrase goes into an error message.
 const MAX_REASON_CHARS: usize = 100;
 
