@@ -272,6 +272,7 @@ fn proxy_407_names_the_proxy_and_hides_the_password() {
     assert!(header_value(&proxy.head(), "Proxy-Authorization").is_some());
 
     let without = client_via(http_proxy(&proxy.url("http")));
+    // (The same hints go with a 401, which is what tinyproxy sends: see real_proxies.rs.)
     let error = proxy_message(failure(&without, "ws://127.0.0.1:9/"));
     assert_contains(&error, &["407", "put them in the proxy URL"]);
     assert_eq!(header_value(&proxy.head(), "Proxy-Authorization"), None);

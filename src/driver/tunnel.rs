@@ -171,9 +171,11 @@ impl Leg<'_> {
         };
         let target = tunnel::authority(host, port);
         if !answer.is_success() {
+            // 407 is the proxy's "who are you"; tinyproxy 1.11 answers a CONNECT without
+            // (good) credentials with 401 instead.
             let hint = match (answer.status, auth.is_some()) {
-                (407, true) => " (check the proxy's user name and password)",
-                (407, false) => {
+                (401 | 407, true) => " (check the proxy's user name and password)",
+                (401 | 407, false) => {
                     " (the proxy wants a user name and password: put them in the proxy URL, \
                      http://user:password@host:port)"
                 }
