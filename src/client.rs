@@ -6,6 +6,7 @@ use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::driver::Shared;
 use crate::listener::WebSocketListener;
+use crate::proxy::Proxy;
 use crate::request::Request;
 use crate::websocket::WebSocket;
 
@@ -50,6 +51,7 @@ impl Client {
         ClientBuilder {
             config: Config::default(),
             tls: None,
+            proxy: None,
         }
     }
 
@@ -86,12 +88,18 @@ impl Client {
 pub struct ClientBuilder {
     config: Config,
     tls: Option<native_tls::TlsConnector>,
+    proxy: Option<Proxy>,
 }
 
 impl ClientBuilder {
     socket_options!();
 
     /// Timeout for the TCP connect, per resolved address. Default 10 s.
+    ///
+    /// Through a proxy it bounds the whole way to the tunnel: the TCP connect to the proxy
+    /// and the proxy's handshake (`CONNECT` or SOCKS5) together; a proxy that does not answer
+    /// in time fails the socket with [`Error::ConnectTimeout`](crate::Error::ConnectTimeout).
+    /// Name resolution is not bounded by it (the system resolver has its own timeouts).
     pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.config.connect_timeout = timeout;
         self
@@ -115,8 +123,29 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client.
-    pub fn build(self) -> Client {
+    /// How sockets reach their servers. Default [`Proxy::from_env`], read when
+    /// [`build`](Self::build) runs: `https_proxy` for `wss`, `http_proxy` for `ws`, then
+    /// `all_proxy`, minus `no_proxy` and loopback servers (see `docs/proxies.md`).
+    /// [`Proxy::none`] connects directly; [`Proxy::http`] and [`Proxy::socks5`] send every
+    /// socket through that proxy, loopback servers included.
+    ///
+    /// ```no_run
+    /// use syncws::{Client, Proxy};
+    /// let client = Client::builder()
+    ///     .proxy(Proxy::socks5("socks5h://127.0.0.1:1080")?)
+    ///     .build();
+    /// # drop(client);
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Builds the client. Without [`proxy`](Self::proxy), this is when the proxy environment
+    /// variables are read; the client keeps what they said then.
+    pub fn build(mut self) -> Client {
+        self.config.proxy = self.proxy.unwrap_or_else(Proxy::from_env);
         Client {
             inner: Arc::new(Inner {
                 config: self.config,

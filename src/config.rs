@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::proto::encoder::EncoderConfig;
 use crate::proto::timers::TimerConfig;
+use crate::proxy::Proxy;
 
 /// Settings every socket of a client or server runs with.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub tcp_keepalive: Option<Duration>,
     /// Redirects of the upgrade a client follows (0: none).
     pub max_redirects: u32,
+    /// How the client role reaches servers (the server role ignores it).
+    pub proxy: Proxy,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -60,6 +63,7 @@ impl Default for Config {
             thread_keep_alive: Duration::from_secs(10),
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            proxy: Proxy::none(),
         }
     }
 }

@@ -78,6 +78,11 @@ pub enum Error {
         /// The peer's close reason.
         reason: String,
     },
+    /// A proxy URL is invalid, or the proxy could not be reached or refused, closed or
+    /// garbled the tunnel. The text names the proxy as `scheme://host:port` (never its user
+    /// name or password) and what it said. A proxy that does not answer within the connect
+    /// timeout is [`Error::ConnectTimeout`].
+    Proxy(String),
 }
 
 impl Error {
@@ -150,6 +155,7 @@ impl Error {
             Error::ListenerPanicked(m) => Error::ListenerPanicked(m.clone()),
             Error::Canceled => Error::Canceled,
             Error::Http(m) => Error::Http(m.clone()),
+            Error::Proxy(m) => Error::Proxy(m.clone()),
             Error::Closed { code, reason } => Error::Closed {
                 code: *code,
                 reason: reason.clone(),
@@ -247,6 +253,7 @@ impl fmt::Display for Error {
                 f,
                 "the web socket is closed (the peer's code {code}, reason {reason:?})"
             ),
+            Error::Proxy(e) => f.write_str(e),
         }
     }
 }

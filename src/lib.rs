@@ -69,6 +69,7 @@ mod http_types;
 mod listener;
 mod message;
 mod proto;
+mod proxy;
 mod request;
 mod response;
 mod server;
@@ -83,6 +84,7 @@ pub use listener::{
     channel_with_limit,
 };
 pub use message::Message;
+pub use proxy::Proxy;
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};

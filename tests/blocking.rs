@@ -232,7 +232,9 @@ fn a_connection_that_is_not_read_is_bounded_and_loses_nothing() {
             m => panic!("unexpected {m:?}"),
         }
     }
-    assert_eq!(server_ws.queue_size(), 0);
+    // The server counts a message written once its write call returns, which can be just
+    // after the client has read it.
+    assert!(eventually(|| server_ws.queue_size() == 0));
 }
 
 /// Lets the peer's writer run between two readings of its queue.

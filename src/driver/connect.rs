@@ -1,6 +1,6 @@
-//! The client role's way in: TCP connect, TLS, and the HTTP upgrade.
+//! The client role's way in: TCP connect (direct or through a proxy: `tunnel.rs`), TLS, and
+//! the HTTP upgrade.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,7 @@ use super::head::{HeadError, is_timeout, read_head};
 use super::reader::{BoxListener, Opened, Outcome, Reader};
 use super::shared::Queues;
 use super::transport::{self, ReadHalf, WriteHalf};
+use super::tunnel;
 use super::{TlsSource, timeout_deadline};
 use crate::config::Config;
 use crate::error::Error;
@@ -96,7 +97,14 @@ fn connect(
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
-    let tcp = Arc::new(connect_tcp(&host, port, config.connect_timeout).map_err(|e| (e, None))?);
+    let tcp = tunnel::open(
+        &host,
+        port,
+        request.is_tls(),
+        &config.proxy,
+        config.connect_timeout,
+    );
+    let tcp = Arc::new(tcp.map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
     {
@@ -183,40 +191,4 @@ fn read_body(read: &mut ReadHalf, mut body: Vec<u8>, deadline: Instant) -> Vec<u
     }
     body.truncate(handshake::MAX_BODY_BYTES);
     body
-}
-
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("resolving {host}: {e}"),
-            ))
-        })?
-        .collect();
-    let mut last = None;
-    for addr in addrs {
-        // Zero means no timeout (std refuses a zero one).
-        let connected = if timeout.is_zero() {
-            TcpStream::connect(addr)
-        } else {
-            TcpStream::connect_timeout(&addr, timeout)
-        };
-        match connected {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => Error::ConnectTimeout(timeout),
-        Some(e) => Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("connecting to {host}:{port}: {e}"),
-        )),
-        None => Error::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{host} resolved to no address"),
-        )),
-    })
 }

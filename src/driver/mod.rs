@@ -1,8 +1,8 @@
 //! Threads and sockets: the one place where the pure [`proto`](crate::proto) code meets I/O.
 //!
 //! Each socket has two OS threads, taken from a process-wide [`pool`]:
-//! - the **reader** (`syncws-reader`) connects ([`connect`], client) or upgrades ([`accept`],
-//!   server), then reads frames through the decoder and runs every listener callback
+//! - the **reader** (`syncws-reader`) connects ([`connect`], client; through a proxy with
+//!   [`tunnel`]) or upgrades ([`accept`], server), then reads frames through the decoder and runs every listener callback
 //!   ([`reader`]);
 //! - the **writer** (`syncws-writer`) drains the queues through the encoder and keeps the
 //!   timers ([`writer`]).
@@ -20,6 +20,7 @@ mod pool;
 mod reader;
 mod shared;
 pub(crate) mod transport;
+mod tunnel;
 mod writer;
 
 use std::time::{Duration, Instant};

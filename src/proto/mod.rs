@@ -13,6 +13,7 @@
 //! - [`handshake`]: the HTTP upgrade, both roles (§4).
 //! - [`redirect`]: where a redirected upgrade goes next, and with which headers.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
+//! - [`tunnel`]: proxy handshakes, HTTP `CONNECT` and SOCKS5.
 
 pub(crate) mod close;
 pub(crate) mod decoder;
@@ -23,6 +24,7 @@ pub(crate) mod handshake;
 pub(crate) mod mask;
 pub(crate) mod redirect;
 pub(crate) mod timers;
+pub(crate) mod tunnel;
 pub(crate) mod utf8;
 
 /// Which end of the connection we are; decides which frames are masked.

@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: event recording and a throwaway TLS identity.
 #![allow(dead_code)]
 
+pub mod echo;
 pub mod raw;
 
 use std::time::Duration;

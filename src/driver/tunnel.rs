@@ -1,0 +1,379 @@
+//! The client's TCP leg: to the server directly, or to a proxy and through its tunnel.
+//!
+//! [`open`] returns a `TcpStream` on which the next byte read is the server's: TLS and the
+//! upgrade (`connect.rs`) run over it exactly as over a direct connection. Through a proxy the
+//! whole leg — TCP connect to the proxy and its handshake — must finish within the connect
+//! timeout.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::timeout_deadline;
+use crate::error::Error;
+use crate::proto::handshake::MAX_HEADER_BYTES;
+use crate::proto::tunnel::{self, AnswerError, Method, Reply, SocksError, SocksTarget};
+use crate::proxy::{Endpoint, Proxy, Scheme};
+
+/// Connects to `host:port` (`tls`: a `wss` URL), through `proxy` if it says so.
+pub(super) fn open(
+    host: &str,
+    port: u16,
+    tls: bool,
+    proxy: &Proxy,
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
+    let Some(endpoint) = proxy.route(host, port, tls)? else {
+        return connect_tcp(host, port, timeout, None);
+    };
+    log::debug!("connecting to {host}:{port} through {endpoint}");
+    let leg = Leg {
+        endpoint,
+        deadline: timeout_deadline(timeout),
+        timeout,
+    };
+    let tcp = match endpoint.scheme {
+        Scheme::Http => leg.http_connect(host, port),
+        Scheme::Socks5h => match host.parse::<IpAddr>() {
+            Ok(ip) => leg
+                .socks(SocksTarget::Ip(ip), host, port)
+                .map_err(Error::from),
+            Err(_) => leg
+                .socks(SocksTarget::Name(host), host, port)
+                .map_err(Error::from),
+        },
+        Scheme::Socks5 => leg.socks_resolved(host, port),
+    }?;
+    // Hand the stream over as a direct connect would: no timeouts left on it.
+    let _ = tcp.set_read_timeout(None);
+    let _ = tcp.set_write_timeout(None);
+    Ok(tcp)
+}
+
+/// One connection attempt through a proxy, bounded by `deadline`.
+struct Leg<'a> {
+    endpoint: &'a Endpoint,
+    deadline: Instant,
+    /// The connect timeout, for the error (zero: none, and `deadline` is decades away).
+    timeout: Duration,
+}
+
+impl Leg<'_> {
+    fn fail(&self, what: impl std::fmt::Display) -> Error {
+        Error::Proxy(format!("proxy {} {what}", self.endpoint))
+    }
+
+    fn connect(&self) -> Result<TcpStream, Error> {
+        let tcp = connect_tcp(
+            &self.endpoint.host,
+            self.endpoint.port,
+            self.timeout,
+            Some(self.deadline),
+        )
+        .map_err(|e| match e {
+            Error::Io(e) => self.fail(format_args!("could not be reached: {e}")),
+            other => other,
+        })?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Sets the socket's timeouts to what is left of the leg.
+    fn arm(&self, tcp: &TcpStream) -> Result<(), Error> {
+        if self.timeout.is_zero() {
+            return Ok(());
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::ConnectTimeout(self.timeout));
+        }
+        tcp.set_read_timeout(Some(left))
+            .and_then(|()| tcp.set_write_timeout(Some(left)))
+            .map_err(|e| self.fail(format_args!("connection failed: {e}")))
+    }
+
+    fn io_error(&self, e: io::Error, during: &str) -> Error {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            log::debug!("proxy {} did not finish {during} in time", self.endpoint);
+            Error::ConnectTimeout(self.timeout)
+        } else {
+            self.fail(format_args!("connection failed during {during}: {e}"))
+        }
+    }
+
+    fn send(&self, tcp: &mut TcpStream, bytes: &[u8], during: &str) -> Result<(), Error> {
+        self.arm(tcp)?;
+        tcp.write_all(bytes).map_err(|e| self.io_error(e, during))
+    }
+
+    /// One read of at most `buf.len()` bytes; 0 is the end of the connection.
+    fn recv(&self, tcp: &mut TcpStream, buf: &mut [u8], during: &str) -> Result<usize, Error> {
+        self.arm(tcp)?;
+        loop {
+            match tcp.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map_err(|e| self.io_error(e, during)),
+            }
+        }
+    }
+
+    fn http_connect(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
+        let mut tcp = self.connect()?;
+        let auth = self.endpoint.auth.as_ref();
+        let request = tunnel::encode_connect(
+            host,
+            port,
+            auth.map(|a| (a.user.as_str(), a.password.as_str())),
+        );
+        self.send(&mut tcp, &request, "CONNECT")?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 2048];
+        // Short heads are parsed after every read (garbage fails at once); past that only once
+        // an end of head may have arrived, so a proxy trickling a long head byte by byte costs
+        // one scan of each byte, not a parse of the whole head per byte.
+        let mut scanned: usize = 0;
+        let (answer, len) = loop {
+            let end_seen = buf[scanned.saturating_sub(3)..]
+                .windows(2)
+                .any(|w| w == b"\n\n" || w == b"\n\r");
+            scanned = buf.len();
+            let parsed = if end_seen || buf.len() <= 4096 || buf.len() > MAX_HEADER_BYTES {
+                tunnel::parse_connect_answer(&buf)
+            } else {
+                Ok(None)
+            };
+            match parsed {
+                Ok(Some(done)) => break done,
+                Ok(None) => {}
+                Err(AnswerError::NotHttp) => {
+                    return Err(self.fail("answered CONNECT with something that is not HTTP"));
+                }
+                Err(AnswerError::TooLarge) => {
+                    return Err(self.fail(format_args!(
+                        "answered CONNECT with a head over {} KiB or {} header lines",
+                        MAX_HEADER_BYTES / 1024,
+                        tunnel::MAX_HEADERS
+                    )));
+                }
+            }
+            let n = self.recv(&mut tcp, &mut chunk, "CONNECT")?;
+            if n == 0 {
+                return Err(self.fail(if buf.is_empty() {
+                    "closed the connection before answering CONNECT"
+                } else {
+                    "closed the connection in the middle of its answer to CONNECT"
+                }));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let target = tunnel::authority(host, port);
+        if !answer.is_success() {
+            // 407 is the proxy's "who are you"; tinyproxy 1.11 answers a CONNECT without
+            // (good) credentials with 401 instead.
+            let hint = match (answer.status, auth.is_some()) {
+                (401 | 407, true) => " (check the proxy's user name and password)",
+                (401 | 407, false) => {
+                    " (the proxy wants a user name and password: put them in the proxy URL, \
+                     http://user:password@host:port)"
+                }
+                _ => "",
+            };
+            return Err(self.fail(format_args!(
+                "refused the tunnel to {target}: {} {}{hint}",
+                answer.status, answer.reason
+            )));
+        }
+        if buf.len() > len {
+            // The server speaks only after our request (upgrade or TLS ClientHello): anything
+            // here did not come from it.
+            return Err(self.fail(format_args!(
+                "sent {} bytes after its answer to CONNECT, before the tunnel was used",
+                buf.len() - len
+            )));
+        }
+        log::debug!(
+            "proxy {} opened a tunnel to {target}: {} {}",
+            self.endpoint,
+            answer.status,
+            answer.reason
+        );
+        Ok(tcp)
+    }
+
+    /// socks5: resolves `host` here and tries each address through a fresh proxy connection
+    /// while the proxy says the destination cannot be reached, as a direct connect tries each.
+    fn socks_resolved(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
+        let addrs = resolve(host, port)?;
+        let mut last = None;
+        for addr in addrs {
+            match self.socks(SocksTarget::Ip(addr.ip()), host, port) {
+                Ok(tcp) => return Ok(tcp),
+                Err(Retry::Next(e)) => last = Some(e),
+                Err(Retry::Stop(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| no_address(host)))
+    }
+
+    fn socks(&self, target: SocksTarget<'_>, host: &str, port: u16) -> Result<TcpStream, Retry> {
+        let socks_fail = |e: SocksError| {
+            let shown = match target {
+                SocksTarget::Ip(ip) => tunnel::authority(&ip.to_string(), port),
+                SocksTarget::Name(_) => tunnel::authority(host, port),
+            };
+            let error = Error::Proxy(match &e {
+                SocksError::Reply(_) => {
+                    format!(
+                        "SOCKS5 proxy {}: {e} (connecting to {shown})",
+                        self.endpoint
+                    )
+                }
+                _ => format!("SOCKS5 proxy {} {e}", self.endpoint),
+            });
+            if e.is_destination_unreachable() {
+                Retry::Next(error)
+            } else {
+                Retry::Stop(error)
+            }
+        };
+        let mut tcp = self.connect()?;
+        let auth = self.endpoint.auth.as_ref();
+        let during = "the SOCKS5 handshake";
+        self.send(&mut tcp, &tunnel::socks_greeting(auth.is_some()), during)?;
+        let answer = self.recv_exact::<2>(&mut tcp)?;
+        match (
+            tunnel::parse_method(answer, auth.is_some()).map_err(socks_fail)?,
+            auth,
+        ) {
+            (Method::None, _) => {}
+            (Method::Password, Some(auth)) => {
+                let request = tunnel::socks_auth(&auth.user, &auth.password).map_err(socks_fail)?;
+                self.send(&mut tcp, &request, during)?;
+                tunnel::parse_auth_answer(self.recv_exact::<2>(&mut tcp)?).map_err(socks_fail)?;
+            }
+            // parse_method returns Password only when it was offered.
+            (Method::Password, None) => return Err(socks_fail(SocksError::UnofferedMethod(2))),
+        }
+        let request = tunnel::socks_connect(target, port).map_err(socks_fail)?;
+        self.send(&mut tcp, &request, during)?;
+        // The reply's length depends on its address type: read no further than it.
+        let mut reply = Vec::with_capacity(32);
+        loop {
+            match tunnel::parse_reply(&reply).map_err(socks_fail)? {
+                Reply::Done(_) => break,
+                Reply::Need(total) => {
+                    let have = reply.len();
+                    reply.resize(total, 0);
+                    let n = self.recv(&mut tcp, &mut reply[have..], during)?;
+                    reply.truncate(have + n);
+                    if n == 0 {
+                        return Err(Retry::Stop(self.closed_during_socks()));
+                    }
+                }
+            }
+        }
+        log::debug!(
+            "SOCKS5 proxy {} opened a tunnel to {host}:{port}",
+            self.endpoint
+        );
+        Ok(tcp)
+    }
+
+    fn recv_exact<const N: usize>(&self, tcp: &mut TcpStream) -> Result<[u8; N], Error> {
+        let mut buf = [0u8; N];
+        let mut have = 0;
+        while have < N {
+            let n = self.recv(tcp, &mut buf[have..], "the SOCKS5 handshake")?;
+            if n == 0 {
+                return Err(self.closed_during_socks());
+            }
+            have += n;
+        }
+        Ok(buf)
+    }
+
+    fn closed_during_socks(&self) -> Error {
+        Error::Proxy(format!(
+            "SOCKS5 proxy {} closed the connection during the SOCKS5 handshake",
+            self.endpoint
+        ))
+    }
+}
+
+/// A failed SOCKS5 attempt: worth trying the next address, or not.
+enum Retry {
+    Next(Error),
+    Stop(Error),
+}
+
+impl From<Error> for Retry {
+    fn from(e: Error) -> Self {
+        Retry::Stop(e)
+    }
+}
+
+impl From<Retry> for Error {
+    fn from(r: Retry) -> Self {
+        match r {
+            Retry::Next(e) | Retry::Stop(e) => e,
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    Ok((host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("resolving {host}: {e}"))))?
+        .collect())
+}
+
+fn no_address(host: &str) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{host} resolved to no address"),
+    ))
+}
+
+/// TCP connect to each address `host` resolves to in turn: each attempt gets `timeout` (zero:
+/// none), and all of them together must end by `deadline` when there is one.
+fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for addr in resolve(host, port)? {
+        let attempt = match deadline {
+            Some(d) if !timeout.is_zero() => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::ConnectTimeout(timeout));
+                }
+                left.min(timeout)
+            }
+            _ => timeout,
+        };
+        // Zero means no timeout (std refuses a zero one).
+        let connected = if attempt.is_zero() {
+            TcpStream::connect(addr)
+        } else {
+            TcpStream::connect_timeout(&addr, attempt)
+        };
+        match connected {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if e.kind() == io::ErrorKind::TimedOut => Error::ConnectTimeout(timeout),
+        Some(e) => Error::Io(io::Error::new(
+            e.kind(),
+            format!("connecting to {host}:{port}: {e}"),
+        )),
+        None => no_address(host),
+    })
+}
