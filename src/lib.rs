@@ -65,6 +65,7 @@ pub mod fuzz;
 mod listener;
 mod message;
 mod proto;
+mod reconnect;
 mod request;
 mod response;
 mod server;
@@ -77,6 +78,10 @@ pub use listener::{
     channel_with_limit,
 };
 pub use message::Message;
+pub use reconnect::{
+    DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Disconnect,
+    Reconnect, ReconnectState, ReconnectingWebSocket, Retry,
+};
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};

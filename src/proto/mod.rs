@@ -11,8 +11,11 @@
 //! - [`encoder`]: messages and control frames → bytes (masking, deflate, fragmentation).
 //! - [`deflate`]: permessage-deflate negotiation and codec (RFC 7692).
 //! - [`handshake`]: the HTTP upgrade, both roles (§4).
+//! - [`backoff`]: the reconnect delays (exponential, capped, jittered) and which endings are
+//!   retried.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
 
+pub(crate) mod backoff;
 pub(crate) mod close;
 pub(crate) mod decoder;
 pub(crate) mod deflate;
