@@ -195,19 +195,24 @@ impl WebSocketListener for SendsOnOpen {
 
 fn close_cleanly(ws: &syncws::ReconnectingWebSocket, events: &Events) {
     assert!(ws.close(1000, Some("bye")).expect("close"));
+    close_events(events, 1000);
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    assert_eq!(ws.state(), ReconnectState::Finished);
+}
+
+/// The events of a close this side started: the server's answer, then the one `Closed`.
+fn close_events(events: &Events, want: u16) {
     loop {
         match next(events) {
             Event::Closing { .. } => {}
             Event::Closed { code, .. } => {
-                assert_eq!(code, 1000);
+                assert_eq!(code, want);
                 break;
             }
             e => panic!("expected the close, got {e:?}"),
         }
     }
     expect_end_of_events(events);
-    assert!(ws.wait_finished(EVENT_TIMEOUT));
-    assert_eq!(ws.state(), ReconnectState::Finished);
 }
 
 #[test]
@@ -415,6 +420,37 @@ fn the_applications_close_ends_it_with_one_on_closed_and_no_retry() {
 }
 
 #[test]
+fn close_while_connecting_hands_the_held_messages_and_the_close_to_that_connection() {
+    let (go_tx, go_rx) = bounded::<()>(1);
+    let (got_tx, got_rx) = unbounded::<Message>();
+    let (server, count) = counting_server(move |_| {
+        // Holds the upgrade until the client has sent and closed.
+        let _ = go_rx.recv_timeout(EVENT_TIMEOUT);
+        let got_tx = got_tx.clone();
+        Accept::upgrade(Listener::new().on_message(move |_, m| {
+            let _ = got_tx.send(m);
+        }))
+    });
+    let (policy, retries) = recording(fast());
+    let (listener, events) = syncws::channel();
+    let ws = Client::new().reconnecting(request(&server.url()), policy, listener);
+    assert_eq!(ws.state(), ReconnectState::Connecting { attempt: 0 });
+    assert!(ws.send("last words"));
+    assert!(ws.close(1000, Some("bye")).expect("close"));
+    assert_eq!(ws.state(), ReconnectState::Closing);
+    assert!(!ws.send("after close"));
+    go_tx.send(()).expect("go");
+    let got = got_rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("message at the server");
+    assert_eq!(got, Message::from("last words"));
+    expect_open(&events);
+    close_events(&events, 1000);
+    assert!(retries.try_recv().is_err());
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn a_close_called_on_the_callbacks_websocket_also_ends_it() {
     let (server, count) = counting_server(|_| Accept::upgrade(echo()));
     let (policy, retries) = recording(fast());
@@ -551,7 +587,8 @@ fn the_attempt_count_starts_again_after_a_connection_opens() {
     // Two refusals, a connection the server drops, two refusals, a connection that stays.
     let (server, count) = counting_server(|n| match n {
         1 | 2 | 4 | 5 => Accept::reject(503, "Service Unavailable"),
-        3 => Accept::upgrade(echo_then(1, |ws| ws.cancel())),
+        // Drops the connection (no close frame) when the client's on_open message comes.
+        3 => Accept::upgrade(Listener::new().on_message(|ws, _| ws.cancel())),
         _ => Accept::upgrade(echo()),
     });
     // Three attempts per outage: without the reset the second outage would run out.
@@ -566,7 +603,6 @@ fn the_attempt_count_starts_again_after_a_connection_opens() {
         assert_eq!(next_retry(&retries).attempt, attempt);
     }
     expect_open(&app_events);
-    expect_text(&app_events, "hello");
     // The server dropped the connection without a close: a failure, retried from 1.
     let retry = next_retry(&retries);
     assert_eq!(retry.attempt, 1);
