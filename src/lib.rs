@@ -70,6 +70,7 @@ mod listener;
 mod message;
 mod proto;
 mod proxy;
+mod reconnect;
 mod request;
 mod response;
 mod server;
@@ -85,6 +86,10 @@ pub use listener::{
 };
 pub use message::Message;
 pub use proxy::Proxy;
+pub use reconnect::{
+    DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Disconnect,
+    Reconnect, ReconnectState, ReconnectingWebSocket, Retry,
+};
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};

@@ -12,9 +12,12 @@
 //! - [`deflate`]: permessage-deflate negotiation and codec (RFC 7692).
 //! - [`handshake`]: the HTTP upgrade, both roles (§4).
 //! - [`redirect`]: where a redirected upgrade goes next, and with which headers.
+//! - [`backoff`]: the reconnect delays (exponential, capped, jittered) and which endings are
+//!   retried.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
 //! - [`tunnel`]: proxy handshakes, HTTP `CONNECT` and SOCKS5.
 
+pub(crate) mod backoff;
 pub(crate) mod close;
 pub(crate) mod decoder;
 pub(crate) mod deflate;
