@@ -60,13 +60,7 @@ fn handler_headers_cannot_inject_or_override() {
             .header("X-Fine", "ok")
     })
     .unwrap();
-    let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let mut s = send_upgrade_request(&server);
     let head = read_head(&mut s).unwrap();
     assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
     assert!(head.contains("\r\nX-Fine: ok\r\n"), "{head}");
@@ -147,13 +141,7 @@ fn stop_is_bounded_by_the_stop_timeout_when_a_client_does_not_answer() {
             }))
         })
         .unwrap();
-    let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let mut s = send_upgrade_request(&server);
     assert!(read_head(&mut s).unwrap().starts_with("HTTP/1.1 101"));
     // Also one still in its handshake: stop drops it.
     let mut half = TcpStream::connect(server.local_addr()).unwrap();
@@ -183,4 +171,16 @@ fn stop_is_bounded_by_the_stop_timeout_when_a_client_does_not_answer() {
         0,
         "the handshaking connection was dropped"
     );
+}
+
+/// Connects by hand and sends a valid upgrade request.
+fn send_upgrade_request(server: &Server) -> TcpStream {
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    s
 }
