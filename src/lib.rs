@@ -84,5 +84,11 @@ pub use websocket::{State, WebSocket};
 
 /// Re-exported for the error types of [`Events`]' receive methods.
 pub use crossbeam_channel;
-/// Re-exported so callers can name the TLS types in `tls_connector` and `Server` TLS setup.
+/// Re-exported so callers can name the types of [`ClientBuilder::tls_connector`] and
+/// [`ServerBuilder::tls`] (feature `native-tls`).
+#[cfg(feature = "native-tls")]
 pub use native_tls;
+/// Re-exported so callers can build the configs of [`ClientBuilder::rustls_config`] and
+/// [`ServerBuilder::rustls`] (feature `rustls`) with the same rustls version syncws uses.
+#[cfg(feature = "rustls")]
+pub use rustls;

@@ -8,7 +8,7 @@ use super::head::{HeadError, is_timeout, read_head};
 use super::reader::{BoxListener, Opened, Outcome, Reader};
 use super::shared::Queues;
 use super::timeout_deadline;
-use super::transport::{self, ReadHalf, WriteHalf};
+use super::transport::{self, Connector, ReadHalf, WriteHalf};
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::Role;
@@ -20,7 +20,7 @@ pub(super) fn run_client(
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: Option<Result<Connector, String>>,
     listener: BoxListener,
 ) {
     ws.shared.enter_reader();
@@ -43,10 +43,13 @@ type ConnectError = (Error, Option<Box<Response>>);
 fn connect(
     ws: &WebSocket,
     config: &Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: Option<Result<Connector, String>>,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
     let request = &shared.request;
+    // A TLS configuration that could not be made (no backend, no roots) fails before any
+    // traffic.
+    let tls = tls.transpose().map_err(|e| (Error::Tls(e), None))?;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
     let tcp = Arc::new(connect_tcp(&host, port, config.connect_timeout).map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
@@ -70,8 +73,7 @@ fn connect(
     };
     let (mut read, mut write) = match tls {
         None => transport::plain(tcp),
-        Some(Err(e)) => return Err((Error::Tls(e), None)),
-        Some(Ok(connector)) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
+        Some(connector) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
             .map_err(|e| (canceled(e), None))?,
     };
     let key = handshake::new_key();

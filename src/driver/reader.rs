@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::pool::{self, Job, ThreadRole};
 use super::shared::{Control, Queues, Shared};
-use super::transport::{ReadHalf, WriteHalf};
+use super::transport::{Connector, ReadHalf, WriteHalf};
 use super::writer::{WireSlot, Writer};
 use super::{connect, deadline_after};
 use crate::config::Config;
@@ -40,7 +40,7 @@ struct ClientStart {
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: Option<Result<Connector, String>>,
     listener: BoxListener,
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn spawn_client(
     ws: WebSocket,
     queues: Queues,
     config: Config,
-    tls: Option<Result<native_tls::TlsConnector, String>>,
+    tls: Option<Result<Connector, String>>,
     listener: BoxListener,
 ) {
     let stack = config.thread_stack_size;
