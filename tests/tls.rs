@@ -832,3 +832,255 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
         "the client never ended the TLS session"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Either backend: how the peer ends the session, and a key update from the peer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_peer_ending_the_session_without_a_close_frame_fails_with_unexpected_eof() {
+    // With close_notify (the TLS session ends in order) or without (TCP just closes): either
+    // way no close frame came, which is what the socket reports.
+    for with_close_notify in [true, false] {
+        let tls = test_tls();
+        let (url, peer) = openssl_server(&tls, None, move |ssl| {
+            let mut ssl = ssl.unwrap();
+            upgrade_by_hand(&mut ssl).unwrap();
+            ssl.write_all(&server_frame(0x81, b"last")).unwrap();
+            if with_close_notify {
+                let _ = ssl.shutdown();
+            }
+            ssl.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
+        });
+        let (listener, events) = syncws::channel();
+        let ws = tls_client(&tls).new_web_socket(request(&url), listener);
+        expect_open(&events);
+        assert_eq!(expect_message(&events), Message::Text("last".into()));
+        let error = expect_failure(&events);
+        assert!(
+            matches!(error, Error::UnexpectedEof),
+            "close_notify {with_close_notify}: expected UnexpectedEof, got {error:?}"
+        );
+        assert!(ws.wait_finished(EVENT_TIMEOUT));
+        peer.join().unwrap();
+    }
+}
+
+/// A peer that asks for a TLS 1.3 key update (rustls can send one; OpenSSL's Rust binding
+/// cannot): the session goes on both ways, so the socket took the peer's new keys and answered
+/// with its own key update before its next record (the peer could not read the echo
+/// otherwise). The peer is rustls; the socket is the build's default backend.
+#[cfg(feature = "rustls")]
+#[test]
+fn wss_key_update_requested_by_the_peer_is_answered_and_the_session_goes_on() {
+    use syncws::rustls;
+    let tls = test_tls();
+    let config = rustls_server_config(&tls, None);
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("wss://localhost:{}/", raw.local_addr().unwrap().port());
+    let peer = thread::spawn(move || {
+        let (tcp, _) = raw.accept().unwrap();
+        tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        upgrade_by_hand(&mut s).unwrap();
+        assert_eq!(
+            s.conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+        s.conn.refresh_traffic_keys().unwrap();
+        s.flush().unwrap();
+        // Neither backend answers at once: OpenSSL and rustls both send their key update
+        // just before their next record (RFC 8446 §4.6.3), so the echo below is what proves it.
+        s.write_all(&server_frame(0x81, b"after the key update"))
+            .unwrap();
+        let (b0, payload) = read_any_frame(&mut s).unwrap();
+        (b0, payload)
+    });
+    let client = tls_client(&tls);
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    expect_open(&events);
+    let got = expect_message(&events);
+    assert_eq!(got, Message::Text("after the key update".into()));
+    assert!(ws.send(got));
+    assert_eq!(
+        peer.join().unwrap(),
+        (0x81, b"after the key update".to_vec()),
+        "the peer read the echo with its updated keys"
+    );
+    ws.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// rustls only: its configs, its default roots, and mutual TLS on the server
+// ---------------------------------------------------------------------------------------------
+
+/// An echo round trip and a clean close.
+fn echo_and_close(client: &Client, url: &str) {
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(url), listener);
+    expect_open(&events);
+    assert!(ws.send("over rustls"));
+    assert_eq!(expect_message(&events), Message::Text("over rustls".into()));
+    close_cleanly(&ws, &events);
+}
+
+/// With only rustls built, the default client is rustls with the platform's roots (or the
+/// Mozilla ones): a self-signed server is refused, and the error is rustls's own words.
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+#[test]
+fn rustls_default_client_refuses_a_self_signed_server_with_rustls_reason() {
+    let tls = test_tls();
+    let server = EchoServer::with_builder(tls.server()).unwrap();
+    let (listener, events) = syncws::channel();
+    let _ws = Client::new().new_web_socket(request(&server.url()), listener);
+    match expect_failure(&events) {
+        Error::Tls(message) => {
+            // A machine with no CA bundle at all fails earlier, with the message that says so
+            // (only possible with the platform's roots).
+            let no_roots = cfg!(not(feature = "rustls-webpki-roots"))
+                && message.contains("no root certificates");
+            assert!(
+                message.contains("invalid peer certificate: UnknownIssuer") || no_roots,
+                "{message}"
+            );
+        }
+        e => panic!("expected a TLS error, got {e:?}"),
+    }
+}
+
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_client_config_trusting_the_test_ca_connects() {
+    let tls = test_tls();
+    // The build's own server (native-tls when both backends are built).
+    let server = EchoServer::with_builder(tls.server()).unwrap();
+    let client = Client::builder()
+        .rustls_config(rustls_client_config(&tls.ca, None))
+        .build();
+    echo_and_close(&client, &server.url());
+    // The same config without the CA: refused, so it was the config that trusted it.
+    let other = test_tls();
+    let untrusting = Client::builder()
+        .rustls_config(rustls_client_config(&other.ca, None))
+        .build();
+    let (listener, events) = syncws::channel();
+    let _ws = untrusting.new_web_socket(request(&server.url()), listener);
+    match expect_failure(&events) {
+        Error::Tls(message) => assert!(message.contains("UnknownIssuer"), "{message}"),
+        e => panic!("expected a TLS error, got {e:?}"),
+    }
+}
+
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_server_config_serves_a_rustls_client_and_an_openssl_client() {
+    let tls = test_tls();
+    let server =
+        EchoServer::with_builder(Server::builder().rustls(rustls_server_config(&tls, None)))
+            .unwrap();
+    assert!(server.url().starts_with("wss://"));
+    let rustls_client = Client::builder()
+        .rustls_config(rustls_client_config(&tls.ca, None))
+        .build();
+    echo_and_close(&rustls_client, &server.url());
+
+    // OpenSSL, verifying the server against the test CA.
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    b.cert_store_mut()
+        .add_cert(openssl::x509::X509::from_pem(&tls.ca).unwrap())
+        .unwrap();
+    let tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut ssl = b.build().connect("localhost", tcp).unwrap();
+    ssl.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut ssl).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ssl.write_all(&masked_frame(0x81, b"from openssl")).unwrap();
+    assert_eq!(
+        read_any_frame(&mut ssl).unwrap(),
+        (0x81, b"from openssl".to_vec())
+    );
+}
+
+#[cfg(all(feature = "rustls", feature = "native-tls"))]
+#[test]
+fn rustls_server_config_serves_a_native_tls_client() {
+    let tls = test_tls();
+    let server =
+        EchoServer::with_builder(Server::builder().rustls(rustls_server_config(&tls, None)))
+            .unwrap();
+    let connector = syncws::native_tls::TlsConnector::builder()
+        .add_root_certificate(syncws::native_tls::Certificate::from_pem(&tls.ca).unwrap())
+        .build()
+        .unwrap();
+    echo_and_close(
+        &Client::builder().tls_connector(connector).build(),
+        &server.url(),
+    );
+}
+
+/// Mutual TLS, which native-tls's acceptor cannot ask for: a rustls `ServerConfig` with
+/// `WebPkiClientVerifier` admits a client whose certificate its CA issued, and refuses one
+/// with no certificate or one from another CA before the upgrade request is read.
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_server_with_a_client_verifier_accepts_certified_clients_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = unix_now();
+    let server_tls = test_tls();
+    let client_id = issue("syncws-test-client", now - 60, now + 86_400);
+    let stranger = issue("syncws-test-stranger", now - 60, now + 86_400);
+    let upgrades = Arc::new(AtomicUsize::new(0));
+    let counted = upgrades.clone();
+    let server = Server::builder()
+        .rustls(rustls_server_config(&server_tls, Some(&client_id.ca)))
+        .bind("127.0.0.1:0", move |_req| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Accept::upgrade(Listener::new().on_message(|ws, m| {
+                ws.send(m);
+            }))
+        })
+        .unwrap();
+
+    // The build's default backend presents the certificate.
+    let certified = client_with_identity(&server_tls.ca, &client_id).build();
+    echo_and_close(&certified, &server.url());
+    assert_eq!(upgrades.load(Ordering::SeqCst), 1);
+
+    for (what, client) in [
+        ("no certificate", client_trusting(&server_tls.ca).build()),
+        (
+            "a certificate from another CA",
+            client_with_identity(&server_tls.ca, &stranger).build(),
+        ),
+    ] {
+        let (listener, events) = syncws::channel();
+        let _ws = client.new_web_socket(request(&server.url()), listener);
+        // TLS 1.3 clients finish their side of the handshake before the server has checked
+        // their certificate, so its alert can arrive during the upgrade: Tls or Io.
+        let error = expect_failure(&events);
+        assert!(
+            matches!(error, Error::Tls(_) | Error::Io(_)),
+            "{what}: {error:?}"
+        );
+        let text = error.to_string().to_lowercase();
+        assert!(
+            text.contains("certificate")
+                || text.contains("unknownca")
+                || text.contains("unknown ca"),
+            "{what}: the error should name the certificate: {error}"
+        );
+    }
+    assert_eq!(
+        upgrades.load(Ordering::SeqCst),
+        1,
+        "an uncertified client reached the upgrade handler"
+    );
+}

@@ -65,7 +65,12 @@ pub fn issue(cn: &str, not_before: i64, not_after: i64) -> TestTls {
     };
     let now = unix_now();
     let ca_key = new_key();
-    let ca_name = name(&format!("syncws test CA for {cn}"));
+    // A name of its own: a client that trusts another test CA must see an unknown issuer, not
+    // a known one whose signature does not match.
+    let mut tag = [0u8; 8];
+    openssl::rand::rand_bytes(&mut tag).expect("rand");
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let ca_name = name(&format!("syncws test CA {tag} for {cn}"));
     let mut b = builder(&ca_name, &ca_name, &ca_key, now - 86_400, now + 2 * 86_400);
     b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
         .expect("bc");
