@@ -13,7 +13,7 @@ use crate::websocket::WebSocket;
 /// Opens web sockets. Cheap to clone; clones share settings and the TLS configuration.
 ///
 /// `wss` URLs use the TLS backend the crate was built with (`docs/tls.md`): the one given to
-/// the builder ([`ClientBuilder::tls_connector`] for native-tls, [`ClientBuilder::rustls_config`]
+/// the builder (`ClientBuilder::tls_connector` for native-tls, `ClientBuilder::rustls_config`
 /// for rustls), or else a default built on the first `wss` connect and kept for the client's
 /// life: native-tls's when the `native-tls` feature is on (also when `rustls` is on too),
 /// otherwise rustls with the platform's roots (or the Mozilla roots with
@@ -107,7 +107,7 @@ impl ClientBuilder {
 
     /// The native-tls configuration for `wss` URLs (feature `native-tls`, on by default).
     /// Default: the system's trust roots, with hostname verification. Replaces a
-    /// [`rustls_config`](Self::rustls_config) given before: the last TLS setting wins.
+    /// `rustls_config` given before (feature `rustls`): the last TLS setting wins.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -129,7 +129,7 @@ impl ClientBuilder {
     /// `native-tls` feature is off: ring, TLS 1.2 and 1.3, the platform's roots (or the
     /// Mozilla roots with `rustls-webpki-roots`), no client certificate. Leave
     /// `alpn_protocols` empty (or `http/1.1`): the upgrade is HTTP/1.1. Replaces a
-    /// [`tls_connector`](Self::tls_connector) given before: the last TLS setting wins.
+    /// `tls_connector` given before (feature `native-tls`): the last TLS setting wins.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -225,8 +225,8 @@ impl ServerBuilder {
     socket_options!();
 
     /// Serves `wss` with this native-tls identity (feature `native-tls`, on by default).
-    /// native-tls cannot ask clients for certificates; for mutual TLS use
-    /// [`rustls`](Self::rustls). Replaces a `rustls` config given before.
+    /// native-tls cannot ask clients for certificates; for mutual TLS use `rustls` (feature
+    /// `rustls`). Replaces a `rustls` config given before.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -246,7 +246,7 @@ impl ServerBuilder {
     /// Serves `wss` with this rustls configuration (feature `rustls`): its certificate
     /// resolver, protocol versions and provider, and its client-certificate verifier, so
     /// mutual TLS is `rustls::server::WebPkiClientVerifier` away. Leave `alpn_protocols`
-    /// empty (or `http/1.1`). Replaces a [`tls`](Self::tls) acceptor given before.
+    /// empty (or `http/1.1`). Replaces a `tls` acceptor given before (feature `native-tls`).
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
