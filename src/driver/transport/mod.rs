@@ -88,7 +88,7 @@ enum Session {
 // build with no backend, where `Session` has no variants.
 #[cfg_attr(
     not(any(feature = "native-tls", feature = "rustls")),
-    allow(unused_variables)
+    allow(unused_variables, clippy::ptr_arg)
 )]
 impl Session {
     /// Takes ciphertext from the network; returns how much of it the session took (it may
