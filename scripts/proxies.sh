@@ -55,12 +55,16 @@ listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A port nothing listens on, different from the ones already taken.
+# A port nothing listens on, different from the ones already taken, and below the kernel's
+# ephemeral range: a port in that range can be held by one of the many short-lived test
+# connections (as their local port, or in TIME_WAIT), and the daemon's bind then fails.
 taken=()
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
         [[ " ${taken[*]-} " == *" $port "* ]] && continue
         listening "$port" && continue
         taken+=("$port")

@@ -5,12 +5,21 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::driver::Shared;
+use crate::driver::transport::{self, Connector};
 use crate::listener::WebSocketListener;
 use crate::proxy::Proxy;
 use crate::request::Request;
 use crate::websocket::WebSocket;
 
 /// Opens web sockets. Cheap to clone; clones share settings and the TLS configuration.
+///
+/// `wss` URLs use the TLS backend the crate was built with (`docs/tls.md`): the one given to
+/// the builder (`ClientBuilder::tls_connector` for native-tls, `ClientBuilder::rustls_config`
+/// for rustls), or else a default built on the first `wss` connect and kept for the client's
+/// life: native-tls's when the `native-tls` feature is on (also when `rustls` is on too),
+/// otherwise rustls with the platform's roots (or the Mozilla roots with
+/// `rustls-webpki-roots`). With no TLS feature, a `wss` socket fails with
+/// [`Error::Tls`](crate::Error::Tls) saying so.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -30,8 +39,8 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     config: Config,
-    tls: Option<native_tls::TlsConnector>,
-    default_tls: OnceLock<Result<native_tls::TlsConnector, String>>,
+    tls: Option<Connector>,
+    default_tls: OnceLock<Result<Connector, String>>,
 }
 
 impl Default for Client {
@@ -67,7 +76,7 @@ impl Client {
             Some(c) => Ok(c.clone()),
             None => inner
                 .default_tls
-                .get_or_init(|| native_tls::TlsConnector::new().map_err(|e| e.to_string()))
+                .get_or_init(transport::default_connector)
                 .clone(),
         });
         let (shared, queues) = Shared::new(request, self.inner.config.max_queue_size);
@@ -87,7 +96,7 @@ impl Client {
 #[derive(Debug)]
 pub struct ClientBuilder {
     config: Config,
-    tls: Option<native_tls::TlsConnector>,
+    tls: Option<Connector>,
     proxy: Option<Proxy>,
 }
 
@@ -116,10 +125,52 @@ impl ClientBuilder {
         self
     }
 
-    /// The TLS configuration for `wss` URLs. Default: the system's trust roots, with hostname
-    /// verification.
+    /// The native-tls configuration for `wss` URLs (feature `native-tls`, on by default).
+    /// Default: the system's trust roots, with hostname verification. Replaces a
+    /// `rustls_config` given before (feature `rustls`): the last TLS setting wins.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("ca.pem")?;
+    /// let connector = syncws::native_tls::TlsConnector::builder()
+    ///     .add_root_certificate(syncws::native_tls::Certificate::from_pem(&ca)?)
+    ///     .build()?;
+    /// let client = syncws::Client::builder().tls_connector(connector).build();
+    /// # let _ = client; Ok(()) }
+    /// ```
+    #[cfg(feature = "native-tls")]
     pub fn tls_connector(mut self, connector: native_tls::TlsConnector) -> Self {
-        self.tls = Some(connector);
+        self.tls = Some(Connector::Native(connector));
+        self
+    }
+
+    /// The rustls configuration for `wss` URLs (feature `rustls`): roots, client certificate,
+    /// protocol versions, crypto provider are all the config's. Default, when the
+    /// `native-tls` feature is off: ring, TLS 1.2 and 1.3, the platform's roots (or the
+    /// Mozilla roots with `rustls-webpki-roots`), no client certificate. Leave
+    /// `alpn_protocols` empty (or `http/1.1`): the upgrade is HTTP/1.1. Replaces a
+    /// `tls_connector` given before (feature `native-tls`): the last TLS setting wins.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use syncws::rustls;
+    /// use rustls::pki_types::{CertificateDer, pem::PemObject};
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(CertificateDer::from_pem_file("ca.pem")?)?;
+    /// let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_root_certificates(roots)
+    /// .with_no_client_auth();
+    /// let client = syncws::Client::builder().rustls_config(Arc::new(config)).build();
+    /// # let _ = client; Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn rustls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(Connector::Rustls(config));
         self
     }
 

@@ -179,11 +179,15 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            #[cfg(any(feature = "native-tls", feature = "rustls"))]
             Error::Tls(e) => write!(
                 f,
-                "TLS error: {e} (check the server's certificate chain, or pass a TlsConnector \
-                 that trusts it)"
+                "TLS error: {e} (check the server's certificate chain, or configure the client \
+                 to trust it: ClientBuilder::tls_connector or rustls_config)"
             ),
+            // The one TLS error of a build without TLS: the hint above would mislead.
+            #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
+            Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::InvalidUrl(e) => write!(f, "invalid web socket URL: {e}"),
             Error::InvalidRequest(e) => write!(f, "invalid request: {e}"),
             Error::HandshakeRejected { message, .. } => {

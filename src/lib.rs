@@ -46,6 +46,14 @@
 //! violations are answered with a close frame (1002, 1007 for bad UTF-8, 1009 for oversized
 //! messages) before the connection is dropped.
 //!
+//! ## TLS
+//! `wss` uses the backend chosen by Cargo feature: `native-tls` (the default: the platform's
+//! library and trust store) or `rustls` (ring crypto; the platform's roots, or the Mozilla
+//! roots with `rustls-webpki-roots`), configured with `ClientBuilder::tls_connector` /
+//! `ServerBuilder::tls` or `ClientBuilder::rustls_config` / `ServerBuilder::rustls`. With both
+//! built, a client given no configuration uses native-tls. With neither, `wss` sockets fail
+//! with [`Error::Tls`] saying so. See `docs/tls.md`.
+//!
 //! ## Layout
 //! Protocol logic is pure data in, data out (`proto`): frame parsing, the decoder and encoder,
 //! masking, UTF-8 validation, permessage-deflate, the handshake, close-code rules and the
@@ -105,5 +113,11 @@ pub use crossbeam_channel;
 /// Re-exported for the `http` feature's conversions.
 #[cfg(feature = "http")]
 pub use http;
-/// Re-exported so callers can name the TLS types in `tls_connector` and `Server` TLS setup.
+/// Re-exported so callers can name the types of [`ClientBuilder::tls_connector`] and
+/// [`ServerBuilder::tls`] (feature `native-tls`).
+#[cfg(feature = "native-tls")]
 pub use native_tls;
+/// Re-exported so callers can build the configs of [`ClientBuilder::rustls_config`] and
+/// [`ServerBuilder::rustls`] (feature `rustls`) with the same rustls version syncws uses.
+#[cfg(feature = "rustls")]
+pub use rustls;

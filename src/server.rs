@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::config::{Config, socket_options};
 use crate::driver;
+use crate::driver::transport::Acceptor;
 use crate::error::Error;
 use crate::header::Header;
 use crate::listener::{Listener, WebSocketListener};
@@ -148,7 +149,7 @@ type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 pub(crate) struct ServerShared {
     pub config: Config,
     pub deflate: deflate::ServerSettings,
-    pub tls: Option<native_tls::TlsAcceptor>,
+    pub tls: Option<Acceptor>,
     pub handler: Box<Handler>,
     stopping: AtomicBool,
     /// Established (upgraded) connections.
@@ -276,7 +277,7 @@ impl std::fmt::Debug for Server {
 pub struct ServerBuilder {
     config: Config,
     deflate: deflate::ServerSettings,
-    tls: Option<native_tls::TlsAcceptor>,
+    tls: Option<Acceptor>,
     max_connections: usize,
     max_handshaking: usize,
     stop_timeout: Duration,
@@ -298,9 +299,52 @@ impl std::fmt::Debug for ServerBuilder {
 impl ServerBuilder {
     socket_options!();
 
-    /// Serves `wss` with this TLS identity.
+    /// Serves `wss` with this native-tls identity (feature `native-tls`, on by default).
+    /// native-tls cannot ask clients for certificates; for mutual TLS use `rustls` (feature
+    /// `rustls`). Replaces a `rustls` config given before.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use syncws::native_tls::{Identity, TlsAcceptor};
+    /// let identity = Identity::from_pkcs8(&std::fs::read("cert.pem")?, &std::fs::read("key.pem")?)?;
+    /// let server = syncws::Server::builder()
+    ///     .tls(TlsAcceptor::new(identity)?)
+    ///     .bind("0.0.0.0:443", |_| syncws::Accept::upgrade(syncws::Listener::new()))?;
+    /// # let _ = server; Ok(()) }
+    /// ```
+    #[cfg(feature = "native-tls")]
     pub fn tls(mut self, acceptor: native_tls::TlsAcceptor) -> Self {
-        self.tls = Some(acceptor);
+        self.tls = Some(Acceptor::Native(acceptor));
+        self
+    }
+
+    /// Serves `wss` with this rustls configuration (feature `rustls`): its certificate
+    /// resolver, protocol versions and provider, and its client-certificate verifier, so
+    /// mutual TLS is `rustls::server::WebPkiClientVerifier` away. Leave `alpn_protocols`
+    /// empty (or `http/1.1`). Replaces a `tls` acceptor given before (feature `native-tls`).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use syncws::rustls;
+    /// use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    ///
+    /// let chain = CertificateDer::pem_file_iter("cert.pem")?.collect::<Result<Vec<_>, _>>()?;
+    /// let key = PrivateKeyDer::from_pem_file("key.pem")?;
+    /// let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_no_client_auth()
+    /// .with_single_cert(chain, key)?;
+    /// let server = syncws::Server::builder()
+    ///     .rustls(Arc::new(config))
+    ///     .bind("0.0.0.0:443", |_| syncws::Accept::upgrade(syncws::Listener::new()))?;
+    /// # let _ = server; Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn rustls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(Acceptor::Rustls(config));
         self
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, bounded, unbounded};
 use syncws::{
     Accept, ChannelListener, Client, Disconnect, Error, Event, Events, Listener, Message,
     Reconnect, ReconnectState, Request, Response, Server, WebSocket, WebSocketListener,
@@ -647,12 +647,13 @@ fn on_retry_returning_false_stops_with_that_cause_as_the_terminal_failure() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 #[test]
 fn a_certificate_the_client_refuses_is_not_retried() {
     let tls = common::test_tls();
-    let (count_tx, count_rx): (Sender<()>, _) = unbounded();
-    let server = Server::builder()
-        .tls(tls.acceptor)
+    let (count_tx, count_rx): (crossbeam_channel::Sender<()>, _) = unbounded();
+    let server = tls
+        .server()
         .bind("127.0.0.1:0", move |_: &Request| {
             let _ = count_tx.send(());
             Accept::upgrade(echo())
@@ -672,6 +673,7 @@ fn a_certificate_the_client_refuses_is_not_retried() {
     assert!(count_rx.try_recv().is_err(), "no upgrade got through");
 }
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 #[test]
 fn a_server_that_hangs_up_during_the_tls_handshake_is_retried() {
     let (port, count) = hang_up_server_after(true);

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use common::{EVENT_TIMEOUT, test_tls};
-use syncws::{Accept, Client, EchoServer, Error, Listener, Request, Server};
+use common::EVENT_TIMEOUT;
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+use common::test_tls;
+use syncws::{Accept, Client, EchoServer, Listener, Request, Server};
 
 /// What a server saw of one upgrade request.
 #[derive(Debug, Clone)]
@@ -118,13 +117,14 @@ fn max_redirects_bounds_a_loop_and_zero_turns_following_off() {
     assert_eq!(seen.try_iter().count(), 4);
 }
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 #[test]
 fn ws_to_wss_is_followed() {
     let tls = test_tls();
-    let secure = EchoServer::with_builder(Server::builder().tls(tls.acceptor)).unwrap();
+    let secure = EchoServer::with_builder(tls.server()).unwrap();
     let wss = secure.url();
     let (server, _) = redirecting(move |_| wss.clone());
-    let client = Client::builder().tls_connector(tls.connector).build();
+    let client = tls.client().build();
     let mut conn = client
         .connect(
             Request::builder(&format!("{}from/301", server.url()))
@@ -140,8 +140,12 @@ fn ws_to_wss_is_followed() {
     );
 }
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 #[test]
 fn wss_to_ws_is_refused() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use syncws::Error;
     let plain_hits = Arc::new(AtomicUsize::new(0));
     let hits = plain_hits.clone();
     let plain = Server::bind("127.0.0.1:0", move |_| {
@@ -151,13 +155,13 @@ fn wss_to_ws_is_refused() {
     .unwrap();
     let plain_url = plain.url();
     let tls = test_tls();
-    let secure = Server::builder()
-        .tls(tls.acceptor)
+    let secure = tls
+        .server()
         .bind("127.0.0.1:0", move |_| {
             Accept::reject(302, "Found").header("Location", plain_url.clone())
         })
         .unwrap();
-    let client = Client::builder().tls_connector(tls.connector).build();
+    let client = tls.client().build();
     let error = client
         .connect(Request::builder(&secure.url()).build().unwrap())
         .unwrap_err();

@@ -1,10 +1,16 @@
-//! wss-specific behaviour: TLS runs over an in-memory pipe so that a reader blocked waiting for
-//! data never blocks the writer (src/driver/transport.rs).
+//! wss-specific behaviour: the TLS session sits behind a short lock so that a reader blocked
+//! waiting for data never blocks the writer (src/driver/transport/).
+//!
+//! Every test here runs under whichever TLS backend the build has (`tests/common/tls.rs` makes
+//! syncws's clients and servers; OpenSSL plays the hand-written peers): `cargo test --test tls`
+//! for native-tls, `cargo test --no-default-features --features rustls --test tls` for rustls.
+//! Tests that only one backend can pass are cfg-gated and say why.
+#![cfg(any(feature = "native-tls", feature = "rustls"))]
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
@@ -60,9 +66,7 @@ fn tap_server(builder: ServerBuilder) -> (Server, Receiver<WebSocket>, syncws::E
 }
 
 fn tls_client(tls: &TestTls) -> Client {
-    Client::builder()
-        .tls_connector(tls.connector.clone())
-        .build()
+    tls.client().build()
 }
 
 fn request(url: &str) -> Request {
@@ -193,8 +197,8 @@ fn upgrade_by_hand(stream: &mut (impl Read + Write)) -> std::io::Result<()> {
 fn wss_echo_round_trip_of_varied_sizes_text_and_binary_in_order() {
     let tls = test_tls();
     // Past the server role's 1 MiB defaults: this echoes 1 MiB messages, many queued at once.
-    let builder = Server::builder()
-        .tls(tls.acceptor.clone())
+    let builder = tls
+        .server()
         .max_message_size(4 << 20)
         .max_queue_size(64 << 20);
     let server = EchoServer::with_builder(builder).unwrap();
@@ -247,8 +251,8 @@ fn wss_client_writes_while_its_reader_is_blocked_waiting_for_a_silent_server() {
     const N: usize = 1000;
     let tls = test_tls();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<String>>(1);
-    let server = Server::builder()
-        .tls(tls.acceptor.clone())
+    let server = tls
+        .server()
         .bind("127.0.0.1:0", move |_req| {
             let done_tx = done_tx.clone();
             let mut got = Vec::new();
@@ -283,8 +287,8 @@ fn wss_client_writes_while_its_reader_is_blocked_waiting_for_a_silent_server() {
 fn wss_server_writes_while_its_reader_is_blocked_waiting_for_a_silent_client() {
     const N: usize = 1000;
     let tls = test_tls();
-    let server = Server::builder()
-        .tls(tls.acceptor.clone())
+    let server = tls
+        .server()
         .bind("127.0.0.1:0", |_req| {
             Accept::upgrade(Listener::new().on_open(|ws, _| {
                 for i in 0..N {
@@ -313,7 +317,7 @@ fn wss_server_writes_while_its_reader_is_blocked_waiting_for_a_silent_client() {
 fn wss_full_duplex_both_sides_send_500_concurrently() {
     const N: usize = 500;
     let tls = test_tls();
-    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (server, sockets, server_events) = tap_server(tls.server());
     let payload = |from: &str, i: usize| format!("{from} {i:04} {}", text_of(2048, i));
 
     let (listener, events) = syncws::channel();
@@ -371,7 +375,7 @@ fn wss_full_duplex_both_sides_send_500_concurrently() {
 #[test]
 fn wss_untrusted_self_signed_certificate_fails_with_tls_error() {
     let tls = test_tls();
-    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let server = EchoServer::with_builder(tls.server()).unwrap();
     let (listener, events) = syncws::channel();
     // Default client: system trust roots, which do not include the test certificate.
     let ws = Client::new().new_web_socket(request(&server.url()), listener);
@@ -395,7 +399,7 @@ fn wss_hostname_not_in_certificate_fails_with_tls_error() {
     let client = tls_client(&tls);
 
     // Control: the same connector accepts the same certificate under a name it carries.
-    let good = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let good = EchoServer::with_builder(tls.server()).unwrap();
     let url = format!("wss://127.0.0.1:{}/", good.local_addr().port());
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
@@ -403,8 +407,8 @@ fn wss_hostname_not_in_certificate_fails_with_tls_error() {
     close_cleanly(&ws, &events);
 
     // 127.0.0.2 is loopback on Linux but not in the certificate (localhost, 127.0.0.1).
-    let bad = Server::builder()
-        .tls(tls.acceptor.clone())
+    let bad = tls
+        .server()
         .bind("127.0.0.2:0", |_req| Accept::upgrade(Listener::new()))
         .expect("bind 127.0.0.2 (Linux loopback)");
     let url = format!("wss://127.0.0.2:{}/", bad.local_addr().port());
@@ -426,7 +430,7 @@ fn wss_hostname_not_in_certificate_fails_with_tls_error() {
 #[test]
 fn wss_cancel_unblocks_a_reader_waiting_for_data() {
     let tls = test_tls();
-    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (server, sockets, server_events) = tap_server(tls.server());
     let (listener, events) = syncws::channel();
     let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
     expect_open(&events);
@@ -458,7 +462,7 @@ fn wss_cancel_unblocks_a_reader_waiting_for_data() {
 #[test]
 fn wss_client_initiated_close_handshake() {
     let tls = test_tls();
-    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (server, sockets, server_events) = tap_server(tls.server());
     let (listener, events) = syncws::channel();
     let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
     expect_open(&events);
@@ -481,7 +485,7 @@ fn wss_client_initiated_close_handshake() {
 #[test]
 fn wss_server_initiated_close_handshake() {
     let tls = test_tls();
-    let (server, sockets, server_events) = tap_server(Server::builder().tls(tls.acceptor.clone()));
+    let (server, sockets, server_events) = tap_server(tls.server());
     let (listener, events) = syncws::channel();
     let ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
     expect_open(&events);
@@ -508,18 +512,13 @@ fn wss_server_initiated_close_handshake() {
 #[test]
 fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
     let tls = test_tls();
-    let raw = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = raw.local_addr().unwrap().port();
-    let acceptor = tls.acceptor.clone();
     let (peer_tx, peer_rx) = crossbeam_channel::bounded::<Result<Vec<u8>, String>>(1);
-    let peer = thread::spawn(move || {
+    let (url, peer) = openssl_server(&tls, None, move |ssl| {
         let result = (|| -> Result<Vec<u8>, String> {
-            let (tcp, _) = raw.accept().map_err(|e| e.to_string())?;
-            tcp.set_read_timeout(Some(EVENT_TIMEOUT))
+            let mut tls = ssl.map_err(|e| e.to_string())?;
+            tls.get_ref()
+                .set_write_timeout(Some(EVENT_TIMEOUT))
                 .map_err(|e| e.to_string())?;
-            tcp.set_write_timeout(Some(EVENT_TIMEOUT))
-                .map_err(|e| e.to_string())?;
-            let mut tls = acceptor.accept(tcp).map_err(|e| e.to_string())?;
             upgrade_by_hand(&mut tls).map_err(|e| e.to_string())?;
             // FIN + RSV2 + text opcode, no extension negotiated: a protocol violation.
             tls.write_all(&server_frame(0x80 | 0x20 | 0x1, b"hi"))
@@ -535,8 +534,7 @@ fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
     });
 
     let (listener, events) = syncws::channel();
-    let ws =
-        tls_client(&tls).new_web_socket(request(&format!("wss://localhost:{port}/")), listener);
+    let ws = tls_client(&tls).new_web_socket(request(&url), listener);
     expect_open(&events);
 
     let frame = peer_rx
@@ -579,10 +577,7 @@ fn wss_client_against_plain_ws_server_fails_instead_of_hanging() {
     assert!(server.url().starts_with("ws://"));
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let tls = test_tls();
-    let client = Client::builder()
-        .tls_connector(tls.connector.clone())
-        .read_timeout(Duration::from_secs(1))
-        .build();
+    let client = tls.client().read_timeout(Duration::from_secs(1)).build();
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     let error = expect_failure(&events);
@@ -650,28 +645,23 @@ fn ends_with_close_notify(ssl: &mut openssl::ssl::SslStream<TcpStream>) -> bool 
     }
 }
 
-/// A client that trusts exactly `cert_pem`.
-fn client_trusting(cert_pem: &[u8]) -> Client {
-    let connector = native_tls::TlsConnector::builder()
-        .add_root_certificate(native_tls::Certificate::from_pem(cert_pem).unwrap())
-        .build()
-        .unwrap();
-    Client::builder().tls_connector(connector).build()
-}
-
-/// An OpenSSL server on a fresh port for one connection, with `cert_pem`/`key_pem`; with
+/// An OpenSSL server on a fresh port for one connection, presenting `tls`'s certificate; with
 /// `client_ca`, it requires a client certificate issued by it.
 fn openssl_server<T: Send + 'static>(
-    cert_pem: &[u8],
-    key_pem: &[u8],
+    tls: &TestTls,
     client_ca: Option<&[u8]>,
     script: impl FnOnce(std::io::Result<openssl::ssl::SslStream<TcpStream>>) -> T + Send + 'static,
 ) -> (String, std::thread::JoinHandle<T>) {
     use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    b.set_certificate(&openssl::x509::X509::from_pem(cert_pem).unwrap())
-        .unwrap();
-    b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(key_pem).unwrap())
+    let mut chain = openssl::x509::X509::stack_from_pem(&tls.chain)
+        .unwrap()
+        .into_iter();
+    b.set_certificate(&chain.next().unwrap()).unwrap();
+    for ca in chain {
+        b.add_extra_chain_cert(ca).unwrap();
+    }
+    b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(&tls.key).unwrap())
         .unwrap();
     if let Some(ca) = client_ca {
         b.cert_store_mut()
@@ -694,7 +684,7 @@ fn openssl_server<T: Send + 'static>(
 #[test]
 fn wss_expired_certificate_fails_with_a_tls_error_that_says_so() {
     let tls = expired_test_tls();
-    let server = EchoServer::with_builder(Server::builder().tls(tls.acceptor.clone())).unwrap();
+    let server = EchoServer::with_builder(tls.server()).unwrap();
     let (listener, events) = syncws::channel();
     let _ws = tls_client(&tls).new_web_socket(request(&server.url()), listener);
     match expect_failure(&events) {
@@ -706,19 +696,18 @@ fn wss_expired_certificate_fails_with_a_tls_error_that_says_so() {
 #[test]
 fn wss_client_certificate_is_presented_to_a_server_that_requires_one() {
     let now = unix_now();
-    let (server_cert, server_key) = self_signed("localhost", now - 60, now + 86_400);
-    let (client_cert, client_key) = self_signed("syncws-test-client", now - 60, now + 86_400);
+    let server_tls = test_tls();
+    let client_id = issue("syncws-test-client", now - 60, now + 86_400);
     let connector = |with_identity: bool| {
-        let mut b = native_tls::TlsConnector::builder();
-        b.add_root_certificate(native_tls::Certificate::from_pem(&server_cert).unwrap());
         if with_identity {
-            b.identity(native_tls::Identity::from_pkcs8(&client_cert, &client_key).unwrap());
+            client_with_identity(&server_tls.ca, &client_id).build()
+        } else {
+            client_trusting(&server_tls.ca).build()
         }
-        Client::builder().tls_connector(b.build().unwrap()).build()
     };
 
     // With the identity: the server sees the client's certificate and echoes one message.
-    let (url, peer) = openssl_server(&server_cert, &server_key, Some(&client_cert), |ssl| {
+    let (url, peer) = openssl_server(&server_tls, Some(&client_id.ca), |ssl| {
         let mut ssl = ssl.expect("TLS with a client certificate");
         let subject = ssl.ssl().peer_certificate().expect("a client certificate");
         let cn = String::from_utf8(
@@ -746,9 +735,7 @@ fn wss_client_certificate_is_presented_to_a_server_that_requires_one() {
     ws.cancel();
 
     // Without it: the server refuses the TLS session and the socket fails before it opens.
-    let (url, peer) = openssl_server(&server_cert, &server_key, Some(&client_cert), |ssl| {
-        ssl.is_err()
-    });
+    let (url, peer) = openssl_server(&server_tls, Some(&client_id.ca), |ssl| ssl.is_err());
     let (listener, events) = syncws::channel();
     let _ws = connector(false).new_web_socket(request(&url), listener);
     let error = expect_failure(&events);
@@ -762,8 +749,8 @@ fn wss_client_certificate_is_presented_to_a_server_that_requires_one() {
 #[test]
 fn wss_server_sends_close_notify_after_a_close_it_started() {
     let tls = test_tls();
-    let server = Server::builder()
-        .tls(tls.acceptor.clone())
+    let server = tls
+        .server()
         .bind("127.0.0.1:0", |_| {
             Accept::upgrade(Listener::new().on_open(|ws, _| {
                 let _ = ws.close(1000, Some("bye"));
@@ -795,9 +782,8 @@ fn wss_server_sends_close_notify_after_a_close_it_started() {
 
 #[test]
 fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
-    let now = unix_now();
-    let (cert, key) = self_signed("localhost", now - 60, now + 86_400);
-    let (url, peer) = openssl_server(&cert, &key, None, |ssl| {
+    let tls = test_tls();
+    let (url, peer) = openssl_server(&tls, None, |ssl| {
         let mut ssl = ssl.unwrap();
         upgrade_by_hand(&mut ssl).unwrap();
         ssl.write_all(&server_frame(0x88, &1000u16.to_be_bytes()))
@@ -809,7 +795,7 @@ fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
         ssl.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
         ends_with_close_notify(&mut ssl)
     });
-    let client = client_trusting(&cert);
+    let client = tls_client(&tls);
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     expect_open(&events);
@@ -824,9 +810,8 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
     // TLS cannot half-close, so some servers (Python `websockets` among them) wait, after the
     // close handshake, for the client to end the session. A client that waited for the server
     // instead would wait out the server's close timeout.
-    let now = unix_now();
-    let (cert, key) = self_signed("localhost", now - 60, now + 86_400);
-    let (url, peer) = openssl_server(&cert, &key, None, |ssl| {
+    let tls = test_tls();
+    let (url, peer) = openssl_server(&tls, None, |ssl| {
         let mut ssl = ssl.unwrap();
         upgrade_by_hand(&mut ssl).unwrap();
         let (b0, payload) = read_any_frame(&mut ssl).unwrap();
@@ -835,7 +820,7 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
         // Wait (up to the read timeout) for the client to end the session; never close first.
         ends_with_close_notify(&mut ssl)
     });
-    let client = client_trusting(&cert);
+    let client = tls_client(&tls);
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     expect_open(&events);
@@ -845,5 +830,258 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
     assert!(
         peer.join().unwrap(),
         "the client never ended the TLS session"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Either backend: how the peer ends the session, and a key update from the peer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wss_peer_ending_the_session_without_a_close_frame_fails_with_unexpected_eof() {
+    // With close_notify (the TLS session ends in order) or without (TCP just closes): either
+    // way no close frame came, which is what the socket reports.
+    for with_close_notify in [true, false] {
+        let tls = test_tls();
+        let (url, peer) = openssl_server(&tls, None, move |ssl| {
+            let mut ssl = ssl.unwrap();
+            upgrade_by_hand(&mut ssl).unwrap();
+            ssl.write_all(&server_frame(0x81, b"last")).unwrap();
+            if with_close_notify {
+                let _ = ssl.shutdown();
+            }
+            ssl.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
+        });
+        let (listener, events) = syncws::channel();
+        let ws = tls_client(&tls).new_web_socket(request(&url), listener);
+        expect_open(&events);
+        assert_eq!(expect_message(&events), Message::Text("last".into()));
+        let error = expect_failure(&events);
+        assert!(
+            matches!(error, Error::UnexpectedEof),
+            "close_notify {with_close_notify}: expected UnexpectedEof, got {error:?}"
+        );
+        assert!(ws.wait_finished(EVENT_TIMEOUT));
+        peer.join().unwrap();
+    }
+}
+
+/// A peer that asks for a TLS 1.3 key update (rustls can send one; OpenSSL's Rust binding
+/// cannot): the session goes on both ways, so the socket took the peer's new keys and answered
+/// with its own key update before its next record (the peer could not read the echo
+/// otherwise). The peer is rustls; the socket is the build's default backend.
+#[cfg(feature = "rustls")]
+#[test]
+fn wss_key_update_requested_by_the_peer_is_answered_and_the_session_goes_on() {
+    use syncws::rustls;
+    let tls = test_tls();
+    let config = rustls_server_config(&tls, None);
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("wss://localhost:{}/", raw.local_addr().unwrap().port());
+    let peer = thread::spawn(move || {
+        let (tcp, _) = raw.accept().unwrap();
+        tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        upgrade_by_hand(&mut s).unwrap();
+        assert_eq!(
+            s.conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+        s.conn.refresh_traffic_keys().unwrap();
+        s.flush().unwrap();
+        // Neither backend answers at once: OpenSSL and rustls both send their key update
+        // just before their next record (RFC 8446 §4.6.3), so the echo below is what proves it.
+        s.write_all(&server_frame(0x81, b"after the key update"))
+            .unwrap();
+        let (b0, payload) = read_any_frame(&mut s).unwrap();
+        (b0, payload)
+    });
+    let client = tls_client(&tls);
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(&url), listener);
+    expect_open(&events);
+    let got = expect_message(&events);
+    assert_eq!(got, Message::Text("after the key update".into()));
+    assert!(ws.send(got));
+    assert_eq!(
+        peer.join().unwrap(),
+        (0x81, b"after the key update".to_vec()),
+        "the peer read the echo with its updated keys"
+    );
+    ws.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// rustls only: its configs, its default roots, and mutual TLS on the server
+// ---------------------------------------------------------------------------------------------
+
+/// An echo round trip and a clean close.
+#[cfg(feature = "rustls")]
+fn echo_and_close(client: &Client, url: &str) {
+    let (listener, events) = syncws::channel();
+    let ws = client.new_web_socket(request(url), listener);
+    expect_open(&events);
+    assert!(ws.send("over rustls"));
+    assert_eq!(expect_message(&events), Message::Text("over rustls".into()));
+    close_cleanly(&ws, &events);
+}
+
+/// With only rustls built, the default client is rustls with the platform's roots (or the
+/// Mozilla ones): a self-signed server is refused, and the error is rustls's own words.
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+#[test]
+fn rustls_default_client_refuses_a_self_signed_server_with_rustls_reason() {
+    let tls = test_tls();
+    let server = EchoServer::with_builder(tls.server()).unwrap();
+    let (listener, events) = syncws::channel();
+    let _ws = Client::new().new_web_socket(request(&server.url()), listener);
+    match expect_failure(&events) {
+        Error::Tls(message) => {
+            // A machine with no CA bundle at all fails earlier, with the message that says so
+            // (only possible with the platform's roots).
+            let no_roots = cfg!(not(feature = "rustls-webpki-roots"))
+                && message.contains("no root certificates");
+            assert!(
+                message.contains("invalid peer certificate: UnknownIssuer") || no_roots,
+                "{message}"
+            );
+        }
+        e => panic!("expected a TLS error, got {e:?}"),
+    }
+}
+
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_client_config_trusting_the_test_ca_connects() {
+    let tls = test_tls();
+    // The build's own server (native-tls when both backends are built).
+    let server = EchoServer::with_builder(tls.server()).unwrap();
+    let client = Client::builder()
+        .rustls_config(rustls_client_config(&tls.ca, None))
+        .build();
+    echo_and_close(&client, &server.url());
+    // The same config without the CA: refused, so it was the config that trusted it.
+    let other = test_tls();
+    let untrusting = Client::builder()
+        .rustls_config(rustls_client_config(&other.ca, None))
+        .build();
+    let (listener, events) = syncws::channel();
+    let _ws = untrusting.new_web_socket(request(&server.url()), listener);
+    match expect_failure(&events) {
+        Error::Tls(message) => assert!(message.contains("UnknownIssuer"), "{message}"),
+        e => panic!("expected a TLS error, got {e:?}"),
+    }
+}
+
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_server_config_serves_a_rustls_client_and_an_openssl_client() {
+    let tls = test_tls();
+    let server =
+        EchoServer::with_builder(Server::builder().rustls(rustls_server_config(&tls, None)))
+            .unwrap();
+    assert!(server.url().starts_with("wss://"));
+    let rustls_client = Client::builder()
+        .rustls_config(rustls_client_config(&tls.ca, None))
+        .build();
+    echo_and_close(&rustls_client, &server.url());
+
+    // OpenSSL, verifying the server against the test CA.
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    b.cert_store_mut()
+        .add_cert(openssl::x509::X509::from_pem(&tls.ca).unwrap())
+        .unwrap();
+    let tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut ssl = b.build().connect("localhost", tcp).unwrap();
+    ssl.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut ssl).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ssl.write_all(&masked_frame(0x81, b"from openssl")).unwrap();
+    assert_eq!(
+        read_any_frame(&mut ssl).unwrap(),
+        (0x81, b"from openssl".to_vec())
+    );
+}
+
+#[cfg(all(feature = "rustls", feature = "native-tls"))]
+#[test]
+fn rustls_server_config_serves_a_native_tls_client() {
+    let tls = test_tls();
+    let server =
+        EchoServer::with_builder(Server::builder().rustls(rustls_server_config(&tls, None)))
+            .unwrap();
+    let connector = syncws::native_tls::TlsConnector::builder()
+        .add_root_certificate(syncws::native_tls::Certificate::from_pem(&tls.ca).unwrap())
+        .build()
+        .unwrap();
+    echo_and_close(
+        &Client::builder().tls_connector(connector).build(),
+        &server.url(),
+    );
+}
+
+/// Mutual TLS, which native-tls's acceptor cannot ask for: a rustls `ServerConfig` with
+/// `WebPkiClientVerifier` admits a client whose certificate its CA issued, and refuses one
+/// with no certificate or one from another CA before the upgrade request is read.
+#[cfg(feature = "rustls")]
+#[test]
+fn rustls_server_with_a_client_verifier_accepts_certified_clients_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = unix_now();
+    let server_tls = test_tls();
+    let client_id = issue("syncws-test-client", now - 60, now + 86_400);
+    let stranger = issue("syncws-test-stranger", now - 60, now + 86_400);
+    let upgrades = Arc::new(AtomicUsize::new(0));
+    let counted = upgrades.clone();
+    let server = Server::builder()
+        .rustls(rustls_server_config(&server_tls, Some(&client_id.ca)))
+        .bind("127.0.0.1:0", move |_req| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Accept::upgrade(Listener::new().on_message(|ws, m| {
+                ws.send(m);
+            }))
+        })
+        .unwrap();
+
+    // The build's default backend presents the certificate.
+    let certified = client_with_identity(&server_tls.ca, &client_id).build();
+    echo_and_close(&certified, &server.url());
+    assert_eq!(upgrades.load(Ordering::SeqCst), 1);
+
+    for (what, client) in [
+        ("no certificate", client_trusting(&server_tls.ca).build()),
+        (
+            "a certificate from another CA",
+            client_with_identity(&server_tls.ca, &stranger).build(),
+        ),
+    ] {
+        let (listener, events) = syncws::channel();
+        let _ws = client.new_web_socket(request(&server.url()), listener);
+        // TLS 1.3 clients finish their side of the handshake before the server has checked
+        // their certificate, so its alert can arrive during the upgrade: Tls or Io.
+        let error = expect_failure(&events);
+        assert!(
+            matches!(error, Error::Tls(_) | Error::Io(_)),
+            "{what}: {error:?}"
+        );
+        let text = error.to_string().to_lowercase();
+        assert!(
+            text.contains("certificate")
+                || text.contains("unknownca")
+                || text.contains("unknown ca"),
+            "{what}: the error should name the certificate: {error}"
+        );
+    }
+    assert_eq!(
+        upgrades.load(Ordering::SeqCst),
+        1,
+        "an uncertified client reached the upgrade handler"
     );
 }

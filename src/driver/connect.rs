@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::head::{HeadError, is_timeout, read_head};
 use super::reader::{BoxListener, Opened, Outcome, Reader};
 use super::shared::Queues;
-use super::transport::{self, ReadHalf, WriteHalf};
+use super::transport::{self, Connector, ReadHalf, WriteHalf};
 use super::tunnel;
 use super::{TlsSource, timeout_deadline};
 use crate::config::Config;
@@ -96,6 +96,13 @@ fn connect(
     tls: &TlsSource,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
+    // A TLS configuration that could not be made (no backend, no roots) fails before any
+    // traffic.
+    let tls: Option<Connector> = request
+        .is_tls()
+        .then(|| tls())
+        .transpose()
+        .map_err(|e| (Error::Tls(e), None))?;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
     let tcp = tunnel::open(
         &host,
@@ -124,12 +131,10 @@ fn connect(
             None => e,
         }
     };
-    let (mut read, mut write) = if request.is_tls() {
-        let connector = tls().map_err(|e| (Error::Tls(e), None))?;
-        transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
-            .map_err(|e| (canceled(e), None))?
-    } else {
-        transport::plain(tcp)
+    let (mut read, mut write) = match tls {
+        None => transport::plain(tcp),
+        Some(connector) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
+            .map_err(|e| (canceled(e), None))?,
     };
     let key = handshake::new_key();
     write

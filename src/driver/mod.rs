@@ -31,7 +31,7 @@ pub(crate) use shared::{SendError, Shared};
 
 /// Gives a client socket its TLS configuration when it needs one.
 pub(crate) type TlsSource =
-    std::sync::Arc<dyn Fn() -> Result<native_tls::TlsConnector, String> + Send + Sync>;
+    std::sync::Arc<dyn Fn() -> Result<transport::Connector, String> + Send + Sync>;
 
 /// `now + d`, or a point decades away when that would overflow (a `Duration::MAX` timeout).
 pub(crate) fn deadline_after(d: Duration) -> Instant {

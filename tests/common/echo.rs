@@ -8,12 +8,13 @@ use super::{EVENT_TIMEOUT, TestTls, assert_exhausted, next};
 /// An echo server that takes the 1 MiB message of [`messages`] (the server role's defaults
 /// stop at 1 MiB), over TLS when `tls` is given.
 pub fn echo_server(tls: Option<&TestTls>) -> EchoServer {
-    let mut builder = Server::builder()
+    let builder = match tls {
+        Some(tls) => tls.server(),
+        None => Server::builder(),
+    };
+    let builder = builder
         .max_message_size(4 * 1024 * 1024)
         .max_queue_size(8 * 1024 * 1024);
-    if let Some(tls) = tls {
-        builder = builder.tls(tls.acceptor.clone());
-    }
     EchoServer::with_builder(builder).expect("echo server")
 }
 

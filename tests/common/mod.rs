@@ -1,8 +1,16 @@
-//! Test support shared by the integration tests: event recording and a throwaway TLS identity.
+//! Test support shared by the integration tests: event recording, raw peers, and throwaway TLS
+//! certificates with clients and servers for whichever TLS backend the build has.
 #![allow(dead_code)]
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 pub mod echo;
 pub mod raw;
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+pub mod tls;
+// Not every test file uses TLS.
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+#[allow(unused_imports)]
+pub use tls::*;
 
 use std::time::Duration;
 
@@ -44,92 +52,6 @@ pub fn assert_exhausted(events: &syncws::Events) {
         Err(_) => {}
         Ok(e) => panic!("unexpected extra event {e:?}"),
     }
-}
-
-/// A self-signed certificate for `localhost`/127.0.0.1, made fresh for the test run.
-pub struct TestTls {
-    pub acceptor: native_tls::TlsAcceptor,
-    /// A connector that trusts exactly this certificate.
-    pub connector: native_tls::TlsConnector,
-}
-
-pub fn test_tls() -> TestTls {
-    let now = unix_now();
-    let (cert_pem, key_pem) = self_signed("localhost", now - 60, now + 2 * 86_400);
-    tls_pair(&cert_pem, &key_pem)
-}
-
-/// A certificate for `localhost` that expired yesterday (its acceptor, and a connector that
-/// trusts it as a root, so that only the dates are wrong).
-pub fn expired_test_tls() -> TestTls {
-    let now = unix_now();
-    let (cert_pem, key_pem) = self_signed("localhost", now - 2 * 86_400, now - 86_400);
-    tls_pair(&cert_pem, &key_pem)
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-fn tls_pair(cert_pem: &[u8], key_pem: &[u8]) -> TestTls {
-    let identity = native_tls::Identity::from_pkcs8(cert_pem, key_pem).expect("identity");
-    let acceptor = native_tls::TlsAcceptor::new(identity).expect("acceptor");
-    let connector = native_tls::TlsConnector::builder()
-        .add_root_certificate(native_tls::Certificate::from_pem(cert_pem).expect("cert"))
-        .build()
-        .expect("connector");
-    TestTls {
-        acceptor,
-        connector,
-    }
-}
-
-/// A self-signed CA certificate for `cn` (also its DNS name; and 127.0.0.1), valid between
-/// the two Unix times: `(certificate PEM, PKCS#8 key PEM)`.
-pub fn self_signed(cn: &str, not_before: i64, not_after: i64) -> (Vec<u8>, Vec<u8>) {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::{BigNum, MsbOption};
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::rsa::Rsa;
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-    use openssl::x509::{X509, X509NameBuilder};
-
-    let rsa = Rsa::generate(2048).expect("rsa");
-    let key = PKey::from_rsa(rsa).expect("pkey");
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_text("CN", cn).expect("cn");
-    let name = name.build();
-    let mut b = X509::builder().expect("x509");
-    b.set_version(2).expect("version");
-    let mut serial = BigNum::new().expect("bn");
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).expect("rand");
-    b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
-        .expect("serial");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(&key).expect("pubkey");
-    b.set_not_before(&Asn1Time::from_unix(not_before).expect("t"))
-        .expect("nb");
-    b.set_not_after(&Asn1Time::from_unix(not_after).expect("t"))
-        .expect("na");
-    b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
-        .expect("bc");
-    let san = SubjectAlternativeName::new()
-        .dns(cn)
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .expect("san");
-    b.append_extension(san).expect("san");
-    b.sign(&key, MessageDigest::sha256()).expect("sign");
-    let cert = b.build();
-    (
-        cert.to_pem().expect("pem"),
-        key.private_key_to_pem_pkcs8().expect("key pem"),
-    )
 }
 
 /// Descriptors of this process that are TCP connections (not listeners) to or from `port`:

@@ -1,16 +1,20 @@
-//! The byte pipe under a socket: plain TCP, or TLS run over an in-memory transport.
+//! The byte pipe under a socket: plain TCP, or a TLS session that both threads share.
 //!
-//! A blocking `native_tls::TlsStream` cannot be shared by a reader and a writer thread: the
-//! reader would hold it (and any lock around it) while waiting for data, and the writer could
-//! not send. So TLS runs over [`Pipe`], an in-memory transport that never blocks: the threads
-//! do the TCP I/O themselves, outside any lock, and take the session's lock only for the moment
-//! it takes to encrypt or decrypt.
+//! A blocking TLS stream cannot be shared by a reader and a writer thread: the reader would
+//! hold it (and any lock around it) while waiting for data, and the writer could not send. So
+//! the threads do the TCP I/O themselves, outside any lock, and hold the session's lock
+//! ([`Session`]) only for the moment it takes to encrypt or decrypt:
 //!
 //! ```text
 //!   reader thread                                   writer thread
-//!   tcp.read(raw) ──▶ lock{ pipe.in += raw;          lock{ tls.write(plain) ──▶ pipe.out;
-//!                          tls.read(plain) }              take pipe.out } ──▶ tcp.write_all
+//!   tcp.read(raw) ──▶ lock{ session.feed(raw);       lock{ session.write_plain(plain);
+//!                          session.read_plain() }         session.take_output() } ──▶ tcp.write_all
 //! ```
+//!
+//! Each backend is one module: [`native`] runs a `native_tls` session over an in-memory
+//! transport (`Pipe`), [`rustls`] drives a `rustls::Connection`, which is sans-I/O already.
+//! With no TLS feature there is no session type at all, and a `wss` URL fails before it
+//! connects (`client.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -21,43 +25,134 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 
-/// TLS records in and out, as plain memory. Reads with nothing buffered say `WouldBlock`, which
-/// is how the TLS session asks for more network input.
-#[derive(Debug, Default)]
-pub(crate) struct Pipe {
-    incoming: Vec<u8>,
-    read_pos: usize,
-    outgoing: Vec<u8>,
+#[cfg(feature = "native-tls")]
+mod native;
+#[cfg(feature = "rustls")]
+mod rustls;
+
+/// Why a `wss` URL fails in a build without a TLS backend.
+#[cfg(not(any(feature = "native-tls", feature = "rustls")))]
+pub(crate) const NO_BACKEND: &str = "this build of syncws has no TLS backend: enable the `native-tls` or `rustls` feature of syncws";
+
+/// The TLS configuration a client socket connects with.
+#[derive(Clone, Debug)]
+pub(crate) enum Connector {
+    /// A native-tls connector (the platform's TLS library).
+    #[cfg(feature = "native-tls")]
+    Native(native_tls::TlsConnector),
+    /// A rustls client configuration.
+    #[cfg(feature = "rustls")]
+    Rustls(Arc<::rustls::ClientConfig>),
 }
 
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = &self.incoming[self.read_pos..];
-        if available.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
+/// The TLS configuration a server accepts with.
+#[derive(Clone)]
+pub(crate) enum Acceptor {
+    /// A native-tls acceptor (the platform's TLS library).
+    #[cfg(feature = "native-tls")]
+    Native(native_tls::TlsAcceptor),
+    /// A rustls server configuration.
+    #[cfg(feature = "rustls")]
+    Rustls(Arc<::rustls::ServerConfig>),
+}
+
+/// The connector of a client that was given none: native-tls when that backend is built
+/// (it is the default feature), else rustls with its default roots.
+pub(crate) fn default_connector() -> Result<Connector, String> {
+    #[cfg(feature = "native-tls")]
+    {
+        native_tls::TlsConnector::new()
+            .map(Connector::Native)
+            .map_err(|e| e.to_string())
+    }
+    #[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+    {
+        rustls::default_client_config().map(Connector::Rustls)
+    }
+    #[cfg(not(any(feature = "native-tls", feature = "rustls")))]
+    {
+        Err(NO_BACKEND.to_owned())
+    }
+}
+
+/// A TLS session of either backend, as plain memory: ciphertext in and out, plaintext in and
+/// out. None of its methods does I/O or blocks.
+enum Session {
+    #[cfg(feature = "native-tls")]
+    Native(native::Session),
+    #[cfg(feature = "rustls")]
+    Rustls(rustls::Session),
+}
+
+// `match *self` with `ref mut` bindings, so that the matches are still valid (and empty) in a
+// build with no backend, where `Session` has no variants.
+#[cfg_attr(
+    not(any(feature = "native-tls", feature = "rustls")),
+    allow(unused_variables, clippy::ptr_arg)
+)]
+impl Session {
+    /// Takes ciphertext from the network; returns how much of it the session took (it may
+    /// stop early once it has plaintext to hand out, or after the peer's close_notify).
+    fn feed(&mut self, cipher: &[u8]) -> io::Result<usize> {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref mut s) => s.feed(cipher),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref mut s) => s.feed(cipher),
         }
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.read_pos += n;
-        if self.read_pos == self.incoming.len() {
-            self.incoming.clear();
-            self.read_pos = 0;
+    }
+
+    /// Plaintext received: `Ok(0)` after the peer's close_notify, `WouldBlock` when the
+    /// session needs more ciphertext.
+    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref mut s) => s.read_plain(buf),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref mut s) => s.read_plain(buf),
         }
-        Ok(n)
+    }
+
+    /// Encrypts all of `plain`; the records wait for [`take_output`](Self::take_output).
+    fn write_plain(&mut self, plain: &[u8]) -> io::Result<()> {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref mut s) => s.write_plain(plain),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref mut s) => s.write_plain(plain),
+        }
+    }
+
+    /// Appends all ciphertext waiting to go out to `out`.
+    fn take_output(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref mut s) => s.take_output(out),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref mut s) => s.take_output(out),
+        }
+    }
+
+    /// Whether ciphertext is waiting to go out (records, an alert, a key update).
+    fn has_output(&self) -> bool {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref s) => s.has_output(),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref s) => s.has_output(),
+        }
+    }
+
+    /// Queues close_notify: we will send no more data.
+    fn close_notify(&mut self) {
+        match *self {
+            #[cfg(feature = "native-tls")]
+            Session::Native(ref mut s) => s.close_notify(),
+            #[cfg(feature = "rustls")]
+            Session::Rustls(ref mut s) => s.close_notify(),
+        }
     }
 }
-
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outgoing.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-type Session = native_tls::TlsStream<Pipe>;
 
 /// How much ciphertext the reader takes from TCP at once (a TLS record is at most ~16 KiB).
 const READ_CHUNK: usize = 16 * 1024;
@@ -80,7 +175,10 @@ pub(crate) fn set_deadline(tcp: &TcpStream, deadline: Option<Instant>) -> io::Re
 pub(crate) struct ReadHalf {
     pub tcp: Arc<TcpStream>,
     tls: Option<Arc<Mutex<Session>>>,
+    /// Ciphertext read from TCP; `raw[raw_pos..raw_len]` is what the session has not taken yet.
     raw: Vec<u8>,
+    raw_pos: usize,
+    raw_len: usize,
     /// The TLS session has bytes to send that only reading produced.
     pub tls_output_pending: bool,
 }
@@ -166,6 +264,8 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
             tcp,
             tls: None,
             raw: Vec::new(),
+            raw_pos: 0,
+            raw_len: 0,
             tls_output_pending: false,
         },
         WriteHalf {
@@ -178,6 +278,7 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
     )
 }
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
 fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => deadline_hit(),
@@ -185,43 +286,46 @@ fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
     }
 }
 
-/// Drives a TLS handshake over `tcp` to completion (or `deadline`), then splits the connection.
-fn finish_handshake(
-    tcp: Arc<TcpStream>,
-    mut result: Result<Session, native_tls::HandshakeError<Pipe>>,
+/// Reads handshake bytes from `tcp` by `deadline`: at least one, or an error (the peer's EOF
+/// is one: a handshake cannot end that way).
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+fn handshake_read(
+    tcp: &TcpStream,
+    buf: &mut [u8],
     deadline: Instant,
-    on_timeout: impl Fn() -> Error,
-) -> Result<(ReadHalf, WriteHalf), Error> {
-    let mut raw = vec![0u8; 16 * 1024];
-    let session = loop {
-        match result {
-            Ok(s) => break s,
-            Err(native_tls::HandshakeError::Failure(e)) => return Err(Error::Tls(e.to_string())),
-            Err(native_tls::HandshakeError::WouldBlock(mut mid)) => {
-                let out = std::mem::take(&mut mid.get_mut().outgoing);
-                (&*tcp).write_all(&out).map_err(Error::Io)?;
-                set_deadline(&tcp, Some(deadline)).map_err(|e| io_err(e, &on_timeout))?;
-                let n = (&*tcp).read(&mut raw).map_err(|e| io_err(e, &on_timeout))?;
-                if n == 0 {
-                    return Err(Error::Tls(
-                        "the peer closed the connection during the TLS handshake".into(),
-                    ));
-                }
-                mid.get_mut().incoming.extend_from_slice(&raw[..n]);
-                result = mid.handshake();
-            }
+    on_timeout: &dyn Fn() -> Error,
+) -> Result<usize, Error> {
+    set_deadline(tcp, Some(deadline)).map_err(|e| io_err(e, on_timeout))?;
+    let mut tcp = tcp;
+    let n = loop {
+        match tcp.read(buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e, on_timeout)),
         }
     };
-    let mut session = session;
-    let out = std::mem::take(&mut session.get_mut().outgoing);
-    (&*tcp).write_all(&out).map_err(Error::Io)?;
+    if n == 0 {
+        return Err(Error::Tls(
+            "the peer closed the connection during the TLS handshake".into(),
+        ));
+    }
+    Ok(n)
+}
+
+/// Splits a connection whose TLS handshake is done. `leftover` is ciphertext read during the
+/// handshake that the session has not taken yet.
+#[cfg_attr(not(any(feature = "native-tls", feature = "rustls")), allow(dead_code))]
+fn split_tls(tcp: Arc<TcpStream>, session: Session, leftover: Vec<u8>) -> (ReadHalf, WriteHalf) {
     let w = tcp.clone();
     let tls = Arc::new(Mutex::new(session));
-    Ok((
+    let raw_len = leftover.len();
+    (
         ReadHalf {
             tcp,
             tls: Some(tls.clone()),
-            raw: Vec::new(),
+            raw: leftover,
+            raw_pos: 0,
+            raw_len,
             tls_output_pending: false,
         },
         WriteHalf {
@@ -231,30 +335,53 @@ fn finish_handshake(
             cipher_pos: 0,
             stall: Stall::default(),
         },
-    ))
+    )
 }
 
-/// Runs the client side of TLS for `domain`.
+/// Runs the client side of TLS for `domain`, to completion or `deadline`, then splits the
+/// connection.
+#[cfg_attr(
+    not(any(feature = "native-tls", feature = "rustls")),
+    allow(unused_variables, unreachable_code)
+)]
 pub(crate) fn tls_connect(
     tcp: Arc<TcpStream>,
-    connector: &native_tls::TlsConnector,
+    connector: &Connector,
     domain: &str,
     deadline: Instant,
     on_timeout: impl Fn() -> Error,
 ) -> Result<(ReadHalf, WriteHalf), Error> {
-    let start = connector.connect(domain, Pipe::default());
-    finish_handshake(tcp, start, deadline, on_timeout)
+    let (session, leftover) = match *connector {
+        #[cfg(feature = "native-tls")]
+        Connector::Native(ref c) => native::connect(&tcp, c, domain, deadline, &on_timeout)
+            .map(|(s, rest)| (Session::Native(s), rest))?,
+        #[cfg(feature = "rustls")]
+        Connector::Rustls(ref c) => rustls::connect(&tcp, c, domain, deadline, &on_timeout)
+            .map(|(s, rest)| (Session::Rustls(s), rest))?,
+    };
+    Ok(split_tls(tcp, session, leftover))
 }
 
-/// Runs the server side of TLS.
+/// Runs the server side of TLS, to completion or `deadline`, then splits the connection.
+#[cfg_attr(
+    not(any(feature = "native-tls", feature = "rustls")),
+    allow(unused_variables, unreachable_code)
+)]
 pub(crate) fn tls_accept(
     tcp: Arc<TcpStream>,
-    acceptor: &native_tls::TlsAcceptor,
+    acceptor: &Acceptor,
     deadline: Instant,
     on_timeout: impl Fn() -> Error,
 ) -> Result<(ReadHalf, WriteHalf), Error> {
-    let start = acceptor.accept(Pipe::default());
-    finish_handshake(tcp, start, deadline, on_timeout)
+    let (session, leftover) = match *acceptor {
+        #[cfg(feature = "native-tls")]
+        Acceptor::Native(ref a) => native::accept(&tcp, a, deadline, &on_timeout)
+            .map(|(s, rest)| (Session::Native(s), rest))?,
+        #[cfg(feature = "rustls")]
+        Acceptor::Rustls(ref c) => rustls::accept(&tcp, c, deadline, &on_timeout)
+            .map(|(s, rest)| (Session::Rustls(s), rest))?,
+    };
+    Ok(split_tls(tcp, session, leftover))
 }
 
 impl ReadHalf {
@@ -262,7 +389,8 @@ impl ReadHalf {
         self.tls.is_some()
     }
 
-    /// Reads at least one byte of plaintext into `buf`; `Ok(0)` means the peer closed.
+    /// Reads at least one byte of plaintext into `buf`; `Ok(0)` means the peer closed (TCP's
+    /// EOF, or TLS close_notify).
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &self.tls else {
             return (&*self.tcp).read(buf);
@@ -270,28 +398,38 @@ impl ReadHalf {
         loop {
             {
                 let mut s = tls.lock();
-                match s.read(buf) {
-                    Ok(n) => {
-                        self.tls_output_pending |= !s.get_ref().outgoing.is_empty();
-                        return Ok(n);
+                loop {
+                    match s.read_plain(buf) {
+                        Ok(n) => {
+                            self.tls_output_pending |= s.has_output();
+                            return Ok(n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.tls_output_pending |= !s.get_ref().outgoing.is_empty();
+                    if self.raw_pos >= self.raw_len {
+                        self.tls_output_pending |= s.has_output();
+                        break;
                     }
-                    Err(e) => return Err(e),
+                    let taken = s.feed(&self.raw[self.raw_pos..self.raw_len])?;
+                    if taken == 0 {
+                        // Neither plaintext nor room for input: never spin on it.
+                        return Err(io::Error::other("the TLS session takes no more input"));
+                    }
+                    self.raw_pos += taken;
                 }
             }
-            if self.raw.is_empty() {
+            if self.raw.len() < READ_CHUNK {
                 self.raw.resize(READ_CHUNK, 0);
             }
             let n = (&*self.tcp).read(&mut self.raw)?;
             if n == 0 {
+                // TCP's EOF without close_notify: reported as the end of the stream, which the
+                // read loop turns into `UnexpectedEof` (no close frame came).
                 return Ok(0);
             }
-            tls.lock()
-                .get_mut()
-                .incoming
-                .extend_from_slice(&self.raw[..n]);
+            self.raw_pos = 0;
+            self.raw_len = n;
         }
     }
 
@@ -340,14 +478,8 @@ impl WriteHalf {
     fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
         if let Some(tls) = &self.tls {
             let mut s = tls.lock();
-            s.write_all(plain)?;
-            let out = &mut s.get_mut().outgoing;
-            if self.cipher.is_empty() {
-                std::mem::swap(&mut self.cipher, out);
-            } else {
-                self.cipher.extend_from_slice(out);
-                out.clear();
-            }
+            s.write_plain(plain)?;
+            s.take_output(&mut self.cipher)?;
         }
         Ok(())
     }
@@ -442,7 +574,7 @@ impl WriteHalf {
     /// Sends TLS close_notify (if TLS) and a TCP FIN: we will write nothing more.
     pub(crate) fn finish(&mut self) {
         if let Some(tls) = &self.tls {
-            let _ = tls.lock().shutdown();
+            tls.lock().close_notify();
             let _ = self.flush_tls();
         }
         let _ = self.tcp.shutdown(std::net::Shutdown::Write);
