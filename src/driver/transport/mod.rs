@@ -235,21 +235,36 @@ fn stalled(e: &io::Error) -> bool {
     )
 }
 
-/// `write_all` on a socket whose send timeout is a `WRITE_SLICE`: a slice without progress is
-/// retried until `stall` gives up.
-fn write_all_stalling(tcp: &TcpStream, mut buf: &[u8], stall: &Stall) -> io::Result<()> {
+/// Writes `a` then `b` on a socket whose send timeout is a `WRITE_SLICE`: a slice without
+/// progress is retried until `stall` gives up. While both have bytes, one vectored write per
+/// round, so a large `b` (a payload behind its frame header) goes out without being copied.
+fn write_all_stalling(
+    tcp: &TcpStream,
+    mut a: &[u8],
+    mut b: &[u8],
+    stall: &Stall,
+) -> io::Result<()> {
     let mut tcp = tcp;
     let mut last_progress = Instant::now();
-    while !buf.is_empty() {
-        match tcp.write(buf) {
+    while !a.is_empty() || !b.is_empty() {
+        let written = match (a.is_empty(), b.is_empty()) {
+            (true, _) => tcp.write(b),
+            (false, true) => tcp.write(a),
+            (false, false) => tcp.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]),
+        };
+        let n = match written {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf = &buf[n..];
-                last_progress = Instant::now();
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if stalled(&e) && !stall.give_up(last_progress) => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if stalled(&e) && !stall.give_up(last_progress) => continue,
             Err(e) => return Err(e),
+        };
+        last_progress = Instant::now();
+        if n <= a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
         }
     }
     Ok(())
@@ -505,10 +520,10 @@ impl WriteHalf {
     /// left; blocks (up to the write timeout) until all of it is written.
     pub(crate) fn write_all(&mut self, plain: &[u8]) -> io::Result<()> {
         if self.tls.is_none() {
-            return write_all_stalling(&self.tcp, plain, &self.stall);
+            return write_all_stalling(&self.tcp, plain, &[], &self.stall);
         }
         self.encrypt(plain)?;
-        let r = write_all_stalling(&self.tcp, &self.cipher[self.cipher_pos..], &self.stall);
+        let r = write_all_stalling(&self.tcp, &self.cipher[self.cipher_pos..], &[], &self.stall);
         self.cipher_written();
         r
     }
@@ -523,31 +538,7 @@ impl WriteHalf {
             self.encrypt(a)?;
             return self.write_all(b);
         }
-        let (mut a, mut b) = (a, b);
-        let mut tcp = &*self.tcp;
-        let mut last_progress = Instant::now();
-        while !a.is_empty() || !b.is_empty() {
-            let written = if a.is_empty() {
-                tcp.write(b)
-            } else {
-                tcp.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])
-            };
-            let n = match written {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if stalled(&e) && !self.stall.give_up(last_progress) => continue,
-                Err(e) => return Err(e),
-            };
-            last_progress = Instant::now();
-            if n <= a.len() {
-                a = &a[n..];
-            } else {
-                b = &b[n - a.len()..];
-                a = &[];
-            }
-        }
-        Ok(())
+        write_all_stalling(&self.tcp, a, b, &self.stall)
     }
 
     /// Writes as much of `plain` as the socket takes without waiting; returns how much of
