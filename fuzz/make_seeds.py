@@ -222,6 +222,30 @@ def close_seeds():
     write("close", "long_reason", b"\x03\xf3" + b"r" * 124)
 
 
+# --- proxy, redirect: a flags byte, a port or status, then the peer's bytes ------------------
+
+def proxy_seeds():
+    port = b"\x1f\x90"  # 8080
+    write("proxy", "connect_200", b"\x00" + port + b"HTTP/1.1 200 Connection established\r\n\r\n")
+    write("proxy", "connect_407", b"\x00" + port
+          + b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")
+    write("proxy", "garbage", b"\x00" + port + b"SSH-2.0-OpenSSH_9.2\r\n")
+    write("proxy", "socks_ok_v4", b"\x02" + port + b"\x05\x00\x00\x01\x7f\x00\x00\x01\x1f\x90")
+    write("proxy", "socks_ok_name", b"\x02" + port + b"\x05\x00\x00\x03\x09localhost\x1f\x90")
+    write("proxy", "socks_refused", b"\x00" + port + b"\x05\x05\x00\x01")
+    write("proxy", "env", b"\x01" + port
+          + b"http://u:p@proxy:3128\nsocks5h://[::1]:1080\n.example.com, 10.0.0.0/8, *.local:8080\nws.example.com")
+    write("proxy", "env_loopback", b"\x01" + port + b"proxy:3128\nproxy:3128\n\n::ffff:127.0.0.1")
+
+
+def redirect_seeds():
+    write("redirect", "relative", b"\x00\x01\x2e/next?x=1")          # 302
+    write("redirect", "other_host", b"\x00\x01\x33https://b.example/z")  # 307
+    write("redirect", "to_plain", b"\x01\x01\x2dws://a.example/y")     # 301 from wss
+    write("redirect", "not_url", b"\x00\x01\x34http://[::1")           # 308
+    write("redirect", "not_redirect", b"\x00\x00\xc8/ok")              # 200
+
+
 if __name__ == "__main__":
     shutil.rmtree(ROOT, ignore_errors=True)
     decoder_seeds()
@@ -231,5 +255,7 @@ if __name__ == "__main__":
     extensions_seeds()
     utf8_seeds()
     close_seeds()
+    proxy_seeds()
+    redirect_seeds()
     for t in sorted(os.listdir(ROOT)):
         print(f"{t}: {len(os.listdir(os.path.join(ROOT, t)))} seeds")

@@ -21,7 +21,7 @@ usage() {
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -ge 1 ]] || usage
 seconds=$1
 shift
-all=(decoder roundtrip handshake_request handshake_response extensions utf8 close)
+all=(decoder roundtrip handshake_request handshake_response extensions utf8 close proxy redirect)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
 
@@ -35,12 +35,14 @@ max_len() {
         extensions) echo 2048 ;;
         utf8) echo 512 ;;
         close) echo 256 ;;
+        proxy) echo 4096 ;;
+        redirect) echo 1024 ;;
         *) echo "unknown target '$1' (targets: ${all[*]})" >&2; exit 2 ;;
     esac
 }
 dict() {
     case $1 in
-        handshake_request | handshake_response) echo "$root/fuzz/dicts/http.dict" ;;
+        handshake_request | handshake_response | proxy | redirect) echo "$root/fuzz/dicts/http.dict" ;;
         extensions) echo "$root/fuzz/dicts/extensions.dict" ;;
     esac
 }

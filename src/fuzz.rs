@@ -790,3 +790,164 @@ pub fn close(data: &[u8]) {
         ));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// proxy
+
+/// What a proxy sends back, and the environment's proxy rules, on arbitrary bytes: everything
+/// a proxy (or whoever sets the environment) controls.
+///
+/// Input: byte 0 picks flags (bit 0: the target is `wss`; bit 1: password offered to SOCKS5),
+/// then the rest, used whole as a proxy's answer, and also split at `\n` into four texts:
+/// `http_proxy`, `https_proxy`, `no_proxy` and the target host (the port is the first two
+/// bytes after the flags).
+///
+/// Checks that nothing panics; that the `CONNECT` answer parser agrees with itself when the
+/// answer arrives in two pieces (the driver re-parses as bytes come), never claims more bytes
+/// than it was given or more than the head limit, and keeps the reason printable and short;
+/// that a SOCKS5 reply asks for more bytes only when it has fewer and completes at exactly the
+/// length it asked for; and that a loopback target is never routed through an environment
+/// proxy.
+pub fn proxy(data: &[u8]) {
+    use crate::proto::tunnel::{self, Reply};
+    let mut input = Bytes(data);
+    let flags = input.u8();
+    let port = input.u16();
+    let rest = input.rest();
+
+    // CONNECT answers.
+    let whole = tunnel::parse_connect_answer(rest);
+    if let Ok(Some((answer, len))) = &whole {
+        assert!(*len <= rest.len() && *len <= handshake::MAX_HEADER_BYTES);
+        assert!(
+            answer
+                .reason
+                .chars()
+                .all(|c| c.is_ascii_graphic() || c == ' ')
+        );
+        assert!(answer.reason.len() <= 100);
+    }
+    for cut in split_points(rest.len()) {
+        match tunnel::parse_connect_answer(&rest[..cut]) {
+            // A complete head in a prefix is the same head in the whole.
+            Ok(Some(early)) => match &whole {
+                Ok(Some(w)) => assert_eq!(&early, w),
+                other => panic!("a prefix held {early:?}, the whole gave {other:?}"),
+            },
+            Ok(None) => {}
+            Err(_) => assert!(whole.is_err(), "a prefix failed but the whole did not"),
+        }
+    }
+
+    // SOCKS5 answers.
+    let method = tunnel::parse_method(
+        [
+            rest.first().copied().unwrap_or(0),
+            rest.get(1).copied().unwrap_or(0),
+        ],
+        flags & 2 != 0,
+    );
+    if flags & 2 == 0 {
+        assert!(!matches!(method, Ok(tunnel::Method::Password)));
+    }
+    let _ = tunnel::parse_auth_answer([
+        rest.first().copied().unwrap_or(0),
+        rest.get(1).copied().unwrap_or(0),
+    ]);
+    match tunnel::parse_reply(rest) {
+        Ok(Reply::Need(n)) => {
+            assert!(n > rest.len());
+        }
+        Ok(Reply::Done(n)) => {
+            assert!(n <= rest.len());
+            assert!(matches!(tunnel::parse_reply(&rest[..n]), Ok(Reply::Done(m)) if m == n));
+            for cut in 0..n {
+                assert!(matches!(tunnel::parse_reply(&rest[..cut]), Ok(Reply::Need(m)) if m > cut));
+            }
+        }
+        Err(_) => {}
+    }
+
+    // The environment's rules.
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.split('\n');
+    let (http, https, no_proxy) = (parts.next(), parts.next(), parts.next());
+    let host = parts.next().unwrap_or("localhost");
+    let env = crate::proxy::Proxy::from_lookup(|name| match name {
+        "http_proxy" => http.map(str::to_owned),
+        "https_proxy" => https.map(str::to_owned),
+        "no_proxy" => no_proxy.map(str::to_owned),
+        _ => None,
+    });
+    let routed = env.route(host, port, flags & 1 != 0);
+    if crate::proxy::is_loopback(host) {
+        assert!(
+            matches!(routed, Ok(None)),
+            "loopback {host:?} routed: {routed:?}"
+        );
+    }
+    let _ = (env.to_string(), format!("{env:?}"));
+}
+
+/// The split points tried for inputs that arrive in two pieces: all of them for short inputs,
+/// a sample for long ones.
+fn split_points(n: usize) -> Vec<usize> {
+    if n <= ALL_SPLITS_UP_TO {
+        (0..n).collect()
+    } else {
+        (0..n).step_by(n / ALL_SPLITS_UP_TO + 1).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// redirect
+
+/// Following a redirect of the upgrade, with an arbitrary status and `Location`.
+///
+/// Input: byte 0 picks the current URL (`ws://a.example:8080/x?q=1` or `wss://a.example/y`),
+/// bytes 1–2 the status, the rest is the `Location` value (bytes, as a server may send).
+///
+/// Checks that nothing panics; that only 301, 302, 303, 307 and 308 are redirects; that a
+/// followed redirect goes to a `ws` or `wss` URL, never from `wss` to `ws`; and that the
+/// credentials (`Authorization`, `Cookie`) go along only to the same scheme, host and port.
+pub fn redirect(data: &[u8]) {
+    use crate::header::Header;
+    use crate::proto::redirect;
+    let mut input = Bytes(data);
+    let from = if input.u8() & 1 == 0 {
+        "ws://a.example:8080/x?q=1"
+    } else {
+        "wss://a.example/y"
+    };
+    let status = input.u16() % 1000;
+    let location = input.rest();
+    let Ok(request) = crate::request::Request::builder(from)
+        .header("Authorization", "Bearer t")
+        .header("Cookie", "c=1")
+        .header("X-Other", "o")
+        .build()
+    else {
+        panic!("the fixed request is valid");
+    };
+    let response = Response {
+        status,
+        headers: vec![Header::new("Location", location.to_vec())],
+        ..Response::default()
+    };
+    assert_eq!(
+        redirect::is_redirect(status),
+        [301, 302, 303, 307, 308].contains(&status)
+    );
+    let Ok(next) = redirect::follow(&request, &response) else {
+        return;
+    };
+    let (a, b) = (request.url(), next.url());
+    assert!(matches!(b.scheme(), "ws" | "wss"), "{b}");
+    assert!(!(a.scheme() == "wss" && b.scheme() == "ws"), "{a} -> {b}");
+    let same_origin = a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default();
+    let carried = next.header("Authorization").is_some() || next.header("Cookie").is_some();
+    assert_eq!(carried, same_origin, "{a} -> {b}");
+    assert_eq!(next.header("X-Other"), Some("o"));
+}
