@@ -151,16 +151,9 @@ impl Connection {
     /// after a clean close, or the error that ended it; and the same on every later call.
     pub fn recv(&mut self) -> Result<Message, Error> {
         loop {
-            if let Some(ended) = &self.ended {
-                return Err(ended.error());
-            }
-            match self.events.recv() {
-                Ok(event) => {
-                    if let Some(m) = self.take(event) {
-                        return Ok(m);
-                    }
-                }
-                Err(_) => self.ended = Some(Ended::Failed(Error::Canceled)),
+            // No deadline: `None` comes only from a timeout, so keep waiting.
+            if let Some(m) = self.next(None)? {
+                return Ok(m);
             }
         }
     }
@@ -168,7 +161,12 @@ impl Connection {
     /// Waits up to `timeout` for the next message: `Ok(None)` if none came in time. Once the
     /// socket has ended, returns `Err` as [`recv`](Self::recv) does.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
-        let deadline = Instant::now().checked_add(timeout);
+        // A timeout too large to add to now means none.
+        self.next(Instant::now().checked_add(timeout))
+    }
+
+    /// The next message, `Ok(None)` once `deadline` has passed, or how the socket ended.
+    fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, Error> {
         loop {
             if let Some(ended) = &self.ended {
                 return Err(ended.error());

@@ -48,6 +48,28 @@ impl Header {
     }
 }
 
+/// The handshake's own headers, which syncws writes itself in both roles (the framing ones
+/// too): neither a client's request nor a server handler's answer may set them.
+const WRITTEN_BY_SYNCWS: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Whether `name` (any case) is one of the handshake headers syncws writes itself.
+pub(crate) fn written_by_syncws(name: &str) -> bool {
+    WRITTEN_BY_SYNCWS
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(name))
+}
+
 /// Why a header may not be sent, or `None` if it may: the name must be an RFC 9110 token and
 /// the value must not hold CR, LF, NUL or other control bytes but tab (header injection).
 pub(crate) fn invalid(name: &str, value: &[u8]) -> Option<String> {

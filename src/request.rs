@@ -3,20 +3,6 @@
 use crate::error::Error;
 use crate::header::{self, Header};
 
-/// Headers the library writes itself; the application may not set them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "upgrade",
-    "connection",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-    "sec-websocket-protocol",
-    "sec-websocket-accept",
-    "content-length",
-    "transfer-encoding",
-];
-
 /// What to connect to: a URL, extra headers and the subprotocols to offer.
 ///
 /// ```
@@ -176,10 +162,7 @@ impl RequestBuilder {
             if let Some(why) = header::invalid(name, h.value()) {
                 return Err(Error::InvalidRequest(why));
             }
-            if RESERVED_HEADERS
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(name))
-            {
+            if header::written_by_syncws(name) {
                 return Err(Error::InvalidRequest(format!(
                     "header {name} is written by syncws itself; use Request::subprotocol for \
                      subprotocols and ClientBuilder options for extensions"

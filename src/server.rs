@@ -112,10 +112,7 @@ impl Accept {
         let h = Header::new(name.into(), value.into());
         if let Some(why) = crate::header::invalid(h.name(), h.value()) {
             log::warn!("accept handler: {why}; header left out");
-        } else if SERVER_WRITTEN
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(h.name()))
-        {
+        } else if crate::header::written_by_syncws(h.name()) {
             log::warn!(
                 "accept handler: header {} is written by syncws itself; left out",
                 h.name()
@@ -131,18 +128,6 @@ impl Accept {
         &self.headers
     }
 }
-
-/// Headers of the server's answer that only the server writes.
-const SERVER_WRITTEN: &[&str] = &[
-    "upgrade",
-    "connection",
-    "sec-websocket-accept",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-    "sec-websocket-version",
-    "content-length",
-    "transfer-encoding",
-];
 
 type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 

@@ -418,18 +418,7 @@ fn proxy_that_never_answers_fails_within_the_connect_timeout() {
         let _ = s.read(&mut [0u8; 1]);
         let _ = seen.send(());
     });
-    let timeout = Duration::from_secs(1);
-    let client = Client::builder()
-        .proxy(http_proxy(&proxy.url("http")))
-        .connect_timeout(timeout)
-        // The handshake's own timeout is far longer: only the connect timeout can end this.
-        .read_timeout(Duration::from_secs(300))
-        .build();
-    let error = failure(&client, "ws://127.0.0.1:9/");
-    assert!(
-        matches!(error, Error::ConnectTimeout(t) if t == timeout),
-        "{error:?}"
-    );
+    fails_with_the_connect_timeout(http_proxy(&proxy.url("http")));
     // The client closed its connection to the proxy.
     proxy.next();
 }
@@ -441,17 +430,7 @@ fn socks_proxy_that_never_answers_fails_within_the_connect_timeout() {
         while s.read(&mut [0u8; 64]).is_ok_and(|n| n > 0) {}
         let _ = seen.send(());
     });
-    let timeout = Duration::from_secs(1);
-    let client = Client::builder()
-        .proxy(Proxy::socks5(&proxy.url("socks5h")).unwrap())
-        .connect_timeout(timeout)
-        .read_timeout(Duration::from_secs(300))
-        .build();
-    let error = failure(&client, "ws://127.0.0.1:9/");
-    assert!(
-        matches!(error, Error::ConnectTimeout(t) if t == timeout),
-        "{error:?}"
-    );
+    fails_with_the_connect_timeout(Proxy::socks5(&proxy.url("socks5h")).unwrap());
     proxy.next();
 }
 
@@ -928,4 +907,20 @@ fn child(role: &str) {
         }
         other => panic!("unknown child role {other}"),
     }
+}
+
+/// A connect through `proxy` fails with `ConnectTimeout` at a 1 s connect timeout. The
+/// handshake's own timeout is far longer: only the connect timeout can end it.
+fn fails_with_the_connect_timeout(proxy: Proxy) {
+    let timeout = Duration::from_secs(1);
+    let client = Client::builder()
+        .proxy(proxy)
+        .connect_timeout(timeout)
+        .read_timeout(Duration::from_secs(300))
+        .build();
+    let error = failure(&client, "ws://127.0.0.1:9/");
+    assert!(
+        matches!(error, Error::ConnectTimeout(t) if t == timeout),
+        "{error:?}"
+    );
 }
