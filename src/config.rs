@@ -238,7 +238,8 @@ macro_rules! socket_options {
         /// the reader thread, so this is the stack your `on_message` gets. Default 256 KiB,
         /// of which a socket touches (and so costs in memory) only a few pages. A stack
         /// overflow aborts the process: raise this for deep recursion or large arrays on the
-        /// stack in callbacks. Values under 64 KiB count as 64 KiB.
+        /// stack in callbacks. Values under 64 KiB count as 64 KiB; the size is then raised to
+        /// the system's minimum thread stack if that is larger, and rounded up to whole pages.
         pub fn thread_stack_size(mut self, bytes: usize) -> Self {
             self.config.thread_stack_size = bytes.max(64 * 1024);
             self

@@ -18,6 +18,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
 
 /// What the thread runs.
 pub(crate) type Main = Box<dyn FnOnce() + Send>;
@@ -36,7 +37,7 @@ pub(crate) fn spawn(
     main: Main,
 ) -> Result<(), (io::Error, Main)> {
     let start = Box::into_raw(Box::new(Start { name, main }));
-    let stack_size = stack_size.max(libc::PTHREAD_STACK_MIN);
+    let stack_size = stack_request(stack_size, stack_min(), page_size());
     // SAFETY: `attr` is initialised by pthread_attr_init before any other use and destroyed
     // once; `start` is a valid pointer from Box::into_raw, whose ownership passes to the new
     // thread when pthread_create succeeds (it is reclaimed below when it fails).
@@ -84,21 +85,65 @@ pub(crate) fn release_unused_stack() {
     }
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
-    // Leave a margin below this frame for the madvise call itself (a syscall stub) and the
-    // red zone; everything further down is not in use.
-    let page = 4096;
-    let end = here.saturating_sub(1024) & !(page - 1);
-    if end <= low {
+    let Some((start, len)) = release_range(low, here, page_size()) else {
         return;
-    }
-    // SAFETY: [low, end) lies inside this thread's own stack mapping (low is its bottom, as
-    // pthread_getattr_np reported at start) and below every live frame: the stack grows down
-    // and `end` is under the current frame less a margin. MADV_DONTNEED on private anonymous
-    // memory only drops the pages; the next touch maps a zeroed page, which unused stack may
-    // be.
+    };
+    // SAFETY: `release_range` returns a range of whole pages of the real page size, from
+    // `low` (this thread's stack bottom, page-aligned, as pthread_getattr_np reported at
+    // start) up to a page boundary at least `MARGIN` bytes below this frame. The stack grows
+    // down, so every live frame is above the range, and because the length is a whole number
+    // of pages madvise does not round it up into them (it would on a 16 or 64 KiB page
+    // kernel if the range were cut at 4 KiB). A signal handler cannot be running on the range
+    // either: signals are delivered when the syscall returns. MADV_DONTNEED on private
+    // anonymous memory only drops the pages; the next touch maps a zeroed page, which unused
+    // stack may be.
     unsafe {
-        libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED);
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
     }
+}
+
+/// Bytes left in use below the caller's frame when the stack is released: the madvise call
+/// itself (a libc stub and the syscall) and the red zone run there.
+const MARGIN: usize = 1024;
+
+/// The whole pages of `[low, here - MARGIN)`, as (start, length), or `None` when there is not
+/// one. `page` must be a power of two; `low` is page-aligned (a stack's bottom is).
+fn release_range(low: usize, here: usize, page: usize) -> Option<(usize, usize)> {
+    debug_assert!(page.is_power_of_two());
+    let end = here.checked_sub(MARGIN)? & !(page - 1);
+    let len = end.checked_sub(low)?;
+    (len > 0 && low % page == 0).then_some((low, len))
+}
+
+/// The stack size to ask pthread for: at least the system's minimum, rounded up to whole
+/// pages (some systems refuse other sizes), and the minimum itself if rounding overflows.
+fn stack_request(requested: usize, min: usize, page: usize) -> usize {
+    let size = requested.max(min);
+    size.checked_next_multiple_of(page).unwrap_or(min)
+}
+
+/// The page size of this system (4 KiB on most x86-64, 16 KiB on Apple silicon and some
+/// aarch64 kernels, 64 KiB on ppc64le and aarch64 `-64k` kernels), read once.
+fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(n)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
+
+/// The smallest stack pthread accepts here: `sysconf(_SC_THREAD_STACK_MIN)` (glibc 2.34 and
+/// later compute it at run time), at least the compile-time `PTHREAD_STACK_MIN`.
+fn stack_min() -> usize {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let n = unsafe { libc::sysconf(libc::_SC_THREAD_STACK_MIN) };
+    usize::try_from(n)
+        .unwrap_or(0)
+        .max(libc::PTHREAD_STACK_MIN)
 }
 
 /// This thread's stack bottom, from pthread_getattr_np.
@@ -141,6 +186,43 @@ extern "C" fn trampoline(arg: *mut libc::c_void) -> *mut libc::c_void {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const K: usize = 1024;
+
+    #[test]
+    fn the_released_range_is_whole_pages_of_the_real_size_below_the_frame() {
+        for page in [4 * K, 16 * K, 64 * K] {
+            let low = 0x7f00_0000_0000 & !(64 * K - 1);
+            // A frame at every offset across two pages above a deep stack.
+            for offset in (0..2 * page).step_by(8) {
+                let here = low + 256 * K + offset;
+                let (start, len) = release_range(low, here, page).expect("pages to release");
+                assert_eq!(start, low);
+                assert_eq!(len % page, 0, "page {page}: length {len} is not whole pages");
+                // madvise acts on [start, start + len): it must stay below the margin.
+                assert!(start + len <= here - MARGIN, "page {page}, here {here:#x}");
+                // And it releases everything up to the last whole page under the margin.
+                assert!(start + len + page > here - MARGIN);
+            }
+        }
+        // Nothing to release: the frame is within the first page (plus the margin).
+        assert_eq!(release_range(64 * K, 64 * K + 500, 4 * K), None);
+        assert_eq!(release_range(64 * K, 64 * K + 60 * K, 64 * K), None);
+        // A bottom that is not page-aligned (never seen) releases nothing rather than guess.
+        assert_eq!(release_range(64 * K + 8, 256 * K, 4 * K), None);
+        // No underflow near address zero.
+        assert_eq!(release_range(0, 100, 4 * K), None);
+    }
+
+    #[test]
+    fn stack_sizes_are_at_least_the_minimum_and_whole_pages() {
+        assert_eq!(stack_request(256 * K, 16 * K, 4 * K), 256 * K);
+        assert_eq!(stack_request(100 * K + 1, 16 * K, 64 * K), 128 * K);
+        assert_eq!(stack_request(1, 128 * K, 64 * K), 128 * K);
+        assert_eq!(stack_request(usize::MAX, 16 * K, 4 * K), 16 * K);
+        assert!(page_size().is_power_of_two());
+        assert!(stack_min() >= libc::PTHREAD_STACK_MIN);
+    }
 
     #[test]
     fn runs_named_with_the_requested_stack() {
