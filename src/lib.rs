@@ -89,8 +89,8 @@ pub use connection::{Connection, connect};
 pub use error::Error;
 pub use header::Header;
 pub use listener::{
-    ChannelListener, DEFAULT_CHANNEL_LIMIT, Event, Events, Listener, WebSocketListener, channel,
-    channel_with_limit,
+    ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, Listener,
+    WebSocketListener, channel, channel_with_limit,
 };
 pub use message::Message;
 pub use proxy::Proxy;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::driver::backlog::Backlog;
+use crate::driver::backlog::{Backlog, EVENT_COST};
 use crate::error::Error;
 use crate::message::Message;
 use crate::response::Response;
@@ -180,18 +180,25 @@ impl Event {
     }
 }
 
-/// Default bound of [`channel`]: payload bytes delivered and not yet received.
+/// What every event waiting in a [`channel`] counts against its bound on top of its payload:
+/// the memory a queued event takes whatever its size (its slot in the channel, the allocation
+/// behind its payload). A few hundred bytes.
+pub const EVENT_CHARGE: usize = EVENT_COST;
+
+/// Default bound of [`channel`]: bytes of events delivered and not yet received (each event
+/// counts its payload plus [`EVENT_CHARGE`]).
 pub const DEFAULT_CHANNEL_LIMIT: usize = 4 * 1024 * 1024;
 
 /// A listener that forwards every callback to a channel, for pull-style code and tests.
 ///
 /// **Bounded in bytes, with backpressure.** The channel holds at most about
-/// [`DEFAULT_CHANNEL_LIMIT`] (4 MiB; [`channel_with_limit`] sets another) of message payload
-/// that the application has not received yet. When it is full, the socket's reader stops
-/// reading: TCP flow control then holds the peer back, and nothing is dropped. Receiving
-/// resumes it. The bound counts bytes, not events, because one event can be a 64 MiB message;
-/// it can be passed by what one read completes (up to 64 KiB of small messages, or one message
-/// of up to `max_message_size`), so the most it holds is the limit plus that.
+/// [`DEFAULT_CHANNEL_LIMIT`] (4 MiB; [`channel_with_limit`] sets another) of events that the
+/// application has not received yet, each counted as its payload plus [`EVENT_CHARGE`] (what
+/// any queued event costs in memory, so a peer flooding empty messages fills the bound too).
+/// When it is full, the socket's reader stops decoding and reading: TCP flow control then
+/// holds the peer back, and nothing is dropped. Receiving resumes it. The reader looks at the
+/// bound after every event, so it is passed by at most one event: one message of up to
+/// `max_message_size`.
 ///
 /// While it is full:
 /// - `send`, `close` and `cancel` work as usual; a cancel or a failure ends the wait at once.
@@ -222,7 +229,8 @@ pub fn channel() -> (ChannelListener, Events) {
     channel_with_limit(DEFAULT_CHANNEL_LIMIT)
 }
 
-/// [`channel`] with a bound of `bytes` of undelivered payload (at least 1).
+/// [`channel`] with a bound of `bytes` (at least 1) of undelivered events, each counted as its
+/// payload plus [`EVENT_CHARGE`].
 pub fn channel_with_limit(bytes: usize) -> (ChannelListener, Events) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let backlog = Arc::new(Backlog::new(bytes));
@@ -253,35 +261,51 @@ impl std::fmt::Debug for ChannelListener {
     }
 }
 
+impl ChannelListener {
+    /// Queues `event`, charging the backlog for it; nothing is charged if nobody receives any
+    /// more, so no reader waits for ever.
+    fn deliver(&self, event: Event) {
+        let charge = charge(&event);
+        self.backlog.add(charge);
+        if self.tx.send(event).is_err() {
+            self.backlog.remove(charge);
+        }
+    }
+}
+
+/// What an event counts against the channel's bound: its payload plus a fixed cost, so that a
+/// flood of empty messages fills the bound as surely as large ones do.
+fn charge(event: &Event) -> usize {
+    let payload = match event {
+        Event::Message(m) => m.len(),
+        _ => 0,
+    };
+    payload.saturating_add(EVENT_COST)
+}
+
 impl WebSocketListener for ChannelListener {
     fn on_open(&mut self, ws: &WebSocket, response: &Response) {
         // Before any message is read: from here on the reader waits for room.
         let _ = ws.shared.backlog.set(self.backlog.clone());
-        let _ = self.tx.send(Event::Open(response.clone()));
+        self.deliver(Event::Open(response.clone()));
     }
     fn on_message(&mut self, _ws: &WebSocket, message: Message) {
-        self.backlog.add(message.len());
-        if let Err(e) = self.tx.send(Event::Message(message)) {
-            // Nobody receives any more: count nothing, so no reader waits for ever.
-            if let Event::Message(m) = e.into_inner() {
-                self.backlog.remove(m.len());
-            }
-        }
+        self.deliver(Event::Message(message));
     }
     fn on_closing(&mut self, _ws: &WebSocket, code: u16, reason: &str) {
-        let _ = self.tx.send(Event::Closing {
+        self.deliver(Event::Closing {
             code,
             reason: reason.to_owned(),
         });
     }
     fn on_closed(&mut self, _ws: &WebSocket, code: u16, reason: &str) {
-        let _ = self.tx.send(Event::Closed {
+        self.deliver(Event::Closed {
             code,
             reason: reason.to_owned(),
         });
     }
     fn on_failure(&mut self, _ws: &WebSocket, error: Error, response: Option<&Response>) {
-        let _ = self.tx.send(Event::Failure {
+        self.deliver(Event::Failure {
             error,
             response: response.cloned(),
         });
@@ -326,9 +350,7 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     fn taken(&self, event: Event) -> Event {
-        if let Event::Message(m) = &event {
-            self.backlog.remove(m.len());
-        }
+        self.backlog.remove(charge(&event));
         event
     }
 
@@ -371,7 +393,8 @@ impl Events {
         self.rx.is_empty()
     }
 
-    /// Payload bytes of the messages waiting (what the bound counts).
+    /// Bytes the waiting events count against the bound: their payload plus [`EVENT_CHARGE`]
+    /// each.
     pub fn pending_bytes(&self) -> usize {
         self.backlog.pending()
     }

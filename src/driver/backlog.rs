@@ -1,32 +1,46 @@
-//! Backpressure for pull-style listeners: payload delivered to the application and not yet
+//! Backpressure for pull-style listeners: events delivered to the application and not yet
 //! taken, bounded in bytes.
 //!
-//! A [`channel`](crate::channel)'s listener half adds each message's size, its receiver
-//! subtracts it, and the reader of every socket using the channel waits for room before its
-//! next read. While it waits nothing is read, so TCP flow control pushes back on the peer and
-//! nothing is dropped; a cancel or failure wakes it.
+//! A [`channel`](crate::channel)'s listener half adds each event's charge, its receiver
+//! subtracts it, and the reader of every socket using the channel waits for room before it
+//! decodes its next frame. While it waits nothing is read, so TCP flow control pushes back on
+//! the peer and nothing is dropped; a cancel or failure wakes it.
+//!
+//! **What an event is charged.** Its payload plus [`EVENT_COST`], a fixed amount for what every
+//! queued event costs whatever its size (its slot in the channel, the allocation behind its
+//! payload). Without the fixed part a peer streaming empty frames (`82 00`, two bytes each)
+//! would be charged nothing and grow the queue without bound.
+//!
+//! The count is an atomic, so the reader's check after every event and the application's
+//! receive take no lock; the mutex and condvar are only for a reader that has to wait.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
+/// What every queued event is charged on top of its payload: the size of an `Event` in the
+/// channel's slot, plus an allocation's overhead for the payload behind it (measured by
+/// `listener::tests::an_event_costs_what_the_backlog_charges`).
+pub(crate) const EVENT_COST: usize = std::mem::size_of::<crate::listener::Event>() + 64;
+
 pub(crate) struct Backlog {
-    pending: Mutex<State>,
+    /// Bytes charged for events delivered and not yet taken.
+    pending: AtomicUsize,
+    /// The application dropped its receiver: nobody will make room, so nobody waits.
+    abandoned: AtomicBool,
+    /// Held by a waiting reader while it checks and sleeps, and by a wake before it notifies,
+    /// so a wake cannot fall between a reader's check and its sleep.
+    lock: Mutex<()>,
     room: Condvar,
     limit: usize,
-}
-
-struct State {
-    bytes: usize,
-    /// The application dropped its receiver: nobody will make room, so nobody waits.
-    abandoned: bool,
 }
 
 impl Backlog {
     pub(crate) fn new(limit: usize) -> Backlog {
         Backlog {
-            pending: Mutex::new(State {
-                bytes: 0,
-                abandoned: false,
-            }),
+            pending: AtomicUsize::new(0),
+            abandoned: AtomicBool::new(false),
+            lock: Mutex::new(()),
             room: Condvar::new(),
             limit: limit.max(1),
         }
@@ -36,51 +50,58 @@ impl Backlog {
         self.limit
     }
 
-    /// Payload bytes delivered and not yet taken.
+    /// Bytes charged for the events delivered and not yet taken.
     pub(crate) fn pending(&self) -> usize {
-        self.pending.lock().bytes
+        self.pending.load(Ordering::Acquire)
     }
 
-    /// A message of `bytes` was delivered.
+    /// An event charged `bytes` was delivered.
     pub(crate) fn add(&self, bytes: usize) {
-        let mut p = self.pending.lock();
-        p.bytes = p.bytes.saturating_add(bytes);
+        // Saturating: a sum past usize::MAX would need more memory than there is.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_add(bytes))
+            });
     }
 
-    /// The application took a message of `bytes`.
+    /// The application took an event charged `bytes`.
     pub(crate) fn remove(&self, bytes: usize) {
-        let mut p = self.pending.lock();
-        let was_full = p.bytes >= self.limit;
-        p.bytes = p.bytes.saturating_sub(bytes);
-        if was_full && p.bytes < self.limit {
-            self.room.notify_all();
+        let before = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(bytes))
+            })
+            .unwrap_or(0);
+        if before >= self.limit && before.saturating_sub(bytes) < self.limit {
+            self.wake();
         }
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        let p = self.pending.lock();
-        p.bytes >= self.limit && !p.abandoned
+        self.pending() >= self.limit && !self.abandoned.load(Ordering::Acquire)
     }
 
     /// The receiver is gone: release every waiting reader, now and later.
     pub(crate) fn abandon(&self) {
-        self.pending.lock().abandoned = true;
-        self.room.notify_all();
+        self.abandoned.store(true, Ordering::Release);
+        self.wake();
     }
 
     /// Blocks while the backlog is full, until the application takes enough or `ending()`
     /// says the socket is ending (checked under the lock that [`wake`](Self::wake) takes, so a
     /// wake cannot be missed).
     pub(crate) fn wait_for_room(&self, ending: impl Fn() -> bool) {
-        let mut p = self.pending.lock();
-        while p.bytes >= self.limit && !p.abandoned && !ending() {
-            self.room.wait(&mut p);
+        let mut guard = self.lock.lock();
+        while self.is_full() && !ending() {
+            self.room.wait(&mut guard);
         }
     }
 
-    /// Wakes every waiting reader to look at `ending()` again (a cancel, a failure).
+    /// Wakes every waiting reader to look at the count and `ending()` again (room was made,
+    /// a cancel, a failure).
     pub(crate) fn wake(&self) {
-        let _guard = self.pending.lock();
+        let _guard = self.lock.lock();
         self.room.notify_all();
     }
 }

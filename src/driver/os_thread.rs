@@ -141,9 +141,7 @@ fn page_size() -> usize {
 fn stack_min() -> usize {
     // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
     let n = unsafe { libc::sysconf(libc::_SC_THREAD_STACK_MIN) };
-    usize::try_from(n)
-        .unwrap_or(0)
-        .max(libc::PTHREAD_STACK_MIN)
+    usize::try_from(n).unwrap_or(0).max(libc::PTHREAD_STACK_MIN)
 }
 
 /// This thread's stack bottom, from pthread_getattr_np.
@@ -198,7 +196,11 @@ mod tests {
                 let here = low + 256 * K + offset;
                 let (start, len) = release_range(low, here, page).expect("pages to release");
                 assert_eq!(start, low);
-                assert_eq!(len % page, 0, "page {page}: length {len} is not whole pages");
+                assert_eq!(
+                    len % page,
+                    0,
+                    "page {page}: length {len} is not whole pages"
+                );
                 // madvise acts on [start, start + len): it must stay below the margin.
                 assert!(start + len <= here - MARGIN, "page {page}, here {here:#x}");
                 // And it releases everything up to the last whole page under the margin.

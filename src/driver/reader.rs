@@ -240,7 +240,13 @@ impl Reader {
                     Ok(None) if self.shared().has_failed() => {
                         return self.ended_without_close(None);
                     }
-                    Ok(None) => {}
+                    // A pull-style listener's bound is looked at after every event, not only
+                    // before a read: one read of empty frames holds tens of thousands of them.
+                    Ok(None) => {
+                        if !self.wait_for_backlog() {
+                            return self.ended_without_close(None);
+                        }
+                    }
                     Ok(Some((code, reason))) => return self.closing(read, code, reason),
                     Err(e) => return self.fail_with_close_outcome(read, e),
                 }
@@ -269,19 +275,9 @@ impl Reader {
             } else if buf.len() > size {
                 buf = vec![0; size];
             }
-            // A pull-style listener whose application fell behind: read nothing until it
-            // catches up, so TCP flow control holds the peer back.
-            if let Some(backlog) = self.shared().backlog.get()
-                && backlog.is_full()
-            {
-                let shared = self.shared().clone();
-                shared.reading_paused.store(true, Ordering::Release);
-                log::trace!("backlog full ({} bytes): reading paused", backlog.pending());
-                backlog.wait_for_room(|| shared.has_failed());
-                shared.reading_paused.store(false, Ordering::Release);
-                if shared.has_failed() {
-                    return self.ended_without_close(None);
-                }
+            // Another socket on the same channel may have filled it meanwhile.
+            if !self.wait_for_backlog() {
+                return self.ended_without_close(None);
             }
             len = match read.read(&mut buf) {
                 Ok(0) => return self.ended_without_close(None),
@@ -293,6 +289,24 @@ impl Reader {
                 Err(e) => return self.ended_without_close(Some(Error::Io(e))),
             };
         }
+    }
+
+    /// A pull-style listener whose application fell behind: decode and read nothing until it
+    /// catches up, so TCP flow control holds the peer back. Returns false if the socket failed
+    /// or was canceled meanwhile.
+    fn wait_for_backlog(&self) -> bool {
+        let shared = self.shared();
+        let Some(backlog) = shared.backlog.get() else {
+            return true;
+        };
+        if !backlog.is_full() {
+            return true;
+        }
+        shared.reading_paused.store(true, Ordering::Release);
+        log::trace!("backlog full ({} bytes): reading paused", backlog.pending());
+        backlog.wait_for_room(|| shared.has_failed());
+        shared.reading_paused.store(false, Ordering::Release);
+        !shared.has_failed()
     }
 
     /// Handles one decoded event; returns the peer's close when it arrives.
