@@ -112,7 +112,7 @@ fn release_range(low: usize, here: usize, page: usize) -> Option<(usize, usize)>
     debug_assert!(page.is_power_of_two());
     let end = here.checked_sub(MARGIN)? & !(page - 1);
     let len = end.checked_sub(low)?;
-    (len > 0 && low % page == 0).then_some((low, len))
+    (len > 0 && low.is_multiple_of(page)).then_some((low, len))
 }
 
 /// The stack size to ask pthread for: at least the system's minimum, rounded up to whole
