@@ -79,7 +79,11 @@ impl Client {
                 .get_or_init(transport::default_connector)
                 .clone(),
         });
-        let (shared, queues) = Shared::new(request, self.inner.config.max_queue_size);
+        let (shared, queues) = Shared::new(
+            request,
+            self.inner.config.max_queue_size,
+            self.inner.config.close_timeout,
+        );
         let ws = WebSocket { shared };
         driver::spawn_client(
             ws.clone(),

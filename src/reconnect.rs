@@ -201,21 +201,11 @@ impl Reconnect {
             Err(p) => {
                 log::error!(
                     "the on_retry callback panicked ({}); not retrying",
-                    panic_text(&p)
+                    crate::driver::panic_message(&*p)
                 );
                 false
             }
         }
-    }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string payload".to_owned()
     }
 }
 
@@ -727,7 +717,10 @@ fn finish(inner: &Inner, ws: &WebSocket, ending: Disconnect) {
             Disconnect::Failed { error, response } => l.on_failure(ws, error, response.as_deref()),
         }));
         if let Err(p) = delivered {
-            log::error!("terminal listener callback panicked: {}", panic_text(&p));
+            log::error!(
+                "terminal listener callback panicked: {}",
+                crate::driver::panic_message(&*p)
+            );
         }
         // Whatever the listener holds (a channel's sender) goes before the socket counts as
         // finished.

@@ -150,6 +150,9 @@ pub(crate) struct ServerShared {
 /// The close reason sockets get when their server stops.
 const STOP_REASON: &str = "server stopping";
 
+/// How long `stop` waits, in all, for the sockets it had to cancel to finish.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
 /// Default of [`ServerBuilder::stop_timeout`].
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -532,7 +535,7 @@ impl Server {
         }
         let deadline = crate::driver::deadline_after(self.shared.stop_timeout);
         for ws in &sockets {
-            ws.wait_finished(deadline.saturating_duration_since(std::time::Instant::now()));
+            ws.shared.wait_finished(Some(deadline));
         }
         let late: Vec<&WebSocket> = sockets
             .iter()
@@ -547,8 +550,11 @@ impl Server {
         for ws in &late {
             ws.cancel();
         }
+        // One deadline for all of them, not a second per socket in turn: a canceled socket
+        // ends at once unless a callback of its is stuck, and many stuck ones must not add up.
+        let deadline = crate::driver::deadline_after(CANCEL_GRACE);
         for ws in &late {
-            ws.wait_finished(Duration::from_secs(1));
+            ws.shared.wait_finished(Some(deadline));
         }
     }
 }

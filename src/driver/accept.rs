@@ -1,8 +1,9 @@
 //! The server role's way in: TLS, the upgrade request, the handler's answer.
 
 use super::head::{HeadError, read_head};
+use super::panic_message;
 use super::pool::{self, Job, ThreadRole};
-use super::reader::{Opened, Reader, panic_message};
+use super::reader::{Opened, Reader};
 use super::shared::Queues;
 use super::shared::Shared;
 use super::timeout_deadline;
@@ -124,7 +125,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let answer = match answer {
         Ok(answer) => answer,
         Err(p) => {
-            log::error!("the accept handler panicked: {}", panic_message(p));
+            log::error!("the accept handler panicked: {}", panic_message(&*p));
             refuse(
                 &mut read,
                 &mut write,
@@ -183,7 +184,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         return None;
     }
     let _ = read.tcp.set_read_timeout(None);
-    let (shared, queues) = Shared::new(request, config.max_queue_size);
+    let (shared, queues) = Shared::new(request, config.max_queue_size, config.close_timeout);
     shared.attach(&mut shared.core.lock(), &read.tcp);
     shared.enter_reader();
     let ws = WebSocket { shared };

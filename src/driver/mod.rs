@@ -18,7 +18,7 @@ mod head;
 mod os_thread;
 mod pool;
 mod reader;
-mod shared;
+pub(crate) mod shared;
 pub(crate) mod transport;
 mod tunnel;
 mod writer;
@@ -47,5 +47,16 @@ pub(crate) fn timeout_deadline(d: Duration) -> Instant {
         deadline_after(Duration::MAX)
     } else {
         deadline_after(d)
+    }
+}
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
     }
 }

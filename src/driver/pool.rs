@@ -12,6 +12,7 @@
 //! if it cannot, a spawner has claimed it and a job is on its way, so it takes that job.
 
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -111,8 +112,24 @@ pub(crate) fn spawn(role: ThreadRole, stack_size: usize, job: Job) -> Result<(),
     }
 }
 
+/// Runs a job; a panic that escapes it (application code the socket did not catch, such as a
+/// panicking `Drop` of an accept handler's answer) is logged and costs the job, not the
+/// pooled thread.
+fn run(job: Job) -> Duration {
+    match catch_unwind(AssertUnwindSafe(job)) {
+        Ok(keep_alive) => keep_alive,
+        Err(p) => {
+            log::error!(
+                "a socket thread's job panicked: {}",
+                super::panic_message(&*p)
+            );
+            Duration::ZERO
+        }
+    }
+}
+
 fn worker(pool: &Pool, first: Job) {
-    let mut keep_alive = first();
+    let mut keep_alive = run(first);
     loop {
         // A parked thread keeps only the stack it needs to wait.
         os_thread::release_unused_stack();
@@ -130,7 +147,7 @@ fn worker(pool: &Pool, first: Job) {
                 }
             }
         };
-        keep_alive = job();
+        keep_alive = run(job);
     }
 }
 

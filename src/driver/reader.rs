@@ -3,7 +3,6 @@
 //! It runs on a pooled `syncws-reader` thread; [`connect`](super::connect) (client) or
 //! [`accept`](super::accept) (server) hands it an upgraded connection.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,10 +12,10 @@ use super::pool::{self, Job, ThreadRole};
 use super::shared::{Control, Queues, Shared};
 use super::transport::{ReadHalf, WriteHalf};
 use super::writer::{WireSlot, Writer};
-use super::{connect, deadline_after};
+use super::{connect, deadline_after, panic_message};
 use crate::config::Config;
 use crate::error::Error;
-use crate::listener::WebSocketListener;
+use crate::listener::{Listener, WebSocketListener};
 use crate::proto::Role;
 use crate::proto::decoder::{Decoder, Incoming};
 use crate::proto::deflate::{self, Inflater};
@@ -116,16 +115,6 @@ pub(super) struct Reader {
     max_message_size: u64,
 }
 
-pub(super) fn panic_message(p: Box<dyn Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}
-
 impl Reader {
     pub(super) fn new(ws: WebSocket, listener: BoxListener, role: Role, config: &Config) -> Self {
         Reader {
@@ -140,12 +129,33 @@ impl Reader {
         &self.ws.shared
     }
 
-    /// Runs a callback, turning a panic into an error.
-    fn call(&mut self, f: impl FnOnce(&mut BoxListener, &WebSocket)) -> Result<(), Error> {
+    /// Runs a callback other than the terminal one, turning a panic into an error. Returns
+    /// `Ok(false)` without running it if the socket was canceled or failed: once `cancel()`
+    /// has returned, no such callback is entered.
+    fn call(&mut self, f: impl FnOnce(&mut BoxListener, &WebSocket)) -> Result<bool, Error> {
+        let shared = &*self.ws.shared;
+        if !shared.enter_callback() {
+            return Ok(false);
+        }
         let ws = &self.ws;
         let listener = &mut self.listener;
-        catch_unwind(AssertUnwindSafe(|| f(listener, ws)))
-            .map_err(|p| Error::ListenerPanicked(panic_message(p)))
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            shared.entered_callback();
+            f(listener, ws)
+        }));
+        shared.left_callback();
+        result
+            .map(|()| true)
+            .map_err(|p| Error::ListenerPanicked(panic_message(&*p)))
+    }
+
+    /// Runs the terminal callback; a panic in it is logged (nothing is left to report it to).
+    fn call_terminal(&mut self, f: impl FnOnce(&mut BoxListener, &WebSocket)) {
+        let ws = &self.ws;
+        let listener = &mut self.listener;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(listener, ws))) {
+            log::error!("terminal listener callback: {}", panic_message(&*p));
+        }
     }
 
     pub(super) fn run_open(
@@ -197,15 +207,16 @@ impl Reader {
             return self.finish(Outcome::Failed(Error::Io(e), None));
         }
         // `cancel()` is final: once it has returned, only the terminal callback runs.
-        if self.shared().has_failed() {
-            let outcome = self.ended_without_close(None);
-            return self.finish(outcome);
-        }
         let opened = self.call(|l, ws| l.on_open(ws, &response));
         // Not kept for the socket's life: its headers are the application's to copy.
         drop(response);
-        if let Err(e) = opened {
-            return self.fail_with_close(&mut read, e);
+        match opened {
+            Ok(true) => {}
+            Ok(false) => {
+                let outcome = self.ended_without_close(None);
+                return self.finish(outcome);
+            }
+            Err(e) => return self.fail_with_close(&mut read, e),
         }
         let inflater = deflate.as_ref().map(Inflater::new);
         // The connect and handshake (TLS above all) ran deeper than the read loop will.
@@ -311,8 +322,9 @@ impl Reader {
 
     /// Handles one decoded event; returns the peer's close when it arrives.
     fn handle(&mut self, event: Incoming) -> Result<Option<(u16, String)>, Error> {
-        // Checked before every callback, not only after: a cancel from another thread between
-        // two events must not be followed by the second one.
+        // `call` looks for a cancel before every callback, not only after: a cancel from
+        // another thread between two events must not be followed by the second one. The read
+        // loop sees the failure once this returns.
         if self.shared().has_failed() {
             return Ok(None);
         }
@@ -338,7 +350,9 @@ impl Reader {
                         core.state = State::Closing;
                     }
                 }
-                self.call(|l, ws| l.on_closing(ws, code, &frame.reason))?;
+                if !self.call(|l, ws| l.on_closing(ws, code, &frame.reason))? {
+                    return Ok(None);
+                }
                 // Answer with the peer's code unless the application answered itself.
                 self.shared().enqueue_close(frame.code, "");
                 Ok(Some((code, frame.reason)))
@@ -395,37 +409,52 @@ impl Reader {
             self.shared().finish_output();
         }
         self.shared().seal();
-        {
+        let outcome = {
             let mut core = self.shared().core.lock();
+            // A cancel (or failure) recorded since the outcome was decided wins over a clean
+            // close: a `cancel()` that returned before this lock was taken left the state
+            // `Canceled`, and the terminal callback must say so. One that comes after it finds
+            // the socket `Closed` and does nothing.
+            let outcome = match (outcome, core.failure.take()) {
+                (Outcome::Closed(..), Some(e)) => Outcome::Failed(e, None),
+                (outcome, _) => outcome,
+            };
             core.shutdown();
             core.socket = None;
             core.state = match outcome {
                 Outcome::Closed(..) => State::Closed,
                 Outcome::Failed(..) => State::Canceled,
             };
-            core.failure = None;
+            outcome
+        };
+        if matches!(outcome, Outcome::Closed(..)) {
+            // Whatever the peer did not take after its close is gone with the connection;
+            // after a clean close `queue_size()` is 0, as the application expects.
+            self.shared().settle_queue();
         }
         // The writer stops while the terminal callback runs: nothing can be sent any more
         // (the gate is sealed, the connection shut down), so it need not be waited for first.
         self.shared().control(Control::Stop);
-        let result = match outcome {
+        match outcome {
             Outcome::Closed(code, reason) => {
                 log::debug!("closed {code} {reason:?}");
-                self.call(|l, ws| l.on_closed(ws, code, &reason))
+                self.call_terminal(|l, ws| l.on_closed(ws, code, &reason));
             }
             Outcome::Failed(error, response) => {
                 log::debug!("failed: {error}");
-                self.call(|l, ws| l.on_failure(ws, error, response.as_deref()))
+                self.call_terminal(|l, ws| l.on_failure(ws, error, response.as_deref()));
             }
-        };
-        if let Err(e) = result {
-            log::error!("terminal listener callback: {e}");
         }
         self.shared().wait_writer_exited();
         self.shared().drop_wire();
         // The listener (and whatever it holds, such as a channel's sender) goes before the
-        // socket counts as finished; the thread itself goes back to the pool.
-        self.listener = Box::new(crate::listener::Listener::new());
+        // socket counts as finished; the thread itself goes back to the pool. Its `Drop` is
+        // application code: a panic there must not keep the socket from finishing, or
+        // `wait_finished` and `Server::stop` would wait for ever.
+        let listener = std::mem::replace(&mut self.listener, Box::new(Listener::new()));
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(listener))) {
+            log::error!("the listener's drop panicked: {}", panic_message(&*p));
+        }
         self.shared().mark_finished();
     }
 }

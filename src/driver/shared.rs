@@ -14,10 +14,10 @@
 //! `parking_lot` mutex that only state changes take.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
@@ -30,6 +30,40 @@ use crate::error::Error;
 use crate::message::Message;
 use crate::request::Request;
 use crate::websocket::State;
+
+/// The one close deadline of a socket: `close_timeout` after the close started, computed
+/// once. `None` inside means the close may take for ever (no close timeout).
+#[derive(Debug)]
+pub(crate) struct CloseClock {
+    timeout: Option<Duration>,
+    deadline: OnceLock<Option<Instant>>,
+}
+
+impl CloseClock {
+    /// `timeout`: zero or `None` mean none.
+    pub(crate) fn new(timeout: Option<Duration>) -> CloseClock {
+        CloseClock {
+            timeout: timeout.filter(|t| !t.is_zero()),
+            deadline: OnceLock::new(),
+        }
+    }
+
+    /// The close starts at `now`, unless it started already.
+    pub(crate) fn start(&self, now: Instant) {
+        self.deadline
+            .get_or_init(|| self.timeout.and_then(|t| now.checked_add(t)));
+    }
+
+    /// Whether the close has started, and its deadline (`None`: never).
+    pub(crate) fn deadline(&self) -> Option<Option<Instant>> {
+        self.deadline.get().copied()
+    }
+
+    /// Whether the close started and its deadline has passed.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.deadline().flatten().is_some_and(|d| now >= d)
+    }
+}
 
 /// What the writer thread takes from the data queue, strictly in order.
 #[derive(Debug)]
@@ -74,6 +108,20 @@ impl Core {
         }
     }
 }
+
+/// `Shared::dispatch`: no callback in progress.
+const IDLE: u8 = 0;
+/// `Shared::dispatch`: the reader has committed to a callback and not yet entered it.
+const DISPATCHING: u8 = 1;
+/// `Shared::dispatch`: a callback is running.
+const IN_CALLBACK: u8 = 2;
+/// How long (in spin-loop hints: about a microsecond) `cancel` lets a callback that is
+/// running get under way before it returns. A callback the reader committed to before the
+/// cancel may be entered a few instructions after `cancel` saw it committed; this keeps an
+/// observer that checks "did cancel return?" as its callback's first act from seeing one that
+/// was in fact dispatched first. It is the only wait `cancel` has besides the dispatch window
+/// itself, and it is bounded.
+const CANCEL_GRACE_SPINS: u32 = 1024;
 
 /// The gate's "no more sends" bit; the bits below count sends in flight.
 const CLOSED: u64 = 1 << 63;
@@ -122,13 +170,19 @@ pub(crate) struct Shared {
     /// A failure (or cancel) is recorded in `Core.failure`: the reader checks this after every
     /// callback without taking the lock.
     failed: AtomicBool,
+    /// Where the reader is with a callback other than the terminal one: `IDLE`,
+    /// `DISPATCHING` (it has looked for a cancel and found none, and is about to call it) or
+    /// `IN_CALLBACK`. `cancel` waits out `DISPATCHING`, so that once it returns no callback
+    /// but the terminal one is entered.
+    dispatch: AtomicU8,
     ends: Mutex<Ends>,
     ends_cv: Condvar,
     reader_id: Mutex<Option<ThreadId>>,
-    /// When the close started: `close()`, the queue-overflow close, the answer to the peer's
-    /// close or a failure close. The close timer runs from here, not from when the close
-    /// frame finally gets written behind a slow peer.
-    pub close_started: Arc<OnceLock<Instant>>,
+    /// The close deadline, set once when the close starts: `close()`, the queue-overflow
+    /// close, the answer to the peer's close or a failure close. The writer's timer and its
+    /// blocking writes both go by it, so a close frame written late behind a slow peer cannot
+    /// restart the clock.
+    pub close_clock: Arc<CloseClock>,
     /// The pull-style listener's bound on undelivered payload, once it has attached it.
     pub backlog: OnceLock<Arc<Backlog>>,
     /// The reader is waiting for room in the backlog and reads nothing: pongs cannot arrive.
@@ -172,7 +226,11 @@ pub(crate) enum SendError {
 }
 
 impl Shared {
-    pub(crate) fn new(request: Request, max_queue_size: u64) -> (Arc<Shared>, Queues) {
+    pub(crate) fn new(
+        request: Request,
+        max_queue_size: u64,
+        close_timeout: Option<Duration>,
+    ) -> (Arc<Shared>, Queues) {
         let (data_tx, data_rx) = crossbeam_channel::unbounded();
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
         let parker = Parker::new();
@@ -202,13 +260,14 @@ impl Shared {
             pending_pongs: AtomicUsize::new(0),
             tls_flush_queued: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            dispatch: AtomicU8::new(IDLE),
             ends: Mutex::new(Ends {
                 writer_running: false,
                 finished: false,
             }),
             ends_cv: Condvar::new(),
             reader_id: Mutex::new(None),
-            close_started: Arc::new(OnceLock::new()),
+            close_clock: Arc::new(CloseClock::new(close_timeout)),
             backlog: OnceLock::new(),
             reading_paused: AtomicBool::new(false),
             addrs: OnceLock::new(),
@@ -366,6 +425,19 @@ impl Shared {
         slot.write_inline(self)
     }
 
+    /// The socket ended cleanly: what is still counted as queued was never going to be
+    /// written (the peer ended the connection after its close), so `queue_size` reads 0.
+    pub(crate) fn settle_queue(&self) {
+        let side = &self.send_side;
+        self.write_side
+            .written_bytes
+            .store(side.queued_bytes.load(Ordering::Acquire), Ordering::Release);
+        self.write_side.written_messages.store(
+            side.queued_messages.load(Ordering::Acquire),
+            Ordering::Release,
+        );
+    }
+
     /// The writer wrote `bytes` of payload in `messages` whole messages.
     pub(crate) fn written(&self, bytes: u64, messages: u64) {
         if bytes > 0 {
@@ -433,7 +505,7 @@ impl Shared {
                 core.state = State::Closing;
             }
         }
-        let _ = self.close_started.set(Instant::now());
+        self.close_clock.start(Instant::now());
         let _ = self.data_tx.send(Outgoing::Close(code, reason.to_owned()));
         self.after_push(true);
         true
@@ -449,7 +521,7 @@ impl Shared {
                 core.state = State::Closing;
             }
         }
-        let _ = self.close_started.set(Instant::now());
+        self.close_clock.start(Instant::now());
         let _ = self.data_tx.send(Outgoing::FailClose(code));
         self.after_push(false);
     }
@@ -488,7 +560,8 @@ impl Shared {
         self.failed.load(Ordering::Acquire)
     }
 
-    /// `cancel()`: the state is `Canceled` at once and the writer stops.
+    /// `cancel()`: the state is `Canceled` at once and the writer stops. Once this returns,
+    /// no callback but the terminal one is entered (see [`enter_callback`](Self::enter_callback)).
     pub(crate) fn cancel(&self) {
         {
             let mut core = self.core.lock();
@@ -501,6 +574,52 @@ impl Shared {
         }
         self.wake_paused_reader();
         self.control(Control::Stop);
+        // Pairs with `enter_callback`: the reader either sees the failure before it commits
+        // to a callback, or it has committed, and then this waits out the few instructions
+        // until the callback is entered and a little longer (see `CANCEL_GRACE_SPINS`). On
+        // the reader thread itself (a callback canceling its own socket) there is nothing to
+        // wait for.
+        fence(Ordering::SeqCst);
+        if self.on_reader_thread() {
+            return;
+        }
+        let mut spins = 0u32;
+        loop {
+            match self.dispatch.load(Ordering::SeqCst) {
+                DISPATCHING => {}
+                IN_CALLBACK if spins < CANCEL_GRACE_SPINS => {}
+                _ => break,
+            }
+            if spins < CANCEL_GRACE_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            spins = spins.saturating_add(1);
+        }
+    }
+
+    /// The reader is about to run a callback other than the terminal one: returns false if a
+    /// failure or cancel was recorded, and the callback must not run. On true the reader calls
+    /// [`entered_callback`](Self::entered_callback) as the callback starts and
+    /// [`left_callback`](Self::left_callback) when it returns.
+    pub(crate) fn enter_callback(&self) -> bool {
+        self.dispatch.store(DISPATCHING, Ordering::SeqCst);
+        if self.failed.load(Ordering::SeqCst) {
+            self.dispatch.store(IDLE, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The callback [`enter_callback`](Self::enter_callback) allowed is starting.
+    pub(crate) fn entered_callback(&self) {
+        self.dispatch.store(IN_CALLBACK, Ordering::SeqCst);
+    }
+
+    /// The callback has returned (or panicked).
+    pub(crate) fn left_callback(&self) {
+        self.dispatch.store(IDLE, Ordering::Release);
     }
 
     /// Called first thing on the reader thread, before any callback can run: `wait_finished`
@@ -559,5 +678,36 @@ impl Shared {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_clock_is_set_once_from_the_start_of_the_close() {
+        let clock = CloseClock::new(Some(Duration::from_secs(2)));
+        let t0 = Instant::now();
+        assert_eq!(clock.deadline(), None);
+        assert!(!clock.expired(t0 + Duration::from_secs(100)));
+        clock.start(t0);
+        // A later start (our close frame written late, the answer to the peer's close) does
+        // not move it.
+        clock.start(t0 + Duration::from_secs(1));
+        assert_eq!(clock.deadline(), Some(Some(t0 + Duration::from_secs(2))));
+        assert!(!clock.expired(t0 + Duration::from_millis(1999)));
+        assert!(clock.expired(t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn no_close_timeout_or_one_past_the_end_of_time_never_expires() {
+        for timeout in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
+            let clock = CloseClock::new(timeout);
+            let t0 = Instant::now();
+            clock.start(t0);
+            assert_eq!(clock.deadline(), Some(None), "{timeout:?}");
+            assert!(!clock.expired(t0 + Duration::from_secs(1 << 30)));
+        }
     }
 }

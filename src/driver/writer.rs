@@ -103,6 +103,8 @@ pub(crate) struct Link {
     fail_in_batch: bool,
     flush_requested: bool,
     write_timeout: Duration,
+    /// For the error a write cut off by the close deadline reports.
+    close_timeout: Duration,
 }
 
 /// The writer is done: the socket is ending (stop, failure, or our part of the close is over).
@@ -136,8 +138,7 @@ impl WireSlot {
         let timers = config.timers();
         io.stall = Stall {
             write_timeout: config.write_timeout_option(),
-            close_timeout: timers.close_timeout,
-            close_started: Some(shared.close_started.clone()),
+            close_clock: Some(shared.close_clock.clone()),
         };
         let wire = Wire {
             data_rx: queues.data_rx.clone(),
@@ -168,6 +169,7 @@ impl WireSlot {
             fail_in_batch: false,
             flush_requested: false,
             write_timeout: config.write_timeout,
+            close_timeout: timers.close_timeout.unwrap_or_default(),
         };
         Arc::new(WireSlot {
             wire: Mutex::new(Some(wire)),
@@ -469,11 +471,10 @@ impl Link {
                 if !peer_closed {
                     let error = match e.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                            match self.io.stall.close_timeout {
-                                Some(t) if self.io.stall.close_expired(Instant::now()) => {
-                                    Error::CloseTimeout(t)
-                                }
-                                _ => Error::WriteTimeout(self.write_timeout),
+                            if self.io.stall.close_expired(Instant::now()) {
+                                Error::CloseTimeout(self.close_timeout)
+                            } else {
+                                Error::WriteTimeout(self.write_timeout)
                             }
                         }
                         _ => Error::Io(e),
@@ -553,11 +554,13 @@ impl Writer {
         taken?;
         let mut wire_guard = self.slot.wire.lock();
         let wire = wire_guard.as_mut().ok_or(Exit)?;
-        if std::mem::take(&mut link.close_in_batch) {
-            close_written(shared, link, &mut wire.timers);
+        // The close timer runs to the one deadline set when the close started, whenever the
+        // frame itself gets written.
+        if let Some(deadline) = shared.close_clock.deadline() {
+            wire.timers.closing(deadline);
         }
-        if let Some(&started) = shared.close_started.get() {
-            wire.timers.close_sent(started);
+        if std::mem::take(&mut link.close_in_batch) {
+            close_written(shared, link);
         }
         run_timers(shared, wire, link)?;
         if !wire.idle() || !link.batch.is_empty() {
@@ -585,16 +588,15 @@ impl Writer {
     }
 }
 
-/// Our close frame is on the wire: record it, start the close timer, and in the server role
-/// close TCP if the peer's close came first (RFC 6455 §7.1.1).
-fn close_written(shared: &Shared, link: &mut Link, timers: &mut Timers) {
+/// Our close frame is on the wire: record it, and in the server role close TCP if the peer's
+/// close came first (RFC 6455 §7.1.1).
+fn close_written(shared: &Shared, link: &mut Link) {
     let mut core = shared.core.lock();
     core.close_written = true;
     if core.peer_closed && ends_first(link.role, link.io.is_tls()) {
         drop(core);
         link.io.finish();
     }
-    timers.close_sent(Instant::now());
 }
 
 /// Whether we end the connection once both close frames are out. The server does (RFC 6455

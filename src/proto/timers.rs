@@ -1,7 +1,7 @@
 //! The connection's deadlines as a sans-I/O state machine: keepalive pings, the pong timeout
 //! and the close timer.
 //!
-//! Events go in (`close_sent`, the number of pongs seen, the peer's close), time goes in as
+//! Events go in (`closing`, the number of pongs seen, the peer's close), time goes in as
 //! `Instant`s, and [`Action`]s come out; the writer thread carries them out and sleeps until
 //! [`next_deadline`](Timers::next_deadline). Nothing here reads a clock, so every path is
 //! unit-tested with made-up instants.
@@ -93,17 +93,19 @@ impl Timers {
         .min()
     }
 
-    /// The socket started closing at `now` (`close()` was called, or the peer's close is
-    /// being answered; the frame may still be queued behind data): keepalive stops and the
-    /// close timer starts. Later calls change nothing.
-    pub(crate) fn close_sent(&mut self, now: Instant) {
+    /// The socket started closing (`close()` was called, or the peer's close is being
+    /// answered; the frame may still be queued behind data): keepalive stops and the close
+    /// timer runs to `deadline`, which the driver computed once, from the start of the close
+    /// (`None`: never). Later calls change nothing, so a close frame written late cannot
+    /// restart the clock.
+    pub(crate) fn closing(&mut self, deadline: Option<Instant>) {
         if self.close_started {
             return;
         }
         self.close_started = true;
         self.next_ping = None;
         self.awaiting_pong = None;
-        self.close_deadline = self.config.close_timeout.and_then(|t| now.checked_add(t));
+        self.close_deadline = deadline;
     }
 
     /// The driver cannot read at `now` (the application's channel is full), so no pong can be
@@ -118,7 +120,7 @@ impl Timers {
 
     /// Whether the close timer is running.
     #[cfg(test)]
-    pub(crate) fn closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.close_started
     }
 
@@ -211,11 +213,13 @@ mod tests {
     }
 
     #[test]
-    fn close_timer_runs_from_close_sent_and_stops_pings() {
+    fn close_timer_runs_from_the_start_of_the_close_and_stops_pings() {
         let (mut t, t0) = timers(Some(5), 5, Some(60));
-        t.close_sent(t0 + S);
-        t.close_sent(t0 + 30 * S); // a second call does not restart it
-        assert!(t.closing());
+        // The driver computed the deadline once, from the start of the close at 1 s.
+        t.closing(Some(t0 + 61 * S));
+        // A second call (the frame written late) does not restart it.
+        t.closing(Some(t0 + 90 * S));
+        assert!(t.is_closing());
         assert_eq!(t.next_deadline(), Some(t0 + 61 * S));
         assert_eq!(t.poll(t0 + 60 * S, 0, false), None);
         assert_eq!(
@@ -228,7 +232,7 @@ mod tests {
     #[test]
     fn close_timer_after_peer_close_closes_the_connection() {
         let (mut t, t0) = timers(None, 5, Some(2));
-        t.close_sent(t0);
+        t.closing(Some(t0 + 2 * S));
         assert_eq!(t.poll(t0 + 2 * S, 0, true), Some(Action::CloseConnection));
     }
 
@@ -242,7 +246,8 @@ mod tests {
         };
         let mut t = Timers::new(config, t0);
         assert_eq!(t.next_deadline(), None);
-        t.close_sent(t0);
+        // A close deadline past the end of time is none.
+        t.closing(None);
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.poll(t0 + 1000 * S, 0, false), None);
     }

@@ -18,11 +18,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::driver::shared::CloseClock;
 use crate::error::Error;
 
 #[cfg(feature = "native-tls")]
@@ -200,24 +201,17 @@ pub(crate) const WRITE_SLICE: Duration = Duration::from_millis(500);
 
 /// When a blocking write stops waiting for a peer that does not read: after `write_timeout` with
 /// no byte accepted (progress, not calls: a peer that reads a byte now and then keeps it going),
-/// or once the close timer, which runs from `close()`, has expired.
+/// or once the socket's close deadline, which runs from `close()`, has passed.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Stall {
     pub write_timeout: Option<Duration>,
-    pub close_timeout: Option<Duration>,
-    pub close_started: Option<Arc<OnceLock<Instant>>>,
+    pub close_clock: Option<Arc<CloseClock>>,
 }
 
 impl Stall {
-    /// Whether the close timer has expired.
+    /// Whether the close deadline has passed.
     pub(crate) fn close_expired(&self, now: Instant) -> bool {
-        let (Some(timeout), Some(started)) = (self.close_timeout, &self.close_started) else {
-            return false;
-        };
-        started
-            .get()
-            .and_then(|t| t.checked_add(timeout))
-            .is_some_and(|deadline| now >= deadline)
+        self.close_clock.as_ref().is_some_and(|c| c.expired(now))
     }
 
     fn give_up(&self, last_progress: Instant) -> bool {
