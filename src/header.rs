@@ -18,7 +18,12 @@
 /// assert_eq!(request.header("cookie"), Some("a=1"));
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// `Debug` shows the values of credential headers (`Authorization`, `Proxy-Authorization`,
+/// `Cookie`, `Set-Cookie`) as `<redacted>`, and the URLs of `Location`, `Content-Location`
+/// and `Referer` without userinfo, query and fragment, so a request or response can be logged
+/// whole.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     name: String,
     value: Vec<u8>,
@@ -47,6 +52,44 @@ impl Header {
         std::str::from_utf8(&self.value).ok()
     }
 }
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Header");
+        d.field("name", &self.name);
+        let is_url = URLS.iter().any(|u| u.eq_ignore_ascii_case(&self.name));
+        match self.value_str() {
+            _ if self.is_credential() => d.field("value", &format_args!("<redacted>")),
+            Some(text) if is_url => d.field("value", &crate::redact::url(text)),
+            Some(text) => d.field("value", &text),
+            // A URL that is not UTF-8 cannot be cut as text: none of it is shown.
+            None if is_url => d.field("value", &format_args!("<redacted>")),
+            None => d.field("value", &self.value),
+        };
+        d.finish()
+    }
+}
+
+impl Header {
+    /// Whether the value is a credential, kept out of `Debug` output.
+    pub(crate) fn is_credential(&self) -> bool {
+        CREDENTIALS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&self.name))
+    }
+}
+
+/// The standard headers that carry credentials: never shown in `Debug` output.
+const CREDENTIALS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Headers whose value is a URL: `Debug` shows it redacted (a redirect's `Location` may carry
+/// a token).
+const URLS: &[&str] = &["location", "content-location", "referer"];
 
 /// The handshake's own headers, which syncws writes itself in both roles (the framing ones
 /// too): neither a client's request nor a server handler's answer may set them.
@@ -141,5 +184,37 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, &h[..3]);
         assert_eq!(out, b"A: 1\r\nb: 2\r\na: \xff\r\n");
+    }
+
+    #[test]
+    fn debug_hides_credentials_and_the_secret_parts_of_urls() {
+        let shown = |name: &str, value: &[u8]| format!("{:?}", Header::new(name, value));
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "COOKIE",
+            "Set-Cookie",
+        ] {
+            assert_eq!(
+                shown(name, b"Bearer secret"),
+                format!("Header {{ name: {name:?}, value: <redacted> }}")
+            );
+        }
+        assert_eq!(
+            shown("Location", b"wss://u:secret@h/p?token=secret"),
+            r#"Header { name: "Location", value: "wss://h/p" }"#
+        );
+        assert_eq!(
+            shown("referer", b"/p?token=secret\xff"),
+            r#"Header { name: "referer", value: <redacted> }"#
+        );
+        assert_eq!(
+            shown("X-Trace", b"t-1"),
+            r#"Header { name: "X-Trace", value: "t-1" }"#
+        );
+        assert_eq!(
+            shown("X-Bytes", b"\xff"),
+            r#"Header { name: "X-Bytes", value: [255] }"#
+        );
     }
 }

@@ -53,7 +53,8 @@ impl TryFrom<http::Request<()>> for Request {
         let uri = request.uri();
         if uri.scheme().is_none() || uri.authority().is_none() {
             return Err(Error::InvalidUrl(format!(
-                "{uri}: an absolute URI (ws://host/path) is needed to connect"
+                "{}: an absolute URI (ws://host/path) is needed to connect",
+                crate::redact::url(&uri.to_string())
             )));
         }
         let mut builder = Request::builder(&uri.to_string());

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::header::{self, Header};
+use crate::redact;
 
 /// What to connect to: a URL, extra headers and the subprotocols to offer.
 ///
@@ -14,12 +15,27 @@ use crate::header::{self, Header};
 /// assert_eq!(request.subprotocols(), ["chat"]);
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the URL without userinfo, query and fragment (they may hold tokens) and the
+/// values of credential headers as `<redacted>`; [`url`](Self::url) and
+/// [`headers`](Self::headers) give them whole.
+#[derive(Clone)]
 pub struct Request {
     url: url::Url,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
     peer_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("url", &self.shown_url())
+            .field("headers", &self.headers)
+            .field("subprotocols", &self.subprotocols)
+            .field("peer_addr", &self.peer_addr)
+            .finish()
+    }
 }
 
 impl Request {
@@ -70,12 +86,18 @@ impl Request {
         self.url.scheme() == "wss"
     }
 
+    /// The URL as logs, error texts and `Debug` show it: without userinfo, query and fragment
+    /// ([`redact::url`]).
+    pub(crate) fn shown_url(&self) -> String {
+        redact::url(self.url.as_str())
+    }
+
     /// Host and port to connect to.
     pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
         let host = self
             .url
             .host_str()
-            .ok_or_else(|| Error::InvalidUrl(format!("{}: no host", self.url)))?;
+            .ok_or_else(|| Error::InvalidUrl(format!("{}: no host", self.shown_url())))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -103,12 +125,22 @@ impl Request {
     }
 }
 
-/// Builder for [`Request`]; see [`Request::builder`].
-#[derive(Debug, Clone)]
+/// Builder for [`Request`]; see [`Request::builder`]. `Debug` redacts as [`Request`]'s does.
+#[derive(Clone)]
 pub struct RequestBuilder {
     url: String,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
+}
+
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("url", &redact::url(&self.url))
+            .field("headers", &self.headers)
+            .field("subprotocols", &self.subprotocols)
+            .finish()
+    }
 }
 
 impl RequestBuilder {
@@ -137,15 +169,17 @@ impl RequestBuilder {
 
     /// Checks the URL and headers.
     pub fn build(self) -> Result<Request, Error> {
+        // The URL in an error is redacted: it may carry a token or a password.
+        let shown = || redact::url(&self.url);
         let mut url = url::Url::parse(&self.url)
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.url)))?;
+            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", shown())))?;
         let scheme = match url.scheme() {
             "ws" | "http" => "ws",
             "wss" | "https" => "wss",
             other => {
                 return Err(Error::InvalidUrl(format!(
                     "{}: scheme '{other}' is not ws, wss, http or https",
-                    self.url
+                    shown()
                 )));
             }
         };
@@ -154,7 +188,7 @@ impl RequestBuilder {
             let _ = url.set_scheme(scheme);
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::InvalidUrl(format!("{}: no host", self.url)));
+            return Err(Error::InvalidUrl(format!("{}: no host", shown())));
         }
         url.set_fragment(None);
         for h in &self.headers {

@@ -3,6 +3,7 @@
 //! Plain data: a request and the server's 3xx answer in, the next request (or why not) out.
 
 use crate::error::Error;
+use crate::redact;
 use crate::request::Request;
 use crate::response::Response;
 
@@ -27,14 +28,24 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 ///   a redirect must not hand one site's credentials to another.
 pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, Error> {
     let from = request.url();
-    let refused =
-        |why: String| Error::rejected(format!("redirect {} from {from}: {why}", response.status()));
+    // Every URL in the error is redacted: a Location is as likely as the request to carry a
+    // token (a signed URL), and errors reach logs.
+    let refused = |why: String| {
+        Error::rejected(format!(
+            "redirect {} from {}: {why}",
+            response.status(),
+            redact::url(from.as_str())
+        ))
+    };
     let Some(location) = response.header("Location") else {
         return Err(refused("no Location header".into()));
     };
-    let mut to = from
-        .join(location.trim())
-        .map_err(|e| refused(format!("Location {location:?} is not a URL: {e}")))?;
+    let mut to = from.join(location.trim()).map_err(|e| {
+        refused(format!(
+            "Location {:?} is not a URL: {e}",
+            redact::url(location)
+        ))
+    })?;
     let scheme = match to.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
@@ -47,7 +58,8 @@ pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, 
     }
     if from.scheme() == "wss" && to.scheme() == "ws" {
         return Err(refused(format!(
-            "to {to} would drop TLS; syncws does not follow wss to ws"
+            "to {} would drop TLS; syncws does not follow wss to ws",
+            redact::url(to.as_str())
         )));
     }
     let same_origin = from.scheme() == to.scheme()
@@ -135,6 +147,28 @@ mod tests {
         }
         let e = follow(&request("ws://a/x"), &redirect(301, Some("ftp://a/y"))).unwrap_err();
         assert!(e.to_string().contains("ftp"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_urls_without_userinfo_or_query() {
+        let from = request("wss://u:secret@a/x?token=secret");
+        for (location, names) in [
+            (
+                "ws://u:secret@b/y?token=secret",
+                "to ws://b/y would drop TLS",
+            ),
+            (
+                "ws://u:secret@[::1/y?token=secret",
+                "Location \"ws://[::1/y\"",
+            ),
+            ("ftp://u:secret@b/y?token=secret", "to a ftp: URL"),
+        ] {
+            let e = follow(&from, &redirect(302, Some(location))).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(text.contains("from wss://a/x:"), "{text}");
+            assert!(text.contains(names), "{text}");
+            assert!(!text.contains("secret"), "{text}");
+        }
     }
 
     #[test]
