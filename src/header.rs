@@ -19,14 +19,38 @@
 /// # Ok::<(), syncws::Error>(())
 /// ```
 ///
-/// `Debug` shows the values of credential headers (`Authorization`, `Proxy-Authorization`,
-/// `Cookie`, `Set-Cookie`) as `<redacted>`, and the URLs of `Location`, `Content-Location`
-/// and `Referer` without userinfo, query and fragment, so a request or response can be logged
-/// whole.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// A header can be **sensitive**: marked by the application as a credential
+/// ([`RequestBuilder::sensitive_header`](crate::RequestBuilder::sensitive_header)), like the
+/// `http` crate's `HeaderValue::set_sensitive`. A sensitive header is sent like any other, but
+/// a redirect to another origin drops it, and `Debug` does not show its value. The standard
+/// credential headers get the same treatment without being marked (see
+/// [`is_sensitive`](Self::is_sensitive)).
+///
+/// `Debug` shows the values of sensitive headers and of `Authorization`,
+/// `Proxy-Authorization`, `Cookie` and `Set-Cookie` as `<redacted>`, and the URLs of
+/// `Location`, `Content-Location` and `Referer` without userinfo, query and fragment, so a
+/// request or response can be logged whole. Equality and hashing compare name and value only,
+/// as `http`'s do.
+#[derive(Clone)]
 pub struct Header {
     name: String,
     value: Vec<u8>,
+    sensitive: bool,
+}
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Header) -> bool {
+        self.name == other.name && self.value == other.value
+    }
+}
+
+impl Eq for Header {}
+
+impl std::hash::Hash for Header {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.value.hash(state);
+    }
 }
 
 impl Header {
@@ -34,7 +58,47 @@ impl Header {
         Header {
             name: name.into(),
             value: value.into(),
+            sensitive: false,
         }
+    }
+
+    /// A header marked as a credential (see [`is_sensitive`](Self::is_sensitive)).
+    pub(crate) fn sensitive(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Header {
+        Header {
+            sensitive: true,
+            ..Header::new(name, value)
+        }
+    }
+
+    /// Whether the application marked this header as a credential
+    /// ([`RequestBuilder::sensitive_header`](crate::RequestBuilder::sensitive_header), or an
+    /// `http::HeaderValue` marked sensitive). A redirect to another origin drops it and `Debug`
+    /// hides its value.
+    ///
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` are treated the same way whether
+    /// marked or not; this says only whether the mark was set. Headers a server receives are
+    /// never marked.
+    ///
+    /// ```
+    /// let request = syncws::Request::builder("wss://api.example.com/feed")
+    ///     .sensitive_header("X-Api-Key", "k-123")
+    ///     .header("X-Trace", "t-1")
+    ///     .build()?;
+    /// assert!(request.headers()[0].is_sensitive());
+    /// assert!(!request.headers()[1].is_sensitive());
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitive
+    }
+
+    /// Whether the value is a credential: marked sensitive, or one of the standard credential
+    /// headers. It stays with its origin across redirects and out of `Debug` output.
+    pub(crate) fn is_credential(&self) -> bool {
+        self.sensitive
+            || CREDENTIALS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&self.name))
     }
 
     /// The name, as it was given or received (compare case-insensitively).
@@ -70,16 +134,8 @@ impl std::fmt::Debug for Header {
     }
 }
 
-impl Header {
-    /// Whether the value is a credential, kept out of `Debug` output.
-    pub(crate) fn is_credential(&self) -> bool {
-        CREDENTIALS
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(&self.name))
-    }
-}
-
-/// The standard headers that carry credentials: never shown in `Debug` output.
+/// The standard headers that carry credentials (`Set-Cookie` only in a response): kept out of
+/// `Debug` output and, in a request, off other origins.
 const CREDENTIALS: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -216,5 +272,16 @@ mod tests {
             shown("X-Bytes", b"\xff"),
             r#"Header { name: "X-Bytes", value: [255] }"#
         );
+        let key = Header::sensitive("X-Api-Key", "secret");
+        assert_eq!(
+            format!("{key:?}"),
+            r#"Header { name: "X-Api-Key", value: <redacted> }"#
+        );
+        assert!(key.is_credential() && key.is_sensitive());
+        assert!(
+            Header::new("cookie", "").is_credential() && !Header::new("cookie", "").is_sensitive()
+        );
+        // The mark is not part of the header's identity, as in `http`.
+        assert_eq!(key, Header::new("X-Api-Key", "secret"));
     }
 }

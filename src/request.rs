@@ -146,6 +146,10 @@ impl std::fmt::Debug for RequestBuilder {
 impl RequestBuilder {
     /// Adds a header sent with the upgrade request (`Authorization`, `Origin`, `Cookie`, ...).
     ///
+    /// A redirect to another origin drops `Authorization`, `Proxy-Authorization` and `Cookie`
+    /// and keeps every other header: add other credentials with
+    /// [`sensitive_header`](Self::sensitive_header).
+    ///
     /// The handshake headers the library writes itself (`Host`, `Upgrade`, `Connection`,
     /// `Sec-WebSocket-*`) are refused by [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -157,6 +161,47 @@ impl RequestBuilder {
     /// they are. The same rules as [`header`](Self::header) apply.
     pub fn header_bytes(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push(Header::new(name.into(), value.into()));
+        self
+    }
+
+    /// Adds a header whose value is a credential (an API key, a token): sent like
+    /// [`header`](Self::header), but **dropped when a redirect leaves the origin** (the scheme,
+    /// host or port changes) and shown as `<redacted>` by `Debug`. Like the `http` crate's
+    /// `HeaderValue::set_sensitive`, which converts to it (feature `http`).
+    ///
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` are treated this way without being
+    /// marked; mark every other header that authenticates (`X-Api-Key`, `X-Auth-Token`, ...).
+    ///
+    /// ```
+    /// let request = syncws::Request::builder("wss://api.example.com/feed")
+    ///     .sensitive_header("X-Api-Key", "k-123")
+    ///     .header("X-Trace", "t-1") // goes along to any origin
+    ///     .build()?;
+    /// assert!(request.headers()[0].is_sensitive());
+    /// assert!(!format!("{request:?}").contains("k-123"));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn sensitive_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers
+            .push(Header::sensitive(name.into(), value.into()));
+        self
+    }
+
+    /// [`sensitive_header`](Self::sensitive_header) with a value of bytes that need not be
+    /// UTF-8, as [`header_bytes`](Self::header_bytes).
+    pub fn sensitive_header_bytes(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.headers
+            .push(Header::sensitive(name.into(), value.into()));
+        self
+    }
+
+    /// Adds `header` as it is, its mark included (a redirect carries headers over).
+    pub(crate) fn push_header(mut self, header: Header) -> Self {
+        self.headers.push(header);
         self
     }
 

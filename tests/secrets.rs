@@ -155,17 +155,18 @@ fn a_socket_that_opens_and_closes_shows_host_and_path_only() {
 }
 
 #[test]
-fn credential_headers_are_redacted_in_debug_and_others_shown() {
+fn credential_and_sensitive_headers_are_redacted_in_debug_and_others_shown() {
     let request = Request::builder("ws://example.com/")
         .header("Authorization", format!("Bearer {TOKEN}"))
         .header("proxy-authorization", format!("Basic {TOKEN}"))
         .header("Cookie", format!("session={TOKEN}"))
+        .sensitive_header("X-Api-Key", TOKEN)
         .header("X-Trace", "trace-1")
         .build()
         .expect("request");
     let debug = format!("{request:?}");
     assert_nothing_leaks(&[("Request", debug.clone())]);
-    assert_eq!(debug.matches("<redacted>").count(), 3, "{debug}");
+    assert_eq!(debug.matches("<redacted>").count(), 4, "{debug}");
     assert!(
         debug.contains("Authorization") && debug.contains("trace-1"),
         "{debug}"
