@@ -121,9 +121,11 @@ impl ClientBuilder {
     /// How many redirects (301, 302, 303, 307, 308) of the upgrade request to follow before
     /// failing; 0 fails on the first. Default 10.
     ///
-    /// `ws` to `wss` is followed, `wss` to `ws` is refused; `Authorization` and `Cookie` are
-    /// dropped when the redirect goes to another scheme, host or port. The URL that finally
-    /// answered is [`Response::url`](crate::Response::url).
+    /// `ws` to `wss` is followed, `wss` to `ws` is refused. When the redirect goes to another
+    /// scheme, host or port, the credentials are dropped: `Authorization`,
+    /// `Proxy-Authorization`, `Cookie` and every header marked with
+    /// [`RequestBuilder::sensitive_header`](crate::RequestBuilder::sensitive_header). The URL
+    /// that finally answered is [`Response::url`](crate::Response::url).
     pub fn max_redirects(mut self, max: u32) -> Self {
         self.config.max_redirects = max;
         self

@@ -909,7 +909,8 @@ fn split_points(n: usize) -> Vec<usize> {
 ///
 /// Checks that nothing panics; that only 301, 302, 303, 307 and 308 are redirects; that a
 /// followed redirect goes to a `ws` or `wss` URL, never from `wss` to `ws`; and that the
-/// credentials (`Authorization`, `Cookie`) go along only to the same scheme, host and port.
+/// credentials (`Authorization`, `Cookie`, `Proxy-Authorization`, a header marked sensitive)
+/// go along exactly when scheme, host and port stay the same, marked as they were.
 pub fn redirect(data: &[u8]) {
     use crate::header::Header;
     use crate::proto::redirect;
@@ -924,6 +925,8 @@ pub fn redirect(data: &[u8]) {
     let Ok(request) = crate::request::Request::builder(from)
         .header("Authorization", "Bearer t")
         .header("Cookie", "c=1")
+        .header("Proxy-Authorization", "Basic p")
+        .sensitive_header("X-Api-Key", "k")
         .header("X-Other", "o")
         .build()
     else {
@@ -947,7 +950,17 @@ pub fn redirect(data: &[u8]) {
     let same_origin = a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default();
-    let carried = next.header("Authorization").is_some() || next.header("Cookie").is_some();
-    assert_eq!(carried, same_origin, "{a} -> {b}");
+    for credential in [
+        "Authorization",
+        "Cookie",
+        "Proxy-Authorization",
+        "X-Api-Key",
+    ] {
+        let carried = next.headers().iter().find(|h| h.name() == credential);
+        assert_eq!(carried.is_some(), same_origin, "{credential}: {a} -> {b}");
+        if let Some(h) = carried {
+            assert_eq!(h.is_sensitive(), credential == "X-Api-Key", "{credential}");
+        }
+    }
     assert_eq!(next.header("X-Other"), Some("o"));
 }

@@ -18,10 +18,39 @@
 /// assert_eq!(request.header("cookie"), Some("a=1"));
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// A header can be **sensitive**: marked by the application as a credential
+/// ([`RequestBuilder::sensitive_header`](crate::RequestBuilder::sensitive_header)), like the
+/// `http` crate's `HeaderValue::set_sensitive`. A sensitive header is sent like any other, but
+/// a redirect to another origin drops it, and `Debug` does not show its value. The standard
+/// credential headers get the same treatment without being marked (see
+/// [`is_sensitive`](Self::is_sensitive)).
+///
+/// `Debug` shows the values of sensitive headers and of `Authorization`,
+/// `Proxy-Authorization`, `Cookie` and `Set-Cookie` as `<redacted>`, and the URLs of
+/// `Location`, `Content-Location` and `Referer` without userinfo, query and fragment, so a
+/// request or response can be logged whole. Equality and hashing compare name and value only,
+/// as `http`'s do.
+#[derive(Clone)]
 pub struct Header {
     name: String,
     value: Vec<u8>,
+    sensitive: bool,
+}
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Header) -> bool {
+        self.name == other.name && self.value == other.value
+    }
+}
+
+impl Eq for Header {}
+
+impl std::hash::Hash for Header {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.value.hash(state);
+    }
 }
 
 impl Header {
@@ -29,7 +58,47 @@ impl Header {
         Header {
             name: name.into(),
             value: value.into(),
+            sensitive: false,
         }
+    }
+
+    /// A header marked as a credential (see [`is_sensitive`](Self::is_sensitive)).
+    pub(crate) fn sensitive(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Header {
+        Header {
+            sensitive: true,
+            ..Header::new(name, value)
+        }
+    }
+
+    /// Whether the application marked this header as a credential
+    /// ([`RequestBuilder::sensitive_header`](crate::RequestBuilder::sensitive_header), or an
+    /// `http::HeaderValue` marked sensitive). A redirect to another origin drops it and `Debug`
+    /// hides its value.
+    ///
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` are treated the same way whether
+    /// marked or not; this says only whether the mark was set. Headers a server receives are
+    /// never marked.
+    ///
+    /// ```
+    /// let request = syncws::Request::builder("wss://api.example.com/feed")
+    ///     .sensitive_header("X-Api-Key", "k-123")
+    ///     .header("X-Trace", "t-1")
+    ///     .build()?;
+    /// assert!(request.headers()[0].is_sensitive());
+    /// assert!(!request.headers()[1].is_sensitive());
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitive
+    }
+
+    /// Whether the value is a credential: marked sensitive, or one of the standard credential
+    /// headers. It stays with its origin across redirects and out of `Debug` output.
+    pub(crate) fn is_credential(&self) -> bool {
+        self.sensitive
+            || CREDENTIALS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&self.name))
     }
 
     /// The name, as it was given or received (compare case-insensitively).
@@ -47,6 +116,36 @@ impl Header {
         std::str::from_utf8(&self.value).ok()
     }
 }
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Header");
+        d.field("name", &self.name);
+        let is_url = URLS.iter().any(|u| u.eq_ignore_ascii_case(&self.name));
+        match self.value_str() {
+            _ if self.is_credential() => d.field("value", &format_args!("<redacted>")),
+            Some(text) if is_url => d.field("value", &crate::redact::url(text)),
+            Some(text) => d.field("value", &text),
+            // A URL that is not UTF-8 cannot be cut as text: none of it is shown.
+            None if is_url => d.field("value", &format_args!("<redacted>")),
+            None => d.field("value", &self.value),
+        };
+        d.finish()
+    }
+}
+
+/// The standard headers that carry credentials (`Set-Cookie` only in a response): kept out of
+/// `Debug` output and, in a request, off other origins.
+const CREDENTIALS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Headers whose value is a URL: `Debug` shows it redacted (a redirect's `Location` may carry
+/// a token).
+const URLS: &[&str] = &["location", "content-location", "referer"];
 
 /// The handshake's own headers, which syncws writes itself in both roles (the framing ones
 /// too): neither a client's request nor a server handler's answer may set them.
@@ -141,5 +240,48 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, &h[..3]);
         assert_eq!(out, b"A: 1\r\nb: 2\r\na: \xff\r\n");
+    }
+
+    #[test]
+    fn debug_hides_credentials_and_the_secret_parts_of_urls() {
+        let shown = |name: &str, value: &[u8]| format!("{:?}", Header::new(name, value));
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "COOKIE",
+            "Set-Cookie",
+        ] {
+            assert_eq!(
+                shown(name, b"Bearer secret"),
+                format!("Header {{ name: {name:?}, value: <redacted> }}")
+            );
+        }
+        assert_eq!(
+            shown("Location", b"wss://u:secret@h/p?token=secret"),
+            r#"Header { name: "Location", value: "wss://h/p" }"#
+        );
+        assert_eq!(
+            shown("referer", b"/p?token=secret\xff"),
+            r#"Header { name: "referer", value: <redacted> }"#
+        );
+        assert_eq!(
+            shown("X-Trace", b"t-1"),
+            r#"Header { name: "X-Trace", value: "t-1" }"#
+        );
+        assert_eq!(
+            shown("X-Bytes", b"\xff"),
+            r#"Header { name: "X-Bytes", value: [255] }"#
+        );
+        let key = Header::sensitive("X-Api-Key", "secret");
+        assert_eq!(
+            format!("{key:?}"),
+            r#"Header { name: "X-Api-Key", value: <redacted> }"#
+        );
+        assert!(key.is_credential() && key.is_sensitive());
+        assert!(
+            Header::new("cookie", "").is_credential() && !Header::new("cookie", "").is_sensitive()
+        );
+        // The mark is not part of the header's identity, as in `http`.
+        assert_eq!(key, Header::new("X-Api-Key", "secret"));
     }
 }

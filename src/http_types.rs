@@ -26,8 +26,11 @@ const WRITTEN_BY_SYNCWS: &[&str] = &[
 ///   dropped: syncws writes them itself (from the URI, with a fresh key).
 /// - `Sec-WebSocket-Extensions` is refused: compression is a client setting
 ///   ([`ClientBuilder::compression`](crate::ClientBuilder::compression)).
-/// - Every other header is kept with its value's exact bytes, in order. The HTTP version and
-///   the extensions are ignored: the upgrade is always HTTP/1.1.
+/// - Every other header is kept with its value's exact bytes, in order. A value marked
+///   sensitive (`HeaderValue::set_sensitive`) becomes a [sensitive
+///   header](crate::RequestBuilder::sensitive_header): it stays with its origin across
+///   redirects. The HTTP version and the extensions are ignored: the upgrade is always
+///   HTTP/1.1.
 ///
 /// ```
 /// let http_request = http::Request::get("wss://example.com/chat")
@@ -53,7 +56,8 @@ impl TryFrom<http::Request<()>> for Request {
         let uri = request.uri();
         if uri.scheme().is_none() || uri.authority().is_none() {
             return Err(Error::InvalidUrl(format!(
-                "{uri}: an absolute URI (ws://host/path) is needed to connect"
+                "{}: an absolute URI (ws://host/path) is needed to connect",
+                crate::redact::url(&uri.to_string())
             )));
         }
         let mut builder = Request::builder(&uri.to_string());
@@ -73,14 +77,19 @@ impl TryFrom<http::Request<()>> for Request {
                 }
                 continue;
             }
-            builder = builder.header_bytes(lower, value.as_bytes());
+            builder = if value.is_sensitive() {
+                builder.sensitive_header_bytes(lower, value.as_bytes())
+            } else {
+                builder.header_bytes(lower, value.as_bytes())
+            };
         }
         builder.build()
     }
 }
 
 /// The request as an `http::Request<()>`: a GET of the URL with its headers (on the server,
-/// every header of the client's request), values as bytes.
+/// every header of the client's request), values as bytes; a
+/// [sensitive](crate::Header::is_sensitive) header's value is marked sensitive.
 impl TryFrom<&Request> for http::Request<()> {
     type Error = Error;
 
@@ -136,7 +145,8 @@ impl TryFrom<Response> for http::Response<()> {
 fn header(h: &crate::header::Header) -> Result<(http::HeaderName, http::HeaderValue), Error> {
     let name = http::HeaderName::from_bytes(h.name().as_bytes())
         .map_err(|e| Error::Http(format!("header name {:?}: {e}", h.name())))?;
-    let value = http::HeaderValue::from_bytes(h.value())
+    let mut value = http::HeaderValue::from_bytes(h.value())
         .map_err(|e| Error::Http(format!("value of header {}: {e}", h.name())))?;
+    value.set_sensitive(h.is_sensitive());
     Ok((name, value))
 }

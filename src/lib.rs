@@ -79,6 +79,7 @@ mod message;
 mod proto;
 mod proxy;
 mod reconnect;
+mod redact;
 mod request;
 mod response;
 mod server;

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::header::{self, Header};
+use crate::redact;
 
 /// What to connect to: a URL, extra headers and the subprotocols to offer.
 ///
@@ -14,12 +15,27 @@ use crate::header::{self, Header};
 /// assert_eq!(request.subprotocols(), ["chat"]);
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the URL without userinfo, query and fragment (they may hold tokens) and the
+/// values of credential headers as `<redacted>`; [`url`](Self::url) and
+/// [`headers`](Self::headers) give them whole.
+#[derive(Clone)]
 pub struct Request {
     url: url::Url,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
     peer_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("url", &self.shown_url())
+            .field("headers", &self.headers)
+            .field("subprotocols", &self.subprotocols)
+            .field("peer_addr", &self.peer_addr)
+            .finish()
+    }
 }
 
 impl Request {
@@ -70,12 +86,18 @@ impl Request {
         self.url.scheme() == "wss"
     }
 
+    /// The URL as logs, error texts and `Debug` show it: without userinfo, query and fragment
+    /// ([`redact::url`]).
+    pub(crate) fn shown_url(&self) -> String {
+        redact::url(self.url.as_str())
+    }
+
     /// Host and port to connect to.
     pub(crate) fn host_port(&self) -> Result<(String, u16), Error> {
         let host = self
             .url
             .host_str()
-            .ok_or_else(|| Error::InvalidUrl(format!("{}: no host", self.url)))?;
+            .ok_or_else(|| Error::InvalidUrl(format!("{}: no host", self.shown_url())))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -103,16 +125,30 @@ impl Request {
     }
 }
 
-/// Builder for [`Request`]; see [`Request::builder`].
-#[derive(Debug, Clone)]
+/// Builder for [`Request`]; see [`Request::builder`]. `Debug` redacts as [`Request`]'s does.
+#[derive(Clone)]
 pub struct RequestBuilder {
     url: String,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
 }
 
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("url", &redact::url(&self.url))
+            .field("headers", &self.headers)
+            .field("subprotocols", &self.subprotocols)
+            .finish()
+    }
+}
+
 impl RequestBuilder {
     /// Adds a header sent with the upgrade request (`Authorization`, `Origin`, `Cookie`, ...).
+    ///
+    /// A redirect to another origin drops `Authorization`, `Proxy-Authorization` and `Cookie`
+    /// and keeps every other header: add other credentials with
+    /// [`sensitive_header`](Self::sensitive_header).
     ///
     /// The handshake headers the library writes itself (`Host`, `Upgrade`, `Connection`,
     /// `Sec-WebSocket-*`) are refused by [`build`](Self::build).
@@ -128,6 +164,47 @@ impl RequestBuilder {
         self
     }
 
+    /// Adds a header whose value is a credential (an API key, a token): sent like
+    /// [`header`](Self::header), but **dropped when a redirect leaves the origin** (the scheme,
+    /// host or port changes) and shown as `<redacted>` by `Debug`. Like the `http` crate's
+    /// `HeaderValue::set_sensitive`, which converts to it (feature `http`).
+    ///
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` are treated this way without being
+    /// marked; mark every other header that authenticates (`X-Api-Key`, `X-Auth-Token`, ...).
+    ///
+    /// ```
+    /// let request = syncws::Request::builder("wss://api.example.com/feed")
+    ///     .sensitive_header("X-Api-Key", "k-123")
+    ///     .header("X-Trace", "t-1") // goes along to any origin
+    ///     .build()?;
+    /// assert!(request.headers()[0].is_sensitive());
+    /// assert!(!format!("{request:?}").contains("k-123"));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn sensitive_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers
+            .push(Header::sensitive(name.into(), value.into()));
+        self
+    }
+
+    /// [`sensitive_header`](Self::sensitive_header) with a value of bytes that need not be
+    /// UTF-8, as [`header_bytes`](Self::header_bytes).
+    pub fn sensitive_header_bytes(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.headers
+            .push(Header::sensitive(name.into(), value.into()));
+        self
+    }
+
+    /// Adds `header` as it is, its mark included (a redirect carries headers over).
+    pub(crate) fn push_header(mut self, header: Header) -> Self {
+        self.headers.push(header);
+        self
+    }
+
     /// Offers a subprotocol (`Sec-WebSocket-Protocol`); call once per protocol, most preferred
     /// first. The server's choice is checked against the offer.
     pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
@@ -137,15 +214,17 @@ impl RequestBuilder {
 
     /// Checks the URL and headers.
     pub fn build(self) -> Result<Request, Error> {
+        // The URL in an error is redacted: it may carry a token or a password.
+        let shown = || redact::url(&self.url);
         let mut url = url::Url::parse(&self.url)
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.url)))?;
+            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", shown())))?;
         let scheme = match url.scheme() {
             "ws" | "http" => "ws",
             "wss" | "https" => "wss",
             other => {
                 return Err(Error::InvalidUrl(format!(
                     "{}: scheme '{other}' is not ws, wss, http or https",
-                    self.url
+                    shown()
                 )));
             }
         };
@@ -154,7 +233,7 @@ impl RequestBuilder {
             let _ = url.set_scheme(scheme);
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::InvalidUrl(format!("{}: no host", self.url)));
+            return Err(Error::InvalidUrl(format!("{}: no host", shown())));
         }
         url.set_fragment(None);
         for h in &self.headers {

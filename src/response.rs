@@ -7,7 +7,11 @@ use crate::header::Header;
 /// Given to [`WebSocketListener::on_open`](crate::WebSocketListener::on_open) for a successful
 /// upgrade, and to `on_failure` when the server answered but the handshake failed; for a non-101
 /// answer, [`body`](Self::body) holds the first bytes of the body (at most 4 KiB).
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows the URL without userinfo, query and fragment and the values of credential
+/// headers (`Set-Cookie`) as `<redacted>`: an [`Error`](crate::Error) that carries a response
+/// can be logged with `{:?}`.
+#[derive(Clone, Default)]
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) reason: String,
@@ -15,6 +19,22 @@ pub struct Response {
     pub(crate) subprotocol: Option<String>,
     pub(crate) body: Vec<u8>,
     pub(crate) url: Option<url::Url>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &self.headers)
+            .field("subprotocol", &self.subprotocol)
+            .field("body", &self.body)
+            .field(
+                "url",
+                &self.url.as_ref().map(|u| crate::redact::url(u.as_str())),
+            )
+            .finish()
+    }
 }
 
 impl Response {
@@ -50,6 +70,9 @@ impl Response {
 
     /// The URL that gave this answer: for a client, the last one after any redirects
     /// (`ClientBuilder::max_redirects`); for a server socket, the client's request URL.
+    ///
+    /// It is the whole URL, query and userinfo included (a redirect's target may need them to
+    /// reconnect); `Debug` leaves those out, so log this with care.
     pub fn url(&self) -> Option<&url::Url> {
         self.url.as_ref()
     }

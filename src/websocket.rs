@@ -43,7 +43,7 @@ pub struct WebSocket {
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("url", &self.shared.request.url().as_str())
+            .field("url", &self.shared.request.shown_url())
             .field("state", &self.state())
             .field("queue_size", &self.queue_size())
             .finish()

@@ -132,3 +132,33 @@ fn requests_that_cannot_be_an_upgrade_are_refused() {
     let ftp = http::Request::get("ftp://example.com/").body(()).unwrap();
     assert!(matches!(Request::try_from(ftp), Err(Error::InvalidUrl(_))));
 }
+
+#[test]
+fn sensitive_marks_convert_both_ways() {
+    let mut key = http::HeaderValue::from_static("key-1");
+    key.set_sensitive(true);
+    let http_request = http::Request::get("ws://example.com/feed")
+        .header("X-Api-Key", key)
+        .header("X-Trace", "trace-1")
+        .body(())
+        .unwrap();
+    let request = Request::try_from(http_request).unwrap();
+    let marks: Vec<(&str, bool)> = request
+        .headers()
+        .iter()
+        .map(|h| (h.name(), h.is_sensitive()))
+        .collect();
+    assert_eq!(marks, [("x-api-key", true), ("x-trace", false)]);
+    assert!(!format!("{request:?}").contains("key-1"));
+
+    let back = http::Request::try_from(&request).unwrap();
+    assert!(back.headers()["x-api-key"].is_sensitive());
+    assert!(!back.headers()["x-trace"].is_sensitive());
+    let built = Request::builder("ws://example.com/")
+        .sensitive_header_bytes("X-Token", b"\xfft".to_vec())
+        .build()
+        .unwrap();
+    let back = http::Request::try_from(&built).unwrap();
+    assert!(back.headers()["x-token"].is_sensitive());
+    assert_eq!(back.headers()["x-token"].as_bytes(), b"\xfft");
+}

@@ -1,6 +1,6 @@
 //! Redirects of the upgrade: 301/302/303/307/308 are followed up to `max_redirects`, ws→wss
-//! is followed and wss→ws refused, credentials stay with their origin, and the URL that
-//! answered is on the `Response`.
+//! is followed and wss→ws refused, credentials (the standard headers and those marked
+//! sensitive) stay with their origin, and the URL that answered is on the `Response`.
 
 mod common;
 
@@ -15,6 +15,8 @@ struct Seen {
     path: String,
     authorization: Option<String>,
     cookie: Option<String>,
+    /// Every header name, lowercase.
+    names: Vec<String>,
 }
 
 /// A server that redirects `/from/<status>` to the `Location` `to(status)`, counts every
@@ -29,6 +31,11 @@ fn redirecting(
             path: path.clone(),
             authorization: request.header("Authorization").map(str::to_owned),
             cookie: request.header("Cookie").map(str::to_owned),
+            names: request
+                .headers()
+                .iter()
+                .map(|h| h.name().to_ascii_lowercase())
+                .collect(),
         });
         match path.strip_prefix("/from/") {
             Some(status) => {
@@ -83,6 +90,52 @@ fn another_host_or_port_gets_no_credentials() {
         assert_eq!(landed.path, "/landed");
         assert_eq!(landed.authorization, None);
         assert_eq!(landed.cookie, None);
+    }
+}
+
+/// An API key marked sensitive, a `Proxy-Authorization` and a header that is no credential.
+fn with_marked_credentials(url: &str) -> Request {
+    Request::builder(url)
+        .sensitive_header("X-Api-Key", "key-1")
+        .header("Proxy-Authorization", "Basic dTpw")
+        .header("X-Trace", "trace-1")
+        .build()
+        .unwrap()
+}
+
+fn has(seen: &Seen, name: &str) -> bool {
+    seen.names.iter().any(|n| n == name)
+}
+
+#[test]
+fn marked_headers_and_proxy_authorization_stay_with_their_origin() {
+    // The first server answers 307 to the second, on another port.
+    let (target, target_seen) = redirecting(|_| unreachable!());
+    let landed = format!("ws://127.0.0.1:{}/landed", target.local_addr().port());
+    let (server, seen) = redirecting(move |_| landed.clone());
+    let url = format!("ws://127.0.0.1:{}/from/307", server.local_addr().port());
+    Client::new()
+        .connect(with_marked_credentials(&url))
+        .unwrap();
+    let first = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert!(has(&first, "x-api-key") && has(&first, "proxy-authorization"));
+    let second = target_seen.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert_eq!(second.path, "/landed");
+    assert!(has(&second, "x-trace"), "{second:?}");
+    assert!(!has(&second, "x-api-key"), "{second:?}");
+    assert!(!has(&second, "proxy-authorization"), "{second:?}");
+
+    // On the same origin all of them go along.
+    let (server, seen) = redirecting(|status| format!("/to/{status}"));
+    let url = format!("{}from/307", server.url());
+    Client::new()
+        .connect(with_marked_credentials(&url))
+        .unwrap();
+    let _first = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
+    let second = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert_eq!(second.path, "/to/307");
+    for name in ["x-api-key", "proxy-authorization", "x-trace"] {
+        assert!(has(&second, name), "{name}: {second:?}");
     }
 }
 

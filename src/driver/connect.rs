@@ -60,7 +60,7 @@ fn connect_following(
                 "{} {} to {:?} after {redirects} redirects: more than max_redirects allows",
                 response.status,
                 response.reason,
-                response.header("Location").unwrap_or("")
+                crate::redact::url(response.header("Location").unwrap_or(""))
             ));
             return Err(refused(e, response));
         }
@@ -69,8 +69,8 @@ fn connect_following(
                 log::debug!(
                     "following {} from {} to {}",
                     response.status,
-                    request.url(),
-                    next.url()
+                    request.shown_url(),
+                    next.shown_url()
                 );
                 redirects += 1;
                 request = next;

@@ -525,7 +525,7 @@ impl Writer {
             }
         }
         self.slot.clear();
-        log::debug!("writer for {} exits", self.shared.request.url());
+        log::debug!("writer for {} exits", self.shared.request.shown_url());
     }
 
     /// One round: take from the wire, write, run the timers. Returns what to park on when

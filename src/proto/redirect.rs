@@ -3,14 +3,12 @@
 //! Plain data: a request and the server's 3xx answer in, the next request (or why not) out.
 
 use crate::error::Error;
+use crate::redact;
 use crate::request::Request;
 use crate::response::Response;
 
 /// Statuses that are followed; all of them repeat the GET, since an upgrade has no body.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
-
-/// Headers that carry credentials for one origin: dropped when a redirect leaves it.
-const CREDENTIALS: [&str; 2] = ["authorization", "cookie"];
 
 /// Whether a response to the upgrade is a redirect to follow.
 pub(crate) fn is_redirect(status: u16) -> bool {
@@ -23,18 +21,31 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 ///   `wss`.
 /// - `ws` → `wss` is followed; `wss` → `ws` is refused (it would drop TLS without the
 ///   application knowing).
-/// - When the origin (scheme, host or port) changes, `Authorization` and `Cookie` are dropped:
-///   a redirect must not hand one site's credentials to another.
+/// - When the origin (scheme, host or port) changes, every credential is dropped: the headers
+///   the application marked sensitive and `Authorization`, `Proxy-Authorization` and
+///   `Cookie` (`Header::is_credential`). A redirect must not hand one
+///   site's credentials to another. Headers keep their mark on the way, so a later hop to
+///   another origin still drops them.
 pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, Error> {
     let from = request.url();
-    let refused =
-        |why: String| Error::rejected(format!("redirect {} from {from}: {why}", response.status()));
+    // Every URL in the error is redacted: a Location is as likely as the request to carry a
+    // token (a signed URL), and errors reach logs.
+    let refused = |why: String| {
+        Error::rejected(format!(
+            "redirect {} from {}: {why}",
+            response.status(),
+            redact::url(from.as_str())
+        ))
+    };
     let Some(location) = response.header("Location") else {
         return Err(refused("no Location header".into()));
     };
-    let mut to = from
-        .join(location.trim())
-        .map_err(|e| refused(format!("Location {location:?} is not a URL: {e}")))?;
+    let mut to = from.join(location.trim()).map_err(|e| {
+        refused(format!(
+            "Location {:?} is not a URL: {e}",
+            redact::url(location)
+        ))
+    })?;
     let scheme = match to.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
@@ -47,7 +58,8 @@ pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, 
     }
     if from.scheme() == "wss" && to.scheme() == "ws" {
         return Err(refused(format!(
-            "to {to} would drop TLS; syncws does not follow wss to ws"
+            "to {} would drop TLS; syncws does not follow wss to ws",
+            redact::url(to.as_str())
         )));
     }
     let same_origin = from.scheme() == to.scheme()
@@ -55,9 +67,8 @@ pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, 
         && from.port_or_known_default() == to.port_or_known_default();
     let mut builder = Request::builder(to.as_str());
     for h in request.headers() {
-        let credential = CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(h.name()));
-        if same_origin || !credential {
-            builder = builder.header_bytes(h.name(), h.value());
+        if same_origin || !h.is_credential() {
+            builder = builder.push_header(h.clone());
         }
     }
     for p in request.subprotocols() {
@@ -86,6 +97,8 @@ mod tests {
         Request::builder(url)
             .header("Authorization", "Bearer t")
             .header("Cookie", "a=1")
+            .header("Proxy-Authorization", "Basic p")
+            .sensitive_header("X-Api-Key", "key")
             .header("X-Keep", "k")
             .subprotocol("chat")
             .build()
@@ -113,8 +126,54 @@ mod tests {
     fn same_origin_keeps_everything() {
         let to = follow(&request("ws://a:8080/x"), &redirect(302, Some("/y?q=1"))).unwrap();
         assert_eq!(to.url().as_str(), "ws://a:8080/y?q=1");
-        assert_eq!(names(&to), ["Authorization", "Cookie", "X-Keep"]);
+        assert_eq!(
+            names(&to),
+            [
+                "Authorization",
+                "Cookie",
+                "Proxy-Authorization",
+                "X-Api-Key",
+                "X-Keep"
+            ]
+        );
         assert_eq!(to.subprotocols(), ["chat"]);
+        // Still marked, for the next hop.
+        assert!(to.headers()[3].is_sensitive());
+    }
+
+    #[test]
+    fn each_kind_of_credential_stays_with_its_origin() {
+        let kinds = [
+            Request::builder("ws://a/x").header("AUTHORIZATION", "Bearer t"),
+            Request::builder("ws://a/x").header("proxy-authorization", "Basic p"),
+            Request::builder("ws://a/x").header("cookie", "a=1"),
+            Request::builder("ws://a/x").sensitive_header("X-Api-Key", "key"),
+            Request::builder("ws://a/x").sensitive_header_bytes("X-Token", b"\xff".to_vec()),
+        ];
+        for kind in kinds {
+            let r = kind.header("X-Keep", "k").build().unwrap();
+            let name = r.headers()[0].name().to_owned();
+            let same = follow(&r, &redirect(307, Some("/y"))).unwrap();
+            assert_eq!(names(&same), [name.as_str(), "X-Keep"]);
+            for location in ["ws://b/x", "ws://a:81/x", "wss://a/x"] {
+                let other = follow(&r, &redirect(307, Some(location))).unwrap();
+                assert_eq!(names(&other), ["X-Keep"], "{name} to {location}");
+            }
+        }
+        // An unmarked header with a credential-like name is the application's to mark.
+        let r = Request::builder("ws://a/x")
+            .header("X-Api-Key", "key")
+            .build()
+            .unwrap();
+        let other = follow(&r, &redirect(307, Some("ws://b/x"))).unwrap();
+        assert_eq!(names(&other), ["X-Api-Key"]);
+    }
+
+    #[test]
+    fn a_same_origin_hop_then_another_origin_still_drops_the_marked_headers() {
+        let first = follow(&request("ws://a/x"), &redirect(302, Some("/y"))).unwrap();
+        let second = follow(&first, &redirect(302, Some("ws://b/z"))).unwrap();
+        assert_eq!(names(&second), ["X-Keep"]);
     }
 
     #[test]
@@ -135,6 +194,28 @@ mod tests {
         }
         let e = follow(&request("ws://a/x"), &redirect(301, Some("ftp://a/y"))).unwrap_err();
         assert!(e.to_string().contains("ftp"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_urls_without_userinfo_or_query() {
+        let from = request("wss://u:secret@a/x?token=secret");
+        for (location, names) in [
+            (
+                "ws://u:secret@b/y?token=secret",
+                "to ws://b/y would drop TLS",
+            ),
+            (
+                "ws://u:secret@[::1/y?token=secret",
+                "Location \"ws://[::1/y\"",
+            ),
+            ("ftp://u:secret@b/y?token=secret", "to a ftp: URL"),
+        ] {
+            let e = follow(&from, &redirect(302, Some(location))).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(text.contains("from wss://a/x:"), "{text}");
+            assert!(text.contains(names), "{text}");
+            assert!(!text.contains("secret"), "{text}");
+        }
     }
 
     #[test]
