@@ -107,14 +107,50 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     socket_options!();
 
-    /// Timeout for the TCP connect, per resolved address. Default 10 s.
+    /// Timeout for the way to the server: the name lookup and the TCP connect (each address
+    /// tried gets at most this, all of them together too). Default 10 s.
     ///
     /// Through a proxy it bounds the whole way to the tunnel: the TCP connect to the proxy
     /// and the proxy's handshake (`CONNECT` or SOCKS5) together; a proxy that does not answer
     /// in time fails the socket with [`Error::ConnectTimeout`](crate::Error::ConnectTimeout).
-    /// Name resolution is not bounded by it (the system resolver has its own timeouts).
+    ///
+    /// The whole connect, redirects included, ends within `connect_timeout + read_timeout`
+    /// (20 s by default): each redirect's hop gets what is left of that, not a fresh
+    /// budget.
     pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How host names are looked up. Default: the system's resolver (`getaddrinfo`).
+    ///
+    /// `resolve(host, port)` runs on a pooled thread of its own (`syncws-dns`), never on
+    /// the caller's: a lookup can block for as long as the resolver likes, so the connect
+    /// waits for it only until the connect timeout (then
+    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout)) and a
+    /// [`cancel`](crate::WebSocket::cancel) ends the wait at once; a lookup still running
+    /// then finishes on its thread. IP literals are not looked up. Through a `socks5h://` or
+    /// HTTP proxy the proxy resolves the server's name, and this resolves only the proxy's.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// // Pin a name to an address (tests, split-horizon setups), the system for the rest.
+    /// let client = syncws::Client::builder()
+    ///     .dns_resolver(|host, port| match host {
+    ///         "chat.internal" => Ok(vec![SocketAddr::from(([10, 0, 0, 7], port))]),
+    ///         _ => std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect),
+    ///     })
+    ///     .build();
+    /// # let _ = client;
+    /// ```
+    pub fn dns_resolver(
+        mut self,
+        resolve: impl Fn(&str, u16) -> std::io::Result<Vec<std::net::SocketAddr>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.config.resolver = crate::driver::dns::Resolver::new(resolve);
         self
     }
 

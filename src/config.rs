@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::driver::dns::Resolver;
 use crate::proto::encoder::EncoderConfig;
 use crate::proto::timers::TimerConfig;
 use crate::proxy::Proxy;
@@ -35,6 +36,8 @@ pub(crate) struct Config {
     pub max_redirects: u32,
     /// How the client role reaches servers (the server role ignores it).
     pub proxy: Proxy,
+    /// How the client role looks names up (the server role ignores it).
+    pub resolver: Resolver,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -64,6 +67,7 @@ impl Default for Config {
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             max_redirects: DEFAULT_MAX_REDIRECTS,
             proxy: Proxy::none(),
+            resolver: Resolver::system(),
         }
     }
 }
@@ -262,8 +266,9 @@ macro_rules! socket_options {
             self
         }
 
-        /// How long the opening handshake may take once connected (the peer's HTTP head must
-        /// arrive within it, however slowly it trickles). Default 10 s.
+        /// How long the opening handshake may take once connected: TLS, writing the upgrade
+        /// request or answer (a peer that never reads cannot hold it), and the peer's HTTP
+        /// head, however slowly it trickles. Default 10 s.
         pub fn read_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.config.read_timeout = timeout;
             self

@@ -196,3 +196,205 @@ fn shrink_send_buffer(port: u16) {
     let socket = socket2::SockRef::from(&borrowed);
     socket.set_send_buffer_size(8 * 1024).unwrap();
 }
+
+/// A listener that accepts connections and never reads from them, with small buffers.
+fn never_reading_peer() -> (
+    String,
+    thread::JoinHandle<()>,
+    crossbeam_channel::Sender<()>,
+) {
+    let listener = small_buffer_listener();
+    let url = format!("ws://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    let (done, wait_done) = crossbeam_channel::bounded::<()>(0);
+    let peer = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let _ = wait_done.recv_timeout(EVENT_TIMEOUT * 3);
+        drop(s);
+    });
+    (url, peer, done)
+}
+
+#[test]
+fn a_server_that_never_reads_cannot_hold_connect_with_a_large_request() {
+    let (url, peer, done) = never_reading_peer();
+    let client = Client::builder()
+        .read_timeout(Duration::from_secs(1))
+        .build();
+    // A large cookie is enough to fill the connection's buffers (on loopback they take over
+    // a mebibyte at once, so 4 MiB; on a real network far less would do).
+    let request = Request::builder(&url)
+        .header("Cookie", "a".repeat(4 << 20))
+        .build()
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let t0 = Instant::now();
+    thread::spawn(move || {
+        let _ = tx.send(client.connect(request).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("connect hung on a server that does not read");
+    let took = t0.elapsed();
+    assert!(matches!(result, Err(Error::ReadTimeout(_))), "{result:?}");
+    // The handshake deadline (1 s), not more: the write is bounded by it.
+    assert!(took < Duration::from_secs(2), "connect took {took:?}");
+    drop(done);
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_hold_the_servers_answer() {
+    use std::io::Write;
+    // The handler's answer is large (a big cookie) and the client never reads it: the
+    // server's write must give up at the handshake deadline and free the connection's place.
+    let (opened, was_opened) = crossbeam_channel::unbounded::<()>();
+    let server = syncws::Server::builder()
+        .handshake_timeout(Duration::from_secs(1))
+        .max_connections(1)
+        .bind("127.0.0.1:0", move |request| {
+            let opened = opened.clone();
+            let listener = syncws::Listener::new().on_open(move |_, _| {
+                let _ = opened.send(());
+            });
+            if request.header("X-Stuck").is_some() {
+                syncws::Accept::upgrade(listener).header("Set-Cookie", "a".repeat(16 << 20))
+            } else {
+                syncws::Accept::upgrade(listener)
+            }
+        })
+        .unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&server.local_addr().into()).unwrap();
+    let mut stuck: std::net::TcpStream = socket.into();
+    stuck
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              X-Stuck: 1\r\n\r\n",
+        )
+        .unwrap();
+    // The server is writing the answer once its first bytes are here.
+    stuck.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut first = [0u8; 1];
+    assert_eq!(stuck.peek(&mut first).unwrap(), 1);
+    // While the stuck answer holds the only place, others are refused; once the server gives
+    // up on it, a client gets in.
+    let url = server.url();
+    assert!(
+        eventually_within(Duration::from_secs(5), || syncws::connect(&url).is_ok()),
+        "the server never gave up writing to a client that does not read"
+    );
+    assert!(was_opened.recv_timeout(EVENT_TIMEOUT).is_ok());
+    // The stuck client's socket never opened: its listener heard nothing.
+    assert!(was_opened.try_recv().is_err());
+    drop(stuck);
+}
+
+#[test]
+fn a_redirect_chain_shares_one_deadline() {
+    // Five hops, each answering its 307 after 700 ms (well inside the 1 s read timeout), then
+    // a server that upgrades: 3.5 s in all, past the chain's deadline of connect + read
+    // timeout, 2 s.
+    let last = syncws::EchoServer::start().unwrap();
+    let mut next = last.url();
+    let mut hops = Vec::new();
+    for _ in 0..5 {
+        let location = next.clone();
+        let (url, hop) = raw_listener(move |mut s, _key| {
+            thread::sleep(Duration::from_millis(700));
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = std::io::Write::write_all(&mut s, answer.as_bytes());
+        });
+        next = url;
+        hops.push(hop);
+    }
+    let client = Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .read_timeout(Duration::from_secs(1))
+        .build();
+    let t0 = Instant::now();
+    let result = client.connect(Request::builder(&next).build().unwrap());
+    let took = t0.elapsed();
+    assert!(
+        matches!(result, Err(Error::ReadTimeout(t)) if t == Duration::from_secs(2)),
+        "{result:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "the chain took {took:?}"
+    );
+    for hop in hops.into_iter().rev().take(3) {
+        hop.join().unwrap();
+    }
+}
+
+/// A client whose resolver never answers until `release` is dropped; `called` hears each
+/// lookup start.
+struct StuckResolver {
+    client: Client,
+    called: crossbeam_channel::Receiver<()>,
+    release: crossbeam_channel::Sender<()>,
+}
+
+fn stuck_resolver(connect_timeout: Duration) -> StuckResolver {
+    let (release, held) = crossbeam_channel::bounded::<()>(0);
+    let (call, called) = crossbeam_channel::unbounded();
+    let client = Client::builder()
+        .connect_timeout(connect_timeout)
+        .dns_resolver(move |_, _| {
+            let _ = call.send(());
+            let _ = held.recv();
+            Err(std::io::Error::other("released"))
+        })
+        .build();
+    StuckResolver {
+        client,
+        called,
+        release,
+    }
+}
+
+#[test]
+fn a_stuck_name_lookup_is_bounded_by_the_connect_timeout() {
+    let stuck = stuck_resolver(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let result = stuck
+        .client
+        .connect(Request::builder("ws://stuck.test/").build().unwrap());
+    let took = t0.elapsed();
+    assert!(stuck.called.try_recv().is_ok(), "the resolver was asked");
+    assert!(
+        matches!(result, Err(Error::ConnectTimeout(_))),
+        "{result:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    drop(stuck.release);
+}
+
+#[test]
+fn cancel_ends_a_socket_at_once_while_its_name_lookup_is_stuck() {
+    // Only a cancel can end this connect soon: its timeout is an hour.
+    let stuck = stuck_resolver(Duration::from_secs(3600));
+    let (listener, events) = syncws::channel();
+    let ws = stuck.client.new_web_socket(
+        Request::builder("ws://stuck.test/").build().unwrap(),
+        listener,
+    );
+    stuck.called.recv_timeout(EVENT_TIMEOUT).unwrap();
+    ws.cancel();
+    match events.recv_timeout(Duration::from_secs(1)) {
+        Ok(Event::Failure {
+            error: Error::Canceled,
+            ..
+        }) => {}
+        e => panic!("expected on_failure(Canceled) at once, got {e:?}"),
+    }
+    assert!(ws.wait_finished(Duration::from_secs(1)));
+    drop(stuck.release);
+}

@@ -37,9 +37,11 @@ fn refuse(
     headers: &[Header],
 ) {
     let refusal = handshake::Refusal { status, reason };
-    let _ = write.write_all(&handshake::encode_refusal(&refusal, headers));
-    write.finish();
-    read.drain_until_eof(Some(super::deadline_after(REFUSAL_LINGER)));
+    // A client that does not read gets the linger to take the answer, and no more.
+    let until = super::deadline_after(REFUSAL_LINGER);
+    let _ = write.write_all_by(&handshake::encode_refusal(&refusal, headers), until);
+    write.finish_by(until);
+    read.drain_until_eof(Some(until));
 }
 
 /// Runs one accepted server connection on a pooled reader thread.
@@ -180,7 +182,9 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         deflate.as_ref().map(|(_, header)| header.as_str()),
         &headers,
     );
-    if write.write_all(&accept).is_err() {
+    // By the handshake deadline: a client that never reads cannot hold this thread with a
+    // large answer (the handler's headers).
+    if write.write_all_by(&accept, deadline).is_err() {
         return None;
     }
     let _ = read.tcp.set_read_timeout(None);

@@ -41,8 +41,10 @@ fn connect_following(
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let mut request = ws.shared.request.clone();
     let mut redirects = 0u32;
+    // One deadline for the whole chain, however many redirects it follows.
+    let chain = ChainDeadline::new(config);
     loop {
-        let (error, response) = match connect(ws, &request, config, tls) {
+        let (error, response) = match connect(ws, &request, config, tls, &chain) {
             Err((error, Some(response))) if redirect::is_redirect(response.status) => {
                 (error, response)
             }
@@ -83,6 +85,41 @@ fn connect_following(
 /// A failed connect: the error, and the server's response if it got that far.
 type ConnectError = (Error, Option<Box<Response>>);
 
+/// The deadline of a whole connect, redirects included: `connect_timeout + read_timeout` from
+/// its start (unbounded if either is zero, which means "none"). Each hop's TCP leg still has
+/// `connect_timeout` and its TLS and upgrade `read_timeout`, each cut short by this.
+struct ChainDeadline {
+    at: Instant,
+    /// The sum, for the error when it is this deadline that passes.
+    total: Duration,
+}
+
+impl ChainDeadline {
+    fn new(config: &Config) -> ChainDeadline {
+        let (c, r) = (config.connect_timeout, config.read_timeout);
+        let total = if c.is_zero() || r.is_zero() {
+            Duration::ZERO
+        } else {
+            c.saturating_add(r)
+        };
+        ChainDeadline {
+            at: timeout_deadline(total),
+            total,
+        }
+    }
+
+    /// A phase's deadline, `timeout` from now but no later than the chain's, and the timeout
+    /// an error reports when it passes.
+    fn phase(&self, timeout: Duration) -> (Instant, Duration) {
+        let own = timeout_deadline(timeout);
+        if self.at < own {
+            (self.at, self.total)
+        } else {
+            (own, timeout)
+        }
+    }
+}
+
 /// Connects, runs TLS and the HTTP upgrade. Returns the split connection and what the
 /// handshake left for the open socket.
 ///
@@ -94,6 +131,7 @@ fn connect(
     request: &Request,
     config: &Config,
     tls: &TlsSource,
+    chain: &ChainDeadline,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
     let shared = &ws.shared;
     // A TLS configuration that could not be made (no backend, no roots) fails before any
@@ -104,13 +142,16 @@ fn connect(
         .transpose()
         .map_err(|e| (Error::Tls(e), None))?;
     let (host, port) = request.host_port().map_err(|e| (e, None))?;
-    let tcp = tunnel::open(
-        &host,
-        port,
-        request.is_tls(),
-        &config.proxy,
-        config.connect_timeout,
-    );
+    let (deadline, timeout) = chain.phase(config.connect_timeout);
+    let dial = tunnel::Dial {
+        proxy: &config.proxy,
+        resolver: &config.resolver,
+        abort: &shared.abort,
+        deadline,
+        timeout,
+        attempt: config.connect_timeout,
+    };
+    let tcp = tunnel::open(&host, port, request.is_tls(), &dial);
     let tcp = Arc::new(tcp.map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
@@ -122,8 +163,9 @@ fn connect(
         }
         shared.attach(&mut core, &tcp);
     }
-    let deadline = timeout_deadline(config.read_timeout);
-    let on_timeout = || Error::ReadTimeout(config.read_timeout);
+    // TLS, the request's write, the answer's read: all by one deadline.
+    let (deadline, timeout) = chain.phase(config.read_timeout);
+    let on_timeout = || Error::ReadTimeout(timeout);
     let canceled = |e: Error| {
         // A cancel shuts the socket down under us: report the cancel, not the broken read.
         match shared.core.lock().failure.take() {
@@ -137,13 +179,17 @@ fn connect(
             .map_err(|e| (canceled(e), None))?,
     };
     let key = handshake::new_key();
+    // A peer that accepts TCP and never reads must not hold the connect: the request (its
+    // headers can be large) is written by the deadline too.
     write
-        .write_all(&handshake::encode_request(
-            request,
-            &key,
-            config.compression,
-        ))
-        .map_err(|e| (canceled(Error::Io(e)), None))?;
+        .write_all_by(
+            &handshake::encode_request(request, &key, config.compression),
+            deadline,
+        )
+        .map_err(|e| match e {
+            e if is_timeout(&e) => (canceled(on_timeout()), None),
+            e => (canceled(Error::Io(e)), None),
+        })?;
     let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
         .map_err(|e| match e {
             HeadError::Parse(e) => (e, None),

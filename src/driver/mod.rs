@@ -14,6 +14,7 @@
 mod accept;
 pub(crate) mod backlog;
 mod connect;
+pub(crate) mod dns;
 mod head;
 mod os_thread;
 mod pool;

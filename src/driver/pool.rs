@@ -30,6 +30,8 @@ pub(crate) type Job = Box<dyn FnOnce() -> Duration + Send>;
 pub(crate) enum ThreadRole {
     Reader,
     Writer,
+    /// Runs name lookups (`dns.rs`), which can block for as long as the system resolver likes.
+    Resolver,
 }
 
 impl ThreadRole {
@@ -37,6 +39,7 @@ impl ThreadRole {
         match self {
             ThreadRole::Reader => c"syncws-reader",
             ThreadRole::Writer => c"syncws-writer",
+            ThreadRole::Resolver => c"syncws-dns",
         }
     }
 }

@@ -25,6 +25,7 @@ use crossbeam_utils::sync::{Parker, Unparker};
 use parking_lot::{Condvar, Mutex};
 
 use super::backlog::Backlog;
+use super::dns::Abort;
 use super::writer::WireSlot;
 use crate::error::Error;
 use crate::message::Message;
@@ -187,6 +188,8 @@ pub(crate) struct Shared {
     pub backlog: OnceLock<Arc<Backlog>>,
     /// The reader is waiting for room in the backlog and reads nothing: pongs cannot arrive.
     pub reading_paused: AtomicBool,
+    /// Fired by `cancel()`: ends a name lookup the connect is waiting for.
+    pub abort: Abort,
     /// The TCP connection's (local, peer) addresses, once connected.
     pub addrs: OnceLock<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
@@ -271,6 +274,7 @@ impl Shared {
             backlog: OnceLock::new(),
             reading_paused: AtomicBool::new(false),
             addrs: OnceLock::new(),
+            abort: Abort::new(),
         });
         (
             shared,
@@ -572,6 +576,7 @@ impl Shared {
             core.state = State::Canceled;
             core.shutdown();
         }
+        self.abort.fire();
         self.wake_paused_reader();
         self.control(Control::Stop);
         // Pairs with `enter_callback`: the reader either sees the failure before it commits

@@ -6,32 +6,36 @@
 //! timeout.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::timeout_deadline;
+use super::dns::{self, Abort, LookupError, Resolver};
 use crate::error::Error;
 use crate::proto::handshake::MAX_HEADER_BYTES;
 use crate::proto::tunnel::{self, AnswerError, Method, Reply, SocksError, SocksTarget};
 use crate::proxy::{Endpoint, Proxy, Scheme};
 
-/// Connects to `host:port` (`tls`: a `wss` URL), through `proxy` if it says so.
-pub(super) fn open(
-    host: &str,
-    port: u16,
-    tls: bool,
-    proxy: &Proxy,
-    timeout: Duration,
-) -> Result<TcpStream, Error> {
-    let Some(endpoint) = proxy.route(host, port, tls)? else {
-        return connect_tcp(host, port, timeout, None);
+/// How the TCP leg is made and how long it may take.
+pub(super) struct Dial<'a> {
+    pub proxy: &'a Proxy,
+    pub resolver: &'a Resolver,
+    /// Fired by `cancel()`: a name lookup in progress ends at once.
+    pub abort: &'a Abort,
+    /// When the whole leg (lookups, TCP connects, the proxy's handshake) must be done.
+    pub deadline: Instant,
+    /// What the error reports when the deadline passes.
+    pub timeout: Duration,
+    /// Each TCP connect attempt's own bound (zero: none but the deadline).
+    pub attempt: Duration,
+}
+
+/// Connects to `host:port` (`tls`: a `wss` URL), through `dial.proxy` if it says so.
+pub(super) fn open(host: &str, port: u16, tls: bool, dial: &Dial) -> Result<TcpStream, Error> {
+    let Some(endpoint) = dial.proxy.route(host, port, tls)? else {
+        return connect_tcp(host, port, dial);
     };
     log::debug!("connecting to {host}:{port} through {endpoint}");
-    let leg = Leg {
-        endpoint,
-        deadline: timeout_deadline(timeout),
-        timeout,
-    };
+    let leg = Leg { endpoint, dial };
     let tcp = match endpoint.scheme {
         Scheme::Http => leg.http_connect(host, port),
         Scheme::Socks5h => match host.parse::<IpAddr>() {
@@ -50,12 +54,10 @@ pub(super) fn open(
     Ok(tcp)
 }
 
-/// One connection attempt through a proxy, bounded by `deadline`.
+/// One connection attempt through a proxy, bounded by the dial's deadline.
 struct Leg<'a> {
     endpoint: &'a Endpoint,
-    deadline: Instant,
-    /// The connect timeout, for the error (zero: none, and `deadline` is decades away).
-    timeout: Duration,
+    dial: &'a Dial<'a>,
 }
 
 impl Leg<'_> {
@@ -64,28 +66,22 @@ impl Leg<'_> {
     }
 
     fn connect(&self) -> Result<TcpStream, Error> {
-        let tcp = connect_tcp(
-            &self.endpoint.host,
-            self.endpoint.port,
-            self.timeout,
-            Some(self.deadline),
-        )
-        .map_err(|e| match e {
-            Error::Io(e) => self.fail(format_args!("could not be reached: {e}")),
-            other => other,
-        })?;
+        let tcp =
+            connect_tcp(&self.endpoint.host, self.endpoint.port, self.dial).map_err(
+                |e| match e {
+                    Error::Io(e) => self.fail(format_args!("could not be reached: {e}")),
+                    other => other,
+                },
+            )?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
     }
 
     /// Sets the socket's timeouts to what is left of the leg.
     fn arm(&self, tcp: &TcpStream) -> Result<(), Error> {
-        if self.timeout.is_zero() {
-            return Ok(());
-        }
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let left = self.dial.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::ConnectTimeout(self.timeout));
+            return Err(Error::ConnectTimeout(self.dial.timeout));
         }
         tcp.set_read_timeout(Some(left))
             .and_then(|()| tcp.set_write_timeout(Some(left)))
@@ -98,7 +94,7 @@ impl Leg<'_> {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
         ) {
             log::debug!("proxy {} did not finish {during} in time", self.endpoint);
-            Error::ConnectTimeout(self.timeout)
+            Error::ConnectTimeout(self.dial.timeout)
         } else {
             self.fail(format_args!("connection failed during {during}: {e}"))
         }
@@ -206,7 +202,7 @@ impl Leg<'_> {
     /// socks5: resolves `host` here and tries each address through a fresh proxy connection
     /// while the proxy says the destination cannot be reached, as a direct connect tries each.
     fn socks_resolved(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
-        let addrs = resolve(host, port)?;
+        let addrs = resolve(host, port, self.dial)?;
         let mut last = None;
         for addr in addrs {
             match self.socks(SocksTarget::Ip(addr.ip()), host, port) {
@@ -323,11 +319,13 @@ impl From<Retry> for Error {
     }
 }
 
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-    Ok((host, port)
-        .to_socket_addrs()
-        .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("resolving {host}: {e}"))))?
-        .collect())
+/// Looks `host` up, within the dial's deadline; a cancel ends the wait at once.
+fn resolve(host: &str, port: u16, dial: &Dial) -> Result<Vec<SocketAddr>, Error> {
+    dns::lookup(dial.resolver, host, port, dial.deadline, dial.abort).map_err(|e| match e {
+        LookupError::Failed(e) => e,
+        LookupError::TimedOut => Error::ConnectTimeout(dial.timeout),
+        LookupError::Aborted => Error::Canceled,
+    })
 }
 
 fn no_address(host: &str) -> Error {
@@ -337,39 +335,28 @@ fn no_address(host: &str) -> Error {
     ))
 }
 
-/// TCP connect to each address `host` resolves to in turn: each attempt gets `timeout` (zero:
-/// none), and all of them together must end by `deadline` when there is one.
-fn connect_tcp(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-    deadline: Option<Instant>,
-) -> Result<TcpStream, Error> {
+/// TCP connect to each address `host` resolves to in turn: each attempt gets the dial's
+/// attempt bound (zero: none), and all of them together, the lookup included, must end by its
+/// deadline.
+fn connect_tcp(host: &str, port: u16, dial: &Dial) -> Result<TcpStream, Error> {
     let mut last = None;
-    for addr in resolve(host, port)? {
-        let attempt = match deadline {
-            Some(d) if !timeout.is_zero() => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::ConnectTimeout(timeout));
-                }
-                left.min(timeout)
-            }
-            _ => timeout,
-        };
-        // Zero means no timeout (std refuses a zero one).
-        let connected = if attempt.is_zero() {
-            TcpStream::connect(addr)
+    for addr in resolve(host, port, dial)? {
+        let left = dial.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::ConnectTimeout(dial.timeout));
+        }
+        let attempt = if dial.attempt.is_zero() {
+            left
         } else {
-            TcpStream::connect_timeout(&addr, attempt)
+            left.min(dial.attempt)
         };
-        match connected {
+        match TcpStream::connect_timeout(&addr, attempt) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
     }
     Err(match last {
-        Some(e) if e.kind() == io::ErrorKind::TimedOut => Error::ConnectTimeout(timeout),
+        Some(e) if e.kind() == io::ErrorKind::TimedOut => Error::ConnectTimeout(dial.timeout),
         Some(e) => Error::Io(io::Error::new(
             e.kind(),
             format!("connecting to {host}:{port}: {e}"),

@@ -264,6 +264,27 @@ fn write_all_stalling(
     Ok(())
 }
 
+/// Writes all of `bytes` by `deadline` (the handshake's writes, before the socket's own write
+/// timeout is set): each write waits at most what is left, and `TimedOut` once nothing is.
+pub(crate) fn write_all_by(tcp: &TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut tcp_ref = tcp;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        tcp.set_write_timeout(Some(left))?;
+        match tcp_ref.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if stalled(&e) => return Err(io::ErrorKind::TimedOut.into()),
+            Err(e) => return Err(e),
+        }
+    }
+    tcp.set_write_timeout(None)
+}
+
 /// Splits a plain TCP connection. Both halves share the one descriptor: `&TcpStream` reads,
 /// writes and shuts down, and the socket's read and write timeouts are separate options.
 pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
@@ -319,6 +340,17 @@ fn handshake_read(
         ));
     }
     Ok(n)
+}
+
+/// Writes handshake records to `tcp` by `deadline`.
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+fn handshake_write(
+    tcp: &TcpStream,
+    bytes: &[u8],
+    deadline: Instant,
+    on_timeout: &dyn Fn() -> Error,
+) -> Result<(), Error> {
+    write_all_by(tcp, bytes, deadline).map_err(|e| io_err(e, on_timeout))
 }
 
 /// Splits a connection whose TLS handshake is done. `leftover` is ciphertext read during the
@@ -522,6 +554,18 @@ impl WriteHalf {
         r
     }
 
+    /// Writes `plain` (encrypting it first under TLS) by `deadline`, for the handshake: a
+    /// peer that does not read fails it with `TimedOut` then, however large `plain` is.
+    pub(crate) fn write_all_by(&mut self, plain: &[u8], deadline: Instant) -> io::Result<()> {
+        if self.tls.is_none() {
+            return write_all_by(&self.tcp, plain, deadline);
+        }
+        self.encrypt(plain)?;
+        let r = write_all_by(&self.tcp, &self.cipher[self.cipher_pos..], deadline);
+        self.cipher_written();
+        r
+    }
+
     /// Writes `a` then `b`, as `write_all` would write their concatenation: one vectored
     /// write per round on plain TCP, so a large payload goes out without being copied.
     pub(crate) fn write_all_two(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
@@ -554,6 +598,16 @@ impl WriteHalf {
     /// Writes whatever the TLS session produced on its own (after reads, or a shutdown).
     pub(crate) fn flush_tls(&mut self) -> io::Result<()> {
         self.write_all(&[])
+    }
+
+    /// [`finish`](Self::finish) during the handshake: close_notify written by `deadline` at
+    /// the latest, then a FIN.
+    pub(crate) fn finish_by(&mut self, deadline: Instant) {
+        if let Some(tls) = &self.tls {
+            tls.lock().close_notify();
+            let _ = self.write_all_by(&[], deadline);
+        }
+        let _ = self.tcp.shutdown(std::net::Shutdown::Write);
     }
 
     /// Sends TLS close_notify (if TLS) and a TCP FIN: we will write nothing more.

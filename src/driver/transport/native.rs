@@ -123,7 +123,7 @@ fn finish_handshake(
             Err(native_tls::HandshakeError::Failure(e)) => return Err(Error::Tls(e.to_string())),
             Err(native_tls::HandshakeError::WouldBlock(mut mid)) => {
                 let out = std::mem::take(&mut mid.get_mut().outgoing);
-                (&mut &*tcp).write_all(&out).map_err(Error::Io)?;
+                super::handshake_write(tcp, &out, deadline, on_timeout)?;
                 let n = super::handshake_read(tcp, &mut raw, deadline, on_timeout)?;
                 mid.get_mut().incoming.extend_from_slice(&raw[..n]);
                 result = mid.handshake();
@@ -131,6 +131,6 @@ fn finish_handshake(
         }
     };
     let out = std::mem::take(&mut stream.get_mut().outgoing);
-    (&mut &*tcp).write_all(&out).map_err(Error::Io)?;
+    super::handshake_write(tcp, &out, deadline, on_timeout)?;
     Ok((Session(stream), Vec::new()))
 }

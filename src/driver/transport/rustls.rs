@@ -161,11 +161,17 @@ pub(super) fn accept(
     finish_handshake(tcp, Session::new(conn.into()), deadline, on_timeout)
 }
 
-/// Writes whatever the session has to send.
-fn write_out(tcp: &TcpStream, session: &mut Session, out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes whatever the session has to send, by the handshake's deadline.
+fn write_out(
+    tcp: &TcpStream,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+    deadline: Instant,
+    on_timeout: &dyn Fn() -> Error,
+) -> Result<(), Error> {
     out.clear();
-    session.take_output(out)?;
-    (&mut &*tcp).write_all(out)
+    session.take_output(out).map_err(Error::Io)?;
+    super::handshake_write(tcp, out, deadline, on_timeout)
 }
 
 /// Drives the handshake until rustls is no longer handshaking, or `deadline`: its records
@@ -180,7 +186,7 @@ fn finish_handshake(
     let mut raw = vec![0u8; super::READ_CHUNK];
     let mut out = Vec::new();
     loop {
-        write_out(tcp, &mut session, &mut out).map_err(Error::Io)?;
+        write_out(tcp, &mut session, &mut out, deadline, on_timeout)?;
         if !session.0.is_handshaking() {
             break;
         }
@@ -195,12 +201,12 @@ fn finish_handshake(
             pos += used;
             if let Err(e) = session.0.process_new_packets() {
                 // rustls has queued an alert saying why: let the peer see it.
-                let _ = write_out(tcp, &mut session, &mut out);
+                let _ = write_out(tcp, &mut session, &mut out, deadline, on_timeout);
                 return Err(Error::Tls(e.to_string()));
             }
         }
         if !session.0.is_handshaking() {
-            write_out(tcp, &mut session, &mut out).map_err(Error::Io)?;
+            write_out(tcp, &mut session, &mut out, deadline, on_timeout)?;
             return Ok((session, raw[pos..n].to_vec()));
         }
     }
