@@ -517,3 +517,54 @@ fn a_request_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
         "the server waited for the whole trickled head ({sent} bytes)"
     );
 }
+
+#[test]
+fn unsolicited_pongs_do_not_answer_our_pings() {
+    // A client that never answers the server's pings but sends an empty pong every 50 ms (a
+    // "heartbeat" RFC 6455 allows): only a pong that echoes the ping's payload is an answer,
+    // so the pong timeout still drops it.
+    let (failed, failure) = crossbeam_channel::bounded(1);
+    let server = Server::builder()
+        .ping_interval(Duration::from_millis(200))
+        .pong_timeout(Duration::from_millis(300))
+        .bind("127.0.0.1:0", move |_| {
+            let failed = failed.clone();
+            Accept::upgrade(Listener::new().on_failure(move |_, e, _| {
+                let _ = failed.send(e);
+            }))
+        })
+        .unwrap();
+    let mut s = connect_raw(server.local_addr());
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut s).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let mut w = s.try_clone().unwrap();
+    let heart = thread::spawn(move || {
+        // Masked pongs with no payload; whatever comes in (the pings) is read and dropped.
+        let mut buf = [0u8; 4096];
+        while stopped.try_recv().is_err() {
+            if w.write_all(&[0x8A, 0x80, 1, 2, 3, 4]).is_err() {
+                return;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) | Err(_) => {}
+            }
+        }
+    });
+    let error = failure
+        .recv_timeout(Duration::from_secs(3))
+        .expect("the server kept a client that never answered its pings");
+    assert!(
+        matches!(error, syncws::Error::PongTimeout { .. }),
+        "{error:?}"
+    );
+    let _ = stop.send(());
+    heart.join().unwrap();
+}

@@ -337,8 +337,8 @@ impl Reader {
                 self.shared().pong(payload);
                 Ok(None)
             }
-            Incoming::Pong(_) => {
-                self.shared().pongs.fetch_add(1, Ordering::AcqRel);
+            Incoming::Pong(payload) => {
+                self.shared().pong_received(&payload);
                 Ok(None)
             }
             Incoming::Close(frame) => {

@@ -161,8 +161,13 @@ pub(crate) struct Shared {
     pub max_queued_messages: u64,
     data_tx: Sender<Outgoing>,
     ctrl_tx: Sender<Control>,
-    /// Pongs received, for the writer's pong timeout.
+    /// Pongs received that answer our latest ping, for the writer's pong timeout.
     pub pongs: AtomicU64,
+    /// The payload of our latest ping (8 random bytes): only a pong that echoes it counts as
+    /// an answer. An unsolicited pong (RFC 6455 §5.5.3 allows them, as a heartbeat) proves
+    /// nothing about our pings: a peer sending one every few seconds and never answering
+    /// must not hold its connection for ever.
+    pub ping_token: AtomicU64,
     /// Pongs queued for the writer and not yet encoded. Bounded by `MAX_PENDING_PONGS`: a peer
     /// that floods pings while not reading our answers must not grow the control queue.
     pub pending_pongs: AtomicUsize,
@@ -260,6 +265,7 @@ impl Shared {
             data_tx,
             ctrl_tx,
             pongs: AtomicU64::new(0),
+            ping_token: AtomicU64::new(0),
             pending_pongs: AtomicUsize::new(0),
             tls_flush_queued: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -482,6 +488,28 @@ impl Shared {
         let inline = matches!(item, Control::Pong(_));
         let _ = self.ctrl_tx.send(item);
         self.after_push(inline);
+    }
+
+    /// A pong arrived: counts it if it echoes our latest ping.
+    pub(crate) fn pong_received(&self, payload: &[u8]) {
+        let token = self.ping_token.load(Ordering::Acquire).to_be_bytes();
+        if payload == token {
+            self.pongs.fetch_add(1, Ordering::AcqRel);
+        } else {
+            log::trace!(
+                "a pong that does not answer our ping ({} bytes): ignored",
+                payload.len()
+            );
+        }
+    }
+
+    /// The payload for our next ping, remembered so its pong can be recognised.
+    pub(crate) fn next_ping_token(&self) -> [u8; 8] {
+        let mut token = [0u8; 8];
+        crate::proto::mask::fill_random(&mut token);
+        self.ping_token
+            .store(u64::from_be_bytes(token), Ordering::Release);
+        token
     }
 
     /// Queues a pong, unless `MAX_PENDING_PONGS` are already waiting.

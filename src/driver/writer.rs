@@ -626,7 +626,8 @@ fn run_timers(shared: &Shared, wire: &mut Wire, link: &mut Link) -> Flow {
             Action::SendPing => {
                 if !wire.close_encoded {
                     // Written on the next round, ahead of nothing: `out` was just taken.
-                    wire.encoder.control(&mut wire.out, OpCode::Ping, &[]);
+                    let token = shared.next_ping_token();
+                    wire.encoder.control(&mut wire.out, OpCode::Ping, &token);
                 }
             }
             Action::Fail(e) => {
