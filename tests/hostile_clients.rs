@@ -552,9 +552,8 @@ fn unsolicited_pongs_do_not_answer_our_pings() {
             if w.write_all(&[0x8A, 0x80, 1, 2, 3, 4]).is_err() {
                 return;
             }
-            match s.read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) | Err(_) => {}
+            if let Ok(0) = s.read(&mut buf) {
+                return;
             }
         }
     });
