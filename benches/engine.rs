@@ -157,6 +157,7 @@ impl Scenario {
                 ("echoed", "sockets echoed"),
                 ("secs", "wall s, open + echo (lower is better)"),
                 ("closed", "sockets closed cleanly"),
+                ("ended", "sockets with exactly one terminal callback"),
             ],
         }
     }
@@ -1428,8 +1429,16 @@ fn run_many(mode: &str, lib: Lib, n: usize, port: u16) -> Result<Outcome, String
         metrics.push(("secs", secs));
         match closed {
             Ok(line) => {
-                if let Some(c) = num(&fields(&line), "closed") {
+                let f = fields(&line);
+                if let Some(c) = num(&f, "closed") {
                     metrics.push(("closed", c));
+                }
+                // syncws counts each socket's terminal callback; the others have none.
+                if let Some(e) = num(&f, "ended") {
+                    metrics.push(("ended", e));
+                    if e < n as f64 {
+                        notes.push(format!("{e} of {n} sockets ended exactly once"));
+                    }
                 }
             }
             Err(e) => notes.push(e),
@@ -1771,16 +1780,24 @@ fn many_syncws(p: &ManyParams) {
     // it has been seen Canceled for a second with no event, count it as failed.
     let mut canceled_since: Vec<Option<Instant>> = vec![None; p.n];
     let mut late_opens = 0usize;
-    let mut apply = |i: usize, ev: Ev, st: &mut [St], errs: &mut Errors| match (st[i], ev) {
-        (St::Connecting, Ev::Open) => st[i] = St::Open,
-        (St::Open, Ev::Echo) => st[i] = St::Echoed,
-        (St::Connecting | St::Open | St::Echoed, Ev::Failed(e)) => {
-            errs.add(format!("{:?}: {e}", st[i]));
-            st[i] = St::Failed;
+    // Every socket must end exactly once (on_closed or on_failure): counted per socket, so a
+    // lost or doubled terminal callback shows.
+    let mut ends = vec![0u8; p.n];
+    let mut apply = |i: usize, ev: Ev, st: &mut [St], errs: &mut Errors| {
+        if matches!(ev, Ev::Closed | Ev::Failed(_)) {
+            ends[i] = ends[i].saturating_add(1);
         }
-        (St::Failed, Ev::Open) => late_opens += 1,
-        (_, Ev::Closed) => st[i] = St::Closed,
-        (s, ev) => errs.add(format!("unexpected {ev:?} in state {s:?}")),
+        match (st[i], ev) {
+            (St::Connecting, Ev::Open) => st[i] = St::Open,
+            (St::Open, Ev::Echo) => st[i] = St::Echoed,
+            (St::Connecting | St::Open | St::Echoed, Ev::Failed(e)) => {
+                errs.add(format!("{:?}: {e}", st[i]));
+                st[i] = St::Failed;
+            }
+            (St::Failed, Ev::Open) => late_opens += 1,
+            (St::Open | St::Echoed, Ev::Closed) => st[i] = St::Closed,
+            (s, ev) => errs.add(format!("unexpected {ev:?} in state {s:?}")),
+        }
     };
 
     let open_deadline = Deadline::after(p.open_timeout);
@@ -1886,6 +1903,19 @@ fn many_syncws(p: &ManyParams) {
             s.cancel();
         }
     }
+    // Every socket has finished (its terminal callback has returned): take the events still
+    // in the channel, then count the ends.
+    while let Ok((i, ev)) = rx.try_recv() {
+        apply(i, ev, &mut st, &mut errs);
+    }
+    let ended = ends.iter().filter(|&&e| e == 1).count();
+    let unended = ends.iter().filter(|&&e| e == 0).count();
+    let doubled = ends.iter().filter(|&&e| e > 1).count();
+    if unended > 0 || doubled > 0 {
+        errs.add(format!(
+            "{unended} sockets without a terminal callback, {doubled} with more than one"
+        ));
+    }
     if unfinished > 0 {
         errs.add(format!(
             "{unfinished} sockets not finished at the close deadline"
@@ -1898,7 +1928,7 @@ fn many_syncws(p: &ManyParams) {
     }
     errs.print();
     println!(
-        "CLOSED closed={closed} secs={:.3}",
+        "CLOSED closed={closed} ended={ended} secs={:.3}",
         t1.elapsed().as_secs_f64()
     );
 }
