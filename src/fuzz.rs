@@ -478,30 +478,53 @@ fn check_prefixes<T: Debug, E: Debug>(
     whole
 }
 
-/// The server's parse of an upgrade request, on arbitrary bytes.
+/// The server's parse of an upgrade request, on arbitrary bytes, under the default policy
+/// (`ws`, any origin, permessage-deflate on).
 ///
 /// Checks that it never panics; that a prefix of the input parses consistently with the whole
 /// (`Ok(None)` until the head is complete, then the same request; errors are the same error);
 /// that an accepted request carries a 16-byte key; and that the 101 the server builds for it
-/// (with its first subprotocol) passes the client's `check_response` for that key.
+/// (with its first subprotocol, and the deflate answer it decided) passes the client's
+/// `check_response` for that key, with the same subprotocol and mirrored deflate parameters.
 pub fn handshake_request(data: &[u8]) {
-    let whole = check_prefixes(data, handshake::parse_request);
+    let policy = handshake::Policy::default();
+    let whole = check_prefixes(data, |head| handshake::parse_request(head, &policy));
     let Ok(Some((hello, n))) = whole else {
         return;
     };
     assert!(n > 0 && n <= data.len());
-    assert_eq!(BASE64.decode(hello.key.as_bytes()).map(|k| k.len()), Ok(16));
+    check_accept(&hello);
+}
+
+/// The 101 the server builds for an accepted request passes the client's checks.
+fn check_accept(hello: &handshake::ClientHello) {
+    let key = &hello.terms.key;
+    assert_eq!(BASE64.decode(key.as_bytes()).map(|k| k.len()), Ok(16));
     assert!(hello.protocols.iter().all(|p| !p.is_empty()));
-    let protocol = hello.protocols.first().map(String::as_str);
-    let accept = handshake::encode_accept(&hello.key, protocol, None, &[]);
-    let (mut response, len) = handshake::parse_response(&accept)
+    let protocol = hello.protocols.first().cloned();
+    let accepted = handshake::accept(&hello.terms, &hello.protocols, protocol.clone(), &[]);
+    let (mut response, len) = handshake::parse_response(&accepted.response)
         .expect("our own 101 parses")
         .expect("our own 101 is complete");
-    assert_eq!(len, accept.len());
-    let deflate = handshake::check_response(&mut response, &hello.key, &hello.protocols, false)
+    assert_eq!(len, accepted.response.len());
+    let compression = accepted.deflate.is_some();
+    let client = handshake::check_response(&mut response, key, &hello.protocols, compression)
         .unwrap_or_else(|e| panic!("our own 101 for {hello:?} refused: {e}"));
-    assert_eq!(deflate, None);
-    assert_eq!(response.subprotocol.as_deref(), protocol);
+    assert_eq!(response.subprotocol, protocol);
+    match (accepted.deflate, client) {
+        (None, None) => {}
+        (Some(server), Some(client)) => {
+            assert_eq!(
+                client.send_no_context_takeover,
+                server.recv_no_context_takeover
+            );
+            assert_eq!(
+                client.recv_no_context_takeover,
+                server.send_no_context_takeover
+            );
+        }
+        (server, client) => panic!("deflate: server {server:?}, client {client:?}"),
+    }
 }
 
 /// The client's parse and check of the server's answer, on arbitrary bytes.

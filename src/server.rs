@@ -15,7 +15,7 @@ use crate::driver::transport::Acceptor;
 use crate::error::Error;
 use crate::header::Header;
 use crate::listener::{Listener, WebSocketListener};
-use crate::proto::deflate;
+use crate::proto::{deflate, handshake};
 use crate::request::Request;
 use crate::websocket::WebSocket;
 
@@ -133,7 +133,8 @@ type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 
 pub(crate) struct ServerShared {
     pub config: Config,
-    pub deflate: deflate::ServerSettings,
+    /// What the pure handshake code decides upgrade requests by (scheme, origins, deflate).
+    pub policy: handshake::Policy,
     pub tls: Option<Acceptor>,
     pub handler: Box<Handler>,
     stopping: AtomicBool,
@@ -409,9 +410,14 @@ impl ServerBuilder {
             enabled: self.config.compression,
             ..self.deflate
         };
+        let policy = handshake::Policy {
+            tls: self.tls.is_some(),
+            origins: handshake::OriginPolicy::default(),
+            deflate,
+        };
         let shared = Arc::new(ServerShared {
             config: self.config,
-            deflate,
+            policy,
             tls: self.tls,
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),

@@ -10,7 +10,7 @@ use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
-use crate::proto::{deflate, handshake};
+use crate::proto::handshake;
 use crate::response::Response;
 use crate::server::{Accept, Answer, ConnectionGuard, HandshakeTicket, ServerShared};
 use crate::websocket::WebSocket;
@@ -101,7 +101,8 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
             return None;
         }
     };
-    let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
+    let parse = |head: &[u8]| handshake::parse_request(head, &server.policy);
+    let (hello, leftover) = match read_head(&mut read, deadline, parse) {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
             refuse(&mut read, &mut write, r.status, r.reason, &[]);
@@ -109,15 +110,13 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         }
         Err(_) => return None,
     };
-    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
-    let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
-        .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
-    let Ok(url) = url else {
-        refuse(&mut read, &mut write, 400, "Bad Request".into(), &[]);
-        return None;
-    };
-    let request =
-        crate::request::Request::from_parts(url, hello.headers, hello.protocols, peer_addr);
+    let handshake::ClientHello {
+        url,
+        headers: request_headers,
+        protocols,
+        terms,
+    } = hello;
+    let request = crate::request::Request::from_parts(url, request_headers, protocols, peer_addr);
     // The handler is application code: a panic in it answers this client with 500 and
     // leaves the server (and this pooled thread) running.
     let answer = catch_unwind(AssertUnwindSafe(|| (server.handler)(&request)));
@@ -136,20 +135,11 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         }
     };
     let Accept { answer, headers } = answer;
-    let (listener, protocol) = match answer {
+    let (listener, subprotocol) = match answer {
         Answer::Upgrade {
             listener,
             subprotocol,
-        } => {
-            let protocol = subprotocol.filter(|p| {
-                let offered = request.subprotocols().contains(p);
-                if !offered {
-                    log::warn!("handler chose subprotocol {p} the client did not offer; ignored");
-                }
-                offered
-            });
-            (listener, protocol)
-        }
+        } => (listener, subprotocol),
         Answer::Reject { status, reason } => {
             refuse(&mut read, &mut write, status, reason, &headers);
             return None;
@@ -166,19 +156,11 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         );
         return None;
     };
-    let extensions: Vec<&str> =
-        crate::header::values(request.headers(), "Sec-WebSocket-Extensions").collect();
-    let deflate = if config.compression {
-        deflate::negotiate(&extensions, &server.deflate)
-    } else {
-        None
-    };
-    let accept = handshake::encode_accept(
-        &hello.key,
-        protocol.as_deref(),
-        deflate.as_ref().map(|(_, header)| header.as_str()),
-        &headers,
-    );
+    let handshake::Accepted {
+        response: accept,
+        protocol,
+        deflate,
+    } = handshake::accept(&terms, request.subprotocols(), subprotocol, &headers);
     if write.write_all(&accept).is_err() {
         return None;
     }
@@ -200,7 +182,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let open = Opened {
         response,
         leftover,
-        deflate: deflate.map(|(params, _)| params),
+        deflate,
     };
     Some(Upgraded {
         reader,

@@ -8,7 +8,10 @@ mod client;
 mod server;
 
 pub(crate) use client::{check_response, encode_request, parse_response};
-pub(crate) use server::{Refusal, encode_accept, encode_refusal, parse_request};
+pub(crate) use server::{
+    Accepted, ClientHello, OriginPolicy, Policy, Refusal, accept, encode_accept, encode_refusal,
+    parse_request,
+};
 
 /// The most header bytes either side accepts before giving up on the handshake.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;

@@ -1,0 +1,109 @@
+//! What the server role accepts as an upgrade request, over real sockets: the URL a handler
+//! sees is the one the client asked for (the `Host` header and the request target, checked),
+//! and an `Origin` allow-list keeps other sites' pages out (cross-site WebSocket hijacking).
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::EVENT_TIMEOUT;
+use common::raw::read_head;
+use syncws::{Accept, Listener, Server};
+
+/// A server whose handler upgrades every request and sends the URL it saw on `urls`; also
+/// counts the handler's calls.
+fn recording_server(
+    builder: syncws::ServerBuilder,
+) -> (
+    Server,
+    crossbeam_channel::Receiver<String>,
+    Arc<AtomicUsize>,
+) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let server = builder
+        .bind("127.0.0.1:0", move |request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(request.url().to_string());
+            Accept::upgrade(Listener::new())
+        })
+        .expect("bind");
+    (server, rx, calls)
+}
+
+/// Sends an upgrade request with this target and these header lines (each ending in CRLF);
+/// returns the status line of the answer.
+fn raw_upgrade(addr: SocketAddr, target: &str, headers: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\n{headers}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).expect("request");
+    let head = read_head(&mut s).expect("an answer");
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_handler_sees_the_url_the_client_asked_for() {
+    let (server, urls, _) = recording_server(Server::builder());
+    let url = format!("{}chat?room=1&x=%20y", server.url());
+    let conn = syncws::connect(&url).expect("upgrade");
+    assert_eq!(urls.recv_timeout(EVENT_TIMEOUT).unwrap(), url);
+    drop(conn);
+    // An absolute-form target naming the Host header's host and port is the same URL.
+    let port = server.local_addr().port();
+    let status = raw_upgrade(
+        server.local_addr(),
+        &format!("http://LOCALHOST:{port}/abs?q"),
+        &format!("Host: localhost:{port}\r\n"),
+    );
+    assert!(status.starts_with("HTTP/1.1 101 "), "{status}");
+    let seen = urls.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert_eq!(seen, format!("ws://localhost:{port}/abs?q"));
+}
+
+/// The issue's three examples, which used to reach the handler with a URL for another path
+/// (`/admin`), another host (`evil.example`) or `localhost`.
+#[test]
+fn a_host_or_target_that_would_change_the_url_is_refused_with_400_before_the_handler() {
+    let (server, _, calls) = recording_server(Server::builder());
+    let addr = server.local_addr();
+    let cases = [
+        (
+            "/public",
+            "Host: example.com/admin?\r\n",
+            "path, query or fragment",
+        ),
+        ("@evil.example/x", "Host: example.com\r\n", "not a path"),
+        ("/", "Host: exa mple.com\r\n", "not allowed in a host name"),
+        ("/", "", "no Host header"),
+        ("/", "Host: a\r\nHost: b\r\n", "more than one Host header"),
+        ("/", "Host: user@example.com\r\n", "user info"),
+        (
+            "ws://other.example/",
+            "Host: example.com\r\n",
+            "another host",
+        ),
+        ("*", "Host: example.com\r\n", "not a path"),
+        (
+            "/a/../admin",
+            "Host: example.com\r\n",
+            "not a normalized path",
+        ),
+    ];
+    for (target, host, why) in cases {
+        let status = raw_upgrade(addr, target, host);
+        assert!(
+            status.starts_with("HTTP/1.1 400 Bad Request: ") && status.contains(why),
+            "GET {target} with {host:?}: {status}"
+        );
+    }
+    // Each refusal was written before the handler would have run, on the same thread.
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
