@@ -238,6 +238,12 @@ def extensions_seeds():
          windows=0x00)
     seed("disabled", "permessage-deflate", flags=0)
     seed("malformed", "; server_max_window_bits=9, permessage-deflate; foo=\"bar")
+    seed("quoted_escape", "permessage-deflate; client_max_window_bits=\"\\9\"; "
+         "server_max_window_bits = \"10\"", windows=0x33)
+    seed("signed_bits", "permessage-deflate; server_max_window_bits=+9, permessage-deflate; "
+         "client_max_window_bits=09, permessage-deflate;\tclient_max_window_bits=9.0")
+    seed("quoted_comma", "permessage-deflate; x=\"a,b;c\", permessage-deflate; "
+         "server_max_window_bits=\" 9\"\npermessage-deflate;")
 
 
 # --- utf8, close: raw bytes -----------------------------------------------------------------

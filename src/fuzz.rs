@@ -681,7 +681,7 @@ pub fn server_request(data: &[u8]) {
 /// against [`KEY`].
 ///
 /// Checks that it never panics; prefixes parse consistently with the whole, as for requests;
-/// and a response that `check_response` accepts is a 101 with `Upgrade: websocket`, a
+/// and a response that `check_response` accepts is a 101 whose `Upgrade` list has `websocket`, a
 /// `Connection` header, the right accept value, an offered subprotocol at most, and
 /// permessage-deflate only if offered, with the same parameters `deflate::check_response`
 /// reads from its headers.
@@ -711,11 +711,10 @@ pub fn handshake_response(data: &[u8]) {
         return;
     };
     assert_eq!(response.status, 101);
-    assert!(
-        response
-            .header("Upgrade")
-            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
-    );
+    let upgrade = crate::header::values(&response.headers, "Upgrade")
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("websocket"));
+    assert!(upgrade, "accepted without websocket in Upgrade");
     assert!(response.header("Connection").is_some());
     assert_eq!(
         response.header("Sec-WebSocket-Accept").map(str::trim),
@@ -775,8 +774,8 @@ fn codec_round_trip(send: &Params, recv: &Params, level: u32, payload: &[u8], cu
 /// payload for the codec check.
 ///
 /// Checks that neither side panics; the client accepts nothing it did not offer; whatever
-/// `negotiate` answers, the client's `check_response` accepts (also carried through a real 101
-/// response and the handshake check), with parameters that mirror the server's and respect its
+/// `negotiate` answers, the client's `check_response` accepts (also with its values quoted, and
+/// carried through a real 101 response and the handshake check), with parameters that mirror the server's and respect its
 /// settings; and a Deflater / Inflater pair built from the two sides' parameters round-trips
 /// messages both ways.
 pub fn extensions(data: &[u8]) {
@@ -828,6 +827,20 @@ pub fn extensions(data: &[u8]) {
     assert_eq!(
         client.recv_no_context_takeover,
         server.send_no_context_takeover
+    );
+    // A token and the same token as a quoted-string are one value (RFC 7230 §3.2.6).
+    let quoted: Vec<String> = answer
+        .split("; ")
+        .map(|part| match part.split_once('=') {
+            Some((name, value)) => format!("{name}=\"{value}\""),
+            None => part.to_owned(),
+        })
+        .collect();
+    let quoted = quoted.join("; ");
+    assert_eq!(
+        deflate::check_response(&[&quoted], true),
+        Ok(Some(client)),
+        "{quoted}"
     );
     let bits = client.send_max_window_bits;
     assert!(

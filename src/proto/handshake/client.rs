@@ -7,7 +7,7 @@ use crate::proto::deflate;
 use crate::request::Request;
 use crate::response::Response;
 
-use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, has_token};
+use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, list_has};
 
 /// The client's upgrade request.
 pub(crate) fn encode_request(req: &Request, key: &str, compression: bool) -> Vec<u8> {
@@ -108,14 +108,16 @@ pub(crate) fn check_response(
             resp.status, resp.reason
         )));
     }
-    let upgrade = resp.header("Upgrade");
-    if !upgrade.is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket")) {
+    // RFC 6455 §4.1 asks for an `Upgrade` that is a case-insensitive match for "websocket";
+    // `Upgrade` is a token list (RFC 9110 §7.8), so a list that contains it is accepted too,
+    // as the server role accepts it in requests.
+    if !list_has(&resp.headers, "Upgrade", "websocket") {
         return Err(Error::rejected(format!(
             "expected 'Upgrade' header value 'websocket' but was '{}'",
-            upgrade.unwrap_or("null")
+            resp.header("Upgrade").unwrap_or("null")
         )));
     }
-    if !has_token(resp.header("Connection"), "upgrade") {
+    if !list_has(&resp.headers, "Connection", "upgrade") {
         return Err(Error::rejected(format!(
             "expected 'Connection' header to contain 'Upgrade' but was '{}'",
             resp.header("Connection").unwrap_or("null")
@@ -188,6 +190,19 @@ mod tests {
             .unwrap()
             .replace("Connection: Upgrade", "Connection: keep-alive, Upgrade");
         assert!(check(text.as_bytes(), &[]).is_ok());
+    }
+
+    #[test]
+    fn upgrade_is_a_case_insensitive_token_list() {
+        let base = String::from_utf8(response("")).unwrap();
+        for upgrade in ["WebSocket", "h2c, websocket", "websocket ,foo", "WEBSOCKET"] {
+            let text = base.replace("Upgrade: websocket", &format!("Upgrade: {upgrade}"));
+            assert!(check(text.as_bytes(), &[]).is_ok(), "{upgrade}");
+        }
+        for upgrade in ["websocket/13", "web socket", "h2c", ""] {
+            let text = base.replace("Upgrade: websocket", &format!("Upgrade: {upgrade}"));
+            assert!(check(text.as_bytes(), &[]).is_err(), "{upgrade:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::header::{self, Header};
+
 mod client;
 mod server;
 
@@ -39,14 +41,39 @@ pub(crate) fn accept_key(key: &str) -> String {
     BASE64.encode(sha.digest().bytes())
 }
 
-/// Whether a comma-separated header value contains `token` (case-insensitive).
-pub(crate) fn has_token(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// Whether header `name`, a comma-separated list (RFC 9110 §5.6.1) that may be split over
+/// several header lines, contains `token` (case-insensitive).
+pub(crate) fn list_has(headers: &[Header], name: &str, token: &str) -> bool {
+    header::values(headers, name)
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lists_span_lines_and_ignore_case_and_spaces() {
+        let headers = [
+            Header::new("Upgrade", "h2c"),
+            Header::new("upgrade", " WebSocket , foo"),
+            Header::new("Connection", "keep-alive,Upgrade"),
+        ];
+        assert!(list_has(&headers, "upgrade", "websocket"));
+        assert!(list_has(&headers, "Connection", "upgrade"));
+        assert!(!list_has(&headers, "Connection", "close"));
+        assert!(!list_has(
+            &[Header::new("Upgrade", "websocket/13")],
+            "Upgrade",
+            "websocket"
+        ));
+        assert!(!list_has(
+            &[Header::new("Upgrade", "web socket")],
+            "Upgrade",
+            "websocket"
+        ));
+    }
 
     #[test]
     fn rfc_accept_example() {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::header::{self, Header};
 use crate::proto::deflate;
 
-use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, has_token};
+use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, list_has};
 
 /// What the server decides an upgrade request by, besides its bytes.
 #[derive(Debug, Clone, Default)]
@@ -120,9 +120,8 @@ pub(crate) fn parse_request(
         .map(|h| Header::new(h.name, h.value))
         .collect();
     let get = |name: &'static str| header::values(&headers, name).next().map(str::trim);
-    if !get("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-        || !has_token(get("Connection"), "upgrade")
-    {
+    // Both are token lists (RFC 9110 §7.6.1, §7.8): `Upgrade: h2c, websocket` asks for either.
+    if !list_has(&headers, "Upgrade", "websocket") || !list_has(&headers, "Connection", "upgrade") {
         return Err(bad_request("not a WebSocket upgrade"));
     }
     if get("Sec-WebSocket-Version") != Some("13") {
@@ -539,6 +538,14 @@ mod tests {
             (text.replace("GET", "POST"), 405),
             (text.replace("Version: 13", "Version: 8"), 426),
             (text.replace("Upgrade: websocket", "Upgrade: h2c"), 400),
+            (
+                text.replace("Upgrade: websocket", "Upgrade: websocket/13"),
+                400,
+            ),
+            (
+                text.replace("Connection: Upgrade", "Connection: keep-alive"),
+                400,
+            ),
             (text.replace("dGhlIHNhbXBsZSBub25jZQ==", "short"), 400),
         ];
         for (req, status) in refusals {
@@ -550,6 +557,28 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn upgrade_and_connection_are_case_insensitive_token_lists() {
+        for (upgrade, connection) in [
+            ("WebSocket", "upgrade"),
+            ("h2c, websocket", "keep-alive, Upgrade"),
+            ("websocket ,foo/2", "UPGRADE,keep-alive"),
+            (
+                "h2c\r\nUpgrade: websocket",
+                "keep-alive\r\nConnection: upgrade",
+            ),
+        ] {
+            let bytes = String::from_utf8(request("/", "Host: a\r\n"))
+                .unwrap()
+                .replace("Upgrade: websocket", &format!("Upgrade: {upgrade}"))
+                .replace("Connection: Upgrade", &format!("Connection: {connection}"));
+            assert!(
+                parse(bytes.as_bytes(), &Policy::default()).is_ok(),
+                "{bytes}"
+            );
+        }
     }
 
     #[test]
