@@ -22,6 +22,10 @@ use crate::websocket::WebSocket;
 /// A server handler's answer to an upgrade request: upgrade (with a listener) or refuse (with
 /// an HTTP status), plus any headers to add to the answer.
 ///
+/// When a cookie authenticates the upgrade, as below, also set
+/// [`ServerBuilder::allowed_origins`]: browsers send cookies with WebSockets that any site's
+/// pages open (cross-site WebSocket hijacking, `docs/connecting.md`).
+///
 /// ```
 /// use syncws::{Accept, Listener, Request};
 /// fn handle(request: &Request) -> Accept {
@@ -267,6 +271,9 @@ pub struct ServerBuilder {
     max_connections: usize,
     max_handshaking: usize,
     stop_timeout: Duration,
+    /// As given; checked and normalised by `bind`.
+    allowed_origins: Option<Vec<String>>,
+    require_origin: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -278,6 +285,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("max_connections", &self.max_connections)
             .field("max_handshaking", &self.max_handshaking)
             .field("stop_timeout", &self.stop_timeout)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("require_origin", &self.require_origin)
             .finish()
     }
 }
@@ -396,14 +405,65 @@ impl ServerBuilder {
         self
     }
 
+    /// Only pages from these origins may upgrade: a request whose `Origin` header is another
+    /// one (or `null`, or more than one `Origin`) is answered `403 Forbidden: origin not
+    /// allowed` before the handler runs. This is what stops cross-site WebSocket hijacking
+    /// when cookies (or TLS client certificates, or HTTP authentication) authenticate the
+    /// upgrade: a browser sends those with a WebSocket opened by any site's page, and tells
+    /// the server which site it was only through `Origin` (`docs/connecting.md`).
+    ///
+    /// Each entry is an origin as browsers write it, `scheme://host[:port]`:
+    /// `https://app.example`, `http://localhost:8080`. Entries are compared after lower-casing
+    /// the scheme and host and dropping the scheme's default port, and so are requests'
+    /// `Origin`s; an entry with a path (even `/`), user info or a non-ASCII host (write its
+    /// punycode) makes [`bind`](Self::bind) fail with [`Error::InvalidUrl`] naming it.
+    ///
+    /// Requests without `Origin`, which non-browser clients send, are still allowed; see
+    /// [`require_origin`](Self::require_origin). Default: unset, every origin is allowed (set
+    /// it whenever cookies authenticate the upgrade). An empty list refuses every `Origin`.
+    ///
+    /// ```no_run
+    /// use syncws::{Accept, Listener, Server};
+    /// let server = Server::builder()
+    ///     .allowed_origins(["https://app.example", "https://admin.app.example"])
+    ///     .bind("0.0.0.0:9001", |_| Accept::upgrade(Listener::new()))?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn allowed_origins(mut self, origins: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let origins = origins.into_iter().map(|o| o.as_ref().to_owned());
+        self.allowed_origins = Some(origins.collect());
+        self
+    }
+
+    /// Refuse (`403 Forbidden: no Origin header`) upgrade requests without an `Origin`
+    /// header. Browsers always send one; command-line tools and other servers' clients
+    /// usually do not. Default false.
+    pub fn require_origin(mut self, on: bool) -> Self {
+        self.require_origin = on;
+        self
+    }
+
     /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
     /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
     /// caught: that client gets `500 Internal Server Error` and the server goes on.
+    ///
+    /// Fails with [`Error::InvalidUrl`] if an [`allowed_origins`](Self::allowed_origins) entry
+    /// is not an origin, before anything is bound.
     pub fn bind<A, H>(self, addr: A, handler: H) -> Result<Server, Error>
     where
         A: ToSocketAddrs,
         H: Fn(&Request) -> Accept + Send + Sync + 'static,
     {
+        let normalize = |o: &String| {
+            handshake::normalize_origin(o).ok_or_else(|| {
+                Error::InvalidUrl(format!(
+                    "allowed_origins: {o:?} is not an origin (scheme://host[:port], no path)"
+                ))
+            })
+        };
+        let allowed = (self.allowed_origins.as_ref())
+            .map(|origins| origins.iter().map(normalize).collect::<Result<Vec<_>, _>>())
+            .transpose()?;
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let deflate = deflate::ServerSettings {
@@ -412,7 +472,10 @@ impl ServerBuilder {
         };
         let policy = handshake::Policy {
             tls: self.tls.is_some(),
-            origins: handshake::OriginPolicy::default(),
+            origins: handshake::OriginPolicy {
+                allowed,
+                required: self.require_origin,
+            },
             deflate,
         };
         let shared = Arc::new(ServerShared {
@@ -472,6 +535,8 @@ impl Server {
             max_connections: 1024,
             max_handshaking: 256,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            allowed_origins: None,
+            require_origin: false,
         }
     }
 

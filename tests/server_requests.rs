@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::EVENT_TIMEOUT;
 use common::raw::read_head;
-use syncws::{Accept, Listener, Server};
+use syncws::{Accept, Error, Listener, Request, Server};
 
 /// A server whose handler upgrades every request and sends the URL it saw on `urls`; also
 /// counts the handler's calls.
@@ -106,4 +106,103 @@ fn a_host_or_target_that_would_change_the_url_is_refused_with_400_before_the_han
     }
     // Each refusal was written before the handler would have run, on the same thread.
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// Connects with the crate's client, sending `origin` if given; the status it got.
+fn status_with_origin(server: &Server, origin: Option<&str>) -> u16 {
+    let mut request = Request::builder(&server.url());
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    match syncws::Client::new().connect(request.build().unwrap()) {
+        Ok(conn) => conn.response().status(),
+        Err(e) => {
+            let r = e.response().unwrap_or_else(|| panic!("no answer: {e}"));
+            if r.status() == 403 {
+                assert!(r.reason().starts_with("Forbidden: "), "{}", r.reason());
+            }
+            r.status()
+        }
+    }
+}
+
+#[test]
+fn allowed_origins_refuse_other_sites_pages_with_403_before_the_handler() {
+    let (server, _, calls) = recording_server(
+        // Written as a user might: case and a default port are normalised away.
+        Server::builder().allowed_origins(["HTTPS://App.Example:443", "http://localhost:8080"]),
+    );
+    assert_eq!(
+        status_with_origin(&server, Some("https://app.example")),
+        101
+    );
+    assert_eq!(
+        status_with_origin(&server, Some("http://localhost:8080")),
+        101
+    );
+    // No Origin: a non-browser client, allowed unless required.
+    assert_eq!(status_with_origin(&server, None), 101);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    for other in [
+        "https://evil.example",
+        "http://app.example",
+        "https://app.example:8443",
+        "http://localhost:8081",
+        "http://127.0.0.1:8080",
+        "null",
+    ] {
+        assert_eq!(status_with_origin(&server, Some(other)), 403, "{other}");
+    }
+    let e = syncws::Client::new()
+        .connect(
+            Request::builder(&server.url())
+                .header("Origin", "https://evil.example")
+                .build()
+                .unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.response().map(|r| r.reason().to_owned()).as_deref(),
+        Some("Forbidden: origin not allowed")
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the handler saw a refused origin"
+    );
+}
+
+#[test]
+fn require_origin_refuses_requests_without_one() {
+    let (server, _, calls) = recording_server(Server::builder().require_origin(true));
+    assert_eq!(status_with_origin(&server, None), 403);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        status_with_origin(&server, Some("https://any.example")),
+        101
+    );
+    // Without the knob (the default), no Origin is fine.
+    let (open, _, _) = recording_server(Server::builder());
+    assert_eq!(status_with_origin(&open, None), 101);
+    assert_eq!(status_with_origin(&open, Some("https://any.example")), 101);
+}
+
+#[test]
+fn an_allowed_origin_that_is_not_an_origin_fails_bind_naming_it() {
+    for bad in [
+        "https://app.example/",
+        "app.example",
+        "https://user@app.example",
+        "null",
+        "*",
+    ] {
+        let e = Server::builder()
+            .allowed_origins(["https://fine.example", bad])
+            .bind("127.0.0.1:0", |_| Accept::upgrade(Listener::new()))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidUrl(m) if m.contains(&format!("{bad:?}"))),
+            "{bad}: {e}"
+        );
+    }
 }

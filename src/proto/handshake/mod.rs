@@ -11,11 +11,12 @@ mod server;
 
 pub(crate) use client::{check_response, encode_request, parse_response};
 pub(crate) use server::{
-    Accepted, ClientHello, OriginPolicy, Policy, Refusal, accept, encode_refusal, parse_request,
+    Accepted, ClientHello, OriginPolicy, Policy, Refusal, accept, encode_refusal, normalize_origin,
+    parse_request,
 };
-// The fuzz targets build 101s and check origins by hand.
+// The fuzz targets build 101s by hand.
 #[cfg(feature = "fuzzing")]
-pub(crate) use server::{encode_accept, normalize_origin};
+pub(crate) use server::encode_accept;
 
 /// The most header bytes either side accepts before giving up on the handshake.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
