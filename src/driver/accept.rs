@@ -7,6 +7,7 @@ use super::shared::Queues;
 use super::shared::Shared;
 use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
+use crate::admission::Full;
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
@@ -59,7 +60,7 @@ pub(crate) fn spawn_server(
 }
 
 fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerShared>) {
-    let upgraded = upgrade(tcp, &server);
+    let upgraded = upgrade(tcp, &ticket, &server);
     drop(ticket);
     if let Some(u) = upgraded {
         let config = server.config.clone();
@@ -83,7 +84,11 @@ struct Upgraded {
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
 #[inline(never)]
-fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> {
+fn upgrade(
+    tcp: Arc<TcpStream>,
+    ticket: &HandshakeTicket,
+    server: &Arc<ServerShared>,
+) -> Option<Upgraded> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
@@ -102,7 +107,12 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         }
     };
     let parse = |head: &[u8]| handshake::parse_request(head, &server.policy);
-    let (hello, leftover) = match read_head(&mut read, deadline, parse) {
+    let head = read_head(&mut read, deadline, parse);
+    // Evicted while the head was read: the accept loop answered 503 and shut the socket.
+    if !ticket.answering() {
+        return None;
+    }
+    let (hello, leftover) = match head {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
             refuse(&mut read, &mut write, r.status, r.reason, &[]);
@@ -145,16 +155,18 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
             return None;
         }
     };
-    let Some(established) = server.try_establish() else {
-        log::warn!("refusing an upgrade: max_connections are open");
-        refuse(
-            &mut read,
-            &mut write,
-            503,
-            "Service Unavailable".into(),
-            &[],
-        );
-        return None;
+    let established = match server.try_establish(ticket) {
+        Ok(established) => established,
+        Err(full) => {
+            // A host at its own cap is routine under load; the server full is worth a warning.
+            if matches!(full, Full::Connections(_)) {
+                log::warn!("refusing an upgrade: max_connections are open");
+            } else {
+                log::debug!("refusing an upgrade from {peer_addr:?}: {}", full.reason());
+            }
+            refuse(&mut read, &mut write, 503, full.reason(), &[]);
+            return None;
+        }
     };
     let handshake::Accepted {
         response: accept,

@@ -633,27 +633,34 @@ mod tests {
         );
     }
 
-    fn names_and_params(
-        value: &str,
-    ) -> Result<Vec<(String, Vec<(String, Option<String>)>)>, String> {
-        parse_elements(&[value]).map(|es| es.into_iter().map(|e| (e.name, e.params)).collect())
+    fn names_and_params(value: &str) -> Result<Vec<Element>, String> {
+        parse_elements(&[value])
+    }
+
+    fn element(name: &str, params: &[(&str, Option<&str>)]) -> Element {
+        Element {
+            name: name.to_owned(),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect(),
+        }
     }
 
     #[test]
     fn extension_lists_follow_rfc_7230() {
-        let p = |k: &str, v: Option<&str>| (k.to_owned(), v.map(str::to_owned));
         // OWS around ';' and ',', BWS around '=', tabs, empty list elements, case.
         assert_eq!(
             names_and_params(" ,\tA ;\tK = v ;F,, b;q=\"x\" ,"),
             Ok(vec![
-                ("a".to_owned(), vec![p("k", Some("v")), p("f", None)]),
-                ("b".to_owned(), vec![p("q", Some("x"))]),
+                element("a", &[("k", Some("v")), ("f", None)]),
+                element("b", &[("q", Some("x"))]),
             ])
         );
         // quoted-pair: a backslash takes the next character literally.
         assert_eq!(
             names_and_params("a; q=\"\\t\\o\\k\\e\\n\""),
-            Ok(vec![("a".to_owned(), vec![p("q", Some("token"))])])
+            Ok(vec![element("a", &[("q", Some("token"))])])
         );
         // Commas and semicolons inside quotes do not split: the value stays whole, and is then
         // refused for not being a token (RFC 6455 §9.1).
