@@ -6,7 +6,7 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::raw::*;
 use common::*;
@@ -355,34 +355,30 @@ fn endless_headers_are_refused_with_431() {
     let server = echo_server(Server::builder());
     let mut s = connect_raw(server.local_addr());
     let mut w = s.try_clone().unwrap();
-    let (cut_off_tx, cut_off) = crossbeam_channel::bounded(1);
-    thread::spawn(move || {
+    let (hung_up, writer_done) = crossbeam_channel::bounded(1);
+    let writer = thread::spawn(move || {
         let _ = w.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n");
         // Header lines for ever, until the server hangs up.
         for i in 0u64.. {
             if w.write_all(format!("X-Endless-{i}: yes\r\n").as_bytes())
                 .is_err()
             {
-                let _ = cut_off_tx.send((i, Instant::now()));
+                let _ = hung_up.send(i);
                 return;
             }
         }
     });
     let head = read_head(&mut s).expect("an answer");
-    let answered = Instant::now();
     assert_eq!(status_of(&head), 431, "{head}");
     drop(s);
-    // After its answer the server reads and drops what comes for its 1 s linger (so that a
-    // reset does not destroy the answer), then hangs up. How many lines that is depends on the
-    // machine (a fast idle one writes two million a second); when it happens does not.
-    let (lines, at) = cut_off
-        .recv_timeout(SLOW_EFFECTS)
-        .expect("the server kept reading the endless head");
-    let after = at.saturating_duration_since(answered);
-    assert!(
-        after < Duration::from_secs(5),
-        "the server kept reading for {after:?} after its 431 ({lines} header lines)"
-    );
+    // The server reads and drops what follows a refusal for at most a second (so the answer
+    // is not lost to a reset), then hangs up: the endless writer must be cut off. How many
+    // lines it got in meanwhile depends on the machine, not on the server.
+    let lines = writer_done
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("the server kept reading an endless head");
+    writer.join().unwrap();
+    assert!(lines > 0);
 }
 
 #[test]
