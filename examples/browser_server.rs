@@ -17,9 +17,13 @@
 //!
 //! Socket `/echo` checks every message against what the page must have sent (the same
 //! generator as `page.js`) and echoes it; socket `/close` answers "please close" with
-//! `close(4000, "server done")`. The accept handler records the offered
-//! `Sec-WebSocket-Extensions` and `Origin`; `on_closing`, `on_closed` and `on_failure` are
-//! recorded too. After `/report` is served the process exits, with status 1 if a server-side
+//! `close(4000, "server done")`; socket `/probe` is opened and closed by the page to see
+//! whether its origin may connect. The server allows only the **http** listener's own origin
+//! (`http://127.0.0.1:H`, [`ServerBuilder::allowed_origins`](syncws::ServerBuilder::allowed_origins)),
+//! so the same page loaded as `http://localhost:H/` is refused with 403. The accept handler
+//! records the offered `Sec-WebSocket-Extensions` and `Origin`; `on_closing`, `on_closed` and
+//! `on_failure` are recorded too, and the relay records the status line of each answer the
+//! server sent. After `/report` is served the process exits, with status 1 if a server-side
 //! check failed.
 
 use std::io::{Read, Write};
@@ -198,6 +202,10 @@ struct Check {
 struct Observed {
     /// Per upgrade: path, offered `Sec-WebSocket-Extensions`, `Origin`.
     upgrades: Vec<(String, Option<String>, Option<String>)>,
+    /// Upgrades of `/probe` that reached the handler.
+    probes: usize,
+    /// The first line of each answer the server sent through the relay.
+    answers: Vec<String>,
     messages: Vec<Check>,
     closing: Vec<(&'static str, u16, String)>,
     ended: Vec<(&'static str, Ending)>,
@@ -327,6 +335,8 @@ fn difference(expected: &Message, got: &Message) -> Option<String> {
 fn pump(mut from: TcpStream, mut to: TcpStream, to_server: bool, shared: Arc<Shared>) {
     let mut counter = FrameCounter::default();
     let mut buf = vec![0u8; 64 * 1024];
+    // The server's status line, toward the browser.
+    let mut first_line = Vec::new();
     loop {
         match from.read(&mut buf) {
             Ok(0) => {
@@ -334,6 +344,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, to_server: bool, shared: Arc<Sha
                 break;
             }
             Ok(n) => {
+                if !to_server && !first_line.ends_with(b"\r\n") && first_line.len() < 256 {
+                    first_line.extend_from_slice(&buf[..n.min(256)]);
+                    if let Some(end) = first_line.windows(2).position(|w| w == b"\r\n") {
+                        first_line.truncate(end + 2);
+                    }
+                }
                 counter.feed(&buf[..n]);
                 if to.write_all(&buf[..n]).is_err() {
                     let _ = from.shutdown(Shutdown::Both);
@@ -347,6 +363,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, to_server: bool, shared: Arc<Sha
         }
     }
     shared.update(|o| {
+        if !first_line.is_empty() {
+            let line = String::from_utf8_lossy(&first_line);
+            o.answers.push(line.trim_end().to_owned());
+        }
         let total = if to_server {
             &mut o.to_server
         } else {
@@ -464,15 +484,18 @@ fn report(o: &Observed) -> (String, bool) {
         })
         .collect();
     let problems: Vec<String> = o.problems.iter().map(|p| json_str(p)).collect();
+    let answers: Vec<String> = o.answers.iter().map(|a| json_str(a)).collect();
     let ok = o.complete()
         && o.problems.is_empty()
         && o.messages.len() == 2 * SIZES.len()
         && o.messages.iter().all(|c| c.error.is_none());
     let json = format!(
-        r#"{{"complete":{},"ok":{ok},"expectedMessages":{},"upgrades":[{}],"messages":[{}],"closing":[{}],"ended":[{}],"problems":[{}],"frames":{{"toServer":{},"toBrowser":{}}}}}"#,
+        r#"{{"complete":{},"ok":{ok},"expectedMessages":{},"upgrades":[{}],"probes":{},"answers":[{}],"messages":[{}],"closing":[{}],"ended":[{}],"problems":[{}],"frames":{{"toServer":{},"toBrowser":{}}}}}"#,
         o.complete(),
         2 * SIZES.len(),
         upgrades.join(","),
+        o.probes,
+        answers.join(","),
         messages.join(","),
         closing.join(","),
         ended.join(","),
@@ -538,11 +561,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
     let shared = Arc::new(Shared::default());
     let s = shared.clone();
+    // The page's own origin is the only one allowed: the page served as localhost is refused.
+    let http = TcpListener::bind("127.0.0.1:0")?;
+    let page_origin = format!("http://{}", http.local_addr()?);
     let server = Server::builder()
         .max_message_size(LIMIT)
         .max_queue_size(LIMIT)
+        .allowed_origins([&page_origin])
         .bind("127.0.0.1:0", move |request| {
             let path = request.url().path().trim_start_matches('/').to_owned();
+            if path == "probe" {
+                s.update(|o| o.probes += 1);
+                return Accept::upgrade(Listener::new());
+            }
             let offer = request
                 .header("Sec-WebSocket-Extensions")
                 .map(str::to_owned);
@@ -558,9 +589,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })?;
     let ws_relay = TcpListener::bind("127.0.0.1:0")?;
-    let http = TcpListener::bind("127.0.0.1:0")?;
     println!(
-        "browser_server: listening http=http://{}/ ws=ws://{}/ (syncws server at {})",
+        "browser_server: listening http=http://{}/ ws=ws://{}/ (syncws server at {}, allowed origin {page_origin})",
         http.local_addr()?,
         ws_relay.local_addr()?,
         server.local_addr()

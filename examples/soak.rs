@@ -985,7 +985,11 @@ fn run(o: &Options) -> Result<bool, String> {
         Peer::Syncws => {
             let mut b = Server::builder()
                 .thread_keep_alive(Duration::ZERO)
-                .max_connections(o.sockets as usize + 16);
+                .max_connections(o.sockets as usize + 16)
+                // Every socket comes from 127.0.0.1, in batches of `--batch` at once: the
+                // per-address caps, there for hosts among many, would refuse and evict them.
+                .max_connections_per_ip(usize::MAX)
+                .max_handshaking_per_ip(usize::MAX);
             if let Some((_, Some(acceptor))) = &tls {
                 b = b.tls(acceptor.clone());
             }

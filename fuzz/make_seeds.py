@@ -153,6 +153,48 @@ def handshake_request_seeds():
     write("handshake_request", "bare_lf", request().replace(b"\r\n", b"\n"))
 
 
+# --- server_request: policy flags (bit 0 TLS, bit 1 origin allow-list, bit 2 Origin
+# --- required, bit 3 deflate off), then the request head -------------------------------------
+
+TLS, ALLOW_LIST, REQUIRE_ORIGIN, NO_DEFLATE = 1, 2, 4, 8
+
+
+def upgrade(target="/chat", host="server.example.com", extra=""):
+    return (f"GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
+
+
+def server_request_seeds():
+    def seed(name, flags, head):
+        write("server_request", name, bytes([flags]) + head)
+    seed("plain", 0, upgrade("/chat?room=1", "Server.Example.com:8080",
+                             "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"))
+    seed("tls_default_port", TLS, upgrade("/s", "a.example:443"))
+    seed("ipv6", 0, upgrade("/x", "[::1]:9001"))
+    seed("ipv4", NO_DEFLATE, upgrade("/x", "127.0.0.1"))
+    seed("absolute_form", 0, upgrade("ws://server.example.com/abs?q=1"))
+    seed("absolute_form_https", TLS, upgrade("https://a.example:443", "a.example"))
+    seed("absolute_other_host", 0, upgrade("ws://evil.example/x"))
+    seed("host_with_path", 0, upgrade("/public", "example.com/admin?"))
+    seed("target_at_host", 0, upgrade("@evil.example/x"))
+    seed("host_userinfo", 0, upgrade("/", "user:pw@example.com"))
+    seed("host_numeric_name", 0, upgrade("/", "127.1"))
+    seed("two_hosts", 0, upgrade(extra="Host: other.example\r\n"))
+    seed("no_host", 0, upgrade().replace(b"Host: server.example.com\r\n", b""))
+    seed("asterisk", 0, upgrade("*"))
+    seed("authority_form", 0, upgrade("server.example.com:80"))
+    seed("dot_segments", 0, upgrade("/a/%2e%2E/b/./c"))
+    seed("encoded_chars", 0, upgrade("/a{b}\"?q='x'&%20"))
+    seed("origin_allowed", ALLOW_LIST | REQUIRE_ORIGIN,
+         upgrade(extra="Origin: HTTPS://App.Example:8443\r\n"))
+    seed("origin_refused", ALLOW_LIST, upgrade(extra="Origin: https://evil.example\r\n"))
+    seed("origin_missing", REQUIRE_ORIGIN, upgrade())
+    seed("origin_twice", ALLOW_LIST,
+         upgrade(extra="Origin: http://example.com\r\nOrigin: http://example.com\r\n"))
+
+
 # --- handshake_response: flags (bit 0 compression offered, bits 1-2 subprotocols), head ----
 
 def response(extra="", status="101 Switching Protocols"):
@@ -196,6 +238,12 @@ def extensions_seeds():
          windows=0x00)
     seed("disabled", "permessage-deflate", flags=0)
     seed("malformed", "; server_max_window_bits=9, permessage-deflate; foo=\"bar")
+    seed("quoted_escape", "permessage-deflate; client_max_window_bits=\"\\9\"; "
+         "server_max_window_bits = \"10\"", windows=0x33)
+    seed("signed_bits", "permessage-deflate; server_max_window_bits=+9, permessage-deflate; "
+         "client_max_window_bits=09, permessage-deflate;\tclient_max_window_bits=9.0")
+    seed("quoted_comma", "permessage-deflate; x=\"a,b;c\", permessage-deflate; "
+         "server_max_window_bits=\" 9\"\npermessage-deflate;")
 
 
 # --- utf8, close: raw bytes -----------------------------------------------------------------
@@ -251,6 +299,7 @@ if __name__ == "__main__":
     decoder_seeds()
     roundtrip_seeds()
     handshake_request_seeds()
+    server_request_seeds()
     handshake_response_seeds()
     extensions_seeds()
     utf8_seeds()

@@ -19,7 +19,8 @@ TIMEOUT="${BROWSER_TIMEOUT:-120}"
 CHROMIUM=/usr/bin/chromium
 DIR="$ROOT/tests/browser"
 LOG="$ROOT/target/browser-server.log"
-BIN="$ROOT/target/release/examples/browser_server"
+# Where cargo puts the example: CARGO_TARGET_DIR when set (a shared machine's own target dir).
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/browser_server"
 SERVER_PID=""
 START=$SECONDS
 

@@ -21,7 +21,8 @@ usage() {
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -ge 1 ]] || usage
 seconds=$1
 shift
-all=(decoder roundtrip handshake_request handshake_response extensions utf8 close proxy redirect)
+all=(decoder roundtrip handshake_request server_request handshake_response extensions utf8 close proxy
+    redirect)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
 
@@ -31,7 +32,7 @@ targets=("$@")
 max_len() {
     case $1 in
         decoder | roundtrip) echo 16384 ;;
-        handshake_request | handshake_response) echo 8192 ;;
+        handshake_request | server_request | handshake_response) echo 8192 ;;
         extensions) echo 2048 ;;
         utf8) echo 512 ;;
         close) echo 256 ;;
@@ -42,7 +43,8 @@ max_len() {
 }
 dict() {
     case $1 in
-        handshake_request | handshake_response | proxy | redirect) echo "$root/fuzz/dicts/http.dict" ;;
+        handshake_request | server_request | handshake_response | proxy | redirect)
+            echo "$root/fuzz/dicts/http.dict" ;;
         extensions) echo "$root/fuzz/dicts/extensions.dict" ;;
     esac
 }

@@ -49,7 +49,9 @@ impl Request {
         }
     }
 
-    /// The URL, with its scheme normalised to `ws` or `wss`.
+    /// The URL, with its scheme normalised to `ws` or `wss`. On the server, what the client
+    /// asked for: the `Host` header's host and port and the request target's path and query,
+    /// both checked (an invalid or ambiguous one was answered 400 before the handler ran).
     pub fn url(&self) -> &url::Url {
         &self.url
     }

@@ -1,26 +1,30 @@
 //! The server role: accept upgrades, one reader and one writer thread per connection.
 
-use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::admission::{AddrKey, Admission, Evicted, Full, Limits};
 use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::driver::transport::Acceptor;
 use crate::error::Error;
 use crate::header::Header;
 use crate::listener::{Listener, WebSocketListener};
-use crate::proto::deflate;
+use crate::proto::{deflate, handshake};
 use crate::request::Request;
 use crate::websocket::WebSocket;
 
 /// A server handler's answer to an upgrade request: upgrade (with a listener) or refuse (with
 /// an HTTP status), plus any headers to add to the answer.
+///
+/// When a cookie authenticates the upgrade, as below, also set
+/// [`ServerBuilder::allowed_origins`]: browsers send cookies with WebSockets that any site's
+/// pages open (cross-site WebSocket hijacking, `docs/connecting.md`).
 ///
 /// ```
 /// use syncws::{Accept, Listener, Request};
@@ -133,16 +137,14 @@ type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
 
 pub(crate) struct ServerShared {
     pub config: Config,
-    pub deflate: deflate::ServerSettings,
+    /// What the pure handshake code decides upgrade requests by (scheme, origins, deflate).
+    pub policy: handshake::Policy,
     pub tls: Option<Acceptor>,
     pub handler: Box<Handler>,
     stopping: AtomicBool,
-    /// Established (upgraded) connections.
-    live: AtomicUsize,
-    max_connections: usize,
-    /// Connections still in TLS or the upgrade request, oldest first.
-    handshaking: Mutex<Handshaking>,
-    max_handshaking: usize,
+    /// Connections still in TLS or the upgrade request, and established (upgraded) ones,
+    /// counted in all and per address.
+    admission: Mutex<Admission<Arc<Handshake>>>,
     sockets: Mutex<Vec<WebSocket>>,
     stop_timeout: Duration,
 }
@@ -155,72 +157,123 @@ const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// Default of [`ServerBuilder::stop_timeout`].
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of [`ServerBuilder::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of [`ServerBuilder::max_connections_per_ip`]: a quarter of all.
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default of [`ServerBuilder::max_handshaking`].
+const DEFAULT_MAX_HANDSHAKING: usize = 256;
+/// Default of [`ServerBuilder::max_handshaking_per_ip`]: an eighth of all.
+const DEFAULT_MAX_HANDSHAKING_PER_IP: usize = 32;
 
-#[derive(Default)]
-struct Handshaking {
-    next_id: u64,
-    conns: VecDeque<(u64, Arc<TcpStream>)>,
+/// A connection's handshake as the server's bookkeeping holds it: its socket, to evict it, and
+/// how far it got.
+struct Handshake {
+    tcp: Arc<TcpStream>,
+    /// `READING` (TLS and the request head), then `ANSWERING` (the handler and the answer), or
+    /// `EVICTED`: one compare-and-swap decides whether the evicting accept loop or the
+    /// connection's own thread writes the answer, so a client never gets both.
+    stage: AtomicU8,
 }
+
+const READING: u8 = 0;
+const ANSWERING: u8 = 1;
+const EVICTED: u8 = 2;
 
 /// A connection's place among those handshaking; dropping it frees the place.
 pub(crate) struct HandshakeTicket {
     server: Arc<ServerShared>,
+    addr: AddrKey,
     id: u64,
+    handshake: Arc<Handshake>,
+}
+
+impl HandshakeTicket {
+    /// Called once the request head is read, before anything is answered: false if the
+    /// connection was evicted meanwhile (it has been answered 503 and shut down).
+    pub(crate) fn answering(&self) -> bool {
+        let stage = &self.handshake.stage;
+        stage
+            .compare_exchange(READING, ANSWERING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 impl Drop for HandshakeTicket {
     fn drop(&mut self) {
-        let mut h = self.server.handshaking.lock();
-        if let Some(i) = h.conns.iter().position(|(id, _)| *id == self.id) {
-            h.conns.remove(i);
-        }
+        self.server.admission.lock().end(self.addr, self.id);
     }
 }
 
-/// Decrements the established-connection count when an upgraded connection ends.
-pub(crate) struct ConnectionGuard(Arc<ServerShared>);
+/// Counts an upgraded connection among the established ones until it ends.
+pub(crate) struct ConnectionGuard(Arc<ServerShared>, AddrKey);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.admission.lock().release(self.1);
     }
 }
 
 impl ServerShared {
-    /// Takes a place among the handshaking connections. When all are taken, the oldest is
-    /// evicted (shut down, which ends its thread's blocking read): a flood of connections that
-    /// trickle or never send cannot keep a new, well-behaved client from its handshake, and
-    /// costs at most `max_handshaking` threads.
-    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>) -> HandshakeTicket {
-        let mut h = self.handshaking.lock();
-        while h.conns.len() >= self.max_handshaking {
-            let Some((_, oldest)) = h.conns.pop_front() else {
-                break;
-            };
-            log::debug!(
-                "evicting the oldest of {} handshaking connections ({:?})",
-                self.max_handshaking,
-                oldest.peer_addr()
-            );
-            let _ = oldest.shutdown(std::net::Shutdown::Both);
+    /// Takes a place among the handshaking connections for `tcp` from `peer`, evicting
+    /// others as [`Admission::begin`] decides: a flood of connections that trickle or never
+    /// send costs at most `max_handshaking` threads, and only ever evicts its own address's
+    /// handshakes once that address holds the most, so clients from other addresses still get
+    /// through.
+    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>, peer: SocketAddr) -> HandshakeTicket {
+        let addr = AddrKey::of(peer.ip());
+        let handshake = Arc::new(Handshake {
+            tcp,
+            stage: AtomicU8::new(READING),
+        });
+        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone());
+        // The writes and shutdowns happen outside the lock.
+        for e in evicted {
+            self.evict(e);
         }
-        let id = h.next_id;
-        h.next_id = h.next_id.wrapping_add(1);
-        h.conns.push_back((id, tcp));
         HandshakeTicket {
             server: self.clone(),
+            addr,
             id,
+            handshake,
         }
     }
 
-    /// Counts an upgrade among the established connections, or `None` when `max_connections`
-    /// are open already (the client is then answered 503).
-    pub(crate) fn try_establish(self: &Arc<Self>) -> Option<ConnectionGuard> {
-        if self.live.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
-            self.live.fetch_sub(1, Ordering::AcqRel);
-            return None;
+    /// Ends an evicted handshake: a short 503 saying which cap it met, if its own thread has
+    /// not started answering and the connection is plain (over TLS the session is the
+    /// thread's), written without waiting (best effort: it goes into the socket buffer or
+    /// not at all), then a shutdown, which ends the thread's blocking read.
+    fn evict(&self, e: Evicted<Arc<Handshake>>) {
+        let Evicted { conn, why } = e;
+        log::debug!(
+            "evicting a handshake ({:?}): {}",
+            conn.tcp.peer_addr(),
+            why.reason()
+        );
+        let mine = conn
+            .stage
+            .compare_exchange(READING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if mine && self.tls.is_none() {
+            let refusal = handshake::Refusal {
+                status: 503,
+                reason: why.reason(),
+            };
+            let bytes = handshake::encode_refusal(&refusal, &[]);
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            let _ = socket2::SockRef::from(&*conn.tcp).send_with_flags(&bytes, flags);
         }
-        Some(ConnectionGuard(self.clone()))
+        let _ = conn.tcp.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Counts an upgrade from the ticket's address among the established connections, or
+    /// says which cap is reached (the client is then answered 503).
+    pub(crate) fn try_establish(
+        self: &Arc<Self>,
+        ticket: &HandshakeTicket,
+    ) -> Result<ConnectionGuard, Full> {
+        self.admission.lock().establish(ticket.addr)?;
+        Ok(ConnectionGuard(self.clone(), ticket.addr))
     }
 
     /// Remembers an open socket so `stop` can end it.
@@ -266,9 +319,11 @@ pub struct ServerBuilder {
     config: Config,
     deflate: deflate::ServerSettings,
     tls: Option<Acceptor>,
-    max_connections: usize,
-    max_handshaking: usize,
+    limits: Limits,
     stop_timeout: Duration,
+    /// As given; checked and normalised by `bind`.
+    allowed_origins: Option<Vec<String>>,
+    require_origin: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -277,9 +332,10 @@ impl std::fmt::Debug for ServerBuilder {
             .field("config", &self.config)
             .field("deflate", &self.deflate)
             .field("tls", &self.tls.is_some())
-            .field("max_connections", &self.max_connections)
-            .field("max_handshaking", &self.max_handshaking)
+            .field("limits", &self.limits)
             .field("stop_timeout", &self.stop_timeout)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("require_origin", &self.require_origin)
             .finish()
     }
 }
@@ -365,21 +421,53 @@ impl ServerBuilder {
     }
 
     /// The most upgraded connections open at once. A client that completes its handshake
-    /// while this many are open is answered `503 Service Unavailable`. Default 1024, which
-    /// with the server's default limits bounds the worst case at about 3 GiB (the budget is
-    /// worked out in `docs/robustness.md`).
+    /// while this many are open is answered `503 Service Unavailable: too many connections
+    /// (max_connections 1024)`. Default 1024, which with the server's default limits bounds the
+    /// worst case at about 3 GiB (the budget is worked out in `docs/robustness.md`).
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// The most upgraded connections open at once from one address (an IPv4 address, or an
+    /// IPv6 /64, which one host usually has to itself). Past it the upgrade is answered
+    /// `503 Service Unavailable: too many connections from this address
+    /// (max_connections_per_ip 256)`, while other addresses still get in.
+    ///
+    /// Default 256, a quarter of [`max_connections`](Self::max_connections): one host can no
+    /// longer hold every slot, while an office or a mobile carrier behind one NAT address (many
+    /// users, one address) still gets a good share. Raise it for such clients if you know them;
+    /// `usize::MAX` turns the per-address cap off. Values under 1 count as 1.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.limits.max_connections_per_ip = n.max(1);
         self
     }
 
     /// The most connections still in their handshake (TLS and the upgrade request), counted
     /// apart from established ones. When a new connection arrives with this many waiting, the
-    /// oldest is dropped: a slowloris flood that trickles or never sends its request costs at
-    /// most this many threads and buffers (64 KiB of head each), and a well-behaved client
-    /// arriving during it still gets through. Default 256; values under 1 count as 1.
+    /// oldest handshake of the address holding the most is dropped (answered
+    /// `503 Service Unavailable: too many connections handshaking (max_handshaking 256)` on a
+    /// plain connection, then shut down): a slowloris flood that trickles or never sends its
+    /// request costs at most this many threads and buffers (64 KiB of head each), and a
+    /// well-behaved client arriving during it still gets through. Default 256; values under 1
+    /// count as 1.
     pub fn max_handshaking(mut self, n: usize) -> Self {
-        self.max_handshaking = n.max(1);
+        self.limits.max_handshaking = n.max(1);
+        self
+    }
+
+    /// The most connections from one address (IPv4 address or IPv6 /64) in their handshake at
+    /// once. A new connection from an address with this many evicts that address's oldest
+    /// handshake (answered `503 … (max_handshaking_per_ip 32)` on a plain connection): a
+    /// sustained flood of fresh connections from one host only ever evicts its own, so
+    /// handshakes from elsewhere are never pushed out by it.
+    ///
+    /// Default 32, an eighth of [`max_handshaking`](Self::max_handshaking): handshakes take a
+    /// round trip or two, so even a busy NAT address rarely has this many under way at once,
+    /// and a flood from one host holds at most 32 threads. `usize::MAX` turns the per-address
+    /// cap off (then only `max_handshaking` applies). Values under 1 count as 1.
+    pub fn max_handshaking_per_ip(mut self, n: usize) -> Self {
+        self.limits.max_handshaking_per_ip = n.max(1);
         self
     }
 
@@ -398,30 +486,86 @@ impl ServerBuilder {
         self
     }
 
+    /// Only pages from these origins may upgrade: a request whose `Origin` header is another
+    /// one (or `null`, or more than one `Origin`) is answered `403 Forbidden: origin not
+    /// allowed` before the handler runs. This is what stops cross-site WebSocket hijacking
+    /// when cookies (or TLS client certificates, or HTTP authentication) authenticate the
+    /// upgrade: a browser sends those with a WebSocket opened by any site's page, and tells
+    /// the server which site it was only through `Origin` (`docs/connecting.md`).
+    ///
+    /// Each entry is an origin as browsers write it, `scheme://host[:port]`:
+    /// `https://app.example`, `http://localhost:8080`. Entries are compared after lower-casing
+    /// the scheme and host and dropping the scheme's default port, and so are requests'
+    /// `Origin`s; an entry with a path (even `/`), user info or a non-ASCII host (write its
+    /// punycode) makes [`bind`](Self::bind) fail with [`Error::InvalidUrl`] naming it.
+    ///
+    /// Requests without `Origin`, which non-browser clients send, are still allowed; see
+    /// [`require_origin`](Self::require_origin). Default: unset, every origin is allowed (set
+    /// it whenever cookies authenticate the upgrade). An empty list refuses every `Origin`.
+    ///
+    /// ```no_run
+    /// use syncws::{Accept, Listener, Server};
+    /// let server = Server::builder()
+    ///     .allowed_origins(["https://app.example", "https://admin.app.example"])
+    ///     .bind("0.0.0.0:9001", |_| Accept::upgrade(Listener::new()))?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn allowed_origins(mut self, origins: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let origins = origins.into_iter().map(|o| o.as_ref().to_owned());
+        self.allowed_origins = Some(origins.collect());
+        self
+    }
+
+    /// Refuse (`403 Forbidden: no Origin header`) upgrade requests without an `Origin`
+    /// header. Browsers always send one; command-line tools and other servers' clients
+    /// usually do not. Default false.
+    pub fn require_origin(mut self, on: bool) -> Self {
+        self.require_origin = on;
+        self
+    }
+
     /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
     /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
     /// caught: that client gets `500 Internal Server Error` and the server goes on.
+    ///
+    /// Fails with [`Error::InvalidUrl`] if an [`allowed_origins`](Self::allowed_origins) entry
+    /// is not an origin, before anything is bound.
     pub fn bind<A, H>(self, addr: A, handler: H) -> Result<Server, Error>
     where
         A: ToSocketAddrs,
         H: Fn(&Request) -> Accept + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind(addr)?;
+        let normalize = |o: &String| {
+            handshake::normalize_origin(o).ok_or_else(|| {
+                Error::InvalidUrl(format!(
+                    "allowed_origins: {o:?} is not an origin (scheme://host[:port], no path)"
+                ))
+            })
+        };
+        let allowed = (self.allowed_origins.as_ref())
+            .map(|origins| origins.iter().map(normalize).collect::<Result<Vec<_>, _>>())
+            .transpose()?;
+        let listener = listen(addr)?;
         let addr = listener.local_addr()?;
         let deflate = deflate::ServerSettings {
             enabled: self.config.compression,
             ..self.deflate
         };
+        let policy = handshake::Policy {
+            tls: self.tls.is_some(),
+            origins: handshake::OriginPolicy {
+                allowed,
+                required: self.require_origin,
+            },
+            deflate,
+        };
         let shared = Arc::new(ServerShared {
             config: self.config,
-            deflate,
+            policy,
             tls: self.tls,
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),
-            live: AtomicUsize::new(0),
-            max_connections: self.max_connections,
-            handshaking: Mutex::new(Handshaking::default()),
-            max_handshaking: self.max_handshaking,
+            admission: Mutex::new(Admission::new(self.limits)),
             sockets: Mutex::new(Vec::new()),
             stop_timeout: self.stop_timeout,
         });
@@ -437,12 +581,49 @@ impl ServerBuilder {
     }
 }
 
+/// Connections the kernel completes and queues for the accept loop. std's 128 overflows under a
+/// flood of connects, and then the kernel drops SYNs from everyone, well-behaved clients
+/// included, who wait a second or more to retry. The kernel caps it at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// `TcpListener::bind`, with [`LISTEN_BACKLOG`]: the first of `addr`'s addresses that binds.
+fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        let listener = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|s| {
+            // As std does on Unix: a restarted server can bind while old connections linger.
+            #[cfg(unix)]
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())?;
+            s.listen(LISTEN_BACKLOG)?;
+            Ok(s)
+        });
+        match listener {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
 fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) {
-    for conn in listener.incoming() {
+    loop {
+        let conn = listener.accept();
         if shared.stopping.load(Ordering::Acquire) {
             break;
         }
-        let tcp: TcpStream = match conn {
+        let (tcp, peer) = match conn {
             Ok(t) => t,
             Err(e) => {
                 log::warn!("accept failed: {e}");
@@ -452,7 +633,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) {
             }
         };
         let tcp = Arc::new(tcp);
-        let ticket = shared.begin_handshake(tcp.clone());
+        let ticket = shared.begin_handshake(tcp.clone(), peer);
         if let Err(e) = driver::spawn_server(tcp, ticket, shared.clone()) {
             log::error!("could not start a connection thread: {e}");
         }
@@ -466,9 +647,15 @@ impl Server {
             config: Config::server_default(),
             deflate: deflate::ServerSettings::default(),
             tls: None,
-            max_connections: 1024,
-            max_handshaking: 256,
+            limits: Limits {
+                max_handshaking: DEFAULT_MAX_HANDSHAKING,
+                max_handshaking_per_ip: DEFAULT_MAX_HANDSHAKING_PER_IP,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            },
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            allowed_origins: None,
+            require_origin: false,
         }
     }
 
@@ -526,8 +713,9 @@ impl Server {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         let _ = handle.join();
-        for (_, tcp) in self.shared.handshaking.lock().conns.iter() {
-            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        let handshaking = self.shared.admission.lock().take_handshaking();
+        for h in handshaking {
+            let _ = h.tcp.shutdown(std::net::Shutdown::Both);
         }
         let sockets: Vec<WebSocket> = std::mem::take(&mut *self.shared.sockets.lock());
         for ws in &sockets {

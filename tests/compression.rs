@@ -372,6 +372,41 @@ fn server_role_with_window_bits_8_sends_uncompressed_and_otherwise_compresses() 
     }
 }
 
+/// An offer whose window bits are not plain digits is declined: the upgrade goes through
+/// without compression (the offer after it, if valid, is taken instead).
+#[test]
+fn server_declines_offers_with_window_bits_that_are_not_plain_digits() {
+    let server = EchoServer::start().unwrap();
+    for (offer, answer) in [
+        ("permessage-deflate; server_max_window_bits=+9", None),
+        ("permessage-deflate; client_max_window_bits=09", None),
+        ("permessage-deflate; server_max_window_bits=\" 9\"", None),
+        ("permessage-deflate; server_max_window_bits=9.0", None),
+        (
+            "permessage-deflate; server_max_window_bits=09, permessage-deflate; \
+             server_max_window_bits=\"9\"",
+            Some("permessage-deflate; server_max_window_bits=9"),
+        ),
+    ] {
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: {offer}\r\n\r\n"
+        )
+        .unwrap();
+        let head = read_head(&mut s).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{offer}: {head}");
+        assert_eq!(
+            header_value(&head, "Sec-WebSocket-Extensions").as_deref(),
+            answer,
+            "{offer}"
+        );
+    }
+}
+
 #[test]
 fn bad_extension_responses_fail_the_handshake_naming_the_problem() {
     for (params, needle) in [
@@ -385,6 +420,15 @@ fn bad_extension_responses_fail_the_handshake_naming_the_problem() {
         ),
         (", permessage-deflate", "twice"),
         (", x-webkit-deflate-frame", "x-webkit-deflate-frame"),
+        // RFC 7692 §7.1.2 and RFC 6455 §9.1: plain digits, a token once unquoted.
+        ("; server_max_window_bits=+9", "server_max_window_bits=+9"),
+        ("; client_max_window_bits=09", "client_max_window_bits=09"),
+        (
+            "; server_max_window_bits=\"9.0\"",
+            "server_max_window_bits=9.0",
+        ),
+        ("; server_max_window_bits=\" 9\"", "not a token"),
+        (";", "parameter name"),
     ] {
         let (url, peer) = deflate_server(params, |_s, _| ());
         let (listener, events) = syncws::channel();

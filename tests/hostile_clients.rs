@@ -191,6 +191,9 @@ fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_th
     let server = echo_server(
         Server::builder()
             .max_connections(CAP)
+            // Every client here is 127.0.0.1: this test is about the total cap, so the
+            // per-address one (tests/fairness.rs) is lifted to it.
+            .max_connections_per_ip(CAP)
             .ping_interval(Duration::from_secs(3))
             .thread_keep_alive(Duration::ZERO),
     );

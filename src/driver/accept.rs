@@ -8,10 +8,11 @@ use super::shared::Queues;
 use super::shared::Shared;
 use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
+use crate::admission::Full;
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
-use crate::proto::{deflate, handshake};
+use crate::proto::handshake;
 use crate::response::Response;
 use crate::server::{Accept, Answer, ConnectionGuard, HandshakeTicket, ServerShared};
 use crate::websocket::WebSocket;
@@ -62,7 +63,7 @@ pub(crate) fn spawn_server(
 }
 
 fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerShared>) {
-    let upgraded = upgrade(tcp, &server);
+    let upgraded = upgrade(tcp, &ticket, &server);
     drop(ticket);
     if let Some(u) = upgraded {
         let config = server.config.clone();
@@ -86,7 +87,11 @@ struct Upgraded {
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
 #[inline(never)]
-fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> {
+fn upgrade(
+    tcp: Arc<TcpStream>,
+    ticket: &HandshakeTicket,
+    server: &Arc<ServerShared>,
+) -> Option<Upgraded> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
@@ -104,7 +109,13 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
             return None;
         }
     };
-    let (hello, leftover) = match read_head(&mut read, deadline, handshake::parse_request) {
+    let parse = |head: &[u8]| handshake::parse_request(head, &server.policy);
+    let head = read_head(&mut read, deadline, parse);
+    // Evicted while the head was read: the accept loop answered 503 and shut the socket.
+    if !ticket.answering() {
+        return None;
+    }
+    let (hello, leftover) = match head {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
             refuse(&mut read, &mut write, r.status, r.reason, &[]);
@@ -112,15 +123,13 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         }
         Err(_) => return None,
     };
-    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
-    let url = url::Url::parse(&format!("{scheme}://{}{}", hello.host, hello.path))
-        .or_else(|_| url::Url::parse(&format!("{scheme}://localhost{}", hello.path)));
-    let Ok(url) = url else {
-        refuse(&mut read, &mut write, 400, "Bad Request".into(), &[]);
-        return None;
-    };
-    let request =
-        crate::request::Request::from_parts(url, hello.headers, hello.protocols, peer_addr);
+    let handshake::ClientHello {
+        url,
+        headers: request_headers,
+        protocols,
+        terms,
+    } = hello;
+    let request = crate::request::Request::from_parts(url, request_headers, protocols, peer_addr);
     // The handler is application code: a panic in it answers this client with 500 and
     // leaves the server (and this pooled thread) running.
     let answer = catch_unwind(AssertUnwindSafe(|| (server.handler)(&request)));
@@ -139,49 +148,34 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
         }
     };
     let Accept { answer, headers } = answer;
-    let (listener, protocol) = match answer {
+    let (listener, subprotocol) = match answer {
         Answer::Upgrade {
             listener,
             subprotocol,
-        } => {
-            let protocol = subprotocol.filter(|p| {
-                let offered = request.subprotocols().contains(p);
-                if !offered {
-                    log::warn!("handler chose subprotocol {p} the client did not offer; ignored");
-                }
-                offered
-            });
-            (listener, protocol)
-        }
+        } => (listener, subprotocol),
         Answer::Reject { status, reason } => {
             refuse(&mut read, &mut write, status, reason, &headers);
             return None;
         }
     };
-    let Some(established) = server.try_establish() else {
-        log::warn!("refusing an upgrade: max_connections are open");
-        refuse(
-            &mut read,
-            &mut write,
-            503,
-            "Service Unavailable".into(),
-            &[],
-        );
-        return None;
+    let established = match server.try_establish(ticket) {
+        Ok(established) => established,
+        Err(full) => {
+            // A host at its own cap is routine under load; the server full is worth a warning.
+            if matches!(full, Full::Connections(_)) {
+                log::warn!("refusing an upgrade: max_connections are open");
+            } else {
+                log::debug!("refusing an upgrade from {peer_addr:?}: {}", full.reason());
+            }
+            refuse(&mut read, &mut write, 503, full.reason(), &[]);
+            return None;
+        }
     };
-    let extensions: Vec<&str> =
-        crate::header::values(request.headers(), "Sec-WebSocket-Extensions").collect();
-    let deflate = if config.compression {
-        deflate::negotiate(&extensions, &server.deflate)
-    } else {
-        None
-    };
-    let accept = handshake::encode_accept(
-        &hello.key,
-        protocol.as_deref(),
-        deflate.as_ref().map(|(_, header)| header.as_str()),
-        &headers,
-    );
+    let handshake::Accepted {
+        response: accept,
+        protocol,
+        deflate,
+    } = handshake::accept(&terms, request.subprotocols(), subprotocol, &headers);
     // By the handshake deadline: a client that never reads cannot hold this thread with a
     // large answer (the handler's headers).
     if write.write_all_by(&accept, deadline).is_err() {
@@ -205,7 +199,7 @@ fn upgrade(tcp: Arc<TcpStream>, server: &Arc<ServerShared>) -> Option<Upgraded> 
     let open = Opened {
         response,
         leftover,
-        deflate: deflate.map(|(params, _)| params),
+        deflate,
     };
     Some(Upgraded {
         reader,

@@ -13,6 +13,7 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::Error;
+use crate::request::is_token_byte;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 pub(crate) const NAME: &str = "permessage-deflate";
@@ -63,53 +64,176 @@ struct Element {
     params: Vec<(String, Option<String>)>,
 }
 
-/// Splits `Sec-WebSocket-Extensions` header values into elements (RFC 6455 §9.1). Empty list
-/// elements are skipped, as HTTP list rules allow.
+/// Splits `Sec-WebSocket-Extensions` header values into elements, by the grammar of RFC 6455
+/// §9.1 and RFC 9110 §5.6 (formerly RFC 7230 §3.2.6, §7):
+///
+/// ```text
+/// list      = [ element ] *( OWS "," OWS [ element ] )    empty elements are skipped
+/// element   = token *( OWS ";" OWS param )
+/// param     = token [ BWS "=" BWS ( token / quoted-string ) ]
+/// quoted    = DQUOTE *( qdtext / "\" any ) DQUOTE        commas and semicolons inside do not split
+/// ```
+///
+/// A quoted value is unescaped and must then be a token (RFC 6455 §9.1). Names are
+/// lower-cased. Anything else, a trailing `;` included, is an error naming what was wrong.
 fn parse_elements(values: &[&str]) -> Result<Vec<Element>, String> {
     let mut out = Vec::new();
     for value in values {
-        for element in value.split(',') {
-            let mut parts = element.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("").to_ascii_lowercase();
-            let rest: Vec<&str> = parts.collect();
-            if name.is_empty() {
-                if rest.iter().all(|p| p.is_empty()) {
-                    continue;
-                }
+        let mut p = Cursor { text: value, at: 0 };
+        loop {
+            p.skip_ows();
+            if p.eat(b',') {
+                continue; // an empty list element
+            }
+            if p.at_end() {
+                break;
+            }
+            if p.peek() == Some(b';') {
                 return Err(format!(
                     "extension with parameters but no name: '{}'",
-                    element.trim()
+                    value.trim()
                 ));
             }
+            let name = p.token().ok_or_else(|| p.unexpected("an extension name"))?;
             let mut params = Vec::new();
-            for p in rest {
-                if p.is_empty() {
-                    continue; // a trailing ';'
+            loop {
+                p.skip_ows();
+                if p.at_end() || p.peek() == Some(b',') {
+                    break;
                 }
-                let (k, v) = match p.split_once('=') {
-                    Some((k, v)) => {
-                        let v = v.trim();
-                        let v = v
-                            .strip_prefix('"')
-                            .and_then(|v| v.strip_suffix('"'))
-                            .unwrap_or(v);
-                        (k.trim(), Some(v.to_owned()))
+                if !p.eat(b';') {
+                    return Err(p.unexpected("';' or ','"));
+                }
+                p.skip_ows();
+                let key = p.token().ok_or_else(|| p.unexpected("a parameter name"))?;
+                p.skip_ows();
+                let value = if p.eat(b'=') {
+                    p.skip_ows();
+                    let v = if p.peek() == Some(b'"') {
+                        p.quoted_string()?
+                    } else {
+                        let v = p.token().ok_or_else(|| p.unexpected("a parameter value"))?;
+                        v.to_owned()
+                    };
+                    if v.is_empty() || !v.bytes().all(is_token_byte) {
+                        return Err(format!(
+                            "the value of {key} is not a token once unquoted: '{v}'"
+                        ));
                     }
-                    None => (p, None),
+                    Some(v)
+                } else {
+                    None
                 };
-                params.push((k.to_ascii_lowercase(), v));
+                params.push((key.to_ascii_lowercase(), value));
             }
-            out.push(Element { name, params });
+            out.push(Element {
+                name: name.to_ascii_lowercase(),
+                params,
+            });
         }
     }
     Ok(out)
 }
 
-/// A `*_max_window_bits` value: 8 to 15.
+/// A position in one header value, for [`parse_elements`].
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.at >= self.text.len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let found = self.peek() == Some(b);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    /// OWS: spaces and tabs.
+    fn skip_ows(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// `1*tchar`, or `None` (nothing consumed) when there is none here.
+    fn token(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        while self.peek().is_some_and(is_token_byte) {
+            self.at += 1;
+        }
+        // Token bytes are ASCII, so `start..at` is on character boundaries.
+        (self.at > start).then(|| &self.text[start..self.at])
+    }
+
+    /// A quoted-string, the cursor on its opening quote; returns its content unescaped.
+    fn quoted_string(&mut self) -> Result<String, String> {
+        let start = self.at;
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => {
+                    return Err(format!(
+                        "unterminated quoted string: '{}'",
+                        &self.text[start..]
+                    ));
+                }
+                Some(b'"') => {
+                    self.at += 1;
+                    // Only ASCII was removed (quotes, backslashes), so this is still UTF-8.
+                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                }
+                Some(b'\\') => {
+                    // quoted-pair: "\" ( HTAB / SP / VCHAR / obs-text )
+                    self.at += 1;
+                    match self.peek() {
+                        Some(b) if b == b'\t' || b >= 0x20 && b != 0x7f => {
+                            out.push(b);
+                            self.at += 1;
+                        }
+                        _ => return Err(self.unexpected("an escaped character after '\\'")),
+                    }
+                }
+                // qdtext: HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+                Some(b) if b == b'\t' || b >= 0x20 && b != 0x7f => {
+                    out.push(b);
+                    self.at += 1;
+                }
+                Some(_) => return Err(self.unexpected("quoted text")),
+            }
+        }
+    }
+
+    /// An error saying what was expected where the cursor is.
+    fn unexpected(&self, expected: &str) -> String {
+        match self
+            .text
+            .get(self.at..)
+            .and_then(|rest| rest.chars().next())
+        {
+            Some(c) => format!("expected {expected} at {:?} in '{}'", c, self.text.trim()),
+            None => format!("expected {expected} at the end of '{}'", self.text.trim()),
+        }
+    }
+}
+
+/// A `*_max_window_bits` value: 8 to 15, written as RFC 7692 §7.1.2 says, `1*DIGIT` with no
+/// leading zero, so `+9`, `09` and `9.0` (which a number parser would read as 9) are not values.
 fn window_bits(name: &str, value: &str) -> Result<u8, String> {
+    let plain_digits = value.bytes().all(|b| b.is_ascii_digit()) && !value.starts_with('0');
     match value.parse::<u8>() {
-        Ok(b) if (8..=15).contains(&b) => Ok(b),
-        _ => Err(format!("{name}={value} is outside 8..15")),
+        Ok(b) if plain_digits && (8..=15).contains(&b) => Ok(b),
+        _ => Err(format!("{name}={value} is not a number from 8 to 15")),
     }
 }
 
@@ -418,7 +542,7 @@ mod tests {
             check_response(
                 &[
                     "Permessage-Deflate; server_no_context_takeover;client_no_context_takeover; \
-                   server_max_window_bits=10; client_max_window_bits=\"9\";"
+                   server_max_window_bits=10; client_max_window_bits=\"9\""
                 ],
                 true
             ),
@@ -456,6 +580,123 @@ mod tests {
         assert!(err(&["permessage-deflate; client_max_window_bits=16"]).contains("16"));
         assert!(err(&["permessage-deflate; client_max_window_bits"]).contains("needs a value"));
         assert!(err(&["; server_max_window_bits=9"]).contains("no name"));
+    }
+
+    /// RFC 7692 §7.1.2: the value is `1*DIGIT` without a leading zero. Each of these reads as
+    /// 9 (or 10) to a number parser, and each fails the client's handshake.
+    #[test]
+    fn response_window_bits_must_be_plain_digits() {
+        for bits in [
+            "+9", "09", "009", "9.0", "1_0", "0x9", "\"09\"", "\"+9\"", "0",
+        ] {
+            for name in ["server_max_window_bits", "client_max_window_bits"] {
+                let header = format!("permessage-deflate; {name}={bits}");
+                let e = check_response(&[&header], true).unwrap_err();
+                assert!(e.contains("not a number from 8 to 15"), "{header}: {e}");
+            }
+        }
+        // Quoted as a whole, with a space inside: not a token once unquoted.
+        let e = err(&["permessage-deflate; server_max_window_bits=\" 9\""]);
+        assert!(e.contains("not a token"), "{e}");
+        // A quoted token, escapes and all, is the token.
+        for bits in ["\"9\"", "\"\\9\"", "9"] {
+            let header = format!("permessage-deflate; client_max_window_bits={bits}");
+            assert_eq!(
+                check_response(&[&header], true),
+                Ok(Some(params(false, false, 9))),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn offers_with_invalid_window_bits_are_declined() {
+        let s = ServerSettings::default();
+        for bits in ["+9", "09", "9.0", "\"09\"", "\" 9\"", "\"9 \""] {
+            for name in ["server_max_window_bits", "client_max_window_bits"] {
+                let offer = format!("permessage-deflate; {name}={bits}");
+                assert_eq!(negotiate(&[&offer], &s), None, "{offer}");
+            }
+        }
+        // A bad offer falls back to the next one, as long as the header parses.
+        let (p, h) = negotiate(
+            &[
+                "permessage-deflate; server_max_window_bits=09, permessage-deflate; \
+               server_max_window_bits=\"10\"",
+            ],
+            &s,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.send_max_window_bits, h.as_str()),
+            (10, "permessage-deflate; server_max_window_bits=10")
+        );
+    }
+
+    fn names_and_params(value: &str) -> Result<Vec<Element>, String> {
+        parse_elements(&[value])
+    }
+
+    fn element(name: &str, params: &[(&str, Option<&str>)]) -> Element {
+        Element {
+            name: name.to_owned(),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn extension_lists_follow_rfc_7230() {
+        // OWS around ';' and ',', BWS around '=', tabs, empty list elements, case.
+        assert_eq!(
+            names_and_params(" ,\tA ;\tK = v ;F,, b;q=\"x\" ,"),
+            Ok(vec![
+                element("a", &[("k", Some("v")), ("f", None)]),
+                element("b", &[("q", Some("x"))]),
+            ])
+        );
+        // quoted-pair: a backslash takes the next character literally.
+        assert_eq!(
+            names_and_params("a; q=\"\\t\\o\\k\\e\\n\""),
+            Ok(vec![element("a", &[("q", Some("token"))])])
+        );
+        // Commas and semicolons inside quotes do not split: the value stays whole, and is then
+        // refused for not being a token (RFC 6455 §9.1).
+        for (value, kept) in [
+            ("a; q=\"x,y\", b", "x,y"),
+            ("a; q=\"x;y=z\"", "x;y=z"),
+            ("a; q=\"x\\\"y\"", "x\"y"),
+            ("a; q=\"\"", "''"),
+        ] {
+            let e = names_and_params(value).unwrap_err();
+            assert!(
+                e.contains("not a token") && e.contains(kept),
+                "{value}: {e}"
+            );
+        }
+        // Syntax errors, each named.
+        for (value, why) in [
+            ("a;", "a parameter name at the end"),
+            ("a; ;b", "a parameter name at ';'"),
+            ("a b", "';' or ','"),
+            ("a; k=v w", "';' or ','"),
+            ("a; k=", "a parameter value at the end"),
+            ("a; k==v", "a parameter value at '='"),
+            ("a; k=\"v", "unterminated quoted string"),
+            ("a; k=\"v\\", "an escaped character"),
+            ("a; k=\"v\"w", "';' or ','"),
+            ("a; k=v\"w\"", "';' or ','"),
+            ("a; k=\"\u{7f}\"", "quoted text"),
+            ("a; k@=v", "';' or ','"),
+            ("\"a\"", "an extension name"),
+            ("a; \"k\"=v", "a parameter name"),
+            ("; k=v", "no name"),
+        ] {
+            let e = names_and_params(value).unwrap_err();
+            assert!(e.contains(why), "{value}: {e}");
+        }
     }
 
     #[test]

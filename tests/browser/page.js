@@ -1,5 +1,5 @@
 // The browser half of the browser test (docs/browser.md), served by examples/browser_server.rs
-// and run by run.mjs through `runBrowserTest(wsBase)`.
+// and run by run.mjs through `runBrowserTest(wsBase)` and `probeOrigin(wsBase)`.
 //
 // The payloads are generated, not stored: SIZES, the PRNG and the two generators must match
 // `SIZES`, `Xorshift` and `payload()` in examples/browser_server.rs, which regenerates every
@@ -182,4 +182,23 @@ async function runBrowserTest(wsBase) {
   return result;
 }
 
+// Opens `wsBase + 'probe'` and closes it at once: whether this page's origin may open a socket
+// at all (the server allows only the origin the test page is first served from). Resolves to
+// { opened, code, wasClean }; a refused upgrade never opens and closes with 1006.
+function probeOrigin(wsBase) {
+  return withTimeout(
+    new Promise((resolve) => {
+      const ws = new WebSocket(wsBase + 'probe');
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        ws.close(1000, 'probe done');
+      };
+      ws.onclose = (ev) => resolve({ origin: location.origin, opened, code: ev.code, wasClean: ev.wasClean });
+    }),
+    `the origin probe from ${location.origin}`,
+  ).catch((e) => ({ origin: location.origin, opened: false, error: e.message }));
+}
+
 window.runBrowserTest = runBrowserTest;
+window.probeOrigin = probeOrigin;

@@ -63,6 +63,16 @@ try {
   await page.goto(httpBase);
   const b = await page.evaluate((base) => window.runBrowserTest(base), wsBase);
   const origin = new URL(httpBase).origin;
+  // Cross-site WebSocket hijacking: the server allows only the page's origin. The same page
+  // from another origin (the same HTTP server as `localhost` instead of 127.0.0.1) must not
+  // get a socket open; from the page's own origin, it must.
+  const allowedProbe = await page.evaluate((base) => window.probeOrigin(base), wsBase);
+  const otherUrl = new URL(httpBase);
+  otherUrl.hostname = 'localhost';
+  const other = await browser.newPage();
+  other.on('console', (m) => console.log(`other-origin page console: ${m.text()}`));
+  await other.goto(otherUrl.href);
+  const crossProbe = await other.evaluate((base) => window.probeOrigin(base), wsBase);
   const s = await (await fetch(new URL('report', httpBase))).json();
   console.log(`browser: ${b.userAgent}`);
 
@@ -122,6 +132,26 @@ try {
   console.log(
     `close by the server: browser onclose wasClean=${c?.wasClean} ${c?.code} "${c?.reason}" ${mark(bBrowser)}; ` +
       `server on_closed ${eb?.code} "${eb?.reason}" ${mark(bServer)}`,
+  );
+  // Origins: the allowed page opened a socket, the other origin's page did not (403 before
+  // the handler, so the handler saw exactly one probe).
+  const allowedOk = check(
+    allowedProbe.origin === origin && allowedProbe.opened === true && allowedProbe.code === 1000,
+    `browser: the probe from the allowed origin ${origin}: ${JSON.stringify(allowedProbe)}, want opened and closed 1000`,
+  );
+  const crossOk = check(
+    crossProbe.origin === otherUrl.origin && crossProbe.opened === false && crossProbe.code === 1006,
+    `browser: the probe from ${otherUrl.origin}: ${JSON.stringify(crossProbe)}, want never opened, 1006`,
+  );
+  const refusals = s.answers.filter((a) => a.startsWith('HTTP/1.1 403 Forbidden: origin not allowed'));
+  const serverOk = check(
+    s.probes === 1 && refusals.length === 1,
+    `server: ${s.probes} probes reached the handler (want 1), answers ${JSON.stringify(s.answers)} (want one 403 origin not allowed)`,
+  );
+  console.log(
+    `origins: ${origin} ${allowedProbe.opened ? 'opened' : 'refused'} ${mark(allowedOk)}; ` +
+      `${otherUrl.origin} ${crossProbe.opened ? 'opened' : 'refused'} (onclose ${crossProbe.code}) ${mark(crossOk)}; ` +
+      `server answered "${refusals[0] ?? 'no 403'}", handler saw ${s.probes} probe ${mark(serverOk)}`,
   );
   check(s.ok, 'server: its own checks failed (see its log)');
 } catch (e) {
