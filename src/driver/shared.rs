@@ -645,9 +645,11 @@ impl Shared {
         true
     }
 
-    /// The callback [`enter_callback`](Self::enter_callback) allowed is starting.
+    /// The callback [`enter_callback`](Self::enter_callback) allowed is starting. Only the
+    /// store-then-load in `enter_callback` (and its mirror in `cancel`) needs `SeqCst`: this
+    /// and `left_callback` just tell a waiting `cancel` the window is over.
     pub(crate) fn entered_callback(&self) {
-        self.dispatch.store(IN_CALLBACK, Ordering::SeqCst);
+        self.dispatch.store(IN_CALLBACK, Ordering::Release);
     }
 
     /// The callback has returned (or panicked).
