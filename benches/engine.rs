@@ -1115,8 +1115,9 @@ impl Drop for SyncwsConn {
 
 fn describe(e: &Event) -> String {
     match e {
-        Event::Failure { error, .. } => format!("failed: {error}"),
-        Event::Closing { code, reason } | Event::Closed { code, reason } => {
+        Event::Ended(syncws::Ended::Failed { error, .. }) => format!("failed: {error}"),
+        Event::Closing { code, reason }
+        | Event::Ended(syncws::Ended::Closed { code, reason, .. }) => {
             format!("closed by the server: {code} {reason:?}")
         }
         other => format!("unexpected event {other:?}"),
@@ -1246,8 +1247,10 @@ impl Conn for SyncwsConn {
             .map_err(|e| format!("close: {e}"))?;
         loop {
             match self.event()? {
-                Event::Closed { .. } => break,
-                Event::Failure { error, .. } => return Err(format!("closing failed: {error}")),
+                Event::Ended(syncws::Ended::Closed { .. }) => break,
+                Event::Ended(syncws::Ended::Failed { error, .. }) => {
+                    return Err(format!("closing failed: {error}"));
+                }
                 _ => {}
             }
         }

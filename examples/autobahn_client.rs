@@ -65,7 +65,9 @@ fn fetch_text(client: &Client, url: &str) -> Result<String, String> {
     loop {
         match events.recv_timeout(Duration::from_secs(60)) {
             Ok(Event::Message(Message::Text(t))) => text = t,
-            Ok(Event::Failure { error, .. }) => return Err(format!("{url}: {error}")),
+            Ok(Event::Ended(syncws::Ended::Failed { error, .. })) => {
+                return Err(format!("{url}: {error}"));
+            }
             Ok(e) if e.is_terminal() => break,
             Ok(_) => {}
             Err(_) => return Err(format!("{url}: no answer")),

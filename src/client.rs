@@ -79,20 +79,23 @@ impl Client {
                 .get_or_init(transport::default_connector)
                 .clone(),
         });
-        let (shared, queues) = Shared::new(
-            request,
-            self.inner.config.max_queue_size,
-            self.inner.config.close_timeout,
-        );
+        let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
         let ws = WebSocket { shared };
         driver::spawn_client(
             ws.clone(),
-            queues,
+            inbox,
             self.inner.config.clone(),
             tls,
             Box::new(listener),
         );
         ws
+    }
+}
+
+impl Client {
+    /// The most payload bytes a socket of this client queues (`max_queue_size`).
+    pub(crate) fn max_queue_size(&self) -> u64 {
+        self.inner.config.max_queue_size
     }
 }
 

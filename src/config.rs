@@ -72,6 +72,12 @@ impl Default for Config {
     }
 }
 
+/// The most messages a socket queues: one per 64 bytes of `max_queue_size`, at least 1024
+/// (262,144 for the default 16 MiB), so a flood of empty messages is bounded too.
+pub(crate) fn max_queued_messages(max_queue_size: u64) -> u64 {
+    (max_queue_size / 64).max(1024)
+}
+
 /// Redirects a client follows by default: as many as OkHttp and browsers' fetch (20 for
 /// fetch) allow for a loop to show, with room for ordinary chains.
 pub(crate) const DEFAULT_MAX_REDIRECTS: u32 = 10;

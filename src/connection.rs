@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::client::Client;
+use crate::ended::Ended;
 use crate::error::Error;
 use crate::listener::{Event, Events, channel};
 use crate::message::Message;
@@ -69,10 +70,8 @@ impl Client {
                         ended: None,
                     });
                 }
-                Ok(Event::Failure { error, response }) => {
-                    return Err(error.with_response(response));
-                }
-                // Nothing else comes before the open or the failure.
+                Ok(Event::Ended(ended)) => return Err(ended.into_error()),
+                // Nothing else comes before the open or the end.
                 Ok(_) => {}
                 Err(_) => return Err(Error::Canceled),
             }
@@ -113,12 +112,6 @@ pub struct Connection {
     response: Response,
     /// How the socket ended, once `recv` saw it: every later `recv` says the same.
     ended: Option<Ended>,
-}
-
-#[derive(Debug)]
-enum Ended {
-    Closed { code: u16, reason: String },
-    Failed(Error),
 }
 
 impl Connection {
@@ -170,7 +163,7 @@ impl Connection {
     fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, Error> {
         loop {
             if let Some(ended) = &self.ended {
-                return Err(ended.error());
+                return Err(error_of(ended));
             }
             let event = match deadline {
                 Some(d) => self
@@ -189,34 +182,35 @@ impl Connection {
                 }
                 Err(RecvTimeoutError::Timeout) => return Ok(None),
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.ended = Some(Ended::Failed(Error::Canceled));
+                    self.ended = Some(Ended::Failed {
+                        error: Error::Canceled,
+                        response: None,
+                    });
                 }
             }
         }
     }
 
-    /// Handles one event: a message is returned, the terminal events are remembered.
+    /// Handles one event: a message is returned, the end is remembered.
     fn take(&mut self, event: Event) -> Option<Message> {
         match event {
             Event::Message(m) => return Some(m),
-            Event::Closed { code, reason } => self.ended = Some(Ended::Closed { code, reason }),
-            Event::Failure { error, .. } => self.ended = Some(Ended::Failed(error)),
-            // The socket answers the peer's close itself; the terminal event follows.
+            Event::Ended(ended) => self.ended = Some(ended),
+            // The socket answers the peer's close itself; the end follows.
             _ => {}
         }
         None
     }
 }
 
-impl Ended {
-    fn error(&self) -> Error {
-        match self {
-            Ended::Closed { code, reason } => Error::Closed {
-                code: *code,
-                reason: reason.clone(),
-            },
-            Ended::Failed(e) => e.replicate(),
-        }
+/// The error every `recv` after the end returns: the same each time.
+fn error_of(ended: &Ended) -> Error {
+    match ended {
+        Ended::Closed { code, reason, .. } => Error::Closed {
+            code: *code,
+            reason: reason.clone(),
+        },
+        Ended::Failed { error, .. } => error.replicate(),
     }
 }
 

@@ -68,6 +68,7 @@ mod client;
 mod config;
 mod connection;
 mod driver;
+mod ended;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -88,6 +89,7 @@ mod websocket;
 
 pub use client::{Client, ClientBuilder};
 pub use connection::{Connection, connect};
+pub use ended::Ended;
 pub use error::Error;
 pub use header::Header;
 pub use listener::{
@@ -97,8 +99,8 @@ pub use listener::{
 pub use message::Message;
 pub use proxy::Proxy;
 pub use reconnect::{
-    DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Disconnect,
-    Reconnect, ReconnectState, ReconnectingWebSocket, Retry,
+    DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Reconnect,
+    ReconnectState, ReconnectingWebSocket, Retry,
 };
 pub use request::{Request, RequestBuilder};
 pub use response::Response;

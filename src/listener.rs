@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::driver::backlog::{Backlog, EVENT_COST};
+use crate::ended::Ended;
 use crate::error::Error;
 use crate::message::Message;
 use crate::response::Response;
@@ -38,12 +39,23 @@ pub trait WebSocketListener: Send + 'static {
     /// timeout, or cancel. `response` is the server's answer when the handshake got that far.
     /// Terminal.
     fn on_failure(&mut self, ws: &WebSocket, error: Error, response: Option<&Response>) {}
+    /// The socket ended, however it did: called once, last. The default hands a clean close
+    /// to [`on_closed`](Self::on_closed) and anything else to
+    /// [`on_failure`](Self::on_failure); override it instead of those two to handle the end
+    /// as one value ([`Ended`]).
+    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
+        match ended {
+            Ended::Closed { code, reason, .. } => self.on_closed(ws, code, &reason),
+            Ended::Failed { error, response } => self.on_failure(ws, error, response.as_deref()),
+        }
+    }
 }
 
 type OpenFn = Box<dyn FnMut(&WebSocket, &Response) + Send>;
 type MessageFn = Box<dyn FnMut(&WebSocket, Message) + Send>;
 type CloseFn = Box<dyn FnMut(&WebSocket, u16, &str) + Send>;
 type FailureFn = Box<dyn FnMut(&WebSocket, Error, Option<&Response>) + Send>;
+type EndedFn = Box<dyn FnMut(&WebSocket, Ended) + Send>;
 
 /// A [`WebSocketListener`] made of closures; events without a closure are ignored.
 ///
@@ -66,6 +78,7 @@ pub struct Listener {
     closing: Option<CloseFn>,
     closed: Option<CloseFn>,
     failure: Option<FailureFn>,
+    ended: Option<EndedFn>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -114,6 +127,15 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Runs `f` in [`WebSocketListener::on_ended`], instead of the `on_closed` and
+    /// `on_failure` closures: the end as one value.
+    pub fn on_ended(mut self, f: impl FnMut(&WebSocket, Ended) + Send + 'static) -> Self {
+        self.ended = Some(Box::new(f));
+        self
+    }
+}
+
 impl WebSocketListener for Listener {
     fn on_open(&mut self, ws: &WebSocket, response: &Response) {
         if let Some(f) = &mut self.open {
@@ -140,6 +162,17 @@ impl WebSocketListener for Listener {
             f(ws, error, response)
         }
     }
+    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
+        match &mut self.ended {
+            Some(f) => f(ws, ended),
+            None => match ended {
+                Ended::Closed { code, reason, .. } => self.on_closed(ws, code, &reason),
+                Ended::Failed { error, response } => {
+                    self.on_failure(ws, error, response.as_deref())
+                }
+            },
+        }
+    }
 }
 
 /// One listener callback, as delivered by [`channel`].
@@ -157,26 +190,16 @@ pub enum Event {
         /// The peer's close reason.
         reason: String,
     },
-    /// [`WebSocketListener::on_closed`].
-    Closed {
-        /// The peer's close code (1005 if it sent none).
-        code: u16,
-        /// The peer's close reason.
-        reason: String,
-    },
-    /// [`WebSocketListener::on_failure`].
-    Failure {
-        /// What went wrong.
-        error: Error,
-        /// The server's response, when the handshake got that far.
-        response: Option<Response>,
-    },
+    /// The socket ended ([`WebSocketListener::on_ended`]): a clean close
+    /// ([`WebSocketListener::on_closed`]) or a failure ([`WebSocketListener::on_failure`]).
+    /// The last event.
+    Ended(Ended),
 }
 
 impl Event {
-    /// Whether this is the socket's last event (`Closed` or `Failure`).
+    /// Whether this is the socket's last event ([`Event::Ended`]).
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Event::Closed { .. } | Event::Failure { .. })
+        matches!(self, Event::Ended(_))
     }
 }
 
@@ -298,17 +321,21 @@ impl WebSocketListener for ChannelListener {
             reason: reason.to_owned(),
         });
     }
-    fn on_closed(&mut self, _ws: &WebSocket, code: u16, reason: &str) {
-        self.deliver(Event::Closed {
+    // The terminal callbacks, not `on_ended`: a listener that wraps this one and forwards
+    // them still delivers the end.
+    fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {
+        let by_peer = ws.shared.with_session(|s| s.closed_by_peer());
+        self.deliver(Event::Ended(Ended::Closed {
             code,
             reason: reason.to_owned(),
-        });
+            by_peer,
+        }));
     }
     fn on_failure(&mut self, _ws: &WebSocket, error: Error, response: Option<&Response>) {
-        self.deliver(Event::Failure {
+        self.deliver(Event::Ended(Ended::Failed {
             error,
-            response: response.cloned(),
-        });
+            response: response.cloned().map(Box::new),
+        }));
     }
 }
 

@@ -9,21 +9,7 @@ use crate::message::Message;
 use crate::proto::close;
 use crate::request::Request;
 
-/// Where a socket is in its life (OkHttp's states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// The handshake is in progress; messages may be queued already.
-    Connecting,
-    /// The handshake succeeded; messages flow both ways.
-    Open,
-    /// A close frame was sent or received; queued messages still go out, `send` refuses new
-    /// ones once our close is queued.
-    Closing,
-    /// Both close frames were exchanged and the connection is closed.
-    Closed,
-    /// The socket failed or was canceled; queued messages may not have been sent.
-    Canceled,
-}
+pub use crate::proto::session::State;
 
 /// A web socket: a cheap, cloneable, thread-safe handle.
 ///
@@ -70,13 +56,13 @@ impl WebSocket {
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.shared.core.lock().state
+        self.shared.state()
     }
 
     /// Payload bytes queued by `send` and not yet written to the socket (text counted as UTF-8
     /// bytes; framing not included). After a failure it may stay non-zero: those bytes were lost.
     pub fn queue_size(&self) -> u64 {
-        self.shared.queue_size()
+        self.shared.outbox.queue_size()
     }
 
     /// Queues a message: `&str`/`String` as text, `Vec<u8>`/`&[u8]` as binary.
@@ -94,9 +80,9 @@ impl WebSocket {
             Err(SendError::Full) => {
                 log::warn!(
                     "send queue would exceed {} bytes; closing with 1001",
-                    self.shared.max_queue_size
+                    self.shared.outbox.max_queue_size()
                 );
-                self.shared.enqueue_close(Some(1001), "");
+                self.shared.close(Some(1001), "");
                 false
             }
         }
@@ -114,7 +100,7 @@ impl WebSocket {
     pub fn close(&self, code: u16, reason: Option<&str>) -> Result<bool, Error> {
         let reason = reason.unwrap_or("");
         close::validate(code, reason)?;
-        Ok(self.shared.enqueue_close(Some(code), reason))
+        Ok(self.shared.close(Some(code), reason))
     }
 
     /// Drops the connection now, discarding queued messages. The listener gets

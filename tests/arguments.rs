@@ -44,7 +44,10 @@ fn every_duration_knob_accepts_zero_and_max() {
             "{d:?}"
         );
         assert!(
-            matches!(next(&events), Event::Closed { code: 1000, .. }),
+            matches!(
+                next(&events),
+                Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+            ),
             "{d:?}"
         );
         // The longest wait there is: it returns as soon as the socket has finished.
@@ -63,10 +66,10 @@ fn a_reader_thread_the_os_refuses_still_yields_exactly_one_on_failure() {
         listener,
     );
     match next(&events) {
-        Event::Failure {
+        Event::Ended(syncws::Ended::Failed {
             error: Error::Io(e),
             response: None,
-        } => assert!(e.to_string().contains("reader thread"), "{e}"),
+        }) => assert!(e.to_string().contains("reader thread"), "{e}"),
         e => panic!("expected one on_failure, got {e:?}"),
     }
     assert!(ws.wait_finished(EVENT_TIMEOUT));

@@ -96,7 +96,7 @@ fn read_everything(events: &syncws::Events) -> usize {
                 messages += 1;
             }
             Event::Closing { code, .. } => assert_eq!(code, 1000),
-            Event::Closed { code, .. } => {
+            Event::Ended(syncws::Ended::Closed { code, .. }) => {
                 assert_eq!(code, 1000);
                 return messages;
             }

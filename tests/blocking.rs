@@ -175,7 +175,7 @@ fn dropping_the_connection_closes_it_with_1000() {
         e => panic!("expected Closing, got {e:?}"),
     }
     match next(&events) {
-        Event::Closed { code, .. } => assert_eq!(code, 1000),
+        Event::Ended(syncws::Ended::Closed { code, .. }) => assert_eq!(code, 1000),
         e => panic!("expected Closed, got {e:?}"),
     }
 }

@@ -93,7 +93,10 @@ fn echo_round_trip(ws: &syncws::WebSocket, events: &syncws::Events) {
     }
     assert!(ws.close(1000, None).unwrap());
     assert!(matches!(next(events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
     assert!(ws.wait_finished(EVENT_TIMEOUT));
 }
 
@@ -212,7 +215,7 @@ fn deflate_violation(bytes: Vec<u8>, max_message_size: u64) -> (u16, Error) {
     let client = Client::builder().max_message_size(max_message_size).build();
     let (ws, events, _) = open(&client, &url);
     let error = match next(&events) {
-        Event::Failure { error, .. } => error,
+        Event::Ended(syncws::Ended::Failed { error, .. }) => error,
         e => panic!("expected Failure, got {e:?}"),
     };
     assert!(ws.wait_finished(EVENT_TIMEOUT));
@@ -288,7 +291,7 @@ fn deflate_bomb_of_gigabytes_stops_at_the_default_limit() {
     });
     let (ws, events, _) = open(&Client::new(), &url);
     let error = match next(&events) {
-        Event::Failure { error, .. } => error,
+        Event::Ended(syncws::Ended::Failed { error, .. }) => error,
         e => panic!("expected Failure, got {e:?}"),
     };
     assert!(ws.wait_finished(EVENT_TIMEOUT));
@@ -434,10 +437,10 @@ fn bad_extension_responses_fail_the_handshake_naming_the_problem() {
         let (listener, events) = syncws::channel();
         let ws = Client::new().new_web_socket(Request::builder(&url).build().unwrap(), listener);
         match next(&events) {
-            Event::Failure {
+            Event::Ended(syncws::Ended::Failed {
                 error: Error::HandshakeRejected { message: m, .. },
                 response: Some(r),
-            } => {
+            }) => {
                 assert!(m.contains(needle), "{params}: {m}");
                 assert_eq!(r.status(), 101);
             }
@@ -479,7 +482,10 @@ fn queue_size_counts_uncompressed_bytes() {
     // subtracted must equal what was added, the uncompressed sizes.
     assert!(ws.close(1000, None).unwrap());
     assert!(matches!(next(&events), Event::Closing { .. }));
-    assert!(matches!(next(&events), Event::Closed { .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { .. })
+    ));
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_eq!(ws.queue_size(), 0);
 }

@@ -75,7 +75,7 @@ fn the_close_timer_counts_from_close_when_the_close_frame_is_written_slowly() {
     assert_eq!(ws.close(1000, None).ok(), Some(true));
     let error = loop {
         match next(&events) {
-            Event::Failure { error, .. } => break error,
+            Event::Ended(syncws::Ended::Failed { error, .. }) => break error,
             Event::Message(_) => {}
             e => panic!("unexpected {e:?}"),
         }
@@ -150,7 +150,7 @@ fn the_close_timer_is_not_restarted_by_a_slow_write_of_the_close_frames_batch() 
     go.send(()).unwrap();
     assert!(matches!(next(&events), Event::Open(_)));
     let error = match next(&events) {
-        Event::Failure { error, .. } => error,
+        Event::Ended(syncws::Ended::Failed { error, .. }) => error,
         e => panic!("unexpected {e:?}"),
     };
     let ended = closed_at.elapsed();
@@ -389,10 +389,10 @@ fn cancel_ends_a_socket_at_once_while_its_name_lookup_is_stuck() {
     stuck.called.recv_timeout(EVENT_TIMEOUT).unwrap();
     ws.cancel();
     match events.recv_timeout(Duration::from_secs(1)) {
-        Ok(Event::Failure {
+        Ok(Event::Ended(syncws::Ended::Failed {
             error: Error::Canceled,
             ..
-        }) => {}
+        })) => {}
         e => panic!("expected on_failure(Canceled) at once, got {e:?}"),
     }
     assert!(ws.wait_finished(Duration::from_secs(1)));

@@ -79,24 +79,14 @@ impl WebSocketListener for Recording {
         );
         WebSocketListener::on_closing(&mut self.inner, ws, code, reason);
     }
-    fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {
-        self.record(
-            ws,
-            Event::Closed {
-                code,
-                reason: reason.to_owned(),
-            },
-        );
-        WebSocketListener::on_closed(&mut self.inner, ws, code, reason);
-    }
-    fn on_failure(&mut self, ws: &WebSocket, error: Error, response: Option<&Response>) {
-        self.record(
-            ws,
-            Event::Failure {
-                error,
-                response: response.cloned(),
-            },
-        );
+    fn on_ended(&mut self, ws: &WebSocket, ended: syncws::Ended) {
+        if let syncws::Ended::Closed { code, reason, .. } = &ended {
+            let (code, reason) = (*code, reason.clone());
+            self.record(ws, Event::Ended(ended));
+            WebSocketListener::on_closed(&mut self.inner, ws, code, &reason);
+        } else {
+            self.record(ws, Event::Ended(ended));
+        }
     }
 }
 
@@ -137,7 +127,9 @@ fn expect_closing(rx: &Receiver<Rec>, code: u16, reason: &str) -> Rec {
 fn expect_closed(rx: &Receiver<Rec>, code: u16, reason: &str) -> Rec {
     let rec = next_rec(rx);
     match &rec.event {
-        Event::Closed { code: c, reason: r } if *c == code && r == reason => rec,
+        Event::Ended(syncws::Ended::Closed {
+            code: c, reason: r, ..
+        }) if *c == code && r == reason => rec,
         e => panic!("expected Closed({code}, {reason:?}), got {e:?}"),
     }
 }
@@ -145,7 +137,9 @@ fn expect_closed(rx: &Receiver<Rec>, code: u16, reason: &str) -> Rec {
 fn expect_failure(rx: &Receiver<Rec>) -> (Error, Option<Response>, Rec) {
     let mut rec = next_rec(rx);
     match std::mem::replace(&mut rec.event, Event::Message(Message::Text(String::new()))) {
-        Event::Failure { error, response } => (error, response, rec),
+        Event::Ended(syncws::Ended::Failed { error, response }) => {
+            (error, response.map(|r| *r), rec)
+        }
         e => panic!("expected Failure, got {e:?}"),
     }
 }
@@ -1133,7 +1127,7 @@ fn wait_finished_times_out_while_open_and_returns_true_after_close() {
             events.as_slice(),
             [
                 Event::Closing { code: 1000, .. },
-                Event::Closed { code: 1000, .. }
+                Event::Ended(syncws::Ended::Closed { code: 1000, .. })
             ]
         ),
         "{events:?}"

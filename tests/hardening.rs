@@ -30,7 +30,7 @@ fn expect_open(events: &syncws::Events) {
 fn expect_failure(events: &syncws::Events) -> Error {
     loop {
         match next(events) {
-            Event::Failure { error, .. } => return error,
+            Event::Ended(syncws::Ended::Failed { error, .. }) => return error,
             Event::Message(_) => {}
             e => panic!("expected Failure, got {e:?}"),
         }
@@ -140,7 +140,10 @@ fn a_full_channel_stops_reading_so_tcp_pushes_back_and_nothing_is_lost() {
     expect_numbered(&events, MESSAGES, SIZE);
     assert!(matches!(ws.close(1000, None), Ok(true)));
     assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(&events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
 }
 
 #[test]
@@ -166,7 +169,10 @@ fn our_pong_timeout_is_held_while_a_full_channel_stops_reading() {
     expect_numbered(&events, MESSAGES, SIZE);
     assert!(matches!(ws.close(1000, None), Ok(true)));
     assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(&events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
 }
 
 #[test]
@@ -321,7 +327,7 @@ fn the_server_role_defaults_refuse_messages_over_1_mib_and_upgrades_past_max_con
     let (listener, second_events) = syncws::channel();
     let _second = Client::new().new_web_socket(request(&server.url()), listener);
     match next(&second_events) {
-        Event::Failure { response, .. } => {
+        Event::Ended(syncws::Ended::Failed { response, .. }) => {
             assert_eq!(response.expect("an HTTP answer").status(), 503)
         }
         e => panic!("expected 503, got {e:?}"),

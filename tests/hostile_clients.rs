@@ -121,7 +121,7 @@ fn well_behaved_client_opens(url: &str, timeout: Duration) -> Result<(), String>
     let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);
     let result = match events.recv_timeout(EVENT_TIMEOUT) {
         Ok(Event::Open(_)) => Ok(()),
-        Ok(Event::Failure { error, .. }) => Err(error.to_string()),
+        Ok(Event::Ended(syncws::Ended::Failed { error, .. })) => Err(error.to_string()),
         other => Err(format!("{other:?}")),
     };
     ws.cancel();

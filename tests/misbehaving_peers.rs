@@ -28,9 +28,9 @@ fn expect_open(events: &syncws::Events) {
 /// The next event must be the terminal failure, and nothing may follow it.
 fn expect_failure(events: &syncws::Events) -> (Error, Option<Response>) {
     match next(events) {
-        Event::Failure { error, response } => {
+        Event::Ended(syncws::Ended::Failed { error, response }) => {
             assert_exhausted(events);
-            (error, response)
+            (error, response.map(|r| *r))
         }
         e => panic!("expected Failure, got {e:?}"),
     }
@@ -46,7 +46,10 @@ fn expect_message(events: &syncws::Events) -> Message {
 /// The client's side of a close started by the server with 1000.
 fn expect_closed_1000(events: &syncws::Events) {
     assert!(matches!(next(events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
     assert_exhausted(events);
 }
 
@@ -371,7 +374,9 @@ fn empty_close_is_reported_as_1005_and_answered_empty() {
         e => panic!("expected Closing, got {e:?}"),
     }
     match next(&events) {
-        Event::Closed { code, reason } => assert_eq!((code, reason.as_str()), (1005, "")),
+        Event::Ended(syncws::Ended::Closed { code, reason, .. }) => {
+            assert_eq!((code, reason.as_str()), (1005, ""))
+        }
         e => panic!("expected Closed, got {e:?}"),
     }
     assert_exhausted(&events);
@@ -393,7 +398,9 @@ fn server_close_1000_is_answered_automatically() {
         e => panic!("expected Closing, got {e:?}"),
     }
     match next(&events) {
-        Event::Closed { code, reason } => assert_eq!((code, reason.as_str()), (1000, "bye")),
+        Event::Ended(syncws::Ended::Closed { code, reason, .. }) => {
+            assert_eq!((code, reason.as_str()), (1000, "bye"))
+        }
         e => panic!("expected Closed, got {e:?}"),
     }
     assert_exhausted(&events);
@@ -422,7 +429,10 @@ fn client_waits_for_server_to_close_tcp_then_closes_after_close_timeout() {
     let closed_at = Instant::now();
     assert!(ws.close(1000, Some("done")).unwrap());
     assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(&events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
     assert!(
         closed_at.elapsed() >= close_timeout,
         "on_closed came before the close timeout although the server kept TCP open"

@@ -18,10 +18,10 @@ fn wss_fails_with_an_error_naming_the_missing_feature_and_connects_nowhere() {
     let (events_listener, events) = syncws::channel();
     let ws = Client::new().new_web_socket(Request::builder(&url).build().unwrap(), events_listener);
     match next(&events) {
-        Event::Failure {
+        Event::Ended(syncws::Ended::Failed {
             error: Error::Tls(message),
             ..
-        } => {
+        }) => {
             assert!(message.contains("no TLS backend"), "{message}");
             assert!(
                 message.contains("`native-tls` or `rustls` feature"),
@@ -62,5 +62,8 @@ fn expect_open_then_echo(ws: &syncws::WebSocket, events: &syncws::Events) {
     }
     assert!(ws.close(1000, None).unwrap());
     assert!(matches!(next(events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
 }

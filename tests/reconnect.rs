@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, bounded, unbounded};
 use syncws::{
-    Accept, ChannelListener, Client, Disconnect, Error, Event, Events, Listener, Message,
-    Reconnect, ReconnectState, Request, Response, Server, WebSocket, WebSocketListener,
+    Accept, ChannelListener, Client, Error, Event, Events, Listener, Message, Reconnect,
+    ReconnectState, Request, Response, Server, WebSocket, WebSocketListener,
 };
 
 use common::{EVENT_TIMEOUT, next};
@@ -48,7 +48,7 @@ fn seen(retry: &syncws::Retry<'_>) -> Seen {
         delay: retry.delay,
         status: retry.cause.response().map(Response::status),
         closed: match retry.cause {
-            Disconnect::Closed { code, .. } => Some(*code),
+            syncws::Ended::Closed { code, .. } => Some(*code),
             _ => None,
         },
         error: retry.cause.error().map(|e| format!("{e:?}")),
@@ -155,7 +155,7 @@ fn expect_text(events: &Events, want: &str) {
 
 fn expect_failure(events: &Events) -> (Error, Option<Response>) {
     match next(events) {
-        Event::Failure { error, response } => (error, response),
+        Event::Ended(syncws::Ended::Failed { error, response }) => (error, response.map(|r| *r)),
         e => panic!("expected Failure, got {e:?}"),
     }
 }
@@ -205,7 +205,7 @@ fn close_events(events: &Events, want: u16) {
     loop {
         match next(events) {
             Event::Closing { .. } => {}
-            Event::Closed { code, .. } => {
+            Event::Ended(syncws::Ended::Closed { code, .. }) => {
                 assert_eq!(code, want);
                 break;
             }
@@ -558,7 +558,9 @@ fn close_during_a_backoff_wait_ends_it_with_on_closed_and_the_applications_code(
     assert!(ws.send("never sent"));
     assert!(ws.close(4000, Some("done")).expect("close"));
     match next(&events) {
-        Event::Closed { code, reason } => assert_eq!((code, reason.as_str()), (4000, "done")),
+        Event::Ended(syncws::Ended::Closed { code, reason, .. }) => {
+            assert_eq!((code, reason.as_str()), (4000, "done"))
+        }
         e => panic!("expected Closed, got {e:?}"),
     }
     expect_end_of_events(&events);

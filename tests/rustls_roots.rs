@@ -104,10 +104,10 @@ fn default_rustls_client_with_no_platform_roots_fails_before_connecting() {
         listener,
     );
     match next(&events) {
-        Event::Failure {
+        Event::Ended(syncws::Ended::Failed {
             error: Error::Tls(message),
             ..
-        } => {
+        }) => {
             assert!(message.contains("no root certificates"), "{message}");
             assert!(message.contains("rustls-webpki-roots"), "{message}");
         }

@@ -124,7 +124,10 @@ fn stop_closes_open_sockets_with_1001() {
         }
         e => panic!("expected the server's close, got {e:?}"),
     }
-    assert!(matches!(next(&events), Event::Closed { code: 1001, .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { code: 1001, .. })
+    ));
 }
 
 /// A client that never answers the close cannot hold `stop` for longer than the stop timeout:

@@ -15,7 +15,10 @@ fn echo_once(client: &Client, url: &str) {
     }
     assert!(ws.close(1000, Some("bye")).unwrap());
     assert!(matches!(next(&events), Event::Closing { code: 1000, .. }));
-    assert!(matches!(next(&events), Event::Closed { code: 1000, .. }));
+    assert!(matches!(
+        next(&events),
+        Event::Ended(syncws::Ended::Closed { code: 1000, .. })
+    ));
     assert!(ws.wait_finished(EVENT_TIMEOUT));
     assert_exhausted(&events);
 }

@@ -89,7 +89,7 @@ fn expect_message(events: &syncws::Events) -> Message {
 
 fn expect_failure(events: &syncws::Events) -> Error {
     match next(events) {
-        Event::Failure { error, .. } => error,
+        Event::Ended(syncws::Ended::Failed { error, .. }) => error,
         e => panic!("expected Failure, got {e:?}"),
     }
 }
@@ -105,7 +105,7 @@ fn expect_closing(events: &syncws::Events, want_code: u16, want_reason: &str) {
 
 fn expect_closed(events: &syncws::Events, want_code: u16) {
     match next(events) {
-        Event::Closed { code, .. } => assert_eq!(code, want_code),
+        Event::Ended(syncws::Ended::Closed { code, .. }) => assert_eq!(code, want_code),
         e => panic!("expected Closed {want_code}, got {e:?}"),
     }
 }
@@ -450,7 +450,7 @@ fn wss_cancel_unblocks_a_reader_waiting_for_data() {
     assert_exhausted(&events);
     // The server side sees the connection end too.
     match next(&server_events) {
-        Event::Failure { .. } => {}
+        Event::Ended(syncws::Ended::Failed { .. }) => {}
         e => panic!("server expected Failure, got {e:?}"),
     }
 }

@@ -1,10 +1,10 @@
 //! The server role's way in: TLS, the upgrade request, the handler's answer.
 
 use super::head::{HeadError, read_head};
+use super::outbox::Inbox;
 use super::panic_message;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
-use super::shared::Queues;
 use super::shared::Shared;
 use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
@@ -68,7 +68,7 @@ fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerSh
     if let Some(u) = upgraded {
         let config = server.config.clone();
         let mut reader = u.reader;
-        reader.run_open(u.read, u.write, u.queues, &config, u.open);
+        reader.run_open(u.read, u.write, u.inbox, &config, u.open);
         drop(u.established);
     }
 }
@@ -78,7 +78,7 @@ struct Upgraded {
     reader: Reader,
     read: ReadHalf,
     write: WriteHalf,
-    queues: Queues,
+    inbox: Inbox,
     open: Opened,
     /// Counts it among the established connections until the read loop ends.
     established: ConnectionGuard,
@@ -182,8 +182,8 @@ fn upgrade(
         return None;
     }
     let _ = read.tcp.set_read_timeout(None);
-    let (shared, queues) = Shared::new(request, config.max_queue_size, config.close_timeout);
-    shared.attach(&mut shared.core.lock(), &read.tcp);
+    let (shared, inbox) = Shared::new(request, Role::Server, &config);
+    shared.attach(&read.tcp);
     shared.enter_reader();
     let ws = WebSocket { shared };
     server.track(&ws);
@@ -205,7 +205,7 @@ fn upgrade(
         reader,
         read,
         write,
-        queues,
+        inbox,
         open,
         established,
     })

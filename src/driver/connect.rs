@@ -5,31 +5,87 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::head::{HeadError, is_timeout, read_head};
-use super::reader::{BoxListener, Opened, Outcome, Reader};
-use super::shared::Queues;
+use super::outbox::Inbox;
+use super::pool::{self, Job, ThreadRole};
+use super::reader::{BoxListener, Opened, Reader, fail_unstarted};
 use super::transport::{self, Connector, ReadHalf, WriteHalf};
 use super::tunnel;
 use super::{TlsSource, timeout_deadline};
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::Role;
+use crate::proto::session::Cause;
 use crate::proto::{handshake, redirect};
 use crate::request::Request;
 use crate::response::Response;
 use crate::websocket::WebSocket;
 
-pub(super) fn run_client(
+/// What a client socket's reader thread starts with.
+struct ClientStart {
     ws: WebSocket,
-    queues: Queues,
+    inbox: Inbox,
+    config: Config,
+    tls: TlsSource,
+    listener: BoxListener,
+}
+
+/// Starts a client socket on a pooled reader thread, which connects and runs it.
+///
+/// If no thread can be had (the OS refuses one), the listener still hears exactly one
+/// `on_failure`, delivered on the calling thread before this returns.
+pub(crate) fn spawn_client(
+    ws: WebSocket,
+    inbox: Inbox,
     config: Config,
     tls: TlsSource,
     listener: BoxListener,
 ) {
+    let stack = config.thread_stack_size;
+    // The start is kept where this thread can take it back if the job never runs.
+    let slot = Arc::new(parking_lot::Mutex::new(Some(ClientStart {
+        ws,
+        inbox,
+        config,
+        tls,
+        listener,
+    })));
+    let theirs = slot.clone();
+    let job: Job = Box::new(move || {
+        let Some(start) = theirs.lock().take() else {
+            return Duration::ZERO;
+        };
+        drop(theirs);
+        let keep_alive = start.config.thread_keep_alive;
+        run_client(start);
+        keep_alive
+    });
+    if let Err((e, job)) = pool::spawn(ThreadRole::Reader, stack, job) {
+        drop(job);
+        let start = slot.lock().take();
+        if let Some(start) = start {
+            log::error!("could not start the reader thread: {e}");
+            let error = Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("could not start the socket's reader thread: {e}"),
+            ));
+            fail_unstarted(start.ws, start.listener, Role::Client, &start.config, error);
+        }
+    }
+}
+
+fn run_client(start: ClientStart) {
+    let ClientStart {
+        ws,
+        inbox,
+        config,
+        tls,
+        listener,
+    } = start;
     ws.shared.enter_reader();
     let mut reader = Reader::new(ws, listener, Role::Client, &config);
     match connect_following(&reader.ws, &config, &tls) {
-        Ok((read, write, open)) => reader.run_open(read, write, queues, &config, open),
-        Err((error, response)) => reader.finish(Outcome::Failed(error, response)),
+        Ok((read, write, open)) => reader.run_open(read, write, inbox, &config, open),
+        Err((error, response)) => reader.finish(Cause::Failed(error, response)),
     }
 }
 
@@ -155,28 +211,18 @@ fn connect(
     let tcp = Arc::new(tcp.map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
-    {
-        let mut core = shared.core.lock();
-        if core.failure.is_some() {
-            let _ = tcp.shutdown(std::net::Shutdown::Both);
-            return Err((Error::Canceled, None));
-        }
-        shared.attach(&mut core, &tcp);
+    if !shared.attach(&tcp) {
+        return Err((Error::Canceled, None));
     }
     // TLS, the request's write, the answer's read: all by one deadline.
     let (deadline, timeout) = chain.phase(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(timeout);
-    let canceled = |e: Error| {
-        // A cancel shuts the socket down under us: report the cancel, not the broken read.
-        match shared.core.lock().failure.take() {
-            Some(f) => f,
-            None => e,
-        }
-    };
+    // A cancel shuts the socket down under us: the session reports the cancel, not the
+    // broken read, since the first failure recorded wins.
     let (mut read, mut write) = match tls {
         None => transport::plain(tcp),
         Some(connector) => transport::tls_connect(tcp, &connector, &host, deadline, on_timeout)
-            .map_err(|e| (canceled(e), None))?,
+            .map_err(|e| (e, None))?,
     };
     let key = handshake::new_key();
     // A peer that accepts TCP and never reads must not hold the connect: the request (its
@@ -187,18 +233,16 @@ fn connect(
             deadline,
         )
         .map_err(|e| match e {
-            e if is_timeout(&e) => (canceled(on_timeout()), None),
-            e => (canceled(Error::Io(e)), None),
+            e if is_timeout(&e) => (on_timeout(), None),
+            e => (Error::Io(e), None),
         })?;
     let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
         .map_err(|e| match e {
             HeadError::Parse(e) => (e, None),
-            HeadError::Io(e) if is_timeout(&e) => (canceled(on_timeout()), None),
-            HeadError::Io(e) => (canceled(Error::Io(e)), None),
+            HeadError::Io(e) if is_timeout(&e) => (on_timeout(), None),
+            HeadError::Io(e) => (Error::Io(e), None),
             HeadError::Eof => (
-                canceled(Error::rejected(
-                    "the server closed the connection before answering the upgrade",
-                )),
+                Error::rejected("the server closed the connection before answering the upgrade"),
                 None,
             ),
         })?;

@@ -10,7 +10,7 @@
 //! IP literals need no lookup and take no thread.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,18 @@ pub(crate) enum LookupError {
     Aborted,
 }
 
+/// `localhost` and names under it are loopback (RFC 6761 §6.3), as browsers resolve them: no
+/// lookup (and no thread) is needed, and a resolver that says otherwise is not asked.
+fn is_localhost(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .len()
+            .checked_sub(".localhost".len())
+            .and_then(|i| host.get(i..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
+}
+
 /// Resolves `host:port` with `resolver`, waiting until `deadline` at most, or until `abort`
 /// fires.
 pub(crate) fn lookup(
@@ -111,6 +123,12 @@ pub(crate) fn lookup(
 ) -> Result<Vec<SocketAddr>, LookupError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if is_localhost(host) {
+        return Ok(vec![
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+        ]);
     }
     let (tx, rx) = crossbeam_channel::bounded(1);
     let (resolve, name) = (resolver.0.clone(), host.to_owned());
@@ -159,6 +177,22 @@ mod tests {
         let abort = Abort::new();
         let addrs = lookup(&never, "::1", 80, far(), &abort).unwrap();
         assert_eq!(addrs, vec!["[::1]:80".parse().unwrap()]);
+    }
+
+    #[test]
+    fn localhost_is_loopback_without_a_lookup() {
+        let never = Resolver::new(|_, _| panic!("no lookup for localhost"));
+        let abort = Abort::new();
+        for host in ["localhost", "LocalHost.", "chat.localhost"] {
+            let addrs = lookup(&never, host, 9, far(), &abort).unwrap();
+            assert_eq!(
+                addrs,
+                vec!["127.0.0.1:9".parse().unwrap(), "[::1]:9".parse().unwrap()],
+                "{host}"
+            );
+        }
+        assert!(!is_localhost("notlocalhost"));
+        assert!(!is_localhost("localhost.example"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod connect;
 pub(crate) mod dns;
 mod head;
 mod os_thread;
+mod outbox;
 mod pool;
 mod reader;
 pub(crate) mod shared;
@@ -27,8 +28,9 @@ mod writer;
 use std::time::{Duration, Instant};
 
 pub(crate) use accept::spawn_server;
-pub(crate) use reader::spawn_client;
-pub(crate) use shared::{SendError, Shared};
+pub(crate) use connect::spawn_client;
+pub(crate) use outbox::SendError;
+pub(crate) use shared::Shared;
 
 /// Gives a client socket its TLS configuration when it needs one.
 pub(crate) type TlsSource =

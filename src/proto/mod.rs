@@ -14,6 +14,8 @@
 //! - [`redirect`]: where a redirected upgrade goes next, and with which headers.
 //! - [`backoff`]: the reconnect delays (exponential, capped, jittered) and which endings are
 //!   retried.
+//! - [`session`]: a socket's lifecycle (state, close handshake, who ends TCP, the first
+//!   failure, the timers, how it ended) as a state machine.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
 //! - [`tunnel`]: proxy handshakes, HTTP `CONNECT` and SOCKS5.
 
@@ -26,6 +28,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;
 pub(crate) mod redirect;
+pub(crate) mod session;
 pub(crate) mod timers;
 pub(crate) mod tunnel;
 pub(crate) mod utf8;

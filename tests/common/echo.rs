@@ -61,7 +61,7 @@ pub fn round_trip(client: &Client, url: &str) {
         e => panic!("{url}: expected Closing, got {e:?}"),
     }
     match next(&events) {
-        Event::Closed { code, .. } => assert_eq!(code, 1000),
+        Event::Ended(syncws::Ended::Closed { code, .. }) => assert_eq!(code, 1000),
         e => panic!("{url}: expected Closed, got {e:?}"),
     }
     assert!(ws.wait_finished(EVENT_TIMEOUT));
@@ -74,7 +74,7 @@ pub fn failure(client: &Client, url: &str) -> Error {
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(Request::builder(url).build().expect("request"), listener);
     let error = match next(&events) {
-        Event::Failure { error, response } => {
+        Event::Ended(syncws::Ended::Failed { error, response }) => {
             assert!(
                 response.is_none(),
                 "{url}: a proxy failure has no server response"

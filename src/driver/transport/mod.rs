@@ -18,12 +18,11 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::driver::shared::CloseClock;
 use crate::error::Error;
 
 #[cfg(feature = "native-tls")]
@@ -199,19 +198,26 @@ pub(crate) struct WriteHalf {
 /// writer looks at its deadlines again.
 pub(crate) const WRITE_SLICE: Duration = Duration::from_millis(500);
 
+/// The close deadline as the writer's blocking writes see it: set once, when the close starts
+/// (the session decides it; `None` inside: never).
+pub(crate) type CloseDeadline = Arc<OnceLock<Option<Instant>>>;
+
 /// When a blocking write stops waiting for a peer that does not read: after `write_timeout` with
 /// no byte accepted (progress, not calls: a peer that reads a byte now and then keeps it going),
 /// or once the socket's close deadline, which runs from `close()`, has passed.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Stall {
     pub write_timeout: Option<Duration>,
-    pub close_clock: Option<Arc<CloseClock>>,
+    pub close_deadline: Option<CloseDeadline>,
 }
 
 impl Stall {
     /// Whether the close deadline has passed.
     pub(crate) fn close_expired(&self, now: Instant) -> bool {
-        self.close_clock.as_ref().is_some_and(|c| c.expired(now))
+        self.close_deadline
+            .as_ref()
+            .and_then(|d| d.get().copied().flatten())
+            .is_some_and(|d| now >= d)
     }
 
     fn give_up(&self, last_progress: Instant) -> bool {
@@ -283,6 +289,25 @@ pub(crate) fn write_all_by(tcp: &TcpStream, mut bytes: &[u8], deadline: Instant)
         }
     }
     tcp.set_write_timeout(None)
+}
+
+/// Prepares the write half for the writer thread: a blocking write waits a slice at a time,
+/// so that the write timeout (progress, not calls) and the close deadline are looked at even
+/// while a peer that reads slowly keeps the write going.
+pub(crate) fn for_writer(
+    mut io: WriteHalf,
+    config: &crate::config::Config,
+    close_deadline: &CloseDeadline,
+) -> WriteHalf {
+    let slice = config
+        .write_timeout_option()
+        .map_or(WRITE_SLICE, |t| t.min(WRITE_SLICE));
+    let _ = io.tcp.set_write_timeout(Some(slice));
+    io.stall = Stall {
+        write_timeout: config.write_timeout_option(),
+        close_deadline: Some(close_deadline.clone()),
+    };
+    io
 }
 
 /// Splits a plain TCP connection. Both halves share the one descriptor: `&TcpStream` reads,
@@ -531,10 +556,6 @@ impl WriteHalf {
         if self.cipher.capacity() > 1 << 20 {
             self.cipher.shrink_to(64 * 1024);
         }
-    }
-
-    pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
     }
 
     /// Ciphertext is left over from a non-blocking write.
