@@ -153,7 +153,7 @@ impl ClientBuilder {
         + Sync
         + 'static,
     ) -> Self {
-        self.config.resolver = crate::driver::dns::Resolver::new(resolve);
+        self.config.resolver = crate::config::Resolver::new(resolve);
         self
     }
 

@@ -1,11 +1,46 @@
 //! Per-socket settings shared by the client and server roles.
 
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::driver::dns::Resolver;
 use crate::proto::encoder::EncoderConfig;
 use crate::proto::timers::TimerConfig;
 use crate::proxy::Proxy;
+
+type ResolveFn = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
+
+/// Resolves a host name and port to socket addresses. The default asks the system
+/// (`getaddrinfo`); [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver) sets
+/// another. The driver runs it on a thread of its own (`driver/dns.rs`).
+#[derive(Clone)]
+pub(crate) struct Resolver(Arc<ResolveFn>);
+
+impl Resolver {
+    /// The system's resolver.
+    pub(crate) fn system() -> Resolver {
+        Resolver(Arc::new(|host, port| {
+            Ok((host, port).to_socket_addrs()?.collect())
+        }))
+    }
+
+    pub(crate) fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        (self.0)(host, port)
+    }
+
+    pub(crate) fn new(
+        f: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    ) -> Resolver {
+        Resolver(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
 
 /// Settings every socket of a client or server runs with.
 #[derive(Debug, Clone)]

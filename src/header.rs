@@ -172,7 +172,7 @@ pub(crate) fn written_by_syncws(name: &str) -> bool {
 /// Why a header may not be sent, or `None` if it may: the name must be an RFC 9110 token and
 /// the value must not hold CR, LF, NUL or other control bytes but tab (header injection).
 pub(crate) fn invalid(name: &str, value: &[u8]) -> Option<String> {
-    if name.is_empty() || !name.bytes().all(crate::request::is_token_byte) {
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
         return Some(format!("header name {name:?} is not a valid HTTP token"));
     }
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -210,6 +210,11 @@ pub(crate) fn encode(out: &mut Vec<u8>, headers: &[Header]) {
         out.extend_from_slice(&h.value);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// RFC 7230 `tchar`.
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::driver::backlog::{Backlog, EVENT_COST};
+use crate::driver::backlog::Backlog;
 use crate::ended::Ended;
 use crate::error::Error;
 use crate::message::Message;
@@ -206,7 +206,7 @@ impl Event {
 /// What every event waiting in a [`channel`] counts against its bound on top of its payload:
 /// the memory a queued event takes whatever its size (its slot in the channel, the allocation
 /// behind its payload). A few hundred bytes.
-pub const EVENT_CHARGE: usize = EVENT_COST;
+pub const EVENT_CHARGE: usize = std::mem::size_of::<Event>() + 64;
 
 /// Default bound of [`channel`]: bytes of events delivered and not yet received (each event
 /// counts its payload plus [`EVENT_CHARGE`]).
@@ -303,7 +303,7 @@ fn charge(event: &Event) -> usize {
         Event::Message(m) => m.len(),
         _ => 0,
     };
-    payload.saturating_add(EVENT_COST)
+    payload.saturating_add(EVENT_CHARGE)
 }
 
 impl WebSocketListener for ChannelListener {

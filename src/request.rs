@@ -1,7 +1,7 @@
 //! The application's description of the connection to open.
 
 use crate::error::Error;
-use crate::header::{self, Header};
+use crate::header::{self, Header, is_token_byte};
 use crate::redact;
 
 /// What to connect to: a URL, extra headers and the subprotocols to offer.
@@ -264,11 +264,6 @@ impl RequestBuilder {
             peer_addr: None,
         })
     }
-}
-
-/// RFC 7230 `tchar`.
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

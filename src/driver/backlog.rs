@@ -6,10 +6,10 @@
 //! decodes its next frame. While it waits nothing is read, so TCP flow control pushes back on
 //! the peer and nothing is dropped; a cancel or failure wakes it.
 //!
-//! **What an event is charged.** Its payload plus [`EVENT_COST`], a fixed amount for what every
-//! queued event costs whatever its size (its slot in the channel, the allocation behind its
-//! payload). Without the fixed part a peer streaming empty frames (`82 00`, two bytes each)
-//! would be charged nothing and grow the queue without bound.
+//! **What an event is charged** is the listener's to say (`listener::EVENT_CHARGE`): its
+//! payload plus a fixed amount for what every queued event costs whatever its size. Without
+//! the fixed part a peer streaming empty frames (`82 00`, two bytes each) would be charged
+//! nothing and grow the queue without bound.
 //!
 //! The count is an atomic, so the reader's check after every event and the application's
 //! receive take no lock; the mutex and condvar are only for a reader that has to wait.
@@ -17,11 +17,6 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
-
-/// What every queued event is charged on top of its payload: the size of an `Event` in the
-/// channel's slot, plus an allocation's overhead for the payload behind it (measured by
-/// `listener::tests::an_event_costs_what_the_backlog_charges`).
-pub(crate) const EVENT_COST: usize = std::mem::size_of::<crate::listener::Event>() + 64;
 
 pub(crate) struct Backlog {
     /// Bytes charged for events delivered and not yet taken.

@@ -10,44 +10,15 @@
 //! IP literals need no lookup and take no thread.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
 
 use super::pool::{self, Job, ThreadRole};
+use crate::config::Resolver;
 use crate::error::Error;
-
-type ResolveFn = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
-
-/// Resolves a host name and port to socket addresses. The default asks the system
-/// (`getaddrinfo`); [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver) sets
-/// another.
-#[derive(Clone)]
-pub(crate) struct Resolver(Arc<ResolveFn>);
-
-impl Resolver {
-    /// The system's resolver.
-    pub(crate) fn system() -> Resolver {
-        Resolver(Arc::new(|host, port| {
-            Ok((host, port).to_socket_addrs()?.collect())
-        }))
-    }
-
-    pub(crate) fn new(
-        f: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
-    ) -> Resolver {
-        Resolver(Arc::new(f))
-    }
-}
-
-impl std::fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Resolver")
-    }
-}
 
 /// Stack of a lookup thread: `getaddrinfo` and the NSS modules it loads want more than a
 /// few pages, and the pool keeps threads of one size together.
@@ -131,9 +102,9 @@ pub(crate) fn lookup(
         ]);
     }
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let (resolve, name) = (resolver.0.clone(), host.to_owned());
+    let (resolver, name) = (resolver.clone(), host.to_owned());
     let job: Job = Box::new(move || {
-        let _ = tx.send(resolve(&name, port));
+        let _ = tx.send(resolver.resolve(&name, port));
         LOOKUP_KEEP_ALIVE
     });
     if let Err((e, _)) = pool::spawn(ThreadRole::Resolver, LOOKUP_STACK, job) {

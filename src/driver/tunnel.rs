@@ -9,7 +9,8 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::dns::{self, Abort, LookupError, Resolver};
+use super::dns::{self, Abort, LookupError};
+use crate::config::Resolver;
 use crate::error::Error;
 use crate::proto::handshake::MAX_HEADER_BYTES;
 use crate::proto::tunnel::{self, AnswerError, Method, Reply, SocksError, SocksTarget};

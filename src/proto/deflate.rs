@@ -13,7 +13,7 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::Error;
-use crate::request::is_token_byte;
+use crate::header::is_token_byte;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 pub(crate) const NAME: &str = "permessage-deflate";
