@@ -6,7 +6,7 @@ use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::driver::Shared;
 use crate::driver::transport::{self, Connector};
-use crate::listener::WebSocketListener;
+use crate::listener::{Bound, WebSocketListener};
 use crate::proxy::Proxy;
 use crate::request::Request;
 use crate::websocket::WebSocket;
@@ -80,13 +80,15 @@ impl Client {
                 .clone(),
         });
         let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
-        let ws = WebSocket { shared };
+        let ws = WebSocket {
+            shared: shared.clone(),
+        };
         driver::spawn_client(
-            ws.clone(),
+            shared,
             inbox,
             self.inner.config.clone(),
             tls,
-            Box::new(listener),
+            Bound::new(ws.clone(), Box::new(listener)),
         );
         ws
     }

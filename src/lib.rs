@@ -63,7 +63,6 @@
 // The one exception, with its measured reason, is `driver/os_thread.rs`.
 #![deny(unsafe_code)]
 
-mod admission;
 mod client;
 mod config;
 mod connection;

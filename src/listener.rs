@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::driver::Callbacks;
 use crate::driver::backlog::Backlog;
 use crate::ended::Ended;
 use crate::error::Error;
@@ -48,6 +49,34 @@ pub trait WebSocketListener: Send + 'static {
             Ended::Closed { code, reason, .. } => self.on_closed(ws, code, &reason),
             Ended::Failed { error, response } => self.on_failure(ws, error, response.as_deref()),
         }
+    }
+}
+
+/// A listener bound to its socket's handle: what the driver calls ([`Callbacks`]), in the
+/// terms of the public API ([`WebSocketListener`] with a `&WebSocket`).
+pub(crate) struct Bound {
+    ws: WebSocket,
+    listener: Box<dyn WebSocketListener>,
+}
+
+impl Bound {
+    pub(crate) fn new(ws: WebSocket, listener: Box<dyn WebSocketListener>) -> Box<Bound> {
+        Box::new(Bound { ws, listener })
+    }
+}
+
+impl Callbacks for Bound {
+    fn open(&mut self, response: &Response) {
+        self.listener.on_open(&self.ws, response);
+    }
+    fn message(&mut self, message: Message) {
+        self.listener.on_message(&self.ws, message);
+    }
+    fn closing(&mut self, code: u16, reason: &str) {
+        self.listener.on_closing(&self.ws, code, reason);
+    }
+    fn ended(&mut self, ended: Ended) {
+        self.listener.on_ended(&self.ws, ended);
     }
 }
 

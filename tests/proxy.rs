@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -724,14 +724,20 @@ fn socks5_tries_each_address_the_name_resolves_to() {
         reply: 4, // host unreachable: worth trying the next address
         upstream: None,
     });
-    let client = client_via(Proxy::socks5(&proxy.url("socks5")).unwrap());
-    let error = proxy_message(failure(&client, "ws://localhost:9/"));
+    // A name that resolves to three addresses (socks5://: the client resolves it).
+    let client = Client::builder()
+        .proxy(Proxy::socks5(&proxy.url("socks5")).unwrap())
+        .dns_resolver(|host, port| {
+            assert_eq!(host, "multi.test");
+            Ok(["192.0.2.1", "192.0.2.2", "2001:db8::3"]
+                .iter()
+                .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+                .collect())
+        })
+        .build();
+    let error = proxy_message(failure(&client, "ws://multi.test:9/"));
     assert_contains(&error, &["host unreachable"]);
-    let expected: Vec<String> = ("localhost", 9)
-        .to_socket_addrs()
-        .unwrap()
-        .map(|a| a.ip().to_string())
-        .collect();
+    let expected = ["192.0.2.1", "192.0.2.2", "2001:db8::3"];
     let tried: Vec<String> = expected.iter().map(|_| proxy.next().address).collect();
     assert_eq!(tried, expected);
     assert!(proxy.seen.try_recv().is_err(), "one attempt per address");

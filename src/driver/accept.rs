@@ -1,21 +1,20 @@
 //! The server role's way in: TLS, the upgrade request, the handler's answer.
 
+use super::admission::Full;
 use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
 use super::panic_message;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
+use super::serve::{Admit, ConnectionGuard, HandshakeTicket, Serve};
 use super::shared::Shared;
 use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
-use crate::admission::Full;
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
 use crate::proto::handshake;
 use crate::response::Response;
-use crate::server::{Accept, Answer, ConnectionGuard, HandshakeTicket, ServerShared};
-use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -51,7 +50,7 @@ fn refuse(
 pub(crate) fn spawn_server(
     tcp: Arc<TcpStream>,
     ticket: HandshakeTicket,
-    server: Arc<ServerShared>,
+    server: Arc<Serve>,
 ) -> std::io::Result<()> {
     let keep_alive = server.config.thread_keep_alive;
     let stack = server.config.thread_stack_size;
@@ -62,7 +61,7 @@ pub(crate) fn spawn_server(
     pool::spawn(ThreadRole::Reader, stack, job).map_err(|(e, _)| e)
 }
 
-fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<ServerShared>) {
+fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<Serve>) {
     let upgraded = upgrade(tcp, &ticket, &server);
     drop(ticket);
     if let Some(u) = upgraded {
@@ -87,11 +86,7 @@ struct Upgraded {
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
 #[inline(never)]
-fn upgrade(
-    tcp: Arc<TcpStream>,
-    ticket: &HandshakeTicket,
-    server: &Arc<ServerShared>,
-) -> Option<Upgraded> {
+fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -> Option<Upgraded> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
@@ -147,13 +142,17 @@ fn upgrade(
             return None;
         }
     };
-    let Accept { answer, headers } = answer;
-    let (listener, subprotocol) = match answer {
-        Answer::Upgrade {
-            listener,
+    let (subprotocol, headers, bind) = match answer {
+        Admit::Upgrade {
             subprotocol,
-        } => (listener, subprotocol),
-        Answer::Reject { status, reason } => {
+            headers,
+            bind,
+        } => (subprotocol, headers, bind),
+        Admit::Reject {
+            status,
+            reason,
+            headers,
+        } => {
             refuse(&mut read, &mut write, status, reason, &headers);
             return None;
         }
@@ -185,17 +184,17 @@ fn upgrade(
     let (shared, inbox) = Shared::new(request, Role::Server, &config);
     shared.attach(&read.tcp);
     shared.enter_reader();
-    let ws = WebSocket { shared };
-    server.track(&ws);
+    server.track(&shared);
     let response = Response {
         status: 101,
         reason: "Switching Protocols".into(),
         headers: Vec::new(),
         subprotocol: protocol,
         body: Vec::new(),
-        url: Some(ws.request().url().clone()),
+        url: Some(shared.request.url().clone()),
     };
-    let reader = Reader::new(ws, listener, Role::Server, &config);
+    let callbacks = bind(&shared);
+    let reader = Reader::new(shared, callbacks, Role::Server, &config);
     let open = Opened {
         response,
         leftover,

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Callbacks;
 use super::head::{HeadError, is_timeout, read_head};
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
-use super::reader::{BoxListener, Opened, Reader, fail_unstarted};
+use super::reader::{Opened, Reader, fail_unstarted};
+use super::shared::Shared;
 use super::transport::{self, Connector, ReadHalf, WriteHalf};
 use super::tunnel;
 use super::{TlsSource, timeout_deadline};
@@ -18,15 +20,14 @@ use crate::proto::session::Cause;
 use crate::proto::{handshake, redirect};
 use crate::request::Request;
 use crate::response::Response;
-use crate::websocket::WebSocket;
 
 /// What a client socket's reader thread starts with.
 struct ClientStart {
-    ws: WebSocket,
+    shared: Arc<Shared>,
     inbox: Inbox,
     config: Config,
     tls: TlsSource,
-    listener: BoxListener,
+    callbacks: Box<dyn Callbacks>,
 }
 
 /// Starts a client socket on a pooled reader thread, which connects and runs it.
@@ -34,20 +35,20 @@ struct ClientStart {
 /// If no thread can be had (the OS refuses one), the listener still hears exactly one
 /// `on_failure`, delivered on the calling thread before this returns.
 pub(crate) fn spawn_client(
-    ws: WebSocket,
+    shared: Arc<Shared>,
     inbox: Inbox,
     config: Config,
     tls: TlsSource,
-    listener: BoxListener,
+    callbacks: Box<dyn Callbacks>,
 ) {
     let stack = config.thread_stack_size;
     // The start is kept where this thread can take it back if the job never runs.
     let slot = Arc::new(parking_lot::Mutex::new(Some(ClientStart {
-        ws,
+        shared,
         inbox,
         config,
         tls,
-        listener,
+        callbacks,
     })));
     let theirs = slot.clone();
     let job: Job = Box::new(move || {
@@ -68,22 +69,28 @@ pub(crate) fn spawn_client(
                 e.kind(),
                 format!("could not start the socket's reader thread: {e}"),
             ));
-            fail_unstarted(start.ws, start.listener, Role::Client, &start.config, error);
+            fail_unstarted(
+                start.shared,
+                start.callbacks,
+                Role::Client,
+                &start.config,
+                error,
+            );
         }
     }
 }
 
 fn run_client(start: ClientStart) {
     let ClientStart {
-        ws,
+        shared,
         inbox,
         config,
         tls,
-        listener,
+        callbacks,
     } = start;
-    ws.shared.enter_reader();
-    let mut reader = Reader::new(ws, listener, Role::Client, &config);
-    match connect_following(&reader.ws, &config, &tls) {
+    shared.enter_reader();
+    let mut reader = Reader::new(shared, callbacks, Role::Client, &config);
+    match connect_following(reader.shared(), &config, &tls) {
         Ok((read, write, open)) => reader.run_open(read, write, inbox, &config, open),
         Err((error, response)) => reader.finish(Cause::Failed(error, response)),
     }
@@ -91,16 +98,16 @@ fn run_client(start: ClientStart) {
 
 /// Connects, following up to `max_redirects` redirects of the upgrade.
 fn connect_following(
-    ws: &WebSocket,
+    shared: &Arc<Shared>,
     config: &Config,
     tls: &TlsSource,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
-    let mut request = ws.shared.request.clone();
+    let mut request = shared.request.clone();
     let mut redirects = 0u32;
     // One deadline for the whole chain, however many redirects it follows.
     let chain = ChainDeadline::new(config);
     loop {
-        let (error, response) = match connect(ws, &request, config, tls, &chain) {
+        let (error, response) = match connect(shared, &request, config, tls, &chain) {
             Err((error, Some(response))) if redirect::is_redirect(response.status) => {
                 (error, response)
             }
@@ -183,13 +190,12 @@ impl ChainDeadline {
 /// thread's touched stack pages stay resident).
 #[inline(never)]
 fn connect(
-    ws: &WebSocket,
+    shared: &Arc<Shared>,
     request: &Request,
     config: &Config,
     tls: &TlsSource,
     chain: &ChainDeadline,
 ) -> Result<(ReadHalf, WriteHalf, Opened), ConnectError> {
-    let shared = &ws.shared;
     // A TLS configuration that could not be made (no backend, no roots) fails before any
     // traffic.
     let tls: Option<Connector> = request

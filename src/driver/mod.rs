@@ -12,6 +12,7 @@
 //! one descriptor. See `docs/architecture.md`.
 
 mod accept;
+mod admission;
 pub(crate) mod backlog;
 mod connect;
 pub(crate) mod dns;
@@ -20,6 +21,7 @@ mod os_thread;
 mod outbox;
 mod pool;
 mod reader;
+mod serve;
 pub(crate) mod shared;
 pub(crate) mod transport;
 mod tunnel;
@@ -27,10 +29,32 @@ mod writer;
 
 use std::time::{Duration, Instant};
 
-pub(crate) use accept::spawn_server;
+pub(crate) use admission::Limits;
 pub(crate) use connect::spawn_client;
 pub(crate) use outbox::SendError;
+pub(crate) use serve::{Admit, Handler, Serve, accept_loop, listen};
 pub(crate) use shared::Shared;
+
+use crate::ended::Ended;
+use crate::message::Message;
+use crate::response::Response;
+
+/// What the reader tells the application, in order: the open, each message, the peer's close,
+/// and the end. The public listener sits behind it with the socket's handle
+/// (`listener::Bound`), so the driver knows neither.
+#[allow(unused_variables)]
+pub(crate) trait Callbacks: Send {
+    fn open(&mut self, response: &Response) {}
+    fn message(&mut self, message: Message) {}
+    fn closing(&mut self, code: u16, reason: &str) {}
+    /// Once, last.
+    fn ended(&mut self, ended: Ended) {}
+}
+
+/// The callbacks of a socket whose listener is gone.
+pub(crate) struct NoCallbacks;
+
+impl Callbacks for NoCallbacks {}
 
 /// Gives a client socket its TLS configuration when it needs one.
 pub(crate) type TlsSource =

@@ -14,17 +14,15 @@ use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
 use super::shared::Shared;
 use super::transport::{ReadHalf, WriteHalf};
-use super::{deadline_after, panic_message};
+use super::{Callbacks, NoCallbacks, deadline_after, panic_message};
 use crate::config::Config;
 use crate::error::Error;
-use crate::listener::{Listener, WebSocketListener};
 use crate::proto::Role;
 use crate::proto::decoder::{Decoder, Incoming};
 use crate::proto::deflate::{self, Inflater};
 use crate::proto::encoder::Encoder;
 use crate::proto::session::Cause;
 use crate::response::Response;
-use crate::websocket::WebSocket;
 
 /// How long a failing socket waits for the peer to close TCP after our close frame, so the
 /// frame is not lost to a reset.
@@ -36,8 +34,6 @@ const READ_BUF_MAX: usize = 64 * 1024;
 /// ...and goes back to the minimum after this many short reads in a row.
 const SHRINK_AFTER: u32 = 8;
 
-pub(super) type BoxListener = Box<dyn WebSocketListener>;
-
 /// What the handshake left for the open socket.
 pub(super) struct Opened {
     pub response: Response,
@@ -46,39 +42,43 @@ pub(super) struct Opened {
 }
 
 pub(super) struct Reader {
-    pub ws: WebSocket,
-    listener: BoxListener,
+    shared: Arc<Shared>,
+    callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
 }
 
 impl Reader {
-    pub(super) fn new(ws: WebSocket, listener: BoxListener, role: Role, config: &Config) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        callbacks: Box<dyn Callbacks>,
+        role: Role,
+        config: &Config,
+    ) -> Self {
         Reader {
-            ws,
-            listener,
+            shared,
+            callbacks,
             role,
             max_message_size: config.max_message_size,
         }
     }
 
-    fn shared(&self) -> &Arc<Shared> {
-        &self.ws.shared
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Runs a callback other than the terminal one, turning a panic into an error. Returns
     /// `Ok(false)` without running it if the socket was canceled or failed: once `cancel()`
     /// has returned, no such callback is entered.
-    fn call(&mut self, f: impl FnOnce(&mut BoxListener, &WebSocket)) -> Result<bool, Error> {
-        let shared = &*self.ws.shared;
+    fn call(&mut self, f: impl FnOnce(&mut dyn Callbacks)) -> Result<bool, Error> {
+        let shared = &*self.shared;
         if !shared.enter_callback() {
             return Ok(false);
         }
-        let ws = &self.ws;
-        let listener = &mut self.listener;
+        let callbacks = &mut *self.callbacks;
         let result = catch_unwind(AssertUnwindSafe(|| {
             shared.entered_callback();
-            f(listener, ws)
+            f(callbacks)
         }));
         shared.left_callback();
         result
@@ -126,7 +126,7 @@ impl Reader {
             return self.finish(Cause::Failed(Error::Io(e), None));
         }
         // `cancel()` is final: once it has returned, only the terminal callback runs.
-        let opened = self.call(|l, ws| l.on_open(ws, &response));
+        let opened = self.call(|c| c.open(&response));
         // Not kept for the socket's life: its headers are the application's to copy.
         drop(response);
         match opened {
@@ -242,7 +242,7 @@ impl Reader {
         }
         match event {
             Incoming::Message(m) => {
-                self.call(|l, ws| l.on_message(ws, m))?;
+                self.call(|c| c.message(m))?;
                 Ok(false)
             }
             Incoming::Ping(payload) => {
@@ -257,7 +257,7 @@ impl Reader {
                 let (code, reason, answer) =
                     (frame.reported_code(), frame.reason.clone(), frame.code);
                 let end_tcp = self.shared().with_session(|s| s.peer_closed(frame));
-                if !self.call(|l, ws| l.on_closing(ws, code, &reason))? {
+                if !self.call(|c| c.closing(code, &reason))? {
                     return Ok(false);
                 }
                 // Answer with the peer's code unless the application answered itself.
@@ -298,7 +298,7 @@ impl Reader {
     /// Ends the socket: the session decides how, the connection is closed, the writer
     /// stopped, the terminal callback delivered, the listener dropped.
     pub(super) fn finish(&mut self, cause: Cause) {
-        let shared = self.shared().clone();
+        let shared = self.shared.clone();
         shared.outbox.seal();
         let ended = shared.with_session(|s| s.end(cause));
         if ended.is_clean() {
@@ -313,9 +313,8 @@ impl Reader {
         // (the gate is sealed, the connection shut down), so it need not be waited for first.
         shared.outbox.stop();
         log::debug!("ended: {ended}");
-        let ws = &self.ws;
-        let listener = &mut self.listener;
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| listener.on_ended(ws, ended))) {
+        let callbacks = &mut *self.callbacks;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| callbacks.ended(ended))) {
             log::error!("terminal listener callback: {}", panic_message(&*p));
         }
         shared.wait_writer_exited();
@@ -324,8 +323,8 @@ impl Reader {
         // socket counts as finished; the thread itself goes back to the pool. Its `Drop` is
         // application code: a panic there must not keep the socket from finishing, or
         // `wait_finished` and `Server::stop` would wait for ever.
-        let listener = std::mem::replace(&mut self.listener, Box::new(Listener::new()));
-        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(listener))) {
+        let callbacks = std::mem::replace(&mut self.callbacks, Box::new(NoCallbacks));
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(callbacks))) {
             log::error!("the listener's drop panicked: {}", panic_message(&*p));
         }
         shared.mark_finished();
@@ -335,13 +334,13 @@ impl Reader {
 /// Ends a socket whose reader thread never started: the listener still hears exactly one
 /// terminal callback, on the calling thread.
 pub(super) fn fail_unstarted(
-    ws: WebSocket,
-    listener: BoxListener,
+    shared: Arc<Shared>,
+    callbacks: Box<dyn Callbacks>,
     role: Role,
     config: &Config,
     error: Error,
 ) {
-    ws.shared.enter_reader();
-    let mut reader = Reader::new(ws, listener, role, config);
+    shared.enter_reader();
+    let mut reader = Reader::new(shared, callbacks, role, config);
     reader.finish(Cause::Failed(error, None));
 }

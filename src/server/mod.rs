@@ -1,159 +1,27 @@
 //! The server role: accept upgrades, one reader and one writer thread per connection.
+//!
+//! - [`Server`] and [`ServerBuilder`]: the settings and the running server, whose engine (the
+//!   accept loop, admission, stopping) is the driver's (`driver/serve.rs`);
+//! - [`Accept`] (`accept.rs`): a handler's answer to an upgrade request;
+//! - [`EchoServer`] (`echo.rs`): an echo server for examples and tests.
 
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+mod accept;
+mod echo;
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+pub use accept::Accept;
+pub use echo::EchoServer;
 
-use crate::admission::{AddrKey, Admission, Evicted, Full, Limits};
 use crate::config::{Config, socket_options};
-use crate::driver;
 use crate::driver::transport::Acceptor;
+use crate::driver::{self, Limits, Serve};
 use crate::error::Error;
-use crate::header::Header;
-use crate::listener::{Listener, WebSocketListener};
 use crate::proto::{deflate, handshake};
 use crate::request::Request;
-use crate::websocket::WebSocket;
-
-/// A server handler's answer to an upgrade request: upgrade (with a listener) or refuse (with
-/// an HTTP status), plus any headers to add to the answer.
-///
-/// When a cookie authenticates the upgrade, as below, also set
-/// [`ServerBuilder::allowed_origins`]: browsers send cookies with WebSockets that any site's
-/// pages open (cross-site WebSocket hijacking, `docs/connecting.md`).
-///
-/// ```
-/// use syncws::{Accept, Listener, Request};
-/// fn handle(request: &Request) -> Accept {
-///     if request.header("Authorization") != Some("Bearer secret") {
-///         return Accept::reject(401, "Unauthorized")
-///             .header("WWW-Authenticate", "Bearer realm=\"chat\"");
-///     }
-///     Accept::upgrade(Listener::new()).header("Set-Cookie", "session=1; HttpOnly")
-/// }
-/// # let _ = handle;
-/// ```
-pub struct Accept {
-    pub(crate) answer: Answer,
-    pub(crate) headers: Vec<Header>,
-}
-
-pub(crate) enum Answer {
-    Upgrade {
-        subprotocol: Option<String>,
-        listener: Box<dyn WebSocketListener>,
-    },
-    Reject {
-        status: u16,
-        reason: String,
-    },
-}
-
-impl std::fmt::Debug for Accept {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = match &self.answer {
-            Answer::Upgrade { subprotocol, .. } => {
-                let mut d = f.debug_struct("Upgrade");
-                d.field("subprotocol", subprotocol);
-                d
-            }
-            Answer::Reject { status, reason } => {
-                let mut d = f.debug_struct("Reject");
-                d.field("status", status).field("reason", reason);
-                d
-            }
-        };
-        d.field("headers", &self.headers).finish_non_exhaustive()
-    }
-}
-
-impl Accept {
-    /// Upgrade with no subprotocol; `listener` hears the socket's events, as for a client
-    /// socket.
-    pub fn upgrade(listener: impl WebSocketListener) -> Accept {
-        Accept::answer(Answer::Upgrade {
-            subprotocol: None,
-            listener: Box::new(listener),
-        })
-    }
-
-    /// Upgrade, confirming `subprotocol`; it must be one the client offered (another is
-    /// ignored, with a warning in the log).
-    pub fn upgrade_with(subprotocol: &str, listener: impl WebSocketListener) -> Accept {
-        Accept::answer(Answer::Upgrade {
-            subprotocol: Some(subprotocol.to_owned()),
-            listener: Box::new(listener),
-        })
-    }
-
-    /// Refuse the upgrade with an HTTP status (e.g. 401, 403, 404) and reason phrase.
-    pub fn reject(status: u16, reason: &str) -> Accept {
-        Accept::answer(Answer::Reject {
-            status,
-            reason: reason.to_owned(),
-        })
-    }
-
-    fn answer(answer: Answer) -> Accept {
-        Accept {
-            answer,
-            headers: Vec::new(),
-        }
-    }
-
-    /// Adds a header to the answer: `Set-Cookie` on an upgrade, `WWW-Authenticate` on a 401,
-    /// `Retry-After` on a 503...
-    ///
-    /// Headers the server writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
-    /// `Content-Length`, `Transfer-Encoding`) and invalid ones (a name that is not a token, a
-    /// value with CR, LF or another control byte: header injection) are left out, with a
-    /// warning in the log: the handler's answer still goes out.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Accept {
-        let h = Header::new(name.into(), value.into());
-        if let Some(why) = crate::header::invalid(h.name(), h.value()) {
-            log::warn!("accept handler: {why}; header left out");
-        } else if crate::header::written_by_syncws(h.name()) {
-            log::warn!(
-                "accept handler: header {} is written by syncws itself; left out",
-                h.name()
-            );
-        } else {
-            self.headers.push(h);
-        }
-        self
-    }
-
-    /// The headers added with [`header`](Self::header).
-    pub fn headers(&self) -> &[Header] {
-        &self.headers
-    }
-}
-
-type Handler = dyn Fn(&Request) -> Accept + Send + Sync;
-
-pub(crate) struct ServerShared {
-    pub config: Config,
-    /// What the pure handshake code decides upgrade requests by (scheme, origins, deflate).
-    pub policy: handshake::Policy,
-    pub tls: Option<Acceptor>,
-    pub handler: Box<Handler>,
-    stopping: AtomicBool,
-    /// Connections still in TLS or the upgrade request, and established (upgraded) ones,
-    /// counted in all and per address.
-    admission: Mutex<Admission<Arc<Handshake>>>,
-    sockets: Mutex<Vec<WebSocket>>,
-    stop_timeout: Duration,
-}
-
-/// The close reason sockets get when their server stops.
-const STOP_REASON: &str = "server stopping";
-
-/// How long `stop` waits, in all, for the sockets it had to cancel to finish.
-const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// Default of [`ServerBuilder::stop_timeout`].
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,127 +33,6 @@ const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 const DEFAULT_MAX_HANDSHAKING: usize = 256;
 /// Default of [`ServerBuilder::max_handshaking_per_ip`]: an eighth of all.
 const DEFAULT_MAX_HANDSHAKING_PER_IP: usize = 32;
-
-/// A connection's handshake as the server's bookkeeping holds it: its socket, to evict it, and
-/// how far it got.
-struct Handshake {
-    tcp: Arc<TcpStream>,
-    /// `READING` (TLS and the request head), then `ANSWERING` (the handler and the answer), or
-    /// `EVICTED`: one compare-and-swap decides whether the evicting accept loop or the
-    /// connection's own thread writes the answer, so a client never gets both.
-    stage: AtomicU8,
-}
-
-const READING: u8 = 0;
-const ANSWERING: u8 = 1;
-const EVICTED: u8 = 2;
-
-/// A connection's place among those handshaking; dropping it frees the place.
-pub(crate) struct HandshakeTicket {
-    server: Arc<ServerShared>,
-    addr: AddrKey,
-    id: u64,
-    handshake: Arc<Handshake>,
-}
-
-impl HandshakeTicket {
-    /// Called once the request head is read, before anything is answered: false if the
-    /// connection was evicted meanwhile (it has been answered 503 and shut down).
-    pub(crate) fn answering(&self) -> bool {
-        let stage = &self.handshake.stage;
-        stage
-            .compare_exchange(READING, ANSWERING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Drop for HandshakeTicket {
-    fn drop(&mut self) {
-        self.server.admission.lock().end(self.addr, self.id);
-    }
-}
-
-/// Counts an upgraded connection among the established ones until it ends.
-pub(crate) struct ConnectionGuard(Arc<ServerShared>, AddrKey);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.admission.lock().release(self.1);
-    }
-}
-
-impl ServerShared {
-    /// Takes a place among the handshaking connections for `tcp` from `peer`, evicting
-    /// others as [`Admission::begin`] decides: a flood of connections that trickle or never
-    /// send costs at most `max_handshaking` threads, and only ever evicts its own address's
-    /// handshakes once that address holds the most, so clients from other addresses still get
-    /// through.
-    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>, peer: SocketAddr) -> HandshakeTicket {
-        let addr = AddrKey::of(peer.ip());
-        let handshake = Arc::new(Handshake {
-            tcp,
-            stage: AtomicU8::new(READING),
-        });
-        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone());
-        // The writes and shutdowns happen outside the lock.
-        for e in evicted {
-            self.evict(e);
-        }
-        HandshakeTicket {
-            server: self.clone(),
-            addr,
-            id,
-            handshake,
-        }
-    }
-
-    /// Ends an evicted handshake: a short 503 saying which cap it met, if its own thread has
-    /// not started answering and the connection is plain (over TLS the session is the
-    /// thread's), written without waiting (best effort: it goes into the socket buffer or
-    /// not at all), then a shutdown, which ends the thread's blocking read.
-    fn evict(&self, e: Evicted<Arc<Handshake>>) {
-        let Evicted { conn, why } = e;
-        log::debug!(
-            "evicting a handshake ({:?}): {}",
-            conn.tcp.peer_addr(),
-            why.reason()
-        );
-        let mine = conn
-            .stage
-            .compare_exchange(READING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if mine && self.tls.is_none() {
-            let refusal = handshake::Refusal {
-                status: 503,
-                reason: why.reason(),
-            };
-            let bytes = handshake::encode_refusal(&refusal, &[]);
-            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-            let _ = socket2::SockRef::from(&*conn.tcp).send_with_flags(&bytes, flags);
-        }
-        let _ = conn.tcp.shutdown(std::net::Shutdown::Both);
-    }
-
-    /// Counts an upgrade from the ticket's address among the established connections, or
-    /// says which cap is reached (the client is then answered 503).
-    pub(crate) fn try_establish(
-        self: &Arc<Self>,
-        ticket: &HandshakeTicket,
-    ) -> Result<ConnectionGuard, Full> {
-        self.admission.lock().establish(ticket.addr)?;
-        Ok(ConnectionGuard(self.clone(), ticket.addr))
-    }
-
-    /// Remembers an open socket so `stop` can end it.
-    pub(crate) fn track(&self, ws: &WebSocket) {
-        let mut sockets = self.sockets.lock();
-        sockets.retain(|s| !matches!(s.state(), crate::State::Closed | crate::State::Canceled));
-        sockets.push(ws.clone());
-        if self.stopping.load(Ordering::Acquire) {
-            let _ = ws.close(1001, Some(STOP_REASON));
-        }
-    }
-}
 
 /// A listening web socket server. Stops (and cancels its open sockets) when dropped.
 ///
@@ -304,7 +51,7 @@ impl ServerShared {
 /// ```
 pub struct Server {
     addr: SocketAddr,
-    shared: Arc<ServerShared>,
+    serve: Arc<Serve>,
     accept_thread: Option<JoinHandle<()>>,
 }
 
@@ -545,7 +292,7 @@ impl ServerBuilder {
         let allowed = (self.allowed_origins.as_ref())
             .map(|origins| origins.iter().map(normalize).collect::<Result<Vec<_>, _>>())
             .transpose()?;
-        let listener = listen(addr)?;
+        let listener = driver::listen(addr)?;
         let addr = listener.local_addr()?;
         let deflate = deflate::ServerSettings {
             enabled: self.config.compression,
@@ -559,84 +306,24 @@ impl ServerBuilder {
             },
             deflate,
         };
-        let shared = Arc::new(ServerShared {
-            config: self.config,
+        let handler: Box<driver::Handler> = Box::new(move |request| handler(request).into_admit());
+        let serve = Serve::new(
+            self.config,
             policy,
-            tls: self.tls,
-            handler: Box::new(handler),
-            stopping: AtomicBool::new(false),
-            admission: Mutex::new(Admission::new(self.limits)),
-            sockets: Mutex::new(Vec::new()),
-            stop_timeout: self.stop_timeout,
-        });
-        let s = shared.clone();
+            self.tls,
+            handler,
+            self.limits,
+            self.stop_timeout,
+        );
+        let s = serve.clone();
         let accept_thread = thread::Builder::new()
             .name("syncws-accept".into())
-            .spawn(move || accept_loop(listener, s))?;
+            .spawn(move || driver::accept_loop(listener, s))?;
         Ok(Server {
             addr,
-            shared,
+            serve,
             accept_thread: Some(accept_thread),
         })
-    }
-}
-
-/// Connections the kernel completes and queues for the accept loop. std's 128 overflows under a
-/// flood of connects, and then the kernel drops SYNs from everyone, well-behaved clients
-/// included, who wait a second or more to retry. The kernel caps it at `net.core.somaxconn`
-/// (4096 by default since Linux 5.4).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// `TcpListener::bind`, with [`LISTEN_BACKLOG`]: the first of `addr`'s addresses that binds.
-fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for addr in addr.to_socket_addrs()? {
-        let listener = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .and_then(|s| {
-            // As std does on Unix: a restarted server can bind while old connections linger.
-            #[cfg(unix)]
-            s.set_reuse_address(true)?;
-            s.bind(&addr.into())?;
-            s.listen(LISTEN_BACKLOG)?;
-            Ok(s)
-        });
-        match listener {
-            Ok(s) => return Ok(s.into()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) {
-    loop {
-        let conn = listener.accept();
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
-        }
-        let (tcp, peer) = match conn {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("accept failed: {e}");
-                // Out of descriptors and the like: back off instead of spinning.
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let tcp = Arc::new(tcp);
-        let ticket = shared.begin_handshake(tcp.clone(), peer);
-        if let Err(e) = driver::spawn_server(tcp, ticket, shared.clone()) {
-            log::error!("could not start a connection thread: {e}");
-        }
     }
 }
 
@@ -675,7 +362,7 @@ impl Server {
 
     /// The `ws://` (or `wss://`) URL of the server, with `localhost` for a loopback address.
     pub fn url(&self) -> String {
-        let scheme = if self.shared.tls.is_some() {
+        let scheme = if self.serve.tls.is_some() {
             "wss"
         } else {
             "ws"
@@ -702,7 +389,7 @@ impl Server {
         let Some(handle) = self.accept_thread.take() else {
             return;
         };
-        self.shared.stopping.store(true, Ordering::Release);
+        self.serve.begin_stopping();
         // Wake the blocking accept with a connection of our own.
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {
@@ -713,89 +400,12 @@ impl Server {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         let _ = handle.join();
-        let handshaking = self.shared.admission.lock().take_handshaking();
-        for h in handshaking {
-            let _ = h.tcp.shutdown(std::net::Shutdown::Both);
-        }
-        let sockets: Vec<WebSocket> = std::mem::take(&mut *self.shared.sockets.lock());
-        for ws in &sockets {
-            let _ = ws.close(1001, Some(STOP_REASON));
-        }
-        let deadline = crate::driver::deadline_after(self.shared.stop_timeout);
-        for ws in &sockets {
-            ws.shared.wait_finished(Some(deadline));
-        }
-        let late: Vec<&WebSocket> = sockets
-            .iter()
-            .filter(|ws| !ws.shared.is_finished())
-            .collect();
-        if !late.is_empty() {
-            log::debug!(
-                "canceling {} sockets that did not close within the stop timeout",
-                late.len()
-            );
-        }
-        for ws in &late {
-            ws.cancel();
-        }
-        // One deadline for all of them, not a second per socket in turn: a canceled socket
-        // ends at once unless a callback of its is stuck, and many stuck ones must not add up.
-        let deadline = crate::driver::deadline_after(CANCEL_GRACE);
-        for ws in &late {
-            ws.shared.wait_finished(Some(deadline));
-        }
+        self.serve.stop();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// An echo server on 127.0.0.1 with a free port: every message comes back unchanged.
-///
-/// For examples, tests and your own integration tests. Stops when dropped. It has the server
-/// role's defaults, 1 MiB messages and a 1 MiB send queue among them; pass a builder to
-/// [`with_builder`](Self::with_builder) to echo larger messages.
-///
-/// ```
-/// let server = syncws::EchoServer::start()?;
-/// assert!(server.url().starts_with("ws://localhost:"));
-/// # Ok::<(), syncws::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct EchoServer {
-    server: Server,
-}
-
-impl EchoServer {
-    /// Starts the echo server.
-    pub fn start() -> Result<EchoServer, Error> {
-        Self::with_builder(Server::builder())
-    }
-
-    /// Starts the echo server with custom settings (TLS, limits).
-    pub fn with_builder(builder: ServerBuilder) -> Result<EchoServer, Error> {
-        let server = builder.bind("127.0.0.1:0", |request| {
-            let listener = Listener::new().on_message(|ws, message| {
-                ws.send(message);
-            });
-            match request.subprotocols().first() {
-                Some(p) => Accept::upgrade_with(p, listener),
-                None => Accept::upgrade(listener),
-            }
-        })?;
-        Ok(EchoServer { server })
-    }
-
-    /// The URL to connect to.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
     }
 }

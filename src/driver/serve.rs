@@ -1,0 +1,308 @@
+//! The server role's engine: the accept loop, admission (how many connections may be in their
+//! handshake and how many upgraded, in all and per address, and which to evict), the open
+//! sockets, and stopping. The public `Server` (in `server/`) configures it and hands it the
+//! application's handler, wrapped as a [`Handler`].
+
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::Callbacks;
+use super::admission::{AddrKey, Admission, Evicted, Full, Limits};
+use super::shared::Shared;
+use super::transport::Acceptor;
+use crate::config::Config;
+use crate::header::Header;
+use crate::proto::handshake;
+use crate::proto::session::State;
+use crate::request::Request;
+
+/// The application's accept handler, as the driver calls it.
+pub(crate) type Handler = dyn Fn(&Request) -> Admit + Send + Sync;
+
+/// Makes the callbacks of a socket the handler agreed to upgrade, once the socket exists.
+pub(crate) type Bind = Box<dyn FnOnce(&Arc<Shared>) -> Box<dyn Callbacks> + Send>;
+
+/// What the handler decided for one upgrade request.
+pub(crate) enum Admit {
+    /// Upgrade, confirming `subprotocol` if it is one the client offered, with `headers` added
+    /// to the 101; `bind` makes the socket's callbacks.
+    Upgrade {
+        subprotocol: Option<String>,
+        headers: Vec<Header>,
+        bind: Bind,
+    },
+    /// Refuse with an HTTP status.
+    Reject {
+        status: u16,
+        reason: String,
+        headers: Vec<Header>,
+    },
+}
+
+pub(crate) struct Serve {
+    pub config: Config,
+    /// What the pure handshake code decides upgrade requests by (scheme, origins, deflate).
+    pub policy: handshake::Policy,
+    pub tls: Option<Acceptor>,
+    pub handler: Box<Handler>,
+    stopping: AtomicBool,
+    /// Connections still in TLS or the upgrade request, and established (upgraded) ones,
+    /// counted in all and per address.
+    admission: Mutex<Admission<Arc<Handshake>>>,
+    /// Open sockets, for `stop` to close.
+    sockets: Mutex<Vec<Arc<Shared>>>,
+    stop_timeout: Duration,
+}
+
+/// The close reason sockets get when their server stops.
+const STOP_REASON: &str = "server stopping";
+
+/// How long `stop` waits, in all, for the sockets it had to cancel to finish.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// A connection's handshake as the server's bookkeeping holds it: its socket, to evict it, and
+/// how far it got.
+struct Handshake {
+    tcp: Arc<TcpStream>,
+    /// `READING` (TLS and the request head), then `ANSWERING` (the handler and the answer), or
+    /// `EVICTED`: one compare-and-swap decides whether the evicting accept loop or the
+    /// connection's own thread writes the answer, so a client never gets both.
+    stage: AtomicU8,
+}
+
+const READING: u8 = 0;
+const ANSWERING: u8 = 1;
+const EVICTED: u8 = 2;
+
+/// A connection's place among those handshaking; dropping it frees the place.
+pub(crate) struct HandshakeTicket {
+    server: Arc<Serve>,
+    addr: AddrKey,
+    id: u64,
+    handshake: Arc<Handshake>,
+}
+
+impl HandshakeTicket {
+    /// Called once the request head is read, before anything is answered: false if the
+    /// connection was evicted meanwhile (it has been answered 503 and shut down).
+    pub(crate) fn answering(&self) -> bool {
+        let stage = &self.handshake.stage;
+        stage
+            .compare_exchange(READING, ANSWERING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        self.server.admission.lock().end(self.addr, self.id);
+    }
+}
+
+/// Counts an upgraded connection among the established ones until it ends.
+pub(crate) struct ConnectionGuard(Arc<Serve>, AddrKey);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.admission.lock().release(self.1);
+    }
+}
+
+impl Serve {
+    pub(crate) fn new(
+        config: Config,
+        policy: handshake::Policy,
+        tls: Option<Acceptor>,
+        handler: Box<Handler>,
+        limits: Limits,
+        stop_timeout: Duration,
+    ) -> Arc<Serve> {
+        Arc::new(Serve {
+            config,
+            policy,
+            tls,
+            handler,
+            stopping: AtomicBool::new(false),
+            admission: Mutex::new(Admission::new(limits)),
+            sockets: Mutex::new(Vec::new()),
+            stop_timeout,
+        })
+    }
+
+    /// From now on the accept loop stops at its next connection, and sockets that open
+    /// are closed with 1001 at once.
+    pub(crate) fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Takes a place among the handshaking connections for `tcp` from `peer`, evicting
+    /// others as [`Admission::begin`] decides: a flood of connections that trickle or never
+    /// send costs at most `max_handshaking` threads, and only ever evicts its own address's
+    /// handshakes once that address holds the most, so clients from other addresses still get
+    /// through.
+    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>, peer: SocketAddr) -> HandshakeTicket {
+        let addr = AddrKey::of(peer.ip());
+        let handshake = Arc::new(Handshake {
+            tcp,
+            stage: AtomicU8::new(READING),
+        });
+        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone());
+        // The writes and shutdowns happen outside the lock.
+        for e in evicted {
+            self.evict(e);
+        }
+        HandshakeTicket {
+            server: self.clone(),
+            addr,
+            id,
+            handshake,
+        }
+    }
+
+    /// Ends an evicted handshake: a short 503 saying which cap it met, if its own thread has
+    /// not started answering and the connection is plain (over TLS the session is the
+    /// thread's), written without waiting (best effort: it goes into the socket buffer or
+    /// not at all), then a shutdown, which ends the thread's blocking read.
+    fn evict(&self, e: Evicted<Arc<Handshake>>) {
+        let Evicted { conn, why } = e;
+        log::debug!(
+            "evicting a handshake ({:?}): {}",
+            conn.tcp.peer_addr(),
+            why.reason()
+        );
+        let mine = conn
+            .stage
+            .compare_exchange(READING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if mine && self.tls.is_none() {
+            let refusal = handshake::Refusal {
+                status: 503,
+                reason: why.reason(),
+            };
+            let bytes = handshake::encode_refusal(&refusal, &[]);
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            let _ = socket2::SockRef::from(&*conn.tcp).send_with_flags(&bytes, flags);
+        }
+        let _ = conn.tcp.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Counts an upgrade from the ticket's address among the established connections, or
+    /// says which cap is reached (the client is then answered 503).
+    pub(crate) fn try_establish(
+        self: &Arc<Self>,
+        ticket: &HandshakeTicket,
+    ) -> Result<ConnectionGuard, Full> {
+        self.admission.lock().establish(ticket.addr)?;
+        Ok(ConnectionGuard(self.clone(), ticket.addr))
+    }
+
+    /// Remembers an open socket so `stop` can end it.
+    pub(crate) fn track(&self, shared: &Arc<Shared>) {
+        let mut sockets = self.sockets.lock();
+        sockets.retain(|s| !matches!(s.state(), State::Closed | State::Canceled));
+        sockets.push(shared.clone());
+        if self.stopping.load(Ordering::Acquire) {
+            shared.close(Some(1001), STOP_REASON);
+        }
+    }
+
+    /// Stops: the accept loop has ended; drops the connections still in their handshake and
+    /// closes open sockets with 1001 behind what they have queued, waits `stop_timeout` for
+    /// their close handshakes, then cancels the rest and gives them one second, in all, to
+    /// finish.
+    pub(crate) fn stop(&self) {
+        let handshaking = self.admission.lock().take_handshaking();
+        for h in handshaking {
+            let _ = h.tcp.shutdown(std::net::Shutdown::Both);
+        }
+        let sockets: Vec<Arc<Shared>> = std::mem::take(&mut *self.sockets.lock());
+        for s in &sockets {
+            s.close(Some(1001), STOP_REASON);
+        }
+        let deadline = super::deadline_after(self.stop_timeout);
+        for s in &sockets {
+            s.wait_finished(Some(deadline));
+        }
+        let late: Vec<&Arc<Shared>> = sockets.iter().filter(|s| !s.is_finished()).collect();
+        if !late.is_empty() {
+            log::debug!(
+                "canceling {} sockets that did not close within the stop timeout",
+                late.len()
+            );
+        }
+        for s in &late {
+            s.cancel();
+        }
+        // One deadline for all of them, not a second per socket in turn: a canceled socket
+        // ends at once unless a callback of its is stuck, and many stuck ones must not add up.
+        let deadline = super::deadline_after(CANCEL_GRACE);
+        for s in &late {
+            s.wait_finished(Some(deadline));
+        }
+    }
+}
+
+/// Connections the kernel completes and queues for the accept loop. std's 128 overflows under a
+/// flood of connects, and then the kernel drops SYNs from everyone, well-behaved clients
+/// included, who wait a second or more to retry. The kernel caps it at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// `TcpListener::bind`, with [`LISTEN_BACKLOG`]: the first of `addr`'s addresses that binds.
+pub(crate) fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        let listener = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|s| {
+            // As std does on Unix: a restarted server can bind while old connections linger.
+            #[cfg(unix)]
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())?;
+            s.listen(LISTEN_BACKLOG)?;
+            Ok(s)
+        });
+        match listener {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
+/// Accepts connections until the server stops, each handed to a pooled reader thread.
+pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Serve>) {
+    loop {
+        let conn = listener.accept();
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let (tcp, peer) = match conn {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                // Out of descriptors and the like: back off instead of spinning.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let tcp = Arc::new(tcp);
+        let ticket = shared.begin_handshake(tcp.clone(), peer);
+        if let Err(e) = super::accept::spawn_server(tcp, ticket, shared.clone()) {
+            log::error!("could not start a connection thread: {e}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! A server handler's answer to an upgrade request.
+
+use crate::driver::Admit;
+use crate::header::Header;
+use crate::listener::{Bound, WebSocketListener};
+use crate::websocket::WebSocket;
+
+/// A server handler's answer to an upgrade request: upgrade (with a listener) or refuse (with
+/// an HTTP status), plus any headers to add to the answer.
+///
+/// When a cookie authenticates the upgrade, as below, also set
+/// [`ServerBuilder::allowed_origins`]: browsers send cookies with WebSockets that any site's
+/// pages open (cross-site WebSocket hijacking, `docs/connecting.md`).
+///
+/// ```
+/// use syncws::{Accept, Listener, Request};
+/// fn handle(request: &Request) -> Accept {
+///     if request.header("Authorization") != Some("Bearer secret") {
+///         return Accept::reject(401, "Unauthorized")
+///             .header("WWW-Authenticate", "Bearer realm=\"chat\"");
+///     }
+///     Accept::upgrade(Listener::new()).header("Set-Cookie", "session=1; HttpOnly")
+/// }
+/// # let _ = handle;
+/// ```
+pub struct Accept {
+    answer: Answer,
+    headers: Vec<Header>,
+}
+
+enum Answer {
+    Upgrade {
+        subprotocol: Option<String>,
+        listener: Box<dyn WebSocketListener>,
+    },
+    Reject {
+        status: u16,
+        reason: String,
+    },
+}
+
+impl std::fmt::Debug for Accept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = match &self.answer {
+            Answer::Upgrade { subprotocol, .. } => {
+                let mut d = f.debug_struct("Upgrade");
+                d.field("subprotocol", subprotocol);
+                d
+            }
+            Answer::Reject { status, reason } => {
+                let mut d = f.debug_struct("Reject");
+                d.field("status", status).field("reason", reason);
+                d
+            }
+        };
+        d.field("headers", &self.headers).finish_non_exhaustive()
+    }
+}
+
+impl Accept {
+    /// Upgrade with no subprotocol; `listener` hears the socket's events, as for a client
+    /// socket.
+    pub fn upgrade(listener: impl WebSocketListener) -> Accept {
+        Accept::answer(Answer::Upgrade {
+            subprotocol: None,
+            listener: Box::new(listener),
+        })
+    }
+
+    /// Upgrade, confirming `subprotocol`; it must be one the client offered (another is
+    /// ignored, with a warning in the log).
+    pub fn upgrade_with(subprotocol: &str, listener: impl WebSocketListener) -> Accept {
+        Accept::answer(Answer::Upgrade {
+            subprotocol: Some(subprotocol.to_owned()),
+            listener: Box::new(listener),
+        })
+    }
+
+    /// Refuse the upgrade with an HTTP status (e.g. 401, 403, 404) and reason phrase.
+    pub fn reject(status: u16, reason: &str) -> Accept {
+        Accept::answer(Answer::Reject {
+            status,
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn answer(answer: Answer) -> Accept {
+        Accept {
+            answer,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header to the answer: `Set-Cookie` on an upgrade, `WWW-Authenticate` on a 401,
+    /// `Retry-After` on a 503...
+    ///
+    /// Headers the server writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
+    /// `Content-Length`, `Transfer-Encoding`) and invalid ones (a name that is not a token, a
+    /// value with CR, LF or another control byte: header injection) are left out, with a
+    /// warning in the log: the handler's answer still goes out.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Accept {
+        let h = Header::new(name.into(), value.into());
+        if let Some(why) = crate::header::invalid(h.name(), h.value()) {
+            log::warn!("accept handler: {why}; header left out");
+        } else if crate::header::written_by_syncws(h.name()) {
+            log::warn!(
+                "accept handler: header {} is written by syncws itself; left out",
+                h.name()
+            );
+        } else {
+            self.headers.push(h);
+        }
+        self
+    }
+
+    /// The headers added with [`header`](Self::header).
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The driver's view of this answer: the listener is bound to its socket once the socket
+    /// exists.
+    pub(crate) fn into_admit(self) -> Admit {
+        match self.answer {
+            Answer::Upgrade {
+                subprotocol,
+                listener,
+            } => Admit::Upgrade {
+                subprotocol,
+                headers: self.headers,
+                bind: Box::new(move |shared| {
+                    let ws = WebSocket {
+                        shared: shared.clone(),
+                    };
+                    Bound::new(ws, listener)
+                }),
+            },
+            Answer::Reject { status, reason } => Admit::Reject {
+                status,
+                reason,
+                headers: self.headers,
+            },
+        }
+    }
+}
