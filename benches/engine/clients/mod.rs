@@ -1,0 +1,34 @@
+//! The clients behind one trait (static dispatch: each scenario is monomorphised).
+
+pub mod listener;
+pub mod raw;
+pub mod tung;
+
+#[derive(Debug)]
+pub enum Got {
+    Text(usize),
+    Binary(usize),
+}
+
+pub trait Conn: Sized {
+    /// What opens connections (syncws: one `Client`, reused as an application would).
+    type Factory;
+    /// A message prepared once and sent many times.
+    type Bin;
+    type Text;
+    fn factory() -> Self::Factory;
+    /// Connects and completes the opening handshake.
+    fn open(f: &Self::Factory, port: u16, path: &str) -> Result<Self, String>;
+    fn prep_binary(payload: &[u8]) -> Self::Bin;
+    fn prep_text(text: &str) -> Self::Text;
+    /// Sends (or buffers, where the client buffers) one message.
+    fn send_binary(&mut self, m: &Self::Bin) -> Result<(), String>;
+    fn send_text(&mut self, m: &Self::Text) -> Result<(), String>;
+    fn flush(&mut self) -> Result<(), String>;
+    /// The next data message.
+    fn recv(&mut self) -> Result<Got, String>;
+    /// The text of the last text message `recv` returned.
+    fn last_text(&self) -> String;
+    /// Client close 1000, and waits for the close handshake and the server's TCP close.
+    fn close(self) -> Result<(), String>;
+}
