@@ -1,9 +1,10 @@
-//! The engine benchmark: syncws against tungstenite 0.30 (blocking) and a hand-written raw
-//! client (the lower bound), all three talking to the same local server, which runs in a child
+//! The engine benchmark: syncws, through its listener API (`syncws`) and through its blocking
+//! `Connection` (`syncws-conn`), against tungstenite 0.30 (blocking) and a hand-written raw
+//! client (the lower bound), all four talking to the same local server, which runs in a child
 //! process of its own so this process's RSS, threads and fds belong to the client alone.
 //!
-//! `cargo bench --bench engine` runs every scenario for 5 interleaved rounds (raw, tungstenite,
-//! syncws, raw, ...) and prints a markdown table of medians, also written to
+//! `cargo bench --bench engine` runs every scenario for 7 interleaved rounds (raw, tungstenite,
+//! syncws, syncws-conn, raw, ...) and prints a markdown table of medians, also written to
 //! `target/engine-bench.md`. Flags (after `--`): `--quick` (1 round, a tenth of each count: a
 //! smoke test), `--only rtt,connect`, `--rounds N`. The method is in docs/benchmarks.md.
 //!

@@ -1,5 +1,5 @@
 //! idle and scale: a client child process per run. The parent's side (`run_many`), and the
-//! child's entry point with what its three clients share (parameters, errors, /proc stats).
+//! child's entry point with what its clients share (parameters, errors, /proc stats).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::children::ChildProc;
-use crate::many_blocking::{many_raw, many_tungstenite};
+use crate::many_blocking::{many_conn, many_raw, many_tungstenite};
 use crate::many_syncws::many_syncws;
 use crate::options::Lib;
 use crate::report::Outcome;
@@ -193,7 +193,7 @@ pub fn report(
 
 pub fn many_main(args: &[String]) -> ! {
     watch_parent();
-    let usage = "usage: --idle|--scale raw|tungstenite|syncws N PORT";
+    let usage = "usage: --idle|--scale raw|tungstenite|syncws|syncws-conn N PORT";
     let scale = args[0] == "--scale";
     let lib = args.get(1).and_then(|s| Lib::parse(s)).expect(usage);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).expect(usage);
@@ -216,6 +216,7 @@ pub fn many_main(args: &[String]) -> ! {
         Lib::Raw => many_raw(&p),
         Lib::Tungstenite => many_tungstenite(&p),
         Lib::Syncws => many_syncws(&p),
+        Lib::SyncwsConn => many_conn(&p),
     }
     let _ = io::stdout().flush();
     std::process::exit(0);

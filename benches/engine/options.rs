@@ -35,10 +35,14 @@ pub const QUICK: Counts = Counts {
 pub enum Lib {
     Raw,
     Tungstenite,
+    /// syncws's listener API: callbacks, or a `channel()` of events for the caller's thread.
     Syncws,
+    /// syncws's blocking API: `Client::connect` gives a `Connection`; `send`, `recv`.
+    SyncwsConn,
 }
 
-pub const LIBS: [Lib; 3] = [Lib::Raw, Lib::Tungstenite, Lib::Syncws];
+/// The clients, in the order each round runs them.
+pub const LIBS: [Lib; 4] = [Lib::Raw, Lib::Tungstenite, Lib::Syncws, Lib::SyncwsConn];
 
 impl Lib {
     pub fn name(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Lib {
             Lib::Raw => "raw",
             Lib::Tungstenite => "tungstenite",
             Lib::Syncws => "syncws",
+            Lib::SyncwsConn => "syncws-conn",
         }
     }
 
@@ -126,7 +131,7 @@ pub struct Options {
 pub fn parse_options(args: &[String]) -> Options {
     let mut o = Options {
         quick: false,
-        rounds: 5,
+        rounds: 7,
         only: SCENARIOS.to_vec(),
     };
     let mut rounds_given = false;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::options::{Lib, Scenario};
+use crate::options::{LIBS, Lib, Scenario};
 
 /// What one run measured.
 pub struct Outcome {
@@ -50,28 +50,39 @@ impl Results {
         }
     }
 
+    /// The table: each client's median, then syncws's and syncws-conn's ratios to tungstenite
+    /// and to raw.
     pub fn render(&self, scenarios: &[Scenario], header: &str) -> String {
+        let syncws = [Lib::Syncws, Lib::SyncwsConn];
         let mut out = String::new();
         out.push_str(header);
-        out.push_str(
-            "\n| scenario | metric | raw | tungstenite | syncws | syncws/tungstenite | syncws/raw |\n",
-        );
-        out.push_str("|---|---|---|---|---|---|---|\n");
+        out.push_str("\n| scenario | metric |");
+        for lib in LIBS {
+            out.push_str(&format!(" {} |", lib.name()));
+        }
+        for other in [Lib::Tungstenite, Lib::Raw] {
+            for s in syncws {
+                out.push_str(&format!(" {}/{} |", s.name(), other.name()));
+            }
+        }
+        out.push_str(&format!("\n|---|---|{}\n", "---|".repeat(LIBS.len() + 4)));
         for &sc in scenarios {
             for (key, label) in sc.metrics() {
-                let (r, rs) = self.cell(sc, key, Lib::Raw);
-                let (t, ts) = self.cell(sc, key, Lib::Tungstenite);
-                let (s, ss) = self.cell(sc, key, Lib::Syncws);
-                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                let cell = |lib| self.cell(sc, key, lib);
+                let ratio = |a: Lib, b: Lib| match (cell(a).0, cell(b).0) {
                     (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
                     _ => "-".to_owned(),
                 };
-                out.push_str(&format!(
-                    "| {} | {label} | {rs} | {ts} | {ss} | {} | {} |\n",
-                    sc.name(),
-                    ratio(s, t),
-                    ratio(s, r)
-                ));
+                out.push_str(&format!("| {} | {label} |", sc.name()));
+                for lib in LIBS {
+                    out.push_str(&format!(" {} |", cell(lib).1));
+                }
+                for other in [Lib::Tungstenite, Lib::Raw] {
+                    for s in syncws {
+                        out.push_str(&format!(" {} |", ratio(s, other)));
+                    }
+                }
+                out.push('\n');
             }
         }
         if !self.notes.is_empty() {

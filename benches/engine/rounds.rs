@@ -73,7 +73,7 @@ pub fn bench_main(args: &[String]) {
                             .map(|(k, v)| format!("{k}={}", fmt_num(*v)))
                             .collect();
                         println!(
-                            "  {:<10} round {}/{} {:<11} {}  ({took:.1} s)",
+                            "  {:<10} round {}/{} {:<12} {}  ({took:.1} s)",
                             sc.name(),
                             round + 1,
                             opts.rounds,
@@ -89,7 +89,7 @@ pub fn bench_main(args: &[String]) {
                     }
                     Err(e) => {
                         println!(
-                            "  {:<10} round {}/{} {:<11} FAILED: {e}  ({took:.1} s)",
+                            "  {:<10} round {}/{} {:<12} FAILED: {e}  ({took:.1} s)",
                             sc.name(),
                             round + 1,
                             opts.rounds,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use syncws::crossbeam_channel;
 use syncws::{Listener, Message, Request};
 
+use crate::clients::connection::ConnClient;
 use crate::clients::listener::SyncwsConn;
 use crate::clients::raw::RawConn;
 use crate::clients::tung::TungConn;
@@ -40,6 +41,8 @@ pub fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome,
             Ok(outcome)
         }
         (Lib::Syncws, _) => run_with::<SyncwsConn>(sc, lib, port, c),
+        // The blocking API: every scenario through `Connection`, receiving by `recv`.
+        (Lib::SyncwsConn, _) => run_with::<ConnClient>(sc, lib, port, c),
     }
 }
 

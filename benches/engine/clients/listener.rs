@@ -1,14 +1,11 @@
 //! syncws through its listener API, public API only, `Client::new()`: a `channel()` listener
 //! for the events.
 
-use std::thread;
-use std::time::Duration;
-
 use syncws::crossbeam_channel::RecvTimeoutError;
 use syncws::{Event, Message, Request};
 
-use super::{Conn, Got};
-use crate::{Deadline, HIGH_WATER, IO_TIMEOUT};
+use super::{Conn, Got, send_paced};
+use crate::IO_TIMEOUT;
 
 pub struct SyncwsConn {
     pub ws: syncws::WebSocket,
@@ -43,36 +40,6 @@ impl SyncwsConn {
                 self.ws.queue_size()
             )),
             Err(RecvTimeoutError::Disconnected) => Err("the event channel closed".into()),
-        }
-    }
-
-    /// Waits while more than `HIGH_WATER` payload bytes are queued.
-    pub fn backpressure(&self) -> Result<(), String> {
-        if self.ws.queue_size() <= HIGH_WATER {
-            return Ok(());
-        }
-        let deadline = Deadline::after(IO_TIMEOUT);
-        while self.ws.queue_size() > HIGH_WATER {
-            if deadline.passed() {
-                return Err(format!(
-                    "queue_size stayed above {HIGH_WATER} for {IO_TIMEOUT:?} (state {:?})",
-                    self.ws.state()
-                ));
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
-    pub fn send(&self, m: impl Into<Message>) -> Result<(), String> {
-        if self.ws.send(m) {
-            Ok(())
-        } else {
-            Err(format!(
-                "send returned false (state {:?}, queue_size {})",
-                self.ws.state(),
-                self.ws.queue_size()
-            ))
         }
     }
 }
@@ -118,13 +85,11 @@ impl Conn for SyncwsConn {
     }
 
     fn send_binary(&mut self, m: &Vec<u8>) -> Result<(), String> {
-        self.backpressure()?;
-        self.send(m.clone())
+        send_paced(&self.ws, m.clone())
     }
 
     fn send_text(&mut self, m: &String) -> Result<(), String> {
-        self.backpressure()?;
-        self.send(m.clone())
+        send_paced(&self.ws, m.clone())
     }
 
     fn flush(&mut self) -> Result<(), String> {

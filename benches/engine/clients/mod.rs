@@ -1,5 +1,13 @@
 //! The clients behind one trait (static dispatch: each scenario is monomorphised).
 
+use std::thread;
+use std::time::Duration;
+
+use syncws::Message;
+
+use crate::{Deadline, HIGH_WATER, IO_TIMEOUT};
+
+pub mod connection;
 pub mod listener;
 pub mod raw;
 pub mod tung;
@@ -31,4 +39,34 @@ pub trait Conn: Sized {
     fn last_text(&self) -> String;
     /// Client close 1000, and waits for the close handshake and the server's TCP close.
     fn close(self) -> Result<(), String>;
+}
+
+/// How both syncws clients send: `send` never blocks and refuses a message (and starts a close
+/// with 1001) past `max_queue_size` (16 MiB with `Client::new()`), so the sender first waits
+/// while more than `HIGH_WATER` (half of that) is queued, polling the public `queue_size()`.
+///
+/// The one place pacing happens. When syncws has a blocking `send_timeout`, this whole function
+/// becomes that call (`ws.send_timeout(m, IO_TIMEOUT)`) and the polling goes.
+pub fn send_paced(ws: &syncws::WebSocket, m: impl Into<Message>) -> Result<(), String> {
+    if ws.queue_size() > HIGH_WATER {
+        let deadline = Deadline::after(IO_TIMEOUT);
+        while ws.queue_size() > HIGH_WATER {
+            if deadline.passed() {
+                return Err(format!(
+                    "queue_size stayed above {HIGH_WATER} for {IO_TIMEOUT:?} (state {:?})",
+                    ws.state()
+                ));
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if ws.send(m) {
+        Ok(())
+    } else {
+        Err(format!(
+            "send returned false (state {:?}, queue_size {})",
+            ws.state(),
+            ws.queue_size()
+        ))
+    }
 }
