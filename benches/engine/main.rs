@@ -23,9 +23,11 @@
 //! - `children`: starting and stopping child processes of this binary;
 //! - `server`, `scale_server`: the two server children;
 //! - `clients`: the clients behind one trait, one module each;
-//! - `scenarios`: what one run does (rtt, send, recv, connect);
+//! - `scenarios`: what one run does (rtt, send, recv, connect); `callbacks`: syncws's
+//!   callback-style runs (receiving in `on_message`, rtt-callback);
 //! - `many`, `many_blocking`, `many_syncws`: the idle and scale client children.
 
+mod callbacks;
 mod children;
 mod clients;
 mod many;

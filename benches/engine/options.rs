@@ -62,6 +62,9 @@ impl Lib {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scenario {
     Rtt,
+    /// rtt with the listener sending the next message from `on_message` (syncws only; raw and
+    /// tungstenite run their rtt loop again, syncws-conn has no callbacks).
+    RttCallback,
     SendSmall,
     RecvSmall,
     SendLarge,
@@ -71,8 +74,9 @@ pub enum Scenario {
     Scale,
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 9] = [
     Scenario::Rtt,
+    Scenario::RttCallback,
     Scenario::SendSmall,
     Scenario::RecvSmall,
     Scenario::SendLarge,
@@ -86,6 +90,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Rtt => "rtt",
+            Scenario::RttCallback => "rtt-callback",
             Scenario::SendSmall => "send-small",
             Scenario::RecvSmall => "recv-small",
             Scenario::SendLarge => "send-large",
@@ -96,10 +101,15 @@ impl Scenario {
         }
     }
 
+    /// Whether `lib` has a run in this scenario: a `Connection` has no callbacks.
+    pub fn runs(self, lib: Lib) -> bool {
+        !(self == Scenario::RttCallback && lib == Lib::SyncwsConn)
+    }
+
     /// The metrics a run reports: key and the label printed in the table.
     pub fn metrics(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Scenario::Rtt => &[
+            Scenario::Rtt | Scenario::RttCallback => &[
                 ("p50", "p50 latency, µs (lower is better)"),
                 ("p99", "p99 latency, µs (lower is better)"),
             ],

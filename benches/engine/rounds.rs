@@ -41,7 +41,7 @@ pub fn bench_main(args: &[String]) {
     let mut results = Results::default();
     for &sc in &opts.only {
         for round in 0..opts.rounds {
-            for lib in LIBS {
+            for lib in LIBS.into_iter().filter(|&lib| sc.runs(lib)) {
                 let srv = if sc == Scenario::Scale {
                     scale_server.as_mut()
                 } else {
@@ -73,7 +73,7 @@ pub fn bench_main(args: &[String]) {
                             .map(|(k, v)| format!("{k}={}", fmt_num(*v)))
                             .collect();
                         println!(
-                            "  {:<10} round {}/{} {:<12} {}  ({took:.1} s)",
+                            "  {:<12} round {}/{} {:<12} {}  ({took:.1} s)",
                             sc.name(),
                             round + 1,
                             opts.rounds,
@@ -89,7 +89,7 @@ pub fn bench_main(args: &[String]) {
                     }
                     Err(e) => {
                         println!(
-                            "  {:<10} round {}/{} {:<12} FAILED: {e}  ({took:.1} s)",
+                            "  {:<12} round {}/{} {:<12} FAILED: {e}  ({took:.1} s)",
                             sc.name(),
                             round + 1,
                             opts.rounds,

@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use syncws::crossbeam_channel;
-use syncws::{Listener, Message, Request};
-
+use crate::callbacks::{recv_n_listener, rtt_callback};
 use crate::clients::connection::ConnClient;
 use crate::clients::listener::SyncwsConn;
 use crate::clients::raw::RawConn;
@@ -13,7 +11,7 @@ use crate::clients::{Conn, Got};
 use crate::many::run_many;
 use crate::options::{Counts, Lib, Scenario};
 use crate::report::Outcome;
-use crate::{CHECK_EVERY, Deadline, IO_TIMEOUT, LARGE, RTT_TEXT, RUN_TIMEOUT, SMALL};
+use crate::{CHECK_EVERY, Deadline, LARGE, RTT_TEXT, RUN_TIMEOUT, SMALL};
 
 pub fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome, String> {
     match (lib, sc) {
@@ -40,86 +38,20 @@ pub fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome,
             ));
             Ok(outcome)
         }
+        // The listener's own round trip: the next message is sent from `on_message`.
+        (Lib::Syncws, Scenario::RttCallback) => rtt_callback(port, c),
         (Lib::Syncws, _) => run_with::<SyncwsConn>(sc, lib, port, c),
         // The blocking API: every scenario through `Connection`, receiving by `recv`.
         (Lib::SyncwsConn, _) => run_with::<ConnClient>(sc, lib, port, c),
     }
 }
 
-/// syncws's receive path as its listener API is meant to be used: each message handled in
-/// `on_message`; the application thread only hears when the last one has arrived.
-fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> {
-    let client = syncws::Client::new();
-    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<Result<usize, String>>(1);
-    let (closed_tx, closed_rx) = crossbeam_channel::bounded::<()>(1);
-    let failed_tx = done_tx.clone();
-    let mut count = 0usize;
-    let listener = Listener::new()
-        .on_open(move |_, _| {
-            let _ = open_tx.try_send(());
-        })
-        .on_message(move |_, m| match m {
-            Message::Binary(b) if b.len() == size => count += 1,
-            Message::Binary(b) => {
-                let _ = done_tx.try_send(Err(format!("message of {} bytes, not {size}", b.len())));
-            }
-            Message::Text(t) if t == "end" => {
-                let _ = done_tx.try_send(Ok(count));
-            }
-            Message::Text(t) => {
-                let _ = done_tx.try_send(Err(format!("unexpected text {t:?}")));
-            }
-        })
-        .on_closed(move |_, _, _| {
-            let _ = closed_tx.try_send(());
-        })
-        .on_failure(move |_, e, _| {
-            let _ = failed_tx.try_send(Err(format!("failed: {e}")));
-        });
-    let url = format!("ws://127.0.0.1:{port}/source?n={n}&size={size}");
-    let request = Request::builder(&url)
-        .build()
-        .map_err(|e| format!("request: {e}"))?;
-    let ws = client.new_web_socket(request, listener);
-    let _cancel_on_error = CancelOnDrop(ws.clone());
-    open_rx
-        .recv_timeout(IO_TIMEOUT)
-        .map_err(|_| "no on_open".to_owned())?;
-    let t = Instant::now();
-    if !ws.send("go") {
-        return Err("send returned false".into());
-    }
-    let got = done_rx
-        .recv_timeout(RUN_TIMEOUT)
-        .map_err(|_| "no end within the run timeout".to_owned())??;
-    let secs = t.elapsed().as_secs_f64();
-    if got != n {
-        return Err(format!("received {got} messages, not {n}"));
-    }
-    let _ = ws.close(1000, None);
-    closed_rx
-        .recv_timeout(IO_TIMEOUT)
-        .map_err(|_| "no on_closed".to_owned())?;
-    if !ws.wait_finished(IO_TIMEOUT) {
-        return Err("did not finish".into());
-    }
-    Ok(secs)
-}
-
-/// Cancels the socket if a run fails midway; a no-op once it has finished.
-struct CancelOnDrop(syncws::WebSocket);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 fn run_with<C: Conn>(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome, String> {
     let mib = |n: usize, secs: f64| (n * LARGE) as f64 / (1 << 20) as f64 / secs;
     Ok(match sc {
-        Scenario::Rtt => rtt::<C>(port, c)?,
+        // raw and tungstenite have no callbacks: their own round trip is the loop of `rtt`,
+        // run again in these rounds so that the ratios compare runs of the same moment.
+        Scenario::Rtt | Scenario::RttCallback => rtt::<C>(port, c)?,
         Scenario::SendSmall => Outcome::of(vec![(
             "rate",
             c.small as f64 / send_n::<C>(port, c.small, SMALL)?,
@@ -164,11 +96,16 @@ pub fn rtt<C: Conn>(port: u16, c: &Counts) -> Result<Outcome, String> {
         }
     }
     conn.close()?;
+    Ok(latencies(lat))
+}
+
+/// The p50 and p99 of round-trip times, in µs.
+pub fn latencies(mut lat: Vec<Duration>) -> Outcome {
     lat.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let p50 = us(lat[lat.len() / 2]);
     let p99 = us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)]);
-    Ok(Outcome::of(vec![("p50", p50), ("p99", p99)]))
+    Outcome::of(vec![("p50", p50), ("p99", p99)])
 }
 
 /// Sends `n` binary messages of `size` bytes to `/sink`, then "done"; returns the seconds from
@@ -203,7 +140,7 @@ fn send_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<f64, String> {
 
 /// Has `/source` send `n` binary messages of `size` bytes; returns the seconds from "go" to
 /// "end".
-fn recv_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<f64, String> {
+pub fn recv_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<f64, String> {
     let f = C::factory();
     let mut conn = C::open(&f, port, &format!("/source?n={n}&size={size}"))?;
     let go = C::prep_text("go");
