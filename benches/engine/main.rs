@@ -12,7 +12,7 @@
 //! with the same API.
 //!
 //! The same binary is also each child process, chosen by its first argument:
-//! `--server` (tungstenite, thread per connection: `/echo`, `/sink`, `/source?n=N&size=S`),
+//! `--server` (thread per connection: `/echo`, `/sink`, `/source?n=N&size=S`),
 //! `--scale-server` (single-threaded mio echo server), and `--idle|--scale CLIENT N PORT` (a
 //! client opening N sockets). Every child exits when its stdin closes, so none outlives the
 //! bench, even if the bench is killed.
@@ -21,7 +21,7 @@
 //! - `options`: the scenarios, the clients, the counts and the command line;
 //! - `rounds`: the round loop (the parent), `report`: medians and the table;
 //! - `children`: starting and stopping child processes of this binary;
-//! - `server`, `scale_server`: the two server children;
+//! - `server` (with `sink`, its `/sink` route), `scale_server`: the two server children;
 //! - `clients`: the clients behind one trait, one module each;
 //! - `scenarios`: what one run does (rtt, send, recv, connect); `callbacks`: syncws's
 //!   callback-style runs (receiving in `on_message`, rtt-callback);
@@ -39,6 +39,7 @@ mod rounds;
 mod scale_server;
 mod scenarios;
 mod server;
+mod sink;
 
 use std::io::{self, Read};
 use std::net::TcpStream;

@@ -125,7 +125,7 @@ impl EchoConn {
 }
 
 /// An unmasked server frame.
-fn push_frame(out: &mut Vec<u8>, b0: u8, payload: &[u8]) {
+pub fn push_frame(out: &mut Vec<u8>, b0: u8, payload: &[u8]) {
     let n = payload.len();
     out.push(b0);
     if n < 126 {

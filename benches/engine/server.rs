@@ -1,4 +1,6 @@
-//! The server child: tungstenite, thread per connection, no compression.
+//! The server child: tungstenite, thread per connection, no compression. `/echo` and
+//! `/source` are tungstenite's server; `/sink` reads the socket itself after tungstenite's
+//! handshake (sink.rs).
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,6 +9,7 @@ use std::time::Duration;
 
 use tungstenite::Message as TMessage;
 
+use crate::sink::serve_sink;
 use crate::watch_parent;
 
 pub fn server_main() -> ! {
@@ -56,7 +59,9 @@ fn serve(stream: TcpStream) {
     let Ok(mut ws) = accepted else { return };
     match target.0.as_str() {
         "/echo" => serve_echo(&mut ws),
-        "/sink" => serve_sink(&mut ws),
+        // Past the handshake the sink reads the socket itself (sink.rs); it answers the
+        // client's close and closes TCP.
+        "/sink" => return serve_sink(ws.into_inner()),
         "/source" => serve_source(&mut ws, &target.1),
         _ => {
             let _ = ws.close(None);
@@ -76,23 +81,6 @@ fn serve_echo(ws: &mut ServerWs) {
                 if ws.send(m).is_err() {
                     return;
                 }
-            }
-            Ok(TMessage::Close(_)) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
-fn serve_sink(ws: &mut ServerWs) {
-    let mut count: u64 = 0;
-    loop {
-        match ws.read() {
-            Ok(TMessage::Binary(_)) => count += 1,
-            Ok(TMessage::Text(t)) if t.as_str() == "done" => {
-                if ws.send(TMessage::text(count.to_string())).is_err() {
-                    return;
-                }
-                count = 0;
             }
             Ok(TMessage::Close(_)) | Err(_) => return,
             Ok(_) => {}
