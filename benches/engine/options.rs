@@ -86,6 +86,9 @@ const SCENARIOS: [Scenario; 9] = [
     Scenario::Scale,
 ];
 
+/// The send scenarios' second row: how long the syncws senders waited on `queue_size()`.
+const PACED: (&str, &str) = ("paced", "ms paced: syncws waiting for queue_size() ≤ 8 MiB");
+
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
@@ -113,8 +116,10 @@ impl Scenario {
                 ("p50", "p50 latency, µs (lower is better)"),
                 ("p99", "p99 latency, µs (lower is better)"),
             ],
-            Scenario::SendSmall | Scenario::RecvSmall => &[("rate", "msg/s (higher is better)")],
-            Scenario::SendLarge | Scenario::RecvLarge => &[("rate", "MiB/s (higher is better)")],
+            Scenario::SendSmall => &[("rate", "msg/s (higher is better)"), PACED],
+            Scenario::RecvSmall => &[("rate", "msg/s (higher is better)")],
+            Scenario::SendLarge => &[("rate", "MiB/s (higher is better)"), PACED],
+            Scenario::RecvLarge => &[("rate", "MiB/s (higher is better)")],
             Scenario::Connect => &[("rate", "conn/s (higher is better)")],
             Scenario::Idle => &[
                 ("rss", "RSS KiB per socket (lower is better)"),

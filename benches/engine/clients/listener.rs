@@ -1,6 +1,8 @@
 //! syncws through its listener API, public API only, `Client::new()`: a `channel()` listener
 //! for the events.
 
+use std::time::Duration;
+
 use syncws::crossbeam_channel::RecvTimeoutError;
 use syncws::{Event, Message, Request};
 
@@ -11,6 +13,7 @@ pub struct SyncwsConn {
     pub ws: syncws::WebSocket,
     pub events: syncws::Events,
     pub last: Option<String>,
+    paced: Duration,
 }
 
 impl Drop for SyncwsConn {
@@ -64,6 +67,7 @@ impl Conn for SyncwsConn {
             ws,
             events,
             last: None,
+            paced: Duration::ZERO,
         };
         match conn.event()? {
             // Client::new() offers permessage-deflate; the bench servers must never accept it.
@@ -85,11 +89,11 @@ impl Conn for SyncwsConn {
     }
 
     fn send_binary(&mut self, m: &Vec<u8>) -> Result<(), String> {
-        send_paced(&self.ws, m.clone())
+        send_paced(&self.ws, m.clone(), &mut self.paced)
     }
 
     fn send_text(&mut self, m: &String) -> Result<(), String> {
-        send_paced(&self.ws, m.clone())
+        send_paced(&self.ws, m.clone(), &mut self.paced)
     }
 
     fn flush(&mut self) -> Result<(), String> {
@@ -113,6 +117,10 @@ impl Conn for SyncwsConn {
 
     fn last_text(&self) -> String {
         self.last.clone().unwrap_or_default()
+    }
+
+    fn paced(&self) -> Option<Duration> {
+        Some(self.paced)
     }
 
     fn close(self) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! The clients behind one trait (static dispatch: each scenario is monomorphised).
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use syncws::Message;
 
@@ -39,16 +39,30 @@ pub trait Conn: Sized {
     fn last_text(&self) -> String;
     /// Client close 1000, and waits for the close handshake and the server's TCP close.
     fn close(self) -> Result<(), String>;
+    /// Time spent waiting before sends (`send_paced`): syncws only; the others block in
+    /// `write` instead.
+    fn paced(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// How both syncws clients send: `send` never blocks and refuses a message (and starts a close
 /// with 1001) past `max_queue_size` (16 MiB with `Client::new()`), so the sender first waits
-/// while more than `HIGH_WATER` (half of that) is queued, polling the public `queue_size()`.
+/// while more than `HIGH_WATER` (half of that) is queued, polling the public `queue_size()`
+/// before every send and sleeping 1 ms between polls. That is how the independent harness of
+/// Engine v3 paces too (docs/benchmarks.md). `paced` adds up the time spent waiting, which the
+/// send scenarios report.
 ///
-/// The one place pacing happens. When syncws has a blocking `send_timeout`, this whole function
-/// becomes that call (`ws.send_timeout(m, IO_TIMEOUT)`) and the polling goes.
-pub fn send_paced(ws: &syncws::WebSocket, m: impl Into<Message>) -> Result<(), String> {
+/// The one place pacing happens. When syncws has the blocking `send_timeout` the lead is
+/// adding, this whole function becomes that call (`ws.send_timeout(m, IO_TIMEOUT)`, timed
+/// into `paced`) and the polling goes.
+pub fn send_paced(
+    ws: &syncws::WebSocket,
+    m: impl Into<Message>,
+    paced: &mut Duration,
+) -> Result<(), String> {
     if ws.queue_size() > HIGH_WATER {
+        let started = Instant::now();
         let deadline = Deadline::after(IO_TIMEOUT);
         while ws.queue_size() > HIGH_WATER {
             if deadline.passed() {
@@ -59,6 +73,7 @@ pub fn send_paced(ws: &syncws::WebSocket, m: impl Into<Message>) -> Result<(), S
             }
             thread::sleep(Duration::from_millis(1));
         }
+        *paced += started.elapsed();
     }
     if ws.send(m) {
         Ok(())
