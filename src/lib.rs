@@ -77,6 +77,7 @@ mod header;
 mod http_types;
 mod listener;
 mod message;
+mod panics;
 mod proto;
 mod proxy;
 mod reconnect;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::driver::Callbacks;
 use crate::driver::backlog::Backlog;
+use crate::driver::callbacks::Callbacks;
 use crate::ended::Ended;
 use crate::error::Error;
 use crate::message::Message;

@@ -1,23 +1,24 @@
-//! The server role's way in: TLS, the upgrade request, the handler's answer.
+//! The server role's way in: the accept loop, then for each connection TLS, the upgrade
+//! request and the handler's answer.
 
 use super::admission::Full;
+use super::clock::{deadline_after, timeout_deadline};
 use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
-use super::panic_message;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
 use super::serve::{Admit, ConnectionGuard, HandshakeTicket, Serve};
 use super::shared::Shared;
-use super::timeout_deadline;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
 use crate::proto::handshake;
 use crate::response::Response;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 /// How long a refused connection is read (and what arrives thrown away) before it is closed.
@@ -38,7 +39,7 @@ fn refuse(
 ) {
     let refusal = handshake::Refusal { status, reason };
     // A client that does not read gets the linger to take the answer, and no more.
-    let until = super::deadline_after(REFUSAL_LINGER);
+    let until = deadline_after(REFUSAL_LINGER);
     let _ = write.write_all_by(&handshake::encode_refusal(&refusal, headers), until);
     write.finish_by(until);
     read.drain_until_eof(Some(until));
@@ -47,7 +48,7 @@ fn refuse(
 /// Runs one accepted server connection on a pooled reader thread.
 ///
 /// `ticket` is its place among the handshaking connections, given up once it is upgraded.
-pub(crate) fn spawn_server(
+fn spawn_server(
     tcp: Arc<TcpStream>,
     ticket: HandshakeTicket,
     server: Arc<Serve>,
@@ -131,7 +132,10 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let answer = match answer {
         Ok(answer) => answer,
         Err(p) => {
-            log::error!("the accept handler panicked: {}", panic_message(&*p));
+            log::error!(
+                "the accept handler panicked: {}",
+                crate::panics::message(&*p)
+            );
             refuse(
                 &mut read,
                 &mut write,
@@ -208,4 +212,64 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
         open,
         established,
     })
+}
+
+/// Connections the kernel completes and queues for the accept loop. std's 128 overflows under a
+/// flood of connects, and then the kernel drops SYNs from everyone, well-behaved clients
+/// included, who wait a second or more to retry. The kernel caps it at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// `TcpListener::bind`, with [`LISTEN_BACKLOG`]: the first of `addr`'s addresses that binds.
+pub(crate) fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        let listener = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|s| {
+            // As std does on Unix: a restarted server can bind while old connections linger.
+            #[cfg(unix)]
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())?;
+            s.listen(LISTEN_BACKLOG)?;
+            Ok(s)
+        });
+        match listener {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
+/// Accepts connections until the server stops, each handed to a pooled reader thread.
+pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Serve>) {
+    loop {
+        let conn = listener.accept();
+        if shared.is_stopping() {
+            break;
+        }
+        let (tcp, peer) = match conn {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                // Out of descriptors and the like: back off instead of spinning.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let tcp = Arc::new(tcp);
+        let ticket = shared.begin_handshake(tcp.clone(), peer);
+        if let Err(e) = spawn_server(tcp, ticket, shared.clone()) {
+            log::error!("could not start a connection thread: {e}");
+        }
+    }
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Callbacks;
+use super::callbacks::Callbacks;
+use super::clock::timeout_deadline;
 use super::head::{HeadError, is_timeout, read_head};
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
@@ -12,7 +13,6 @@ use super::reader::{Opened, Reader, fail_unstarted};
 use super::shared::Shared;
 use super::transport::{self, Connector, ReadHalf, WriteHalf};
 use super::tunnel;
-use super::{TlsSource, timeout_deadline};
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::Role;
@@ -20,6 +20,10 @@ use crate::proto::session::Cause;
 use crate::proto::{handshake, redirect};
 use crate::request::Request;
 use crate::response::Response;
+
+/// Gives a client socket its TLS configuration when it needs one (a redirect can lead to a
+/// `wss` URL).
+pub(crate) type TlsSource = Arc<dyn Fn() -> Result<Connector, String> + Send + Sync>;
 
 /// What a client socket's reader thread starts with.
 struct ClientStart {

@@ -124,7 +124,7 @@ fn run(job: Job) -> Duration {
         Err(p) => {
             log::error!(
                 "a socket thread's job panicked: {}",
-                super::panic_message(&*p)
+                crate::panics::message(&*p)
             );
             Duration::ZERO
         }

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::callbacks::{Callbacks, NoCallbacks};
+use super::clock::deadline_after;
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
 use super::shared::Shared;
 use super::transport::{ReadHalf, WriteHalf};
-use super::{Callbacks, NoCallbacks, deadline_after, panic_message};
 use crate::config::Config;
 use crate::error::Error;
+use crate::panics;
 use crate::proto::Role;
 use crate::proto::decoder::{Decoder, Incoming};
 use crate::proto::deflate::{self, Inflater};
@@ -83,7 +85,7 @@ impl Reader {
         shared.left_callback();
         result
             .map(|()| true)
-            .map_err(|p| Error::ListenerPanicked(panic_message(&*p)))
+            .map_err(|p| Error::ListenerPanicked(panics::message(&*p)))
     }
 
     /// Starts the writer and runs the open socket to its end.
@@ -315,7 +317,7 @@ impl Reader {
         log::debug!("ended: {ended}");
         let callbacks = &mut *self.callbacks;
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| callbacks.ended(ended))) {
-            log::error!("terminal listener callback: {}", panic_message(&*p));
+            log::error!("terminal listener callback: {}", panics::message(&*p));
         }
         shared.wait_writer_exited();
         shared.outbox.clear();
@@ -325,7 +327,7 @@ impl Reader {
         // `wait_finished` and `Server::stop` would wait for ever.
         let callbacks = std::mem::replace(&mut self.callbacks, Box::new(NoCallbacks));
         if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(callbacks))) {
-            log::error!("the listener's drop panicked: {}", panic_message(&*p));
+            log::error!("the listener's drop panicked: {}", panics::message(&*p));
         }
         shared.mark_finished();
     }

@@ -3,16 +3,16 @@
 //! sockets, and stopping. The public `Server` (in `server/`) configures it and hands it the
 //! application's handler, wrapped as a [`Handler`].
 
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::Callbacks;
 use super::admission::{AddrKey, Admission, Evicted, Full, Limits};
+use super::callbacks::Callbacks;
+use super::clock::deadline_after;
 use super::shared::Shared;
 use super::transport::Acceptor;
 use crate::config::Config;
@@ -140,12 +140,20 @@ impl Serve {
         self.stopping.store(true, Ordering::Release);
     }
 
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Takes a place among the handshaking connections for `tcp` from `peer`, evicting
     /// others as [`Admission::begin`] decides: a flood of connections that trickle or never
     /// send costs at most `max_handshaking` threads, and only ever evicts its own address's
     /// handshakes once that address holds the most, so clients from other addresses still get
     /// through.
-    fn begin_handshake(self: &Arc<Self>, tcp: Arc<TcpStream>, peer: SocketAddr) -> HandshakeTicket {
+    pub(crate) fn begin_handshake(
+        self: &Arc<Self>,
+        tcp: Arc<TcpStream>,
+        peer: SocketAddr,
+    ) -> HandshakeTicket {
         let addr = AddrKey::of(peer.ip());
         let handshake = Arc::new(Handshake {
             tcp,
@@ -224,7 +232,7 @@ impl Serve {
         for s in &sockets {
             s.close(Some(1001), STOP_REASON);
         }
-        let deadline = super::deadline_after(self.stop_timeout);
+        let deadline = deadline_after(self.stop_timeout);
         for s in &sockets {
             s.wait_finished(Some(deadline));
         }
@@ -240,69 +248,9 @@ impl Serve {
         }
         // One deadline for all of them, not a second per socket in turn: a canceled socket
         // ends at once unless a callback of its is stuck, and many stuck ones must not add up.
-        let deadline = super::deadline_after(CANCEL_GRACE);
+        let deadline = deadline_after(CANCEL_GRACE);
         for s in &late {
             s.wait_finished(Some(deadline));
-        }
-    }
-}
-
-/// Connections the kernel completes and queues for the accept loop. std's 128 overflows under a
-/// flood of connects, and then the kernel drops SYNs from everyone, well-behaved clients
-/// included, who wait a second or more to retry. The kernel caps it at `net.core.somaxconn`
-/// (4096 by default since Linux 5.4).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// `TcpListener::bind`, with [`LISTEN_BACKLOG`]: the first of `addr`'s addresses that binds.
-pub(crate) fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for addr in addr.to_socket_addrs()? {
-        let listener = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .and_then(|s| {
-            // As std does on Unix: a restarted server can bind while old connections linger.
-            #[cfg(unix)]
-            s.set_reuse_address(true)?;
-            s.bind(&addr.into())?;
-            s.listen(LISTEN_BACKLOG)?;
-            Ok(s)
-        });
-        match listener {
-            Ok(s) => return Ok(s.into()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
-}
-
-/// Accepts connections until the server stops, each handed to a pooled reader thread.
-pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Serve>) {
-    loop {
-        let conn = listener.accept();
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
-        }
-        let (tcp, peer) = match conn {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("accept failed: {e}");
-                // Out of descriptors and the like: back off instead of spinning.
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let tcp = Arc::new(tcp);
-        let ticket = shared.begin_handshake(tcp.clone(), peer);
-        if let Err(e) = super::accept::spawn_server(tcp, ticket, shared.clone()) {
-            log::error!("could not start a connection thread: {e}");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::policy::Retry;
-use super::{Inner, Phase, Stop};
+use super::state::{Inner, Inside, Phase, Stop};
 use crate::ended::Ended;
 use crate::error::Error;
 use crate::listener::WebSocketListener;
@@ -80,7 +80,7 @@ impl Conn {
     /// Runs an application callback, marking this thread as inside one of the socket's
     /// callbacks (for `wait_finished`), and notes a close it started.
     fn app(&mut self, ws: &WebSocket, f: impl FnOnce(&mut dyn WebSocketListener)) {
-        let _inside = super::Inside::enter(&self.inner);
+        let _inside = Inside::enter(&self.inner);
         if let Some(l) = self.inner.app.lock().as_mut() {
             f(l.as_mut());
         }
@@ -156,7 +156,7 @@ impl WebSocketListener for Conn {
     }
 
     fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
-        let _inside = super::Inside::enter(&self.inner);
+        let _inside = Inside::enter(&self.inner);
         let parked = SPAWNING.with(|s| match s.borrow_mut().as_mut() {
             Some(slot) => {
                 *slot = Some(ended);
@@ -283,7 +283,7 @@ pub(super) fn finish(inner: &Inner, ws: &WebSocket, ending: Ended) {
         if let Err(p) = delivered {
             log::error!(
                 "terminal listener callback panicked: {}",
-                crate::driver::panic_message(&*p)
+                crate::panics::message(&*p)
             );
         }
         // Whatever the listener holds (a channel's sender) goes before the socket counts as

@@ -37,8 +37,8 @@
 
 mod conn;
 mod policy;
+mod state;
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -50,6 +50,7 @@ use conn::{Spawn, finish, spawn};
 pub use policy::{
     DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Reconnect, Retry,
 };
+use state::{Inner, Inside, Phase, St, Stop};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -111,79 +112,6 @@ impl Drop for Token {
     fn drop(&mut self) {
         self.inner.st.lock().handles_gone = true;
         self.inner.cv.notify_all();
-    }
-}
-
-struct Inner {
-    client: Client,
-    request: Request,
-    policy: Reconnect,
-    st: Mutex<St>,
-    /// Wakes the backoff wait (close, cancel, handles dropped) and `wait_finished`.
-    cv: Condvar,
-    /// The application's listener; taken out for good after the terminal callback.
-    app: Mutex<Option<Box<dyn WebSocketListener>>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Connecting,
-    Open,
-    Waiting,
-    Finished,
-}
-
-/// The application asked for the end.
-#[derive(Debug, Clone)]
-enum Stop {
-    Close { code: u16, reason: String },
-    Cancel,
-}
-
-struct St {
-    phase: Phase,
-    /// The connection being set up or open.
-    current: Option<WebSocket>,
-    /// The most recent connection: its reader thread is the one running our code.
-    last: Option<WebSocket>,
-    /// Attempts made in the current outage.
-    attempt: u32,
-    held: VecDeque<Message>,
-    held_bytes: u64,
-    stop: Option<Stop>,
-    handles_gone: bool,
-    /// The terminal callback has returned.
-    finished: bool,
-}
-
-thread_local! {
-    /// The reconnecting socket whose callback this thread is running, if any (its `Inner`'s
-    /// address): `wait_finished` called from one returns at once instead of waiting for
-    /// itself.
-    static INSIDE: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Marks this thread as inside a callback of `inner`'s socket, until dropped.
-struct Inside {
-    before: usize,
-}
-
-impl Inside {
-    fn enter(inner: &Arc<Inner>) -> Inside {
-        let here = Arc::as_ptr(inner) as usize;
-        Inside {
-            before: INSIDE.with(|i| i.replace(here)),
-        }
-    }
-
-    fn is(inner: &Inner) -> bool {
-        INSIDE.with(|i| i.get() == std::ptr::from_ref(inner) as usize)
-    }
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        INSIDE.with(|i| i.set(self.before));
     }
 }
 

@@ -158,7 +158,7 @@ impl Reconnect {
             Err(p) => {
                 log::error!(
                     "the on_retry callback panicked ({}); not retrying",
-                    crate::driver::panic_message(&*p)
+                    crate::panics::message(&*p)
                 );
                 false
             }

@@ -9,7 +9,7 @@ use crate::websocket::WebSocket;
 /// an HTTP status), plus any headers to add to the answer.
 ///
 /// When a cookie authenticates the upgrade, as below, also set
-/// [`ServerBuilder::allowed_origins`]: browsers send cookies with WebSockets that any site's
+/// [`ServerBuilder::allowed_origins`](super::ServerBuilder::allowed_origins): browsers send cookies with WebSockets that any site's
 /// pages open (cross-site WebSocket hijacking, `docs/connecting.md`).
 ///
 /// ```

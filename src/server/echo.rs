@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use super::{Accept, Server, ServerBuilder};
+use super::accept::Accept;
+use super::bind::{Server, ServerBuilder};
 use crate::error::Error;
 use crate::listener::Listener;
 

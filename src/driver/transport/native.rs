@@ -116,21 +116,21 @@ fn finish_handshake(
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
 ) -> Result<(Session, Vec<u8>), Error> {
-    let mut raw = vec![0u8; super::READ_CHUNK];
+    let mut raw = vec![0u8; super::handshake::READ_CHUNK];
     let mut stream = loop {
         match result {
             Ok(s) => break s,
             Err(native_tls::HandshakeError::Failure(e)) => return Err(Error::Tls(e.to_string())),
             Err(native_tls::HandshakeError::WouldBlock(mut mid)) => {
                 let out = std::mem::take(&mut mid.get_mut().outgoing);
-                super::handshake_write(tcp, &out, deadline, on_timeout)?;
-                let n = super::handshake_read(tcp, &mut raw, deadline, on_timeout)?;
+                super::handshake::handshake_write(tcp, &out, deadline, on_timeout)?;
+                let n = super::handshake::handshake_read(tcp, &mut raw, deadline, on_timeout)?;
                 mid.get_mut().incoming.extend_from_slice(&raw[..n]);
                 result = mid.handshake();
             }
         }
     };
     let out = std::mem::take(&mut stream.get_mut().outgoing);
-    super::handshake_write(tcp, &out, deadline, on_timeout)?;
+    super::handshake::handshake_write(tcp, &out, deadline, on_timeout)?;
     Ok((Session(stream), Vec::new()))
 }

@@ -171,7 +171,7 @@ fn write_out(
 ) -> Result<(), Error> {
     out.clear();
     session.take_output(out).map_err(Error::Io)?;
-    super::handshake_write(tcp, out, deadline, on_timeout)
+    super::handshake::handshake_write(tcp, out, deadline, on_timeout)
 }
 
 /// Drives the handshake until rustls is no longer handshaking, or `deadline`: its records
@@ -183,14 +183,14 @@ fn finish_handshake(
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
 ) -> Result<(Session, Vec<u8>), Error> {
-    let mut raw = vec![0u8; super::READ_CHUNK];
+    let mut raw = vec![0u8; super::handshake::READ_CHUNK];
     let mut out = Vec::new();
     loop {
         write_out(tcp, &mut session, &mut out, deadline, on_timeout)?;
         if !session.0.is_handshaking() {
             break;
         }
-        let n = super::handshake_read(tcp, &mut raw, deadline, on_timeout)?;
+        let n = super::handshake::handshake_read(tcp, &mut raw, deadline, on_timeout)?;
         let mut pos = 0;
         while pos < n && session.0.is_handshaking() {
             let mut rest = &raw[pos..n];

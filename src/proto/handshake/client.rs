@@ -7,7 +7,8 @@ use crate::proto::deflate;
 use crate::request::Request;
 use crate::response::Response;
 
-use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, list_has};
+use super::head::{MAX_HEADER_BYTES, MAX_HEADERS, list_has};
+use super::key::accept_key;
 
 /// The client's upgrade request.
 pub(crate) fn encode_request(req: &Request, key: &str, compression: bool) -> Vec<u8> {

@@ -17,7 +17,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::header::{self, Header};
 use crate::proto::deflate;
 
-use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, list_has};
+use super::head::{MAX_HEADER_BYTES, MAX_HEADERS, list_has};
+use super::key::accept_key;
 
 /// What the server decides an upgrade request by, besides its bytes.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,401 @@
+//! A server's settings ([`ServerBuilder`]) and the running server they bind ([`Server`]).
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::accept::Accept;
+use crate::config::{Config, socket_options};
+use crate::driver::transport::Acceptor;
+use crate::driver::{self, Limits, Serve};
+use crate::error::Error;
+use crate::proto::{deflate, handshake};
+use crate::request::Request;
+
+/// Default of [`ServerBuilder::stop_timeout`].
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of [`ServerBuilder::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of [`ServerBuilder::max_connections_per_ip`]: a quarter of all.
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default of [`ServerBuilder::max_handshaking`].
+const DEFAULT_MAX_HANDSHAKING: usize = 256;
+/// Default of [`ServerBuilder::max_handshaking_per_ip`]: an eighth of all.
+const DEFAULT_MAX_HANDSHAKING_PER_IP: usize = 32;
+
+/// A listening web socket server. Stops (and cancels its open sockets) when dropped.
+///
+/// ```no_run
+/// use syncws::{Accept, Listener, Server};
+/// let server = Server::builder().bind("127.0.0.1:0", |request| {
+///     if request.url().path() != "/chat" {
+///         return Accept::reject(404, "Not Found");
+///     }
+///     Accept::upgrade(Listener::new().on_message(|ws, message| {
+///         ws.send(message);
+///     }))
+/// })?;
+/// println!("listening on {}", server.url());
+/// # Ok::<(), syncws::Error>(())
+/// ```
+pub struct Server {
+    addr: SocketAddr,
+    serve: Arc<Serve>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+/// Settings for a [`Server`]; see [`Server::builder`].
+pub struct ServerBuilder {
+    config: Config,
+    deflate: deflate::ServerSettings,
+    tls: Option<Acceptor>,
+    limits: Limits,
+    stop_timeout: Duration,
+    /// As given; checked and normalised by `bind`.
+    allowed_origins: Option<Vec<String>>,
+    require_origin: bool,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("deflate", &self.deflate)
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("require_origin", &self.require_origin)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    socket_options!();
+
+    /// Serves `wss` with this native-tls identity (feature `native-tls`, on by default).
+    /// native-tls cannot ask clients for certificates; for mutual TLS use `rustls` (feature
+    /// `rustls`). Replaces a `rustls` config given before.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use syncws::native_tls::{Identity, TlsAcceptor};
+    /// let identity = Identity::from_pkcs8(&std::fs::read("cert.pem")?, &std::fs::read("key.pem")?)?;
+    /// let server = syncws::Server::builder()
+    ///     .tls(TlsAcceptor::new(identity)?)
+    ///     .bind("0.0.0.0:443", |_| syncws::Accept::upgrade(syncws::Listener::new()))?;
+    /// # let _ = server; Ok(()) }
+    /// ```
+    #[cfg(feature = "native-tls")]
+    pub fn tls(mut self, acceptor: native_tls::TlsAcceptor) -> Self {
+        self.tls = Some(Acceptor::Native(acceptor));
+        self
+    }
+
+    /// Serves `wss` with this rustls configuration (feature `rustls`): its certificate
+    /// resolver, protocol versions and provider, and its client-certificate verifier, so
+    /// mutual TLS is `rustls::server::WebPkiClientVerifier` away. Leave `alpn_protocols`
+    /// empty (or `http/1.1`). Replaces a `tls` acceptor given before (feature `native-tls`).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use syncws::rustls;
+    /// use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    ///
+    /// let chain = CertificateDer::pem_file_iter("cert.pem")?.collect::<Result<Vec<_>, _>>()?;
+    /// let key = PrivateKeyDer::from_pem_file("key.pem")?;
+    /// let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_no_client_auth()
+    /// .with_single_cert(chain, key)?;
+    /// let server = syncws::Server::builder()
+    ///     .rustls(Arc::new(config))
+    ///     .bind("0.0.0.0:443", |_| syncws::Accept::upgrade(syncws::Listener::new()))?;
+    /// # let _ = server; Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn rustls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(Acceptor::Rustls(config));
+        self
+    }
+
+    /// Ask clients to reset their compression context after every message
+    /// (`client_no_context_takeover`): less memory per socket, larger messages. Default off.
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.deflate.client_no_context_takeover = on;
+        self
+    }
+
+    /// Reset our own compression context after every message (`server_no_context_takeover`).
+    /// Default off; always on when a client asks for it.
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.deflate.server_no_context_takeover = on;
+        self
+    }
+
+    /// The largest LZ77 window (2^bits bytes, 8 to 15, clamped) the server compresses with.
+    /// Default 15. At 8, which zlib cannot produce, the server sends uncompressed messages.
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        self.deflate.server_max_window_bits = bits.clamp(8, 15);
+        self
+    }
+
+    /// The largest window (8 to 15, clamped) clients are asked to compress with, when they
+    /// offer `client_max_window_bits`. Default 15.
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        self.deflate.client_max_window_bits = bits.clamp(8, 15);
+        self
+    }
+
+    /// The most upgraded connections open at once. A client that completes its handshake
+    /// while this many are open is answered `503 Service Unavailable: too many connections
+    /// (max_connections 1024)`. Default 1024, which with the server's default limits bounds the
+    /// worst case at about 3 GiB (the budget is worked out in `docs/robustness.md`).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// The most upgraded connections open at once from one address (an IPv4 address, or an
+    /// IPv6 /64, which one host usually has to itself). Past it the upgrade is answered
+    /// `503 Service Unavailable: too many connections from this address
+    /// (max_connections_per_ip 256)`, while other addresses still get in.
+    ///
+    /// Default 256, a quarter of [`max_connections`](Self::max_connections): one host can no
+    /// longer hold every slot, while an office or a mobile carrier behind one NAT address (many
+    /// users, one address) still gets a good share. Raise it for such clients if you know them;
+    /// `usize::MAX` turns the per-address cap off. Values under 1 count as 1.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.limits.max_connections_per_ip = n.max(1);
+        self
+    }
+
+    /// The most connections still in their handshake (TLS and the upgrade request), counted
+    /// apart from established ones. When a new connection arrives with this many waiting, the
+    /// oldest handshake of the address holding the most is dropped (answered
+    /// `503 Service Unavailable: too many connections handshaking (max_handshaking 256)` on a
+    /// plain connection, then shut down): a slowloris flood that trickles or never sends its
+    /// request costs at most this many threads and buffers (64 KiB of head each), and a
+    /// well-behaved client arriving during it still gets through. Default 256; values under 1
+    /// count as 1.
+    pub fn max_handshaking(mut self, n: usize) -> Self {
+        self.limits.max_handshaking = n.max(1);
+        self
+    }
+
+    /// The most connections from one address (IPv4 address or IPv6 /64) in their handshake at
+    /// once. A new connection from an address with this many evicts that address's oldest
+    /// handshake (answered `503 … (max_handshaking_per_ip 32)` on a plain connection): a
+    /// sustained flood of fresh connections from one host only ever evicts its own, so
+    /// handshakes from elsewhere are never pushed out by it.
+    ///
+    /// Default 32, an eighth of [`max_handshaking`](Self::max_handshaking): handshakes take a
+    /// round trip or two, so even a busy NAT address rarely has this many under way at once,
+    /// and a flood from one host holds at most 32 threads. `usize::MAX` turns the per-address
+    /// cap off (then only `max_handshaking` applies). Values under 1 count as 1.
+    pub fn max_handshaking_per_ip(mut self, n: usize) -> Self {
+        self.limits.max_handshaking_per_ip = n.max(1);
+        self
+    }
+
+    /// How long a client has, once connected, to finish TLS and send its whole upgrade
+    /// request, however slowly it trickles; the same setting as `read_timeout`. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// How long [`Server::stop`] (and dropping the server) waits for open sockets to complete
+    /// their close handshake (with 1001, "going away") before it cancels those still open.
+    /// Default 5 s.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Only pages from these origins may upgrade: a request whose `Origin` header is another
+    /// one (or `null`, or more than one `Origin`) is answered `403 Forbidden: origin not
+    /// allowed` before the handler runs. This is what stops cross-site WebSocket hijacking
+    /// when cookies (or TLS client certificates, or HTTP authentication) authenticate the
+    /// upgrade: a browser sends those with a WebSocket opened by any site's page, and tells
+    /// the server which site it was only through `Origin` (`docs/connecting.md`).
+    ///
+    /// Each entry is an origin as browsers write it, `scheme://host[:port]`:
+    /// `https://app.example`, `http://localhost:8080`. Entries are compared after lower-casing
+    /// the scheme and host and dropping the scheme's default port, and so are requests'
+    /// `Origin`s; an entry with a path (even `/`), user info or a non-ASCII host (write its
+    /// punycode) makes [`bind`](Self::bind) fail with [`Error::InvalidUrl`] naming it.
+    ///
+    /// Requests without `Origin`, which non-browser clients send, are still allowed; see
+    /// [`require_origin`](Self::require_origin). Default: unset, every origin is allowed (set
+    /// it whenever cookies authenticate the upgrade). An empty list refuses every `Origin`.
+    ///
+    /// ```no_run
+    /// use syncws::{Accept, Listener, Server};
+    /// let server = Server::builder()
+    ///     .allowed_origins(["https://app.example", "https://admin.app.example"])
+    ///     .bind("0.0.0.0:9001", |_| Accept::upgrade(Listener::new()))?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn allowed_origins(mut self, origins: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let origins = origins.into_iter().map(|o| o.as_ref().to_owned());
+        self.allowed_origins = Some(origins.collect());
+        self
+    }
+
+    /// Refuse (`403 Forbidden: no Origin header`) upgrade requests without an `Origin`
+    /// header. Browsers always send one; command-line tools and other servers' clients
+    /// usually do not. Default false.
+    pub fn require_origin(mut self, on: bool) -> Self {
+        self.require_origin = on;
+        self
+    }
+
+    /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
+    /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
+    /// caught: that client gets `500 Internal Server Error` and the server goes on.
+    ///
+    /// Fails with [`Error::InvalidUrl`] if an [`allowed_origins`](Self::allowed_origins) entry
+    /// is not an origin, before anything is bound.
+    pub fn bind<A, H>(self, addr: A, handler: H) -> Result<Server, Error>
+    where
+        A: ToSocketAddrs,
+        H: Fn(&Request) -> Accept + Send + Sync + 'static,
+    {
+        let normalize = |o: &String| {
+            handshake::normalize_origin(o).ok_or_else(|| {
+                Error::InvalidUrl(format!(
+                    "allowed_origins: {o:?} is not an origin (scheme://host[:port], no path)"
+                ))
+            })
+        };
+        let allowed = (self.allowed_origins.as_ref())
+            .map(|origins| origins.iter().map(normalize).collect::<Result<Vec<_>, _>>())
+            .transpose()?;
+        let listener = driver::listen(addr)?;
+        let addr = listener.local_addr()?;
+        let deflate = deflate::ServerSettings {
+            enabled: self.config.compression,
+            ..self.deflate
+        };
+        let policy = handshake::Policy {
+            tls: self.tls.is_some(),
+            origins: handshake::OriginPolicy {
+                allowed,
+                required: self.require_origin,
+            },
+            deflate,
+        };
+        let handler: Box<driver::Handler> = Box::new(move |request| handler(request).into_admit());
+        let serve = Serve::new(
+            self.config,
+            policy,
+            self.tls,
+            handler,
+            self.limits,
+            self.stop_timeout,
+        );
+        let s = serve.clone();
+        let accept_thread = thread::Builder::new()
+            .name("syncws-accept".into())
+            .spawn(move || driver::accept_loop(listener, s))?;
+        Ok(Server {
+            addr,
+            serve,
+            accept_thread: Some(accept_thread),
+        })
+    }
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::server_default(),
+            deflate: deflate::ServerSettings::default(),
+            tls: None,
+            limits: Limits {
+                max_handshaking: DEFAULT_MAX_HANDSHAKING,
+                max_handshaking_per_ip: DEFAULT_MAX_HANDSHAKING_PER_IP,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            },
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            allowed_origins: None,
+            require_origin: false,
+        }
+    }
+
+    /// Binds `addr` with default settings; see [`ServerBuilder::bind`].
+    pub fn bind<A, H>(addr: A, handler: H) -> Result<Server, Error>
+    where
+        A: ToSocketAddrs,
+        H: Fn(&Request) -> Accept + Send + Sync + 'static,
+    {
+        Server::builder().bind(addr, handler)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `ws://` (or `wss://`) URL of the server, with `localhost` for a loopback address.
+    pub fn url(&self) -> String {
+        let scheme = if self.serve.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        if self.addr.ip().is_loopback() {
+            format!("{scheme}://localhost:{}/", self.addr.port())
+        } else {
+            format!("{scheme}://{}/", self.addr)
+        }
+    }
+
+    /// Stops the server: stops accepting, drops the connections still in their handshake,
+    /// and closes every open socket with 1001 ("going away", reason `server stopping`) behind
+    /// what is queued on it. Waits up to [`stop_timeout`](ServerBuilder::stop_timeout) (5 s by
+    /// default) for the close handshakes, then cancels the sockets still open (their listeners
+    /// get `on_failure(Error::Canceled)`) and returns once they have ended (up to 1 s more).
+    ///
+    /// Dropping the server does the same.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(handle) = self.accept_thread.take() else {
+            return;
+        };
+        self.serve.begin_stopping();
+        // Wake the blocking accept with a connection of our own.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let _ = handle.join();
+        self.serve.stop();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
