@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::response::Response;
 
+mod protocol;
+
+pub use protocol::ProtocolError;
+
 /// Everything that can go wrong with a web socket, from building the request to the last frame.
 ///
 /// Errors reach the application in two ways: returned by a call (`Request::builder(..).build()`,
@@ -31,8 +35,10 @@ pub enum Error {
         /// its body); also given to `on_failure`.
         response: Option<Box<Response>>,
     },
-    /// The peer broke RFC 6455; the socket sent a close frame with 1002 and gave up.
-    Protocol(String),
+    /// The peer broke RFC 6455 (or RFC 7692) in the way the [`ProtocolError`] says; the
+    /// socket sent a close frame with its [`close_code`](ProtocolError::close_code) (1002) and
+    /// gave up.
+    Protocol(ProtocolError),
     /// A text message or close reason was not valid UTF-8; the socket sent close 1007.
     InvalidUtf8,
     /// An incoming message was larger than `max_message_size`; the socket sent close 1009.
@@ -163,10 +169,22 @@ impl Error {
         }
     }
 
-    /// The close code this error is reported to the peer with, when the RFC gives one.
-    pub(crate) fn close_code(&self) -> Option<u16> {
+    /// The close code the socket answers this error with: `Some` for the errors that are
+    /// answered with a close frame before the connection is dropped (a protocol violation,
+    /// invalid UTF-8, an oversized message, a panicking listener), `None` for the others
+    /// (network failures, timeouts, the application's own mistakes, ...).
+    ///
+    /// ```
+    /// use syncws::{Error, ProtocolError};
+    ///
+    /// assert_eq!(Error::Protocol(ProtocolError::MaskedFrameFromServer).close_code(), Some(1002));
+    /// assert_eq!(Error::InvalidUtf8.close_code(), Some(1007));
+    /// assert_eq!(Error::MessageTooLarge { size: 2, limit: 1 }.close_code(), Some(1009));
+    /// assert_eq!(Error::UnexpectedEof.close_code(), None);
+    /// ```
+    pub fn close_code(&self) -> Option<u16> {
         match self {
-            Error::Protocol(_) => Some(1002),
+            Error::Protocol(e) => Some(e.close_code()),
             Error::InvalidUtf8 => Some(1007),
             Error::MessageTooLarge { .. } => Some(1009),
             Error::ListenerPanicked(_) => Some(1011),
@@ -193,9 +211,11 @@ impl fmt::Display for Error {
             Error::HandshakeRejected { message, .. } => {
                 write!(f, "web socket handshake rejected: {message}")
             }
-            Error::Protocol(e) => {
-                write!(f, "protocol violation by the peer: {e} (sent close 1002)")
-            }
+            Error::Protocol(e) => write!(
+                f,
+                "protocol violation by the peer: {e} (sent close {})",
+                e.close_code()
+            ),
             Error::InvalidUtf8 => {
                 write!(
                     f,

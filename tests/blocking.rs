@@ -97,7 +97,12 @@ fn a_protocol_error_ends_recv_with_that_error_every_time() {
     assert_eq!(conn.recv().unwrap(), Message::Text("ok".into()));
     for _ in 0..2 {
         assert!(
-            matches!(conn.recv(), Err(Error::Protocol(_))),
+            matches!(
+                conn.recv(),
+                Err(Error::Protocol(syncws::ProtocolError::UnknownOpcode {
+                    opcode: 3
+                }))
+            ),
             "the failure is returned again"
         );
     }

@@ -1,6 +1,6 @@
 //! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 
 /// The longest reason that fits in a close frame: 125 bytes of payload less the 2-byte code.
 pub(crate) const MAX_REASON_BYTES: usize = 123;
@@ -47,11 +47,11 @@ pub(crate) fn parse(payload: &[u8]) -> Result<CloseFrame, Error> {
             code: None,
             reason: String::new(),
         }),
-        1 => Err(Error::Protocol("close frame with a 1-byte payload".into())),
+        1 => Err(Error::Protocol(ProtocolError::OneByteClosePayload)),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
             if !is_valid_code(code) {
-                return Err(Error::Protocol(format!("invalid close code {code}")));
+                return Err(Error::Protocol(ProtocolError::InvalidCloseCode { code }));
             }
             let reason = std::str::from_utf8(&payload[2..]).map_err(|_| Error::InvalidUtf8)?;
             Ok(CloseFrame {
@@ -113,10 +113,18 @@ mod tests {
     #[test]
     fn parse_payloads() {
         assert_eq!(parse(&[]).unwrap().reported_code(), 1005);
-        assert!(matches!(parse(&[3]), Err(Error::Protocol(_))));
+        assert!(matches!(
+            parse(&[3]),
+            Err(Error::Protocol(ProtocolError::OneByteClosePayload))
+        ));
         let f = parse(&payload(Some(1000), "Hello")).unwrap();
         assert_eq!((f.code, f.reason.as_str()), (Some(1000), "Hello"));
-        assert!(matches!(parse(&[0x03, 0xED]), Err(Error::Protocol(_)))); // 1005
+        assert!(matches!(
+            parse(&[0x03, 0xED]),
+            Err(Error::Protocol(ProtocolError::InvalidCloseCode {
+                code: 1005
+            }))
+        ));
         assert!(matches!(
             parse(&[0x03, 0xE8, 0xFF]),
             Err(Error::InvalidUtf8)

@@ -12,7 +12,7 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 use crate::request::is_token_byte;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
@@ -467,7 +467,11 @@ impl Inflater {
             let (in0, out0) = (d.total_in(), d.total_out());
             let status = d
                 .decompress_vec(&input[pos..], out, FlushDecompress::Sync)
-                .map_err(|e| Error::Protocol(format!("invalid compressed data: {e}")))?;
+                .map_err(|e| {
+                    Error::Protocol(ProtocolError::InvalidCompressedData {
+                        message: e.to_string(),
+                    })
+                })?;
             pos += (d.total_in() - in0) as usize;
             let produced = d.total_out() - out0;
             match status {
@@ -484,7 +488,7 @@ impl Inflater {
                 break; // all input used, and the output was not cut short
             }
             if produced == 0 && pos < input.len() && out.len() < out.capacity() {
-                return Err(Error::Protocol("compressed data makes no progress".into()));
+                return Err(Error::Protocol(ProtocolError::CompressedDataStalled));
             }
         }
         if out.len() as u64 > limit {
@@ -847,7 +851,13 @@ mod tests {
         let r = i
             .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
             .and_then(|()| i.finish(&mut out, 1000));
-        assert!(matches!(r, Err(Error::Protocol(_))), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Protocol(ProtocolError::InvalidCompressedData { .. }))
+            ),
+            "{r:?}"
+        );
     }
 
     #[test]
