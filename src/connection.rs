@@ -215,7 +215,7 @@ impl Ended {
                 code: *code,
                 reason: reason.clone(),
             },
-            Ended::Failed(e) => e.replicate(),
+            Ended::Failed(e) => e.clone(),
         }
     }
 }

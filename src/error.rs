@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::response::Response;
@@ -16,11 +17,34 @@ pub use protocol::ProtocolError;
 /// [`WebSocket::close`](crate::WebSocket::close)), or delivered once to
 /// [`WebSocketListener::on_failure`](crate::WebSocketListener::on_failure) when a socket fails.
 /// The `Display` text says what happened and, where there is something to do, what to do.
-#[derive(Debug)]
+///
+/// `Error` is `Clone`: the blocking [`Connection`](crate::Connection) returns the error that
+/// ended its socket from every later `recv`, and an application may hand one error to several
+/// places. `Error::Io` holds its [`io::Error`] in an [`Arc`] for this (`io::Error` is not
+/// `Clone`), so a copy keeps the original's kind, OS error code and source.
+///
+/// ```
+/// use std::io;
+///
+/// let error = syncws::Error::from(io::Error::from_raw_os_error(111));
+/// let copy = error.clone();
+/// match (&error, &copy) {
+///     (syncws::Error::Io(a), syncws::Error::Io(b)) => {
+///         assert_eq!(b.raw_os_error(), Some(111));
+///         assert!(std::sync::Arc::ptr_eq(a, b), "one io::Error, shared");
+///     }
+///     _ => unreachable!(),
+/// }
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// A socket operation failed (connection refused, reset, broken pipe, ...).
-    Io(io::Error),
+    ///
+    /// The `io::Error` is shared (an [`Arc`]) so that `Error` can be `Clone` without losing
+    /// it; methods such as `kind()` and `raw_os_error()` are called through it as usual, and
+    /// [`source`](std::error::Error::source) returns it. Build one with `Error::from(io_error)`.
+    Io(Arc<io::Error>),
     /// The TLS handshake or the TLS session failed (untrusted certificate, bad record, ...).
     Tls(String),
     /// The URL could not be parsed or has a scheme other than ws, wss, http or https.
@@ -92,6 +116,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Io`] of `kind` with `message`: the driver's way of saying which step of a
+    /// connection the failure happened in.
+    pub(crate) fn io(kind: io::ErrorKind, message: impl Into<String>) -> Error {
+        Error::from(io::Error::new(kind, message.into()))
+    }
+
     /// A refused handshake, without the response (the driver attaches it).
     pub(crate) fn rejected(message: impl Into<String>) -> Error {
         Error::HandshakeRejected {
@@ -124,48 +154,6 @@ impl Error {
                 response: Some(Box::new(r)),
             },
             (e, _) => e,
-        }
-    }
-
-    /// An equal error (`io::Error` is not `Clone`: the copy keeps its kind and text).
-    pub(crate) fn replicate(&self) -> Error {
-        match self {
-            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
-            Error::Tls(m) => Error::Tls(m.clone()),
-            Error::InvalidUrl(m) => Error::InvalidUrl(m.clone()),
-            Error::InvalidRequest(m) => Error::InvalidRequest(m.clone()),
-            Error::HandshakeRejected { message, response } => Error::HandshakeRejected {
-                message: message.clone(),
-                response: response.clone(),
-            },
-            Error::Protocol(m) => Error::Protocol(m.clone()),
-            Error::InvalidUtf8 => Error::InvalidUtf8,
-            Error::MessageTooLarge { size, limit } => Error::MessageTooLarge {
-                size: *size,
-                limit: *limit,
-            },
-            Error::PongTimeout {
-                timeout,
-                successful,
-            } => Error::PongTimeout {
-                timeout: *timeout,
-                successful: *successful,
-            },
-            Error::CloseTimeout(t) => Error::CloseTimeout(*t),
-            Error::ConnectTimeout(t) => Error::ConnectTimeout(*t),
-            Error::ReadTimeout(t) => Error::ReadTimeout(*t),
-            Error::WriteTimeout(t) => Error::WriteTimeout(*t),
-            Error::UnexpectedEof => Error::UnexpectedEof,
-            Error::InvalidCloseCode(c) => Error::InvalidCloseCode(*c),
-            Error::ReasonTooLong(n) => Error::ReasonTooLong(*n),
-            Error::ListenerPanicked(m) => Error::ListenerPanicked(m.clone()),
-            Error::Canceled => Error::Canceled,
-            Error::Http(m) => Error::Http(m.clone()),
-            Error::Proxy(m) => Error::Proxy(m.clone()),
-            Error::Closed { code, reason } => Error::Closed {
-                code: *code,
-                reason: reason.clone(),
-            },
         }
     }
 
@@ -285,7 +273,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            // The io::Error itself, not the Arc: callers downcast to io::Error.
+            Error::Io(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -293,6 +282,6 @@ impl std::error::Error for Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        Error::Io(e)
+        Error::Io(Arc::new(e))
     }
 }

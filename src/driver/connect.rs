@@ -188,13 +188,13 @@ fn connect(
         )
         .map_err(|e| match e {
             e if is_timeout(&e) => (canceled(on_timeout()), None),
-            e => (canceled(Error::Io(e)), None),
+            e => (canceled(Error::from(e)), None),
         })?;
     let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
         .map_err(|e| match e {
             HeadError::Parse(e) => (e, None),
             HeadError::Io(e) if is_timeout(&e) => (canceled(on_timeout()), None),
-            HeadError::Io(e) => (canceled(Error::Io(e)), None),
+            HeadError::Io(e) => (canceled(Error::from(e)), None),
             HeadError::Eof => (
                 canceled(Error::rejected(
                     "the server closed the connection before answering the upgrade",

@@ -84,10 +84,10 @@ pub(crate) fn spawn_client(
         let start = slot.lock().take();
         if let Some(start) = start {
             log::error!("could not start the reader thread: {e}");
-            let error = Error::Io(std::io::Error::new(
+            let error = Error::io(
                 e.kind(),
                 format!("could not start the socket's reader thread: {e}"),
-            ));
+            );
             start.ws.shared.enter_reader();
             let mut reader = Reader::new(start.ws, start.listener, Role::Client, &start.config);
             reader.finish(Outcome::Failed(error, None));
@@ -204,7 +204,7 @@ impl Reader {
         if let Err((e, job)) = pool::spawn(ThreadRole::Writer, config.thread_stack_size, job) {
             drop(job);
             self.shared().writer_exited();
-            return self.finish(Outcome::Failed(Error::Io(e), None));
+            return self.finish(Outcome::Failed(Error::from(e), None));
         }
         // `cancel()` is final: once it has returned, only the terminal callback runs.
         let opened = self.call(|l, ws| l.on_open(ws, &response));
@@ -297,7 +297,7 @@ impl Reader {
                     n
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => return self.ended_without_close(Some(Error::Io(e))),
+                Err(e) => return self.ended_without_close(Some(Error::from(e))),
             };
         }
     }

@@ -477,7 +477,7 @@ impl Link {
                                 Error::WriteTimeout(self.write_timeout)
                             }
                         }
-                        _ => Error::Io(e),
+                        _ => Error::from(e),
                     };
                     log::debug!("write failed: {error}");
                     shared.fail(error);

@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn network_failures_timeouts_and_peer_violations_are_retried() {
-        let io = || Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let io = || Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         for e in [
             io(),
             Error::ConnectTimeout(MS),

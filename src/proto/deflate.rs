@@ -395,7 +395,7 @@ impl Deflater {
             out.reserve((input.len() / 4).max(256));
             let consumed = (c.total_in() - start_in) as usize;
             c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
-                .map_err(|e| Error::Io(std::io::Error::other(format!("deflate: {e}"))))?;
+                .map_err(|e| Error::io(std::io::ErrorKind::Other, format!("deflate: {e}")))?;
             let consumed = (c.total_in() - start_in) as usize;
             // Done once all input is in and the flush fit (output space was left over).
             if consumed == input.len() && out.len() < out.capacity() {

@@ -312,7 +312,7 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
 fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => deadline_hit(),
-        _ => Error::Io(e),
+        _ => Error::from(e),
     }
 }
 
