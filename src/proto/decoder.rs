@@ -17,10 +17,14 @@ pub(crate) use super::Role;
 
 /// What the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Incoming {
+pub enum Incoming {
+    /// A whole data message, reassembled, inflated and (text) UTF-8 checked.
     Message(Message),
+    /// A ping, with its payload.
     Ping(Vec<u8>),
+    /// A pong, with its payload.
     Pong(Vec<u8>),
+    /// The peer's close frame.
     Close(CloseFrame),
 }
 
@@ -43,7 +47,8 @@ struct MessageInProgress {
     utf8: utf8::Validator,
 }
 
-pub(crate) struct Decoder {
+/// One connection's incoming byte stream, decoded: see the module's documentation.
+pub struct Decoder {
     role: Role,
     max_message_size: u64,
     header_buf: [u8; 14],
@@ -58,7 +63,10 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new(role: Role, max_message_size: u64, inflater: Option<Inflater>) -> Self {
+    /// A decoder for the frames a peer of `role` receives (a client's decoder refuses masked
+    /// frames), failing messages over `max_message_size` bytes; `inflater` when
+    /// permessage-deflate was negotiated.
+    pub fn new(role: Role, max_message_size: u64, inflater: Option<Inflater>) -> Self {
         Decoder {
             role,
             max_message_size,
@@ -77,7 +85,7 @@ impl Decoder {
     /// Returns the number of bytes used and the event, if any. Call again with the rest of the
     /// input after an event. After an error the connection must be failed with the error's
     /// close code; the decoder is not usable any more.
-    pub(crate) fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
         let mut pos = 0;
         loop {
             if self.frame.is_none() {

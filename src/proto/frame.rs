@@ -5,12 +5,18 @@ use crate::proto::mask;
 
 /// A frame opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpCode {
+pub enum OpCode {
+    /// 0x0: the next fragment of a message.
     Continuation,
+    /// 0x1: the first frame of a text message.
     Text,
+    /// 0x2: the first frame of a binary message.
     Binary,
+    /// 0x8: close.
     Close,
+    /// 0x9: ping.
     Ping,
+    /// 0xA: pong.
     Pong,
 }
 

@@ -9,19 +9,19 @@ use crate::header::{self, Header};
 mod client;
 mod server;
 
-pub(crate) use client::{check_response, encode_request, parse_response};
-pub(crate) use server::{
-    Accepted, ClientHello, OriginPolicy, Policy, Refusal, accept, encode_refusal, normalize_origin,
-    parse_request,
-};
+pub(crate) use client::encode_request;
+pub(crate) use server::{Accepted, Refusal, encode_refusal};
+// `pub` where the fuzz targets reach them through `crate::fuzz`.
+pub use client::{check_response, parse_response};
+pub use server::{ClientHello, OriginPolicy, Policy, accept, normalize_origin, parse_request};
 // The fuzz targets build 101s by hand.
 #[cfg(feature = "fuzzing")]
-pub(crate) use server::encode_accept;
+pub use server::encode_accept;
 
 /// The most header bytes either side accepts before giving up on the handshake.
-pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The most header lines either side accepts.
-pub(crate) const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 100;
 /// How much of a failed handshake's response body is kept for the application.
 pub(crate) const MAX_BODY_BYTES: usize = 4096;
 
@@ -35,7 +35,7 @@ pub(crate) fn new_key() -> String {
 }
 
 /// The `Sec-WebSocket-Accept` value for `key`.
-pub(crate) fn accept_key(key: &str) -> String {
+pub fn accept_key(key: &str) -> String {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(key.as_bytes());
     sha.update(GUID.as_bytes());

@@ -21,7 +21,7 @@ use super::{MAX_HEADER_BYTES, MAX_HEADERS, accept_key, list_has};
 
 /// What the server decides an upgrade request by, besides its bytes.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Policy {
+pub struct Policy {
     /// The connection is TLS: URLs are `wss`, and an absolute-form target must say `wss` or
     /// `https`.
     pub tls: bool,
@@ -33,7 +33,7 @@ pub(crate) struct Policy {
 
 /// Which `Origin` headers the server accepts (cross-site WebSocket hijacking, `docs/connecting.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct OriginPolicy {
+pub struct OriginPolicy {
     /// Normalised origins ([`normalize_origin`]) a request's `Origin` must be one of; `None`
     /// allows every origin.
     pub allowed: Option<Vec<String>>,
@@ -43,7 +43,7 @@ pub(crate) struct OriginPolicy {
 
 /// An upgrade request the server role accepted, as the accept handler will see it.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientHello {
+pub struct ClientHello {
     /// `ws://` or `wss://`, the `Host` header's host and port, the target's path and query.
     pub url: url::Url,
     /// Every header of the request, in order.
@@ -56,7 +56,7 @@ pub(crate) struct ClientHello {
 
 /// What the server's 101 is built from, besides the handler's choices.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Terms {
+pub struct Terms {
     /// The client's `Sec-WebSocket-Key`, 16 bytes in base64.
     pub key: String,
     /// The permessage-deflate answer, if the extension was offered and is accepted: the
@@ -66,7 +66,8 @@ pub(crate) struct Terms {
 
 /// Why the server role refuses an upgrade request, as an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
+    /// The HTTP status (400, 403, 405, 426, 431, 505, ...).
     pub status: u16,
     /// The reason phrase; for the server's own refusals it says what was wrong, after the
     /// status's usual phrase (`Bad Request: more than one Host header`).
@@ -89,10 +90,7 @@ fn bad_request(why: &str) -> Refusal {
 
 /// Parses and checks a client's upgrade request under `policy`. `Ok(None)` means more bytes
 /// are needed; a complete head gives the request and the length of its head.
-pub(crate) fn parse_request(
-    buf: &[u8],
-    policy: &Policy,
-) -> Result<Option<(ClientHello, usize)>, Refusal> {
+pub fn parse_request(buf: &[u8], policy: &Policy) -> Result<Option<(ClientHello, usize)>, Refusal> {
     let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let n = match req.parse(buf) {
@@ -351,7 +349,7 @@ fn same_host(url: &url::Url, host: &HostName) -> bool {
 /// and host lower-cased and the scheme's default port left out. `None` for anything else: a
 /// path (even `/`), user info, an opaque origin (`null`), a host that is not ASCII (write its
 /// punycode, as browsers send it).
-pub(crate) fn normalize_origin(origin: &str) -> Option<String> {
+pub fn normalize_origin(origin: &str) -> Option<String> {
     let (scheme, rest) = origin.split_once("://")?;
     let valid_scheme = scheme
         .as_bytes()
@@ -405,7 +403,7 @@ fn check_origin(headers: &[Header], policy: &OriginPolicy) -> Result<(), Refusal
 
 /// The server's decision to upgrade, from the handler's choices.
 #[derive(Debug)]
-pub(crate) struct Accepted {
+pub struct Accepted {
     /// The 101 response's bytes.
     pub response: Vec<u8>,
     /// The subprotocol confirmed, if any.
@@ -417,7 +415,7 @@ pub(crate) struct Accepted {
 /// The 101 for a request with `terms` and `offered` subprotocols: the handler's `subprotocol`
 /// is confirmed only if the client offered it (another is left out, with a warning), and
 /// `extra` headers (the handler's, already checked) are added.
-pub(crate) fn accept(
+pub fn accept(
     terms: &Terms,
     offered: &[String],
     subprotocol: Option<String>,
@@ -444,7 +442,7 @@ pub(crate) fn accept(
 }
 
 /// The server's 101 answer.
-pub(crate) fn encode_accept(
+pub fn encode_accept(
     key: &str,
     protocol: Option<&str>,
     extensions: Option<&str>,
