@@ -2,7 +2,7 @@
 """Writes the hand-made seed inputs of every fuzz target into fuzz/seeds/<target>/.
 
 Each target's input layout (the leading bytes that pick a role, a limit, a chunking) is
-documented on its function in src/fuzz.rs and in docs/fuzzing.md. Run from anywhere:
+documented on its function in fuzz/src/ and in docs/fuzzing.md. Run from anywhere:
     python3 fuzz/make_seeds.py
 The output is deterministic, so re-running it leaves the committed seeds unchanged.
 """

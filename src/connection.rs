@@ -210,7 +210,7 @@ fn error_of(ended: &Ended) -> Error {
             code: *code,
             reason: reason.clone(),
         },
-        Ended::Failed { error, .. } => error.replicate(),
+        Ended::Failed { error, .. } => error.clone(),
     }
 }
 

@@ -31,7 +31,7 @@ use crate::response::Response;
 /// }
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Ended {
     /// The close handshake completed: both close frames were exchanged and the connection is

@@ -2,9 +2,14 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::response::Response;
+
+mod protocol;
+
+pub use protocol::ProtocolError;
 
 /// Everything that can go wrong with a web socket, from building the request to the last frame.
 ///
@@ -12,11 +17,34 @@ use crate::response::Response;
 /// [`WebSocket::close`](crate::WebSocket::close)), or delivered once to
 /// [`WebSocketListener::on_failure`](crate::WebSocketListener::on_failure) when a socket fails.
 /// The `Display` text says what happened and, where there is something to do, what to do.
-#[derive(Debug)]
+///
+/// `Error` is `Clone`: the blocking [`Connection`](crate::Connection) returns the error that
+/// ended its socket from every later `recv`, and an application may hand one error to several
+/// places. `Error::Io` holds its [`io::Error`] in an [`Arc`] for this (`io::Error` is not
+/// `Clone`), so a copy keeps the original's kind, OS error code and source.
+///
+/// ```
+/// use std::io;
+///
+/// let error = syncws::Error::from(io::Error::from_raw_os_error(111));
+/// let copy = error.clone();
+/// match (&error, &copy) {
+///     (syncws::Error::Io(a), syncws::Error::Io(b)) => {
+///         assert_eq!(b.raw_os_error(), Some(111));
+///         assert!(std::sync::Arc::ptr_eq(a, b), "one io::Error, shared");
+///     }
+///     _ => unreachable!(),
+/// }
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// A socket operation failed (connection refused, reset, broken pipe, ...).
-    Io(io::Error),
+    ///
+    /// The `io::Error` is shared (an [`Arc`]) so that `Error` can be `Clone` without losing
+    /// it; methods such as `kind()` and `raw_os_error()` are called through it as usual, and
+    /// [`source`](std::error::Error::source) returns it. Build one with `Error::from(io_error)`.
+    Io(Arc<io::Error>),
     /// The TLS handshake or the TLS session failed (untrusted certificate, bad record, ...).
     Tls(String),
     /// The URL could not be parsed or has a scheme other than ws, wss, http or https.
@@ -31,8 +59,10 @@ pub enum Error {
         /// its body); also given to `on_failure`.
         response: Option<Box<Response>>,
     },
-    /// The peer broke RFC 6455; the socket sent a close frame with 1002 and gave up.
-    Protocol(String),
+    /// The peer broke RFC 6455 (or RFC 7692) in the way the [`ProtocolError`] says; the
+    /// socket sent a close frame with its [`close_code`](ProtocolError::close_code) (1002) and
+    /// gave up.
+    Protocol(ProtocolError),
     /// A text message or close reason was not valid UTF-8; the socket sent close 1007.
     InvalidUtf8,
     /// An incoming message was larger than `max_message_size`; the socket sent close 1009.
@@ -86,6 +116,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Io`] of `kind` with `message`: the driver's way of saying which step of a
+    /// connection the failure happened in.
+    pub(crate) fn io(kind: io::ErrorKind, message: impl Into<String>) -> Error {
+        Error::from(io::Error::new(kind, message.into()))
+    }
+
     /// A refused handshake, without the response (the driver attaches it).
     pub(crate) fn rejected(message: impl Into<String>) -> Error {
         Error::HandshakeRejected {
@@ -121,52 +157,22 @@ impl Error {
         }
     }
 
-    /// An equal error (`io::Error` is not `Clone`: the copy keeps its kind and text).
-    pub(crate) fn replicate(&self) -> Error {
+    /// The close code the socket answers this error with: `Some` for the errors that are
+    /// answered with a close frame before the connection is dropped (a protocol violation,
+    /// invalid UTF-8, an oversized message, a panicking listener), `None` for the others
+    /// (network failures, timeouts, the application's own mistakes, ...).
+    ///
+    /// ```
+    /// use syncws::{Error, ProtocolError};
+    ///
+    /// assert_eq!(Error::Protocol(ProtocolError::MaskedFrameFromServer).close_code(), Some(1002));
+    /// assert_eq!(Error::InvalidUtf8.close_code(), Some(1007));
+    /// assert_eq!(Error::MessageTooLarge { size: 2, limit: 1 }.close_code(), Some(1009));
+    /// assert_eq!(Error::UnexpectedEof.close_code(), None);
+    /// ```
+    pub fn close_code(&self) -> Option<u16> {
         match self {
-            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
-            Error::Tls(m) => Error::Tls(m.clone()),
-            Error::InvalidUrl(m) => Error::InvalidUrl(m.clone()),
-            Error::InvalidRequest(m) => Error::InvalidRequest(m.clone()),
-            Error::HandshakeRejected { message, response } => Error::HandshakeRejected {
-                message: message.clone(),
-                response: response.clone(),
-            },
-            Error::Protocol(m) => Error::Protocol(m.clone()),
-            Error::InvalidUtf8 => Error::InvalidUtf8,
-            Error::MessageTooLarge { size, limit } => Error::MessageTooLarge {
-                size: *size,
-                limit: *limit,
-            },
-            Error::PongTimeout {
-                timeout,
-                successful,
-            } => Error::PongTimeout {
-                timeout: *timeout,
-                successful: *successful,
-            },
-            Error::CloseTimeout(t) => Error::CloseTimeout(*t),
-            Error::ConnectTimeout(t) => Error::ConnectTimeout(*t),
-            Error::ReadTimeout(t) => Error::ReadTimeout(*t),
-            Error::WriteTimeout(t) => Error::WriteTimeout(*t),
-            Error::UnexpectedEof => Error::UnexpectedEof,
-            Error::InvalidCloseCode(c) => Error::InvalidCloseCode(*c),
-            Error::ReasonTooLong(n) => Error::ReasonTooLong(*n),
-            Error::ListenerPanicked(m) => Error::ListenerPanicked(m.clone()),
-            Error::Canceled => Error::Canceled,
-            Error::Http(m) => Error::Http(m.clone()),
-            Error::Proxy(m) => Error::Proxy(m.clone()),
-            Error::Closed { code, reason } => Error::Closed {
-                code: *code,
-                reason: reason.clone(),
-            },
-        }
-    }
-
-    /// The close code this error is reported to the peer with, when the RFC gives one.
-    pub(crate) fn close_code(&self) -> Option<u16> {
-        match self {
-            Error::Protocol(_) => Some(1002),
+            Error::Protocol(e) => Some(e.close_code()),
             Error::InvalidUtf8 => Some(1007),
             Error::MessageTooLarge { .. } => Some(1009),
             Error::ListenerPanicked(_) => Some(1011),
@@ -193,9 +199,11 @@ impl fmt::Display for Error {
             Error::HandshakeRejected { message, .. } => {
                 write!(f, "web socket handshake rejected: {message}")
             }
-            Error::Protocol(e) => {
-                write!(f, "protocol violation by the peer: {e} (sent close 1002)")
-            }
+            Error::Protocol(e) => write!(
+                f,
+                "protocol violation by the peer: {e} (sent close {})",
+                e.close_code()
+            ),
             Error::InvalidUtf8 => {
                 write!(
                     f,
@@ -265,7 +273,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            // The io::Error itself, not the Arc: callers downcast to io::Error.
+            Error::Io(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -273,6 +282,6 @@ impl std::error::Error for Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        Error::Io(e)
+        Error::Io(Arc::new(e))
     }
 }

@@ -90,7 +90,7 @@ mod websocket;
 pub use client::{Client, ClientBuilder};
 pub use connection::{Connection, connect};
 pub use ended::Ended;
-pub use error::Error;
+pub use error::{Error, ProtocolError};
 pub use header::Header;
 pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, Listener,

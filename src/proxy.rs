@@ -426,7 +426,7 @@ impl EnvProxy {
 }
 
 /// `localhost`, a name under `.localhost` (RFC 6761), 127.0.0.0/8, `::1` (also IPv4-mapped).
-pub(crate) fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if host == "localhost" || host.ends_with(".localhost") {
         return true;

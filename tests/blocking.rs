@@ -97,12 +97,44 @@ fn a_protocol_error_ends_recv_with_that_error_every_time() {
     assert_eq!(conn.recv().unwrap(), Message::Text("ok".into()));
     for _ in 0..2 {
         assert!(
-            matches!(conn.recv(), Err(Error::Protocol(_))),
+            matches!(
+                conn.recv(),
+                Err(Error::Protocol(syncws::ProtocolError::UnknownOpcode {
+                    opcode: 3
+                }))
+            ),
             "the failure is returned again"
         );
     }
     let close = peer.join().unwrap();
     assert_eq!(common::raw::close_code(&close), 1002);
+}
+
+#[test]
+fn an_io_error_ends_recv_with_the_same_io_error_every_time() {
+    // The peer closes with our frame unread in its buffer, so its kernel answers with a reset
+    // and the client's read fails with ECONNRESET: an io::Error with an OS code.
+    let (url, peer) = raw_server(|s| {
+        let mut byte = [0u8; 1];
+        s.peek(&mut byte).expect("the client's frame");
+        drop(s);
+    });
+    let mut conn = syncws::connect(&url).unwrap();
+    assert!(conn.send("left unread"));
+    peer.join().unwrap();
+    for _ in 0..2 {
+        let error = conn.recv().unwrap_err();
+        let Error::Io(io) = &error else {
+            panic!("expected Error::Io, got {error:?}");
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+        // A copy made by hand (kind and text) would have lost the OS code.
+        assert!(io.raw_os_error().is_some(), "{io:?}");
+        let source = std::error::Error::source(&error)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("source() is the io::Error");
+        assert_eq!(source.raw_os_error(), io.raw_os_error());
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use common::raw::*;
 use common::*;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use syncws::{Client, EchoServer, Error, Event, Message, Request, Server};
+use syncws::{Client, EchoServer, Error, Event, Message, ProtocolError, Request, Server};
 
 /// A realistic JSON message of about `n` bytes.
 fn json(n: usize) -> String {
@@ -229,17 +229,32 @@ fn rsv1_on_continuation_or_control_frames_is_1002() {
     bytes.extend(frame(0xC0, &compressed[4..]));
     let (code, e) = deflate_violation(bytes, 1 << 20);
     assert_eq!(code, 1002);
-    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(
+        matches!(e, Error::Protocol(ProtocolError::Rsv1OnContinuation)),
+        "{e:?}"
+    );
     let (code, e) = deflate_violation(frame(0xC9, b""), 1 << 20);
     assert_eq!(code, 1002);
-    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Protocol(ProtocolError::Rsv1OnControlFrame { opcode: 0x9 })
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn corrupt_compressed_data_is_1002() {
     let (code, e) = deflate_violation(frame(0xC1, &[0xff, 0xff, 0xff, 0xff, 0xff]), 1 << 20);
     assert_eq!(code, 1002);
-    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Protocol(ProtocolError::InvalidCompressedData { .. })
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::*;
 use common::*;
-use syncws::{Accept, Client, Error, Event, Message, Request, Response, Server};
+use syncws::{Accept, Client, Error, Event, Message, ProtocolError, Request, Response, Server};
 
 fn connect(client: &Client, url: &str) -> (syncws::WebSocket, syncws::Events) {
     let (listener, events) = syncws::channel();
@@ -76,10 +76,14 @@ fn violation(bytes: Vec<u8>) -> (u16, Error) {
     violation_with(&Client::new(), bytes)
 }
 
-fn assert_protocol_violation(bytes: Vec<u8>, what: &str) {
+fn assert_protocol_violation(bytes: Vec<u8>, what: &str, expected: ProtocolError) {
     let (code, error) = violation(bytes);
     assert_eq!(code, 1002, "{what}: close code");
-    assert!(matches!(error, Error::Protocol(_)), "{what}: {error:?}");
+    assert_eq!(error.close_code(), Some(1002), "{what}");
+    assert!(
+        matches!(&error, Error::Protocol(e) if *e == expected),
+        "{what}: {error:?}"
+    );
 }
 
 fn assert_invalid_utf8(bytes: Vec<u8>, what: &str) {
@@ -98,54 +102,93 @@ fn masked_server_frame_is_1002() {
     let mut bytes = vec![0x81, 0x80 | 5];
     bytes.extend_from_slice(&key);
     bytes.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    assert_protocol_violation(bytes, "masked frame");
+    assert_protocol_violation(bytes, "masked frame", ProtocolError::MaskedFrameFromServer);
 }
 
 #[test]
 fn reserved_bits_are_1002() {
-    for (rsv, b0) in [("RSV1", 0xC1), ("RSV2", 0xA1), ("RSV3", 0x91)] {
-        assert_protocol_violation(frame(b0, b"hi"), rsv);
+    for (rsv, b0, expected) in [
+        ("RSV1", 0xC1, ProtocolError::Rsv1WithoutDeflate),
+        ("RSV2", 0xA1, ProtocolError::ReservedBits { bits: 0b010 }),
+        ("RSV3", 0x91, ProtocolError::ReservedBits { bits: 0b001 }),
+    ] {
+        assert_protocol_violation(frame(b0, b"hi"), rsv, expected);
     }
 }
 
 #[test]
 fn unknown_opcodes_are_1002() {
-    assert_protocol_violation(frame(0x83, b"x"), "data opcode 3");
-    assert_protocol_violation(frame(0x8B, b""), "control opcode 0xB");
+    assert_protocol_violation(
+        frame(0x83, b"x"),
+        "data opcode 3",
+        ProtocolError::UnknownOpcode { opcode: 3 },
+    );
+    assert_protocol_violation(
+        frame(0x8B, b""),
+        "control opcode 0xB",
+        ProtocolError::UnknownOpcode { opcode: 0xB },
+    );
 }
 
 #[test]
 fn control_frame_over_125_bytes_is_1002() {
-    assert_protocol_violation(frame(0x89, &[b'p'; 126]), "ping with 126 bytes");
+    assert_protocol_violation(
+        frame(0x89, &[b'p'; 126]),
+        "ping with 126 bytes",
+        ProtocolError::ControlFrameTooLong {
+            opcode: 0x9,
+            len: 126,
+        },
+    );
 }
 
 #[test]
 fn fragmented_control_frame_is_1002() {
-    assert_protocol_violation(frame(0x09, b"abc"), "ping without FIN");
+    assert_protocol_violation(
+        frame(0x09, b"abc"),
+        "ping without FIN",
+        ProtocolError::FragmentedControlFrame { opcode: 0x9 },
+    );
 }
 
 #[test]
 fn continuation_without_message_is_1002() {
-    assert_protocol_violation(frame(0x80, b"orphan"), "lone continuation");
+    assert_protocol_violation(
+        frame(0x80, b"orphan"),
+        "lone continuation",
+        ProtocolError::ContinuationWithoutMessage,
+    );
 }
 
 #[test]
 fn new_data_frame_inside_fragmented_message_is_1002() {
     let mut bytes = frame(0x01, b"first");
     bytes.extend(frame(0x81, b"intruder"));
-    assert_protocol_violation(bytes, "text inside fragmented message");
+    assert_protocol_violation(
+        bytes,
+        "text inside fragmented message",
+        ProtocolError::NewMessageInsideFragmented { opcode: 0x1 },
+    );
 }
 
 #[test]
 fn length_with_top_bit_set_is_1002() {
     let mut bytes = vec![0x82, 127];
     bytes.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
-    assert_protocol_violation(bytes, "64-bit length with top bit");
+    assert_protocol_violation(
+        bytes,
+        "64-bit length with top bit",
+        ProtocolError::LengthTooLarge { len: 1 << 63 | 5 },
+    );
 }
 
 #[test]
 fn one_byte_close_payload_is_1002() {
-    assert_protocol_violation(frame(0x88, &[0x03]), "1-byte close payload");
+    assert_protocol_violation(
+        frame(0x88, &[0x03]),
+        "1-byte close payload",
+        ProtocolError::OneByteClosePayload,
+    );
 }
 
 #[test]
@@ -154,6 +197,7 @@ fn invalid_close_codes_are_1002() {
         assert_protocol_violation(
             frame(0x88, &close_payload(code, b"")),
             &format!("close {code}"),
+            ProtocolError::InvalidCloseCode { code },
         );
     }
 }
@@ -795,7 +839,13 @@ fn server_answers_unmasked_client_frame_with_close_1002() {
     drop(s);
     expect_open(&events);
     let (error, _) = expect_failure(&events);
-    assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Protocol(ProtocolError::UnmaskedFrameFromClient)
+        ),
+        "{error:?}"
+    );
 }
 
 /// Sends a raw request to a server that would accept any valid upgrade; returns its response

@@ -556,7 +556,10 @@ fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
 
     let error = expect_failure(&events);
     assert!(
-        matches!(error, Error::Protocol(_)),
+        matches!(
+            error,
+            Error::Protocol(syncws::ProtocolError::ReservedBits { bits: 0b010 })
+        ),
         "expected Protocol, got {error:?}"
     );
     assert!(ws.wait_finished(EVENT_TIMEOUT));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::close` and docs/fuzzing.md.
+//! See `syncws_fuzz::close` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::close(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::close(data));

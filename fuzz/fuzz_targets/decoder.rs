@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::decoder` and docs/fuzzing.md.
+//! See `syncws_fuzz::decoder` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::decoder(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::decoder(data));

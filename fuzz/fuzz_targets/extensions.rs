@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::extensions` and docs/fuzzing.md.
+//! See `syncws_fuzz::extensions` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::extensions(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::extensions(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::handshake_request` and docs/fuzzing.md.
+//! See `syncws_fuzz::handshake_request` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::handshake_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::handshake_request(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::handshake_response` and docs/fuzzing.md.
+//! See `syncws_fuzz::handshake_response` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::handshake_response(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::handshake_response(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::proxy` and docs/fuzzing.md.
+//! See `syncws_fuzz::proxy` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::proxy(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::proxy(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::redirect` and docs/fuzzing.md.
+//! See `syncws_fuzz::redirect` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::redirect(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::redirect(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::roundtrip` and docs/fuzzing.md.
+//! See `syncws_fuzz::roundtrip` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::roundtrip(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::roundtrip(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `syncws::fuzz::utf8` and docs/fuzzing.md.
+//! See `syncws_fuzz::utf8` (`fuzz/src/`) and docs/fuzzing.md.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws::fuzz::utf8(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncws_fuzz::utf8(data));

@@ -69,10 +69,10 @@ pub(crate) fn spawn_client(
         let start = slot.lock().take();
         if let Some(start) = start {
             log::error!("could not start the reader thread: {e}");
-            let error = Error::Io(std::io::Error::new(
+            let error = Error::io(
                 e.kind(),
                 format!("could not start the socket's reader thread: {e}"),
-            ));
+            );
             fail_unstarted(
                 start.shared,
                 start.callbacks,
@@ -244,13 +244,13 @@ fn connect(
         )
         .map_err(|e| match e {
             e if is_timeout(&e) => (on_timeout(), None),
-            e => (Error::Io(e), None),
+            e => (Error::from(e), None),
         })?;
     let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
         .map_err(|e| match e {
             HeadError::Parse(e) => (e, None),
             HeadError::Io(e) if is_timeout(&e) => (on_timeout(), None),
-            HeadError::Io(e) => (Error::Io(e), None),
+            HeadError::Io(e) => (Error::from(e), None),
             HeadError::Eof => (
                 Error::rejected("the server closed the connection before answering the upgrade"),
                 None,

@@ -108,23 +108,24 @@ pub(crate) fn lookup(
         LOOKUP_KEEP_ALIVE
     });
     if let Err((e, _)) = pool::spawn(ThreadRole::Resolver, LOOKUP_STACK, job) {
-        return Err(LookupError::Failed(Error::Io(io::Error::new(
+        return Err(LookupError::Failed(Error::io(
             e.kind(),
             format!("could not start a thread to resolve {host}: {e}"),
-        ))));
+        )));
     }
     let left = deadline.saturating_duration_since(Instant::now());
     select! {
         recv(rx) -> answer => match answer {
             Ok(Ok(addrs)) => Ok(addrs),
-            Ok(Err(e)) => Err(LookupError::Failed(Error::Io(io::Error::new(
+            Ok(Err(e)) => Err(LookupError::Failed(Error::io(
                 e.kind(),
                 format!("resolving {host}: {e}"),
-            )))),
+            ))),
             // The resolver panicked (a custom one): the pool logged it.
-            Err(_) => Err(LookupError::Failed(Error::Io(io::Error::other(format!(
-                "resolving {host}: the resolver panicked"
-            ))))),
+            Err(_) => Err(LookupError::Failed(Error::io(
+                io::ErrorKind::Other,
+                format!("resolving {host}: the resolver panicked"),
+            ))),
         },
         recv(abort.receiver()) -> _ => Err(LookupError::Aborted),
         default(left) => {

@@ -125,7 +125,7 @@ impl Reader {
         if let Err((e, job)) = pool::spawn(ThreadRole::Writer, config.thread_stack_size, job) {
             drop(job);
             self.shared().writer_exited();
-            return self.finish(Cause::Failed(Error::Io(e), None));
+            return self.finish(Cause::Failed(Error::from(e), None));
         }
         // `cancel()` is final: once it has returned, only the terminal callback runs.
         let opened = self.call(|c| c.open(&response));
@@ -211,7 +211,7 @@ impl Reader {
                     n
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => return Cause::Dropped(Some(Error::Io(e))),
+                Err(e) => return Cause::Dropped(Some(Error::from(e))),
             };
         }
     }

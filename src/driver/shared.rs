@@ -236,7 +236,7 @@ impl Shared {
                     _ => Error::WriteTimeout(write_timeout),
                 }
             }
-            _ => Error::Io(e),
+            _ => Error::from(e),
         };
         log::debug!("write failed: {error}");
         self.fail(error);

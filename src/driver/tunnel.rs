@@ -330,10 +330,10 @@ fn resolve(host: &str, port: u16, dial: &Dial) -> Result<Vec<SocketAddr>, Error>
 }
 
 fn no_address(host: &str) -> Error {
-    Error::Io(io::Error::new(
+    Error::io(
         io::ErrorKind::NotFound,
         format!("{host} resolved to no address"),
-    ))
+    )
 }
 
 /// TCP connect to each address `host` resolves to in turn: each attempt gets the dial's
@@ -358,10 +358,7 @@ fn connect_tcp(host: &str, port: u16, dial: &Dial) -> Result<TcpStream, Error> {
     }
     Err(match last {
         Some(e) if e.kind() == io::ErrorKind::TimedOut => Error::ConnectTimeout(dial.timeout),
-        Some(e) => Error::Io(io::Error::new(
-            e.kind(),
-            format!("connecting to {host}:{port}: {e}"),
-        )),
+        Some(e) => Error::io(e.kind(), format!("connecting to {host}:{port}: {e}")),
         None => no_address(host),
     })
 }

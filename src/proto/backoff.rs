@@ -81,8 +81,10 @@ pub(crate) fn attempts_left(next: u32, max_attempts: u32) -> bool {
 /// - `status`: the HTTP status of the server's answer to the upgrade, if one came.
 /// - `opened`: whether this connection got through its handshake before it failed.
 ///
-/// Retried: network failures and timeouts, the peer breaking the protocol, a handshake the
-/// server ended without an answer, and answers that say "later": 5xx, 408 and 429.
+/// Retried: network failures and timeouts, the peer breaking the protocol (every
+/// [`ProtocolError`](crate::ProtocolError), invalid UTF-8, an oversized message: a garbled
+/// stream belongs to one connection), a handshake the server ended without an answer, and
+/// answers that say "later": 5xx, 408 and 429.
 /// Not retried: other answers (4xx: the same request will be refused again; 3xx, 200 or a
 /// 101 with bad headers: the server is not a web socket endpoint for this request), a TLS
 /// handshake that failed (an untrusted, expired or misnamed certificate does not fix itself
@@ -130,6 +132,7 @@ const TLS_PEER_CLOSED: &str = "closed the connection during the TLS handshake";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ProtocolError;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -292,7 +295,7 @@ mod tests {
 
     #[test]
     fn network_failures_timeouts_and_peer_violations_are_retried() {
-        let io = || Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let io = || Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         for e in [
             io(),
             Error::ConnectTimeout(MS),
@@ -304,7 +307,10 @@ mod tests {
                 successful: 3,
             },
             Error::CloseTimeout(MS),
-            Error::Protocol("bad frame".into()),
+            Error::Protocol(ProtocolError::UnknownOpcode { opcode: 3 }),
+            Error::Protocol(ProtocolError::InvalidCompressedData {
+                message: "invalid block type".into(),
+            }),
             Error::InvalidUtf8,
             Error::MessageTooLarge { size: 9, limit: 1 },
         ] {

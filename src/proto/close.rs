@@ -1,21 +1,21 @@
 //! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 
 /// The longest reason that fits in a close frame: 125 bytes of payload less the 2-byte code.
-pub(crate) const MAX_REASON_BYTES: usize = 123;
+pub const MAX_REASON_BYTES: usize = 123;
 
 /// Whether `code` may appear in a close frame on the wire, from either side.
 ///
 /// Allowed: 1000–1003, 1007–1014 (defined or registered with IANA) and 3000–4999 (libraries,
 /// applications). 1004 is reserved, 1005/1006/1015 are "no code"/"abnormal"/"TLS" markers that
 /// must never be sent, 1016–2999 are reserved for future RFCs.
-pub(crate) fn is_valid_code(code: u16) -> bool {
+pub fn is_valid_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// Checks a close the application asked for, as OkHttp does.
-pub(crate) fn validate(code: u16, reason: &str) -> Result<(), Error> {
+pub fn validate(code: u16, reason: &str) -> Result<(), Error> {
     if !is_valid_code(code) {
         return Err(Error::InvalidCloseCode(code));
     }
@@ -27,9 +27,10 @@ pub(crate) fn validate(code: u16, reason: &str) -> Result<(), Error> {
 
 /// A close frame's payload, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CloseFrame {
+pub struct CloseFrame {
     /// `None` for an empty payload (reported to the application as 1005).
     pub code: Option<u16>,
+    /// The reason, UTF-8 checked; empty when there was none.
     pub reason: String,
 }
 
@@ -41,17 +42,17 @@ impl CloseFrame {
 }
 
 /// Parses a received close payload. Errors carry the close code to fail with.
-pub(crate) fn parse(payload: &[u8]) -> Result<CloseFrame, Error> {
+pub fn parse(payload: &[u8]) -> Result<CloseFrame, Error> {
     match payload.len() {
         0 => Ok(CloseFrame {
             code: None,
             reason: String::new(),
         }),
-        1 => Err(Error::Protocol("close frame with a 1-byte payload".into())),
+        1 => Err(Error::Protocol(ProtocolError::OneByteClosePayload)),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
             if !is_valid_code(code) {
-                return Err(Error::Protocol(format!("invalid close code {code}")));
+                return Err(Error::Protocol(ProtocolError::InvalidCloseCode { code }));
             }
             let reason = std::str::from_utf8(&payload[2..]).map_err(|_| Error::InvalidUtf8)?;
             Ok(CloseFrame {
@@ -64,7 +65,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<CloseFrame, Error> {
 
 /// The payload of a close frame we send. `None` sends an empty payload (the answer to an empty
 /// close frame, which has no code to echo).
-pub(crate) fn payload(code: Option<u16>, reason: &str) -> Vec<u8> {
+pub fn payload(code: Option<u16>, reason: &str) -> Vec<u8> {
     match code {
         None => Vec::new(),
         Some(code) => {
@@ -113,10 +114,18 @@ mod tests {
     #[test]
     fn parse_payloads() {
         assert_eq!(parse(&[]).unwrap().reported_code(), 1005);
-        assert!(matches!(parse(&[3]), Err(Error::Protocol(_))));
+        assert!(matches!(
+            parse(&[3]),
+            Err(Error::Protocol(ProtocolError::OneByteClosePayload))
+        ));
         let f = parse(&payload(Some(1000), "Hello")).unwrap();
         assert_eq!((f.code, f.reason.as_str()), (Some(1000), "Hello"));
-        assert!(matches!(parse(&[0x03, 0xED]), Err(Error::Protocol(_)))); // 1005
+        assert!(matches!(
+            parse(&[0x03, 0xED]),
+            Err(Error::Protocol(ProtocolError::InvalidCloseCode {
+                code: 1005
+            }))
+        ));
         assert!(matches!(
             parse(&[0x03, 0xE8, 0xFF]),
             Err(Error::InvalidUtf8)

@@ -5,7 +5,7 @@
 //! the read buffer into the message being assembled; a partial frame header (at most 14 bytes)
 //! is the only thing kept between calls, so the read buffer can always be reused whole.
 
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 use crate::message::Message;
 use crate::proto::close::{self, CloseFrame};
 use crate::proto::deflate::Inflater;
@@ -17,10 +17,14 @@ pub(crate) use super::Role;
 
 /// What the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Incoming {
+pub enum Incoming {
+    /// A whole data message, reassembled, inflated and (text) UTF-8 checked.
     Message(Message),
+    /// A ping, with its payload.
     Ping(Vec<u8>),
+    /// A pong, with its payload.
     Pong(Vec<u8>),
+    /// The peer's close frame.
     Close(CloseFrame),
 }
 
@@ -43,7 +47,8 @@ struct MessageInProgress {
     utf8: utf8::Validator,
 }
 
-pub(crate) struct Decoder {
+/// One connection's incoming byte stream, decoded: see the module's documentation.
+pub struct Decoder {
     role: Role,
     max_message_size: u64,
     header_buf: [u8; 14],
@@ -58,7 +63,10 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new(role: Role, max_message_size: u64, inflater: Option<Inflater>) -> Self {
+    /// A decoder for the frames a peer of `role` receives (a client's decoder refuses masked
+    /// frames), failing messages over `max_message_size` bytes; `inflater` when
+    /// permessage-deflate was negotiated.
+    pub fn new(role: Role, max_message_size: u64, inflater: Option<Inflater>) -> Self {
         Decoder {
             role,
             max_message_size,
@@ -77,7 +85,7 @@ impl Decoder {
     /// Returns the number of bytes used and the event, if any. Call again with the rest of the
     /// input after an event. After an error the connection must be failed with the error's
     /// close code; the decoder is not usable any more.
-    pub(crate) fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
         let mut pos = 0;
         loop {
             if self.frame.is_none() {
@@ -118,7 +126,7 @@ impl Decoder {
                     self.header_len = n;
                     return Ok((n, None));
                 }
-                Err(e) => return Err(Error::Protocol(e.to_string())),
+                Err(e) => return Err(Error::Protocol(e)),
             }
         }
         let old = self.header_len;
@@ -131,41 +139,41 @@ impl Decoder {
                 Ok((n - old, Some(h)))
             }
             Ok(None) => Ok((take, None)),
-            Err(e) => Err(Error::Protocol(e.to_string())),
+            Err(e) => Err(Error::Protocol(e)),
         }
     }
 
     fn start_frame(&mut self, header: Header) -> Result<(), Error> {
         match (self.role, header.mask.is_some()) {
             (Role::Client, true) => {
-                return Err(Error::Protocol("server sent a masked frame".into()));
+                return Err(Error::Protocol(ProtocolError::MaskedFrameFromServer));
             }
             (Role::Server, false) => {
-                return Err(Error::Protocol("client sent an unmasked frame".into()));
+                return Err(Error::Protocol(ProtocolError::UnmaskedFrameFromClient));
             }
             _ => {}
         }
-        if header.rsv1 && (header.opcode.is_control() || header.opcode == OpCode::Continuation) {
-            // RFC 7692 §6: RSV1 marks a compressed message on its first frame only.
-            return Err(Error::Protocol(format!(
-                "RSV1 set on a {:?} frame",
-                header.opcode
-            )));
+        // RFC 7692 §6: RSV1 marks a compressed message on its first frame only.
+        if header.rsv1 && header.opcode.is_control() {
+            return Err(Error::Protocol(ProtocolError::Rsv1OnControlFrame {
+                opcode: header.opcode.bits(),
+            }));
+        }
+        if header.rsv1 && header.opcode == OpCode::Continuation {
+            return Err(Error::Protocol(ProtocolError::Rsv1OnContinuation));
         }
         match header.opcode {
             OpCode::Continuation => {
                 let Some(m) = &self.message else {
-                    return Err(Error::Protocol(
-                        "continuation frame with no message to continue".into(),
-                    ));
+                    return Err(Error::Protocol(ProtocolError::ContinuationWithoutMessage));
                 };
                 self.check_size(m.wire_len, header.len)?;
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
-                    return Err(Error::Protocol(
-                        "new data frame inside a fragmented message".into(),
-                    ));
+                    return Err(Error::Protocol(ProtocolError::NewMessageInsideFragmented {
+                        opcode: header.opcode.bits(),
+                    }));
                 }
                 self.check_size(0, header.len)?;
                 self.message = Some(MessageInProgress {
@@ -392,13 +400,13 @@ mod tests {
         let masked = frame(true, 1, b"x", Some([1, 2, 3, 4]));
         assert!(matches!(
             run(&mut client(), &masked, 64),
-            Err(Error::Protocol(_))
+            Err(Error::Protocol(ProtocolError::MaskedFrameFromServer))
         ));
         let unmasked = frame(true, 1, b"x", None);
         let mut server = Decoder::new(Role::Server, 1 << 20, None);
         assert!(matches!(
             run(&mut server, &unmasked, 64),
-            Err(Error::Protocol(_))
+            Err(Error::Protocol(ProtocolError::UnmaskedFrameFromClient))
         ));
     }
 
@@ -407,13 +415,49 @@ mod tests {
         let stray = frame(true, 0, b"x", None);
         assert!(matches!(
             run(&mut client(), &stray, 64),
-            Err(Error::Protocol(_))
+            Err(Error::Protocol(ProtocolError::ContinuationWithoutMessage))
         ));
         let mut nested = frame(false, 1, b"a", None);
         nested.extend(frame(true, 1, b"b", None));
         assert!(matches!(
             run(&mut client(), &nested, 64),
-            Err(Error::Protocol(_))
+            Err(Error::Protocol(ProtocolError::NewMessageInsideFragmented {
+                opcode: 1
+            }))
+        ));
+    }
+
+    #[test]
+    fn rsv1_only_on_the_first_frame_of_a_message() {
+        let deflating = || {
+            let params = crate::proto::deflate::check_response(&["permessage-deflate"], true)
+                .unwrap()
+                .unwrap();
+            Decoder::new(Role::Client, 1 << 20, Some(Inflater::new(&params)))
+        };
+        let rsv1 = |mut f: Vec<u8>| {
+            f[0] |= 0x40;
+            f
+        };
+        let ping = rsv1(frame(true, 9, b"", None));
+        assert!(matches!(
+            run(&mut deflating(), &ping, 64),
+            Err(Error::Protocol(ProtocolError::Rsv1OnControlFrame {
+                opcode: 9
+            }))
+        ));
+        // "Hello" compressed (RFC 7692 §7.2.3.1), its second frame with RSV1 again.
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut bytes = rsv1(frame(false, 1, &hello[..3], None));
+        bytes.extend(rsv1(frame(true, 0, &hello[3..], None)));
+        assert!(matches!(
+            run(&mut deflating(), &bytes, 64),
+            Err(Error::Protocol(ProtocolError::Rsv1OnContinuation))
+        ));
+        // Without deflate, RSV1 means nothing.
+        assert!(matches!(
+            run(&mut client(), &rsv1(frame(true, 1, b"x", None)), 64),
+            Err(Error::Protocol(ProtocolError::Rsv1WithoutDeflate))
         ));
     }
 
@@ -496,13 +540,22 @@ mod tests {
             })]
         );
         let bad = [
-            frame(true, 8, b"\x03", None),
-            frame(true, 8, b"\x03\xed", None),
-            frame(true, 8, b"\x0b\xb7", None),
+            (
+                frame(true, 8, b"\x03", None),
+                ProtocolError::OneByteClosePayload,
+            ),
+            (
+                frame(true, 8, b"\x03\xed", None),
+                ProtocolError::InvalidCloseCode { code: 1005 },
+            ),
+            (
+                frame(true, 8, b"\x0b\xb7", None),
+                ProtocolError::InvalidCloseCode { code: 2999 },
+            ),
         ];
-        for b in &bad {
+        for (b, expected) in bad {
             assert!(
-                matches!(run(&mut client(), b, 64), Err(Error::Protocol(_))),
+                matches!(run(&mut client(), &b, 64), Err(Error::Protocol(e)) if e == expected),
                 "{b:?}"
             );
         }

@@ -12,13 +12,13 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 use crate::header::is_token_byte;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 pub(crate) const NAME: &str = "permessage-deflate";
 /// The client's offer: permessage-deflate, and it can compress with a smaller window if asked.
-pub(crate) const CLIENT_OFFER: &str = "permessage-deflate; client_max_window_bits";
+pub const CLIENT_OFFER: &str = "permessage-deflate; client_max_window_bits";
 /// The tail a sync flush ends with, stripped on send and restored on receive (§7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// Inflated output grows by at most this much per step while the limit is checked.
@@ -26,7 +26,7 @@ const INFLATE_STEP: usize = 64 * 1024;
 
 /// Negotiated parameters, from one endpoint's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Params {
+pub struct Params {
     /// We reset our compressor after every message.
     pub send_no_context_takeover: bool,
     /// The peer resets its compressor after every message, so we reset our inflater too.
@@ -37,11 +37,18 @@ pub(crate) struct Params {
 
 /// The server role's compression settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ServerSettings {
+pub struct ServerSettings {
+    /// Whether the server accepts permessage-deflate at all.
     pub enabled: bool,
+    /// Answer with `server_no_context_takeover` even when the offer does not ask for it: our
+    /// compressor resets after every message.
     pub server_no_context_takeover: bool,
+    /// Answer with `client_no_context_takeover` even when the offer does not ask for it: the
+    /// client's compressor resets after every message.
     pub client_no_context_takeover: bool,
+    /// The largest window (8-15) we compress with.
     pub server_max_window_bits: u8,
+    /// The largest window (8-15) we ask the client to compress with, when its offer lets us.
     pub client_max_window_bits: u8,
 }
 
@@ -279,7 +286,7 @@ fn read_params(params: &[(String, Option<String>)]) -> Result<Written, String> {
 
 /// Checks the server's `Sec-WebSocket-Extensions` against the client's offer
 /// ([`CLIENT_OFFER`], or nothing when `offered` is false). `Ok(None)`: no extension in use.
-pub(crate) fn check_response(values: &[&str], offered: bool) -> Result<Option<Params>, String> {
+pub fn check_response(values: &[&str], offered: bool) -> Result<Option<Params>, String> {
     let elements = parse_elements(values)?;
     let mut accepted = None;
     for e in elements {
@@ -315,7 +322,7 @@ pub(crate) fn check_response(values: &[&str], offered: bool) -> Result<Option<Pa
 
 /// The server's choice among the client's offers: the first acceptable permessage-deflate
 /// offer, as parameters and the response header value. `None` declines the extension.
-pub(crate) fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, String)> {
+pub fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, String)> {
     if !s.enabled {
         return None;
     }
@@ -361,7 +368,7 @@ pub(crate) fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, 
 ///
 /// The zlib state (about 256 KiB at window 15) is allocated on the first compressed message,
 /// so sockets that only send small messages never pay for it.
-pub(crate) struct Deflater {
+pub struct Deflater {
     c: Option<Compress>,
     window_bits: u8,
     no_context_takeover: bool,
@@ -371,7 +378,7 @@ pub(crate) struct Deflater {
 impl Deflater {
     /// `None` when `window_bits` is 8, which zlib cannot produce: send uncompressed.
     /// `level` is zlib's 0 (store) to 9 (smallest); larger values are clamped to 9.
-    pub(crate) fn new(params: &Params, level: u32) -> Option<Deflater> {
+    pub fn new(params: &Params, level: u32) -> Option<Deflater> {
         if !(9..=15).contains(&params.send_max_window_bits) {
             return None;
         }
@@ -384,7 +391,7 @@ impl Deflater {
     }
 
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
-    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (bits, level) = (self.window_bits, self.level);
         let c = self.c.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
@@ -395,7 +402,7 @@ impl Deflater {
             out.reserve((input.len() / 4).max(256));
             let consumed = (c.total_in() - start_in) as usize;
             c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
-                .map_err(|e| Error::Io(std::io::Error::other(format!("deflate: {e}"))))?;
+                .map_err(|e| Error::io(std::io::ErrorKind::Other, format!("deflate: {e}")))?;
             let consumed = (c.total_in() - start_in) as usize;
             // Done once all input is in and the flush fit (output space was left over).
             if consumed == input.len() && out.len() < out.capacity() {
@@ -418,7 +425,7 @@ impl Deflater {
 
 /// Inflates incoming messages, frame by frame, within a size limit. Like [`Deflater`], its
 /// zlib state is allocated on the first compressed message.
-pub(crate) struct Inflater {
+pub struct Inflater {
     d: Option<Decompress>,
     no_context_takeover: bool,
     /// The current message's deflate stream ended (BFINAL); the rest of its input is ignored
@@ -427,7 +434,8 @@ pub(crate) struct Inflater {
 }
 
 impl Inflater {
-    pub(crate) fn new(params: &Params) -> Inflater {
+    /// An inflater for messages the peer compressed with `params` (our receiving side).
+    pub fn new(params: &Params) -> Inflater {
         Inflater {
             d: None,
             no_context_takeover: params.recv_no_context_takeover,
@@ -438,12 +446,7 @@ impl Inflater {
     /// Inflates `input` (part of a compressed message) onto the end of `out`, failing with
     /// `MessageTooLarge` as soon as `out` would pass `limit`: memory grows with the output
     /// actually produced, never past the limit, however small the input.
-    pub(crate) fn inflate(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        limit: u64,
-    ) -> Result<(), Error> {
+    pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
         let d = self.d.get_or_insert_with(|| Decompress::new(false));
         let mut pos = 0;
         while !self.ended {
@@ -467,7 +470,11 @@ impl Inflater {
             let (in0, out0) = (d.total_in(), d.total_out());
             let status = d
                 .decompress_vec(&input[pos..], out, FlushDecompress::Sync)
-                .map_err(|e| Error::Protocol(format!("invalid compressed data: {e}")))?;
+                .map_err(|e| {
+                    Error::Protocol(ProtocolError::InvalidCompressedData {
+                        message: e.to_string(),
+                    })
+                })?;
             pos += (d.total_in() - in0) as usize;
             let produced = d.total_out() - out0;
             match status {
@@ -484,7 +491,7 @@ impl Inflater {
                 break; // all input used, and the output was not cut short
             }
             if produced == 0 && pos < input.len() && out.len() < out.capacity() {
-                return Err(Error::Protocol("compressed data makes no progress".into()));
+                return Err(Error::Protocol(ProtocolError::CompressedDataStalled));
             }
         }
         if out.len() as u64 > limit {
@@ -497,7 +504,7 @@ impl Inflater {
     }
 
     /// Ends a message: restores the stripped tail and flushes its output.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
+    pub fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
         self.inflate(&TAIL, out, limit)?;
         if (self.ended || self.no_context_takeover)
             && let Some(d) = &mut self.d
@@ -847,7 +854,13 @@ mod tests {
         let r = i
             .inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 1000)
             .and_then(|()| i.finish(&mut out, 1000));
-        assert!(matches!(r, Err(Error::Protocol(_))), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Protocol(ProtocolError::InvalidCompressedData { .. }))
+            ),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::message::Message;
 
 /// Settings of an [`Encoder`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct EncoderConfig {
+pub struct EncoderConfig {
     /// Messages smaller than this are sent uncompressed even when deflate is in use.
     pub min_compress_size: usize,
     /// The largest payload of one data frame; longer messages are fragmented.
@@ -32,7 +32,8 @@ pub(crate) struct EncoderConfig {
 /// place) rather than copied into the batch.
 pub(crate) const ZERO_COPY_MIN: usize = 64 * 1024;
 
-pub(crate) struct Encoder {
+/// One connection's outgoing frames: see the module's documentation.
+pub struct Encoder {
     role: Role,
     masks: MaskSource,
     deflater: Option<Deflater>,
@@ -74,7 +75,7 @@ impl Payload {
 
 impl Encoder {
     /// `deflate` is the negotiated permessage-deflate, if any.
-    pub(crate) fn new(role: Role, deflate: Option<&Params>, config: EncoderConfig) -> Self {
+    pub fn new(role: Role, deflate: Option<&Params>, config: EncoderConfig) -> Self {
         Encoder {
             role,
             masks: MaskSource::new(),
@@ -128,7 +129,7 @@ impl Encoder {
 
     /// Takes the next message to send, compressing it if deflate is in use and it is large
     /// enough. Encode its frames with [`next_fragment`](Self::next_fragment).
-    pub(crate) fn start(&mut self, message: Message) -> Result<(), Error> {
+    pub fn start(&mut self, message: Message) -> Result<(), Error> {
         debug_assert!(self.current.is_none(), "a message is still in progress");
         let opcode = match &message {
             Message::Text(_) => OpCode::Text,
@@ -159,7 +160,7 @@ impl Encoder {
     /// Appends the next frame of the message in progress to `out`. Returns the message's
     /// application payload size once its last frame is encoded, `None` while more remain (or
     /// when no message is in progress).
-    pub(crate) fn next_fragment(&mut self, out: &mut Vec<u8>) -> Option<u64> {
+    pub fn next_fragment(&mut self, out: &mut Vec<u8>) -> Option<u64> {
         let mask = if self.current.is_some() {
             self.mask()
         } else {
@@ -204,21 +205,21 @@ impl Encoder {
     }
 
     /// Encodes a whole message at once (all its fragments).
-    pub(crate) fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
+    pub fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
         self.start(message)?;
         while self.next_fragment(out).is_none() {}
         Ok(())
     }
 
     /// Appends a ping or pong.
-    pub(crate) fn control(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    pub fn control(&mut self, out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
         let mask = self.mask();
         log::trace!("frame out: {opcode:?} len={}", payload.len());
         frame::encode(out, opcode, false, payload, mask);
     }
 
     /// Appends a close frame; `None` sends an empty payload.
-    pub(crate) fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &str) {
+    pub fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &str) {
         self.control(out, OpCode::Close, &close::payload(code, reason));
     }
 }

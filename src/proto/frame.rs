@@ -1,15 +1,22 @@
 //! The frame layer (RFC 6455 §5.2): opcodes, header parsing and frame encoding.
 
+use crate::error::ProtocolError;
 use crate::proto::mask;
 
 /// A frame opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpCode {
+pub enum OpCode {
+    /// 0x0: the next fragment of a message.
     Continuation,
+    /// 0x1: the first frame of a text message.
     Text,
+    /// 0x2: the first frame of a binary message.
     Binary,
+    /// 0x8: close.
     Close,
+    /// 0x9: ping.
     Ping,
+    /// 0xA: pong.
     Pong,
 }
 
@@ -26,7 +33,8 @@ impl OpCode {
         })
     }
 
-    fn bits(self) -> u8 {
+    /// The opcode's four bits, as on the wire.
+    pub(crate) fn bits(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
             OpCode::Text => 0x1,
@@ -52,40 +60,15 @@ pub(crate) struct Header {
     pub len: u64,
 }
 
-/// Why a header could not be parsed. Each is a protocol error (close 1002).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HeaderError {
-    ReservedBits(u8),
-    UnknownOpcode(u8),
-    FragmentedControl,
-    ControlTooLong(u64),
-    LengthTopBit(u64),
-}
-
-impl std::fmt::Display for HeaderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HeaderError::ReservedBits(b) => write!(f, "reserved bits {b:#05b} set"),
-            HeaderError::UnknownOpcode(o) => write!(f, "unknown opcode {o:#x}"),
-            HeaderError::FragmentedControl => write!(f, "control frames must be final"),
-            HeaderError::ControlTooLong(n) => {
-                write!(f, "control frame payload of {n} bytes exceeds 125")
-            }
-            HeaderError::LengthTopBit(n) => {
-                write!(f, "frame length {n:#x} has its most significant bit set")
-            }
-        }
-    }
-}
-
 /// Parses a frame header from the start of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold the whole header, and the header with its
 /// length in bytes otherwise. `rsv1_allowed` says whether an extension gave RSV1 a meaning.
+/// Each error is a protocol error (close 1002).
 pub(crate) fn parse_header(
     buf: &[u8],
     rsv1_allowed: bool,
-) -> Result<Option<(Header, usize)>, HeaderError> {
+) -> Result<Option<(Header, usize)>, ProtocolError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -94,12 +77,18 @@ pub(crate) fn parse_header(
     let fin = b0 & 0x80 != 0;
     let rsv = (b0 >> 4) & 0x7;
     let rsv1 = rsv & 0x4 != 0;
-    if rsv & 0x3 != 0 || (rsv1 && !rsv1_allowed) {
-        return Err(HeaderError::ReservedBits(rsv));
+    if rsv & 0x3 != 0 {
+        return Err(ProtocolError::ReservedBits { bits: rsv });
     }
-    let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(HeaderError::UnknownOpcode(b0 & 0x0F))?;
+    if rsv1 && !rsv1_allowed {
+        return Err(ProtocolError::Rsv1WithoutDeflate);
+    }
+    let opcode =
+        OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::UnknownOpcode { opcode: b0 & 0x0F })?;
     if opcode.is_control() && !fin {
-        return Err(HeaderError::FragmentedControl);
+        return Err(ProtocolError::FragmentedControlFrame {
+            opcode: opcode.bits(),
+        });
     }
     let masked = b1 & 0x80 != 0;
     let (len, mut pos) = match b1 & 0x7F {
@@ -117,14 +106,17 @@ pub(crate) fn parse_header(
             b.copy_from_slice(&buf[2..10]);
             let len = u64::from_be_bytes(b);
             if len >> 63 != 0 {
-                return Err(HeaderError::LengthTopBit(len));
+                return Err(ProtocolError::LengthTooLarge { len });
             }
             (len, 10)
         }
         n => (u64::from(n), 2),
     };
     if opcode.is_control() && len > 125 {
-        return Err(HeaderError::ControlTooLong(len));
+        return Err(ProtocolError::ControlFrameTooLong {
+            opcode: opcode.bits(),
+            len,
+        });
     }
     let mask = if masked {
         if buf.len() < pos + 4 {
@@ -220,7 +212,7 @@ const MASK_BLOCK: usize = 4096;
 mod tests {
     use super::*;
 
-    fn parse(hex: &[u8]) -> Result<Option<(Header, usize)>, HeaderError> {
+    fn parse(hex: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
         parse_header(hex, false)
     }
 
@@ -285,19 +277,45 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        assert_eq!(parse(&[0xC1, 0x00]), Err(HeaderError::ReservedBits(4)));
-        assert_eq!(parse(&[0xA1, 0x00]), Err(HeaderError::ReservedBits(2)));
-        assert_eq!(parse(&[0x91, 0x00]), Err(HeaderError::ReservedBits(1)));
+        assert_eq!(parse(&[0xC1, 0x00]), Err(ProtocolError::Rsv1WithoutDeflate));
+        assert_eq!(
+            parse(&[0xA1, 0x00]),
+            Err(ProtocolError::ReservedBits { bits: 2 })
+        );
+        assert_eq!(
+            parse(&[0x91, 0x00]),
+            Err(ProtocolError::ReservedBits { bits: 1 })
+        );
+        // RSV2 is refused even where RSV1 means "compressed".
+        assert_eq!(
+            parse_header(&[0xE1, 0x00], true),
+            Err(ProtocolError::ReservedBits { bits: 6 })
+        );
         assert!(parse_header(&[0xC1, 0x00], true).unwrap().is_some());
-        assert_eq!(parse(&[0x83, 0x00]), Err(HeaderError::UnknownOpcode(3)));
-        assert_eq!(parse(&[0x8B, 0x00]), Err(HeaderError::UnknownOpcode(0xB)));
-        assert_eq!(parse(&[0x09, 0x00]), Err(HeaderError::FragmentedControl));
+        assert_eq!(
+            parse(&[0x83, 0x00]),
+            Err(ProtocolError::UnknownOpcode { opcode: 3 })
+        );
+        assert_eq!(
+            parse(&[0x8B, 0x00]),
+            Err(ProtocolError::UnknownOpcode { opcode: 0xB })
+        );
+        assert_eq!(
+            parse(&[0x09, 0x00]),
+            Err(ProtocolError::FragmentedControlFrame { opcode: 9 })
+        );
         assert_eq!(
             parse(&[0x89, 0x7E, 0x00, 0x7E]),
-            Err(HeaderError::ControlTooLong(126))
+            Err(ProtocolError::ControlFrameTooLong {
+                opcode: 9,
+                len: 126
+            })
         );
         let mut long = vec![0x82, 0x7F, 0x80];
         long.extend_from_slice(&[0; 7]);
-        assert_eq!(parse(&long), Err(HeaderError::LengthTopBit(1 << 63)));
+        assert_eq!(
+            parse(&long),
+            Err(ProtocolError::LengthTooLarge { len: 1 << 63 })
+        );
     }
 }

@@ -35,7 +35,9 @@ pub(crate) mod utf8;
 
 /// Which end of the connection we are; decides which frames are masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
+    /// We opened the connection: our frames are masked, the peer's must not be.
     Client,
+    /// We accepted it: the peer's frames must be masked, ours are not.
     Server,
 }

@@ -11,7 +11,7 @@ use crate::response::Response;
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
 /// Whether a response to the upgrade is a redirect to follow.
-pub(crate) fn is_redirect(status: u16) -> bool {
+pub fn is_redirect(status: u16) -> bool {
     REDIRECTS.contains(&status)
 }
 
@@ -26,7 +26,7 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 ///   `Cookie` (`Header::is_credential`). A redirect must not hand one
 ///   site's credentials to another. Headers keep their mark on the way, so a later hop to
 ///   another origin still drops them.
-pub(crate) fn follow(request: &Request, response: &Response) -> Result<Request, Error> {
+pub fn follow(request: &Request, response: &Response) -> Result<Request, Error> {
     let from = request.url();
     // Every URL in the error is redacted: a Location is as likely as the request to carry a
     // token (a signed URL), and errors reach logs.

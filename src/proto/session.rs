@@ -548,7 +548,7 @@ mod tests {
         let (mut s, _) = open(Role::Client, false);
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert!(matches!(
-            s.end(Cause::Dropped(Some(Error::Io(io)))),
+            s.end(Cause::Dropped(Some(Error::from(io)))),
             Ended::Failed {
                 error: Error::Io(_),
                 ..

@@ -43,7 +43,8 @@ pub(crate) fn encode_connect(host: &str, port: u16, auth: Option<(&str, &str)>) 
 
 /// The status line of a proxy's answer to `CONNECT`.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ConnectAnswer {
+pub struct ConnectAnswer {
+    /// The HTTP status; 2xx opens the tunnel.
     pub status: u16,
     /// The reason phrase, printable ASCII only, at most `MAX_REASON_CHARS`.
     pub reason: String,
@@ -58,7 +59,7 @@ impl ConnectAnswer {
 
 /// Why an answer to `CONNECT` could not be read.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum AnswerError {
+pub enum AnswerError {
     /// Not an HTTP response head.
     NotHttp,
     /// No end of the head within `MAX_HEADER_BYTES`.
@@ -67,9 +68,7 @@ pub(crate) enum AnswerError {
 
 /// Parses the head of a proxy's answer to `CONNECT`: `Ok(None)` until it is complete, then the
 /// status and the head's length (what follows is body or tunnel).
-pub(crate) fn parse_connect_answer(
-    buf: &[u8],
-) -> Result<Option<(ConnectAnswer, usize)>, AnswerError> {
+pub fn parse_connect_answer(buf: &[u8]) -> Result<Option<(ConnectAnswer, usize)>, AnswerError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(buf) {
@@ -108,11 +107,14 @@ const ATYP_IPV6: u8 = 4;
 
 /// What went wrong in a SOCKS5 handshake, in words for the error message.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum SocksError {
+pub enum SocksError {
     /// The first byte of an answer was not 5 (or 1 for the authentication answer).
     NotSocks5,
     /// 0xFF: none of our methods is acceptable.
-    NoAcceptableMethod { offered_password: bool },
+    NoAcceptableMethod {
+        /// Whether we had offered user name and password authentication.
+        offered_password: bool,
+    },
     /// The proxy chose a method we did not offer.
     UnofferedMethod(u8),
     /// RFC 1929 status other than 0.
@@ -202,13 +204,15 @@ pub(crate) fn socks_greeting(with_password: bool) -> Vec<u8> {
 
 /// How the proxy wants us to authenticate.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Method {
+pub enum Method {
+    /// No authentication.
     None,
+    /// User name and password (RFC 1929).
     Password,
 }
 
 /// Parses the proxy's method selection (2 bytes).
-pub(crate) fn parse_method(answer: [u8; 2], offered_password: bool) -> Result<Method, SocksError> {
+pub fn parse_method(answer: [u8; 2], offered_password: bool) -> Result<Method, SocksError> {
     match answer {
         [SOCKS_VERSION, METHOD_NONE] => Ok(Method::None),
         [SOCKS_VERSION, METHOD_PASSWORD] if offered_password => Ok(Method::Password),
@@ -236,7 +240,7 @@ pub(crate) fn socks_auth(user: &str, password: &str) -> Result<Vec<u8>, SocksErr
 
 /// Parses the RFC 1929 status (2 bytes). Some servers answer with version 5 instead of 1;
 /// both are taken.
-pub(crate) fn parse_auth_answer(answer: [u8; 2]) -> Result<(), SocksError> {
+pub fn parse_auth_answer(answer: [u8; 2]) -> Result<(), SocksError> {
     match answer {
         [AUTH_VERSION | SOCKS_VERSION, 0] => Ok(()),
         [AUTH_VERSION | SOCKS_VERSION, _] => Err(SocksError::AuthRejected),
@@ -276,7 +280,7 @@ pub(crate) fn socks_connect(target: SocksTarget<'_>, port: u16) -> Result<Vec<u8
 
 /// How far the reply to CONNECT has come.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Reply {
+pub enum Reply {
     /// The reply is this many bytes long in all (or at least: its length is known once that
     /// many have arrived); read no more than that.
     Need(usize),
@@ -286,7 +290,7 @@ pub(crate) enum Reply {
 
 /// Looks at the reply to CONNECT received so far. A refusal is reported as soon as its code
 /// has arrived (a proxy may close without sending the rest).
-pub(crate) fn parse_reply(buf: &[u8]) -> Result<Reply, SocksError> {
+pub fn parse_reply(buf: &[u8]) -> Result<Reply, SocksError> {
     let (Some(&version), Some(&code)) = (buf.first(), buf.get(1)) else {
         return Ok(Reply::Need(2));
     };

@@ -7,18 +7,18 @@
 
 /// Tracks how much of a growing byte buffer is known to be valid UTF-8.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Validator {
+pub struct Validator {
     valid_up_to: usize,
 }
 
 /// The buffer holds a byte sequence that no continuation can make valid UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Invalid;
+pub struct Invalid;
 
 impl Validator {
     /// Checks the bytes of `buf` not yet seen. `buf` must be the same buffer, only grown, as on
     /// earlier calls. An incomplete character at the end is fine: it may finish in the next piece.
-    pub(crate) fn feed(&mut self, buf: &[u8]) -> Result<(), Invalid> {
+    pub fn feed(&mut self, buf: &[u8]) -> Result<(), Invalid> {
         match std::str::from_utf8(&buf[self.valid_up_to..]) {
             Ok(_) => {
                 self.valid_up_to = buf.len();
@@ -37,7 +37,7 @@ impl Validator {
 
     /// Checks that the text ends on a whole character.
     #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn finish(&self, buf: &[u8]) -> Result<(), Invalid> {
+    pub fn finish(&self, buf: &[u8]) -> Result<(), Invalid> {
         if self.valid_up_to == buf.len() {
             Ok(())
         } else {

@@ -13,7 +13,7 @@ use crate::error::Error;
 fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => deadline_hit(),
-        _ => Error::Io(e),
+        _ => Error::from(e),
     }
 }
 

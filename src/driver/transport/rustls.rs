@@ -170,7 +170,7 @@ fn write_out(
     on_timeout: &dyn Fn() -> Error,
 ) -> Result<(), Error> {
     out.clear();
-    session.take_output(out).map_err(Error::Io)?;
+    session.take_output(out).map_err(Error::from)?;
     super::handshake::handshake_write(tcp, out, deadline, on_timeout)
 }
 
@@ -194,7 +194,7 @@ fn finish_handshake(
         let mut pos = 0;
         while pos < n && session.0.is_handshaking() {
             let mut rest = &raw[pos..n];
-            let used = session.0.read_tls(&mut rest).map_err(Error::Io)?;
+            let used = session.0.read_tls(&mut rest).map_err(Error::from)?;
             if used == 0 {
                 break;
             }

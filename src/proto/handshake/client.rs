@@ -60,7 +60,7 @@ fn parse_error(e: httparse::Error) -> String {
 ///
 /// Returns the response (without body) and the length of the head; bytes after it are either
 /// the body of a failed handshake or the first frames of an accepted one.
-pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Error> {
+pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Error> {
     let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
     let n = match res.parse(buf) {
@@ -97,7 +97,7 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Er
 
 /// Checks a response head against the request; fills in the negotiated subprotocol and returns
 /// the negotiated permessage-deflate parameters, if any.
-pub(crate) fn check_response(
+pub fn check_response(
     resp: &mut Response,
     key: &str,
     offered: &[String],

@@ -4,9 +4,9 @@
 use crate::header::{self, Header};
 
 /// The most header bytes either side accepts before giving up on the handshake.
-pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The most header lines either side accepts.
-pub(crate) const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 100;
 /// How much of a failed handshake's response body is kept for the application.
 pub(crate) const MAX_BODY_BYTES: usize = 4096;
 

@@ -13,7 +13,7 @@ pub(crate) fn new_key() -> String {
 }
 
 /// The `Sec-WebSocket-Accept` value for `key`.
-pub(crate) fn accept_key(key: &str) -> String {
+pub fn accept_key(key: &str) -> String {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(key.as_bytes());
     sha.update(GUID.as_bytes());

@@ -7,17 +7,18 @@ mod head;
 mod key;
 mod server;
 
-pub(crate) use client::{check_response, encode_request, parse_response};
-#[cfg(feature = "fuzzing")]
-pub(crate) use head::MAX_HEADERS;
-pub(crate) use head::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
-#[cfg(feature = "fuzzing")]
-pub(crate) use key::accept_key;
+pub(crate) use client::encode_request;
+pub(crate) use head::MAX_BODY_BYTES;
+pub use head::MAX_HEADER_BYTES;
 pub(crate) use key::new_key;
-pub(crate) use server::{
-    Accepted, ClientHello, OriginPolicy, Policy, Refusal, accept, encode_refusal, normalize_origin,
-    parse_request,
-};
+pub(crate) use server::{Accepted, Refusal, encode_refusal};
+// `pub` where the fuzz targets reach them through `crate::fuzz`.
+pub use client::{check_response, parse_response};
+#[cfg(feature = "fuzzing")]
+pub use head::MAX_HEADERS;
+#[cfg(feature = "fuzzing")]
+pub use key::accept_key;
+pub use server::{ClientHello, OriginPolicy, Policy, accept, normalize_origin, parse_request};
 // The fuzz targets build 101s by hand.
 #[cfg(feature = "fuzzing")]
-pub(crate) use server::encode_accept;
+pub use server::encode_accept;

@@ -22,7 +22,7 @@ use super::key::accept_key;
 
 /// What the server decides an upgrade request by, besides its bytes.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Policy {
+pub struct Policy {
     /// The connection is TLS: URLs are `wss`, and an absolute-form target must say `wss` or
     /// `https`.
     pub tls: bool,
@@ -34,7 +34,7 @@ pub(crate) struct Policy {
 
 /// Which `Origin` headers the server accepts (cross-site WebSocket hijacking, `docs/connecting.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct OriginPolicy {
+pub struct OriginPolicy {
     /// Normalised origins ([`normalize_origin`]) a request's `Origin` must be one of; `None`
     /// allows every origin.
     pub allowed: Option<Vec<String>>,
@@ -44,7 +44,7 @@ pub(crate) struct OriginPolicy {
 
 /// An upgrade request the server role accepted, as the accept handler will see it.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientHello {
+pub struct ClientHello {
     /// `ws://` or `wss://`, the `Host` header's host and port, the target's path and query.
     pub url: url::Url,
     /// Every header of the request, in order.
@@ -57,7 +57,7 @@ pub(crate) struct ClientHello {
 
 /// What the server's 101 is built from, besides the handler's choices.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Terms {
+pub struct Terms {
     /// The client's `Sec-WebSocket-Key`, 16 bytes in base64.
     pub key: String,
     /// The permessage-deflate answer, if the extension was offered and is accepted: the
@@ -67,7 +67,8 @@ pub(crate) struct Terms {
 
 /// Why the server role refuses an upgrade request, as an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
+    /// The HTTP status (400, 403, 405, 426, 431, 505, ...).
     pub status: u16,
     /// The reason phrase; for the server's own refusals it says what was wrong, after the
     /// status's usual phrase (`Bad Request: more than one Host header`).
@@ -90,10 +91,7 @@ fn bad_request(why: &str) -> Refusal {
 
 /// Parses and checks a client's upgrade request under `policy`. `Ok(None)` means more bytes
 /// are needed; a complete head gives the request and the length of its head.
-pub(crate) fn parse_request(
-    buf: &[u8],
-    policy: &Policy,
-) -> Result<Option<(ClientHello, usize)>, Refusal> {
+pub fn parse_request(buf: &[u8], policy: &Policy) -> Result<Option<(ClientHello, usize)>, Refusal> {
     let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let n = match req.parse(buf) {
@@ -352,7 +350,7 @@ fn same_host(url: &url::Url, host: &HostName) -> bool {
 /// and host lower-cased and the scheme's default port left out. `None` for anything else: a
 /// path (even `/`), user info, an opaque origin (`null`), a host that is not ASCII (write its
 /// punycode, as browsers send it).
-pub(crate) fn normalize_origin(origin: &str) -> Option<String> {
+pub fn normalize_origin(origin: &str) -> Option<String> {
     let (scheme, rest) = origin.split_once("://")?;
     let valid_scheme = scheme
         .as_bytes()
@@ -406,7 +404,7 @@ fn check_origin(headers: &[Header], policy: &OriginPolicy) -> Result<(), Refusal
 
 /// The server's decision to upgrade, from the handler's choices.
 #[derive(Debug)]
-pub(crate) struct Accepted {
+pub struct Accepted {
     /// The 101 response's bytes.
     pub response: Vec<u8>,
     /// The subprotocol confirmed, if any.
@@ -418,7 +416,7 @@ pub(crate) struct Accepted {
 /// The 101 for a request with `terms` and `offered` subprotocols: the handler's `subprotocol`
 /// is confirmed only if the client offered it (another is left out, with a warning), and
 /// `extra` headers (the handler's, already checked) are added.
-pub(crate) fn accept(
+pub fn accept(
     terms: &Terms,
     offered: &[String],
     subprotocol: Option<String>,
@@ -445,7 +443,7 @@ pub(crate) fn accept(
 }
 
 /// The server's 101 answer.
-pub(crate) fn encode_accept(
+pub fn encode_accept(
     key: &str,
     protocol: Option<&str>,
     extensions: Option<&str>,
