@@ -85,6 +85,7 @@ mod redact;
 mod request;
 mod response;
 mod server;
+mod waiting;
 mod websocket;
 
 pub use client::{Client, ClientBuilder};

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::callbacks::Callbacks;
 use super::clock::timeout_deadline;
-use super::head::{HeadError, is_timeout, read_head};
+use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader, fail_unstarted};
 use super::shared::Shared;
-use super::transport::{self, Connector, ReadHalf, WriteHalf};
+use super::transport::{self, Connector, ReadHalf, WriteHalf, is_stall};
 use super::tunnel;
 use crate::config::Config;
 use crate::error::Error;
@@ -243,15 +243,15 @@ fn connect(
             deadline,
         )
         .map_err(|e| match e {
-            e if is_timeout(&e) => (on_timeout(), None),
+            e if is_stall(&e) => (on_timeout(), None),
             e => (Error::from(e), None),
         })?;
     let (mut response, leftover) = read_head(&mut read, deadline, handshake::parse_response)
         .map_err(|e| match e {
             HeadError::Parse(e) => (e, None),
-            HeadError::Io(e) if is_timeout(&e) => (on_timeout(), None),
+            HeadError::Io(e) if is_stall(&e) => (on_timeout(), None),
             HeadError::Io(e) => (Error::from(e), None),
-            HeadError::Eof => (
+            HeadError::Eof { .. } => (
                 Error::rejected("the server closed the connection before answering the upgrade"),
                 None,
             ),

@@ -1,5 +1,8 @@
-//! Reading an HTTP head (the upgrade request or response) off a connection, both roles.
+//! Reading an HTTP head off a connection: the upgrade request or response (both roles), and a
+//! proxy's answer to `CONNECT`.
 
+use std::io::{self, Read};
+use std::net::TcpStream;
 use std::time::Instant;
 
 use super::transport::{self, ReadHalf};
@@ -13,15 +16,36 @@ pub(super) enum HeadError<E> {
     /// The head is malformed, too large, or refused by `parse`.
     Parse(E),
     Io(std::io::Error),
-    /// The peer closed the connection first.
-    Eof,
+    /// The peer closed the connection first, after `partial` bytes of a head or none.
+    Eof {
+        partial: bool,
+    },
 }
 
-pub(super) fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
+/// Where a head is read from: one read of at most `buf.len()` bytes, by `deadline`.
+pub(super) trait HeadSource {
+    fn read_by(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize>;
+}
+
+/// The upgrade's head, over TLS or not.
+impl HeadSource for ReadHalf {
+    fn read_by(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        transport::set_deadline(&self.tcp, Some(deadline))?;
+        self.read(buf)
+    }
+}
+
+/// A proxy's answer, on the TCP connection to it.
+impl HeadSource for &TcpStream {
+    fn read_by(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        transport::set_deadline(self, Some(deadline))?;
+        loop {
+            match self.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
 }
 
 /// Reads an HTTP head by `deadline` and parses it with `parse`; returns the parsed head and the
@@ -32,7 +56,7 @@ pub(super) fn is_timeout(e: &std::io::Error) -> bool {
 /// size cap: a peer trickling a long head a byte at a time costs one scan of each byte, not a
 /// fresh parse of the whole head on every read.
 pub(super) fn read_head<T, E>(
-    read: &mut ReadHalf,
+    source: &mut impl HeadSource,
     deadline: Instant,
     parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
 ) -> Result<(T, Vec<u8>), HeadError<E>> {
@@ -52,11 +76,13 @@ pub(super) fn read_head<T, E>(
         {
             return Ok((head, buf.split_off(len)));
         }
-        let n = transport::set_deadline(&read.tcp, Some(deadline))
-            .and_then(|()| read.read(&mut chunk))
+        let n = source
+            .read_by(&mut chunk, deadline)
             .map_err(HeadError::Io)?;
         if n == 0 {
-            return Err(HeadError::Eof);
+            return Err(HeadError::Eof {
+                partial: !buf.is_empty(),
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
     }

@@ -18,13 +18,14 @@ use parking_lot::{Condvar, Mutex};
 use super::backlog::Backlog;
 use super::dns::Abort;
 use super::outbox::{Inbox, Outbox, SendError};
-use super::transport::CloseDeadline;
+use super::transport::{CloseDeadline, is_stall};
 use crate::config::Config;
 use crate::error::Error;
 use crate::message::Message;
 use crate::proto::Role;
 use crate::proto::session::{Session, State};
 use crate::request::Request;
+use crate::waiting::wait_until;
 
 /// The lifecycle and the connection, behind one lock.
 #[derive(Debug)]
@@ -50,13 +51,16 @@ const IDLE: u8 = 0;
 const DISPATCHING: u8 = 1;
 /// `Shared::dispatch`: a callback is running.
 const IN_CALLBACK: u8 = 2;
-/// How long (in spin-loop hints: about a microsecond) `cancel` lets a callback that is
-/// running get under way before it returns. A callback the reader committed to before the
-/// cancel may be entered a few instructions after `cancel` saw it committed; this keeps an
-/// observer that checks "did cancel return?" as its callback's first act from seeing one that
-/// was in fact dispatched first. It is the only wait `cancel` has besides the dispatch window
-/// itself, and it is bounded.
-const CANCEL_GRACE_SPINS: u32 = 1024;
+/// How long `cancel` lets a callback that is running get under way before it returns, at most.
+/// A callback the reader committed to before the cancel may be entered a few instructions
+/// after `cancel` saw it committed, or later if the reader thread is preempted just then;
+/// this keeps an observer that checks "did cancel return?" as its callback's first act from
+/// seeing one that was in fact dispatched first. A callback that is still running at the end
+/// of it was well under way: `cancel` does not wait for it to return (it never waits for
+/// application code). It is the only wait `cancel` has besides the dispatch window itself.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_micros(200);
+/// Spins before `cancel` yields its core in that wait (about a microsecond).
+const CANCEL_SPINS: u32 = 1024;
 
 pub(crate) struct Shared {
     pub request: Request,
@@ -227,16 +231,18 @@ impl Shared {
         if peer_closed {
             return;
         }
-        let error = match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                match self.close_deadline.get() {
-                    Some(Some(d)) if Instant::now() >= *d => Error::CloseTimeout(
-                        self.with_session(|s| s.close_timeout()).unwrap_or_default(),
-                    ),
-                    _ => Error::WriteTimeout(write_timeout),
-                }
-            }
-            _ => Error::from(e),
+        let error = if !is_stall(&e) {
+            Error::from(e)
+        } else if self
+            .close_deadline
+            .get()
+            .copied()
+            .flatten()
+            .is_some_and(|d| Instant::now() >= d)
+        {
+            Error::CloseTimeout(self.with_session(|s| s.close_timeout()).unwrap_or_default())
+        } else {
+            Error::WriteTimeout(write_timeout)
         };
         log::debug!("write failed: {error}");
         self.fail(error);
@@ -283,7 +289,7 @@ impl Shared {
         self.outbox.stop();
         // Pairs with `enter_callback`: the reader either sees the failure before it commits
         // to a callback, or it has committed, and then this waits out the few instructions
-        // until the callback is entered and a little longer (see `CANCEL_GRACE_SPINS`). On
+        // until the callback is entered and a little longer (see `CANCEL_GRACE`). On
         // the reader thread itself (a callback canceling its own socket) there is nothing to
         // wait for.
         fence(Ordering::SeqCst);
@@ -291,18 +297,25 @@ impl Shared {
             return;
         }
         let mut spins = 0u32;
+        let mut grace_ends = None;
         loop {
             match self.dispatch.load(Ordering::SeqCst) {
                 DISPATCHING => {}
-                IN_CALLBACK if spins < CANCEL_GRACE_SPINS => {}
+                IN_CALLBACK => {
+                    let now = Instant::now();
+                    if now >= *grace_ends.get_or_insert(now + CANCEL_GRACE) {
+                        break;
+                    }
+                }
                 _ => break,
             }
-            if spins < CANCEL_GRACE_SPINS {
+            if spins < CANCEL_SPINS {
                 std::hint::spin_loop();
+                spins += 1;
             } else {
+                // Lets a preempted reader thread run, on this core if it is waiting for it.
                 std::thread::yield_now();
             }
-            spins = spins.saturating_add(1);
         }
     }
 
@@ -364,9 +377,7 @@ impl Shared {
     /// Waits until the writer's job has ended.
     pub(crate) fn wait_writer_exited(&self) {
         let mut ends = self.ends.lock();
-        while ends.writer_running {
-            self.ends_cv.wait(&mut ends);
-        }
+        wait_until(&self.ends_cv, &mut ends, None, |e| !e.writer_running);
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -376,16 +387,6 @@ impl Shared {
     /// Waits until finished or `deadline` (`None`: forever). Returns whether it finished.
     pub(crate) fn wait_finished(&self, deadline: Option<Instant>) -> bool {
         let mut ends = self.ends.lock();
-        while !ends.finished {
-            match deadline {
-                Some(d) => {
-                    if self.ends_cv.wait_until(&mut ends, d).timed_out() {
-                        return ends.finished;
-                    }
-                }
-                None => self.ends_cv.wait(&mut ends),
-            }
-        }
-        true
+        wait_until(&self.ends_cv, &mut ends, deadline, |e| e.finished)
     }
 }

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::dns::{self, Abort, LookupError};
+use super::head::{HeadError, read_head};
+use super::transport::is_stall;
 use crate::config::Resolver;
 use crate::error::Error;
 use crate::proto::handshake::MAX_HEADER_BYTES;
@@ -90,10 +92,7 @@ impl Leg<'_> {
     }
 
     fn io_error(&self, e: io::Error, during: &str) -> Error {
-        if matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
+        if is_stall(&e) {
             log::debug!("proxy {} did not finish {during} in time", self.endpoint);
             Error::ConnectTimeout(self.dial.timeout)
         } else {
@@ -126,46 +125,24 @@ impl Leg<'_> {
             auth.map(|a| (a.user.as_str(), a.password.as_str())),
         );
         self.send(&mut tcp, &request, "CONNECT")?;
-        let mut buf = Vec::with_capacity(512);
-        let mut chunk = [0u8; 2048];
-        // Short heads are parsed after every read (garbage fails at once); past that only once
-        // an end of head may have arrived, so a proxy trickling a long head byte by byte costs
-        // one scan of each byte, not a parse of the whole head per byte.
-        let mut scanned: usize = 0;
-        let (answer, len) = loop {
-            let end_seen = buf[scanned.saturating_sub(3)..]
-                .windows(2)
-                .any(|w| w == b"\n\n" || w == b"\n\r");
-            scanned = buf.len();
-            let parsed = if end_seen || buf.len() <= 4096 || buf.len() > MAX_HEADER_BYTES {
-                tunnel::parse_connect_answer(&buf)
-            } else {
-                Ok(None)
-            };
-            match parsed {
-                Ok(Some(done)) => break done,
-                Ok(None) => {}
-                Err(AnswerError::NotHttp) => {
-                    return Err(self.fail("answered CONNECT with something that is not HTTP"));
-                }
-                Err(AnswerError::TooLarge) => {
-                    return Err(self.fail(format_args!(
-                        "answered CONNECT with a head over {} KiB or {} header lines",
-                        MAX_HEADER_BYTES / 1024,
-                        tunnel::MAX_HEADERS
-                    )));
-                }
+        let head = read_head(&mut &tcp, self.dial.deadline, tunnel::parse_connect_answer);
+        let (answer, rest) = head.map_err(|e| match e {
+            HeadError::Parse(AnswerError::NotHttp) => {
+                self.fail("answered CONNECT with something that is not HTTP")
             }
-            let n = self.recv(&mut tcp, &mut chunk, "CONNECT")?;
-            if n == 0 {
-                return Err(self.fail(if buf.is_empty() {
-                    "closed the connection before answering CONNECT"
-                } else {
-                    "closed the connection in the middle of its answer to CONNECT"
-                }));
+            HeadError::Parse(AnswerError::TooLarge) => self.fail(format_args!(
+                "answered CONNECT with a head over {} KiB or {} header lines",
+                MAX_HEADER_BYTES / 1024,
+                tunnel::MAX_HEADERS
+            )),
+            HeadError::Io(e) => self.io_error(e, "CONNECT"),
+            HeadError::Eof { partial: false } => {
+                self.fail("closed the connection before answering CONNECT")
             }
-            buf.extend_from_slice(&chunk[..n]);
-        };
+            HeadError::Eof { partial: true } => {
+                self.fail("closed the connection in the middle of its answer to CONNECT")
+            }
+        })?;
         let target = tunnel::authority(host, port);
         if !answer.is_success() {
             // 407 is the proxy's "who are you"; tinyproxy 1.11 answers a CONNECT without
@@ -183,12 +160,12 @@ impl Leg<'_> {
                 answer.status, answer.reason
             )));
         }
-        if buf.len() > len {
+        if !rest.is_empty() {
             // The server speaks only after our request (upgrade or TLS ClientHello): anything
             // here did not come from it.
             return Err(self.fail(format_args!(
                 "sent {} bytes after its answer to CONNECT, before the tunnel was used",
-                buf.len() - len
+                rest.len()
             )));
         }
         log::debug!(

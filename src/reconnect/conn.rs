@@ -16,6 +16,7 @@ use crate::listener::WebSocketListener;
 use crate::message::Message;
 use crate::proto::backoff;
 use crate::response::Response;
+use crate::waiting::wait_until;
 use crate::websocket::{State, WebSocket};
 
 /// What a connection started on this thread reported before `new_web_socket` returned.
@@ -214,16 +215,9 @@ fn after_end(
         // A delay too long to add to the clock waits until told otherwise.
         let deadline = Instant::now().checked_add(delay);
         let mut st = inner.st.lock();
-        while st.stop.is_none() && !st.handles_gone {
-            match deadline {
-                Some(d) => {
-                    if inner.cv.wait_until(&mut st, d).timed_out() {
-                        break;
-                    }
-                }
-                None => inner.cv.wait(&mut st),
-            }
-        }
+        wait_until(&inner.cv, &mut st, deadline, |st| {
+            st.stop.is_some() || st.handles_gone
+        });
         if let Some(stop) = st.stop.clone() {
             drop(st);
             return finish(inner, &ws, stop_ending(stop));

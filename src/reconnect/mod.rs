@@ -58,6 +58,7 @@ use crate::listener::WebSocketListener;
 use crate::message::Message;
 use crate::proto::close;
 use crate::request::Request;
+use crate::waiting::wait_until;
 use crate::websocket::{State, WebSocket};
 
 /// Where a [`ReconnectingWebSocket`] is.
@@ -319,17 +320,8 @@ impl ReconnectingWebSocket {
         if Inside::is(inner) {
             return st.finished;
         }
+        // A timeout too large to add to now means "forever".
         let deadline = Instant::now().checked_add(timeout);
-        while !st.finished {
-            match deadline {
-                Some(d) => {
-                    if inner.cv.wait_until(&mut st, d).timed_out() {
-                        return st.finished;
-                    }
-                }
-                None => inner.cv.wait(&mut st),
-            }
-        }
-        true
+        wait_until(&inner.cv, &mut st, deadline, |st| st.finished)
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::session::Session;
-use super::tcp::{READ_CHUNK, stalled};
+use super::tcp::{READ_CHUNK, is_stall};
 pub(crate) use super::tcp::{set_deadline, write_all_by};
 
 /// The reading side, owned by the reader thread.
@@ -90,7 +90,7 @@ fn write_all_stalling(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if stalled(&e) && !stall.give_up(last_progress) => continue,
+            Err(e) if is_stall(&e) && !stall.give_up(last_progress) => continue,
             Err(e) => return Err(e),
         };
         last_progress = Instant::now();

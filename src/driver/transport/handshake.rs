@@ -6,14 +6,15 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 pub(super) use super::tcp::READ_CHUNK;
-use super::tcp::{set_deadline, write_all_by};
+use super::tcp::{is_stall, set_deadline, write_all_by};
 use crate::error::Error;
 
 #[cfg(any(feature = "native-tls", feature = "rustls"))]
 fn io_err(e: io::Error, deadline_hit: impl FnOnce() -> Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => deadline_hit(),
-        _ => Error::from(e),
+    if is_stall(&e) {
+        deadline_hit()
+    } else {
+        Error::from(e)
     }
 }
 

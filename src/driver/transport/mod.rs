@@ -28,4 +28,5 @@ mod tcp;
 mod tls;
 
 pub(crate) use halves::{CloseDeadline, ReadHalf, WriteHalf, for_writer, plain, set_deadline};
+pub(crate) use tcp::is_stall;
 pub(crate) use tls::{Acceptor, Connector, default_connector, tls_accept, tls_connect};

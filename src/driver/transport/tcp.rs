@@ -22,7 +22,9 @@ pub(crate) fn set_deadline(tcp: &TcpStream, deadline: Option<Instant>) -> io::Re
     }
 }
 
-pub(super) fn stalled(e: &io::Error) -> bool {
+/// Whether an I/O error says a blocking read or write ran out of time (a socket timeout:
+/// `WouldBlock` on Unix, `TimedOut` elsewhere), not that the connection failed.
+pub(crate) fn is_stall(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -43,7 +45,7 @@ pub(crate) fn write_all_by(tcp: &TcpStream, mut bytes: &[u8], deadline: Instant)
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if stalled(&e) => return Err(io::ErrorKind::TimedOut.into()),
+            Err(e) if is_stall(&e) => return Err(io::ErrorKind::TimedOut.into()),
             Err(e) => return Err(e),
         }
     }

@@ -5,20 +5,25 @@
 mod client;
 mod head;
 mod key;
+mod origin;
+mod refusal;
 mod server;
+mod target;
 
 pub(crate) use client::encode_request;
 pub(crate) use head::MAX_BODY_BYTES;
 pub use head::MAX_HEADER_BYTES;
 pub(crate) use key::new_key;
-pub(crate) use server::{Accepted, Refusal, encode_refusal};
+pub use origin::{OriginPolicy, normalize_origin};
+pub(crate) use refusal::{Refusal, encode_refusal};
+pub(crate) use server::Accepted;
 // `pub` where the fuzz targets reach them through `crate::fuzz`.
 pub use client::{check_response, parse_response};
 #[cfg(feature = "fuzzing")]
 pub use head::MAX_HEADERS;
 #[cfg(feature = "fuzzing")]
 pub use key::accept_key;
-pub use server::{ClientHello, OriginPolicy, Policy, accept, normalize_origin, parse_request};
+pub use server::{ClientHello, Policy, accept, parse_request};
 // The fuzz targets build 101s by hand.
 #[cfg(feature = "fuzzing")]
 pub use server::encode_accept;
