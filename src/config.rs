@@ -235,6 +235,8 @@ macro_rules! socket_options {
         /// starts a graceful close with 1001. Default 16 MiB. The number of queued messages is
         /// also capped, at one per 64 bytes of this limit (at least 1024), so that floods of
         /// empty messages cannot grow memory either.
+        /// [`WebSocket::send_timeout`](crate::WebSocket::send_timeout) waits for room under
+        /// this limit instead.
         pub fn max_queue_size(mut self, bytes: u64) -> Self {
             self.config.max_queue_size = bytes;
             self

@@ -14,7 +14,7 @@ use crate::listener::{Event, Events, channel};
 use crate::message::Message;
 use crate::request::Request;
 use crate::response::Response;
-use crate::websocket::WebSocket;
+use crate::websocket::{SendTimeoutError, WebSocket};
 
 /// Connects to `url` with the default [`Client`] and blocks until the socket is open.
 ///
@@ -130,6 +130,23 @@ impl Connection {
     /// the send queue is full (which starts a close with 1001). Never blocks.
     pub fn send(&self, message: impl Into<Message>) -> bool {
         self.ws.send(message)
+    }
+
+    /// Queues a message, waiting up to `timeout` for room in the send queue, as
+    /// [`WebSocket::send_timeout`]: never refuses a message for a full queue before the
+    /// timeout, and never starts the 1001 close `send` starts then.
+    pub fn send_timeout(
+        &self,
+        message: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
+        self.ws.send_timeout(message, timeout)
+    }
+
+    /// Waits up to `timeout` until everything queued has been written, as
+    /// [`WebSocket::wait_drained`].
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        self.ws.wait_drained(timeout)
     }
 
     /// Starts a graceful close, as [`WebSocket::close`]. Keep calling [`recv`](Self::recv) to

@@ -106,7 +106,7 @@ pub use reconnect::{
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};
-pub use websocket::{State, WebSocket};
+pub use websocket::{SendTimeoutError, State, WebSocket};
 
 // The README's recipes are compiled and run as doctests.
 #[doc = include_str!("../README.md")]

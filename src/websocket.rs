@@ -76,7 +76,7 @@ impl WebSocket {
     pub fn send(&self, message: impl Into<Message>) -> bool {
         match self.shared.send(message.into()) {
             Ok(()) => true,
-            Err(SendError::Closed) => false,
+            Err(SendError::Closed | SendError::TooLarge | SendError::Timeout) => false,
             Err(SendError::Full) => {
                 log::warn!(
                     "send queue would exceed {} bytes; closing with 1001",
@@ -86,6 +86,64 @@ impl WebSocket {
                 false
             }
         }
+    }
+
+    /// Queues a message, waiting up to `timeout` for room in the send queue instead of
+    /// refusing it: the way for a bulk sender to go as fast as the peer reads.
+    ///
+    /// Where [`send`](Self::send) refuses a message that would push
+    /// [`queue_size`](Self::queue_size) over `max_queue_size` (and closes with 1001), this
+    /// waits while it does not fit, and never starts that close. It gives the message back in
+    /// the error if the socket is closing or ended ([`SendTimeoutError::Closed`]), if the
+    /// message is larger than `max_queue_size` on its own and so can never fit
+    /// ([`SendTimeoutError::TooLarge`]; `send` would close the socket with 1001), or if there
+    /// was still no room after `timeout` ([`SendTimeoutError::Timeout`]). A message that fits
+    /// goes in at once, exactly as with `send`. `Duration::MAX` waits for as long as it takes.
+    ///
+    /// It blocks the calling thread, so do not call it from a listener callback with a long
+    /// timeout: callbacks run on the socket's reader thread, which reads nothing while it
+    /// waits (a peer that stops reading until it is read from would then hold it until the
+    /// timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = syncws::EchoServer::start()?;
+    /// let mut conn = syncws::connect(&server.url())?;
+    /// let ws = conn.websocket();
+    /// for i in 0..1000u32 {
+    ///     ws.send_timeout(i.to_be_bytes().to_vec(), Duration::from_secs(10))
+    ///         .expect("the echo server reads");
+    /// }
+    /// assert!(ws.wait_drained(Duration::from_secs(10)));
+    /// # for _ in 0..1000 { conn.recv()?; }
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn send_timeout(
+        &self,
+        message: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        match self.shared.outbox.send_waiting(message.into(), deadline) {
+            Ok(()) => Ok(()),
+            Err((SendError::TooLarge, m)) => Err(SendTimeoutError::TooLarge(m)),
+            Err((SendError::Timeout | SendError::Full, m)) => Err(SendTimeoutError::Timeout(m)),
+            Err((SendError::Closed, m)) => Err(SendTimeoutError::Closed(m)),
+        }
+    }
+
+    /// Waits up to `timeout` until everything queued has been written to the connection
+    /// ([`queue_size`](Self::queue_size) is 0): true once it is, false at the timeout or if
+    /// the socket failed first (what was still queued is lost).
+    ///
+    /// "Written" means handed to the operating system, not received by the peer. After a
+    /// clean close it is true: what the peer did not take after its close frame is discarded,
+    /// as `queue_size` says. Like [`send_timeout`](Self::send_timeout), do not call it from a
+    /// callback with a long timeout.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let shared = &self.shared;
+        shared.outbox.wait_drained(deadline, || shared.has_failed())
     }
 
     /// Starts a graceful close: queues a close frame with `code` and `reason` behind every
@@ -125,3 +183,56 @@ impl WebSocket {
             .wait_finished(Instant::now().checked_add(timeout))
     }
 }
+
+/// Why [`WebSocket::send_timeout`] did not queue a message; each variant gives the message back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendTimeoutError {
+    /// There was still no room in the send queue at the timeout. The socket is open; try
+    /// again, or give up on the peer.
+    Timeout(Message),
+    /// The socket is closing or has ended: nothing more can be sent on it.
+    Closed(Message),
+    /// The message is larger than `max_queue_size` on its own, so it can never be queued.
+    /// Raise [`ClientBuilder::max_queue_size`](crate::ClientBuilder::max_queue_size) or
+    /// split the message.
+    TooLarge(Message),
+}
+
+impl SendTimeoutError {
+    /// The message that was not queued.
+    pub fn into_message(self) -> Message {
+        match self {
+            SendTimeoutError::Timeout(m)
+            | SendTimeoutError::Closed(m)
+            | SendTimeoutError::TooLarge(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for SendTimeoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(m) => write!(
+                f,
+                "no room in the send queue for a {}-byte message before the timeout: the peer \
+                 reads slower than messages are sent",
+                m.len()
+            ),
+            SendTimeoutError::Closed(_) => {
+                write!(
+                    f,
+                    "the socket is closing or closed: the message was not sent"
+                )
+            }
+            SendTimeoutError::TooLarge(m) => write!(
+                f,
+                "a {}-byte message can never fit in the send queue: it is larger than \
+                 max_queue_size",
+                m.len()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SendTimeoutError {}

@@ -56,10 +56,6 @@ pub const CHECK_EVERY: usize = 4096;
 pub const RTT_TEXT: &str = "0123456789abcdef0123456789abcdef";
 pub const SMALL: usize = 64;
 pub const LARGE: usize = 1 << 20;
-/// syncws backpressure for the send scenarios: `send` is never blocking and refuses (and closes
-/// with 1001) past `max_queue_size` (16 MiB with `Client::new()`), so the sender waits while
-/// more than half of that is queued, polling the public `queue_size()`.
-pub const HIGH_WATER: u64 = 8 << 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

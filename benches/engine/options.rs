@@ -86,9 +86,6 @@ const SCENARIOS: [Scenario; 9] = [
     Scenario::Scale,
 ];
 
-/// The send scenarios' second row: how long the syncws senders waited on `queue_size()`.
-const PACED: (&str, &str) = ("paced", "ms paced: syncws waiting for queue_size() ≤ 8 MiB");
-
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
@@ -116,9 +113,9 @@ impl Scenario {
                 ("p50", "p50 latency, µs (lower is better)"),
                 ("p99", "p99 latency, µs (lower is better)"),
             ],
-            Scenario::SendSmall => &[("rate", "msg/s (higher is better)"), PACED],
+            Scenario::SendSmall => &[("rate", "msg/s (higher is better)")],
             Scenario::RecvSmall => &[("rate", "msg/s (higher is better)")],
-            Scenario::SendLarge => &[("rate", "MiB/s (higher is better)"), PACED],
+            Scenario::SendLarge => &[("rate", "MiB/s (higher is better)")],
             Scenario::RecvLarge => &[("rate", "MiB/s (higher is better)")],
             Scenario::Connect => &[("rate", "conn/s (higher is better)")],
             Scenario::Idle => &[
@@ -141,6 +138,8 @@ pub struct Options {
     pub quick: bool,
     pub rounds: usize,
     pub only: Vec<Scenario>,
+    /// The clients to run (all by default; `--clients syncws` for profiling one).
+    pub clients: Vec<Lib>,
 }
 
 pub fn parse_options(args: &[String]) -> Options {
@@ -148,6 +147,7 @@ pub fn parse_options(args: &[String]) -> Options {
         quick: false,
         rounds: 7,
         only: SCENARIOS.to_vec(),
+        clients: LIBS.to_vec(),
     };
     let mut rounds_given = false;
     let mut it = args.iter();
@@ -177,12 +177,28 @@ pub fn parse_options(args: &[String]) -> Options {
                     })
                     .collect();
             }
+            "--clients" => {
+                let v = it.next().expect("--clients needs CLIENT[,CLIENT]");
+                o.clients = v
+                    .split(',')
+                    .map(|name| {
+                        Lib::parse(name.trim()).unwrap_or_else(|| {
+                            panic!(
+                                "unknown client {name:?}; known: {}",
+                                LIBS.map(Lib::name).join(", ")
+                            )
+                        })
+                    })
+                    .collect();
+            }
             // cargo bench passes --bench to harness = false benches.
             "--bench" => {}
             "--help" | "-h" => {
                 println!(
-                    "usage: cargo bench --bench engine -- [--quick] [--rounds N] [--only {}]",
-                    SCENARIOS.map(Scenario::name).join(",")
+                    "usage: cargo bench --bench engine -- [--quick] [--rounds N] [--only {}] \
+                     [--clients {}]",
+                    SCENARIOS.map(Scenario::name).join(","),
+                    LIBS.map(Lib::name).join(",")
                 );
                 std::process::exit(0);
             }

@@ -41,7 +41,10 @@ pub fn bench_main(args: &[String]) {
     let mut results = Results::default();
     for &sc in &opts.only {
         for round in 0..opts.rounds {
-            for lib in LIBS.into_iter().filter(|&lib| sc.runs(lib)) {
+            for lib in LIBS
+                .into_iter()
+                .filter(|&lib| sc.runs(lib) && opts.clients.contains(&lib))
+            {
                 let srv = if sc == Scenario::Scale {
                     scale_server.as_mut()
                 } else {

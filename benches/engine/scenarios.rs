@@ -53,16 +53,16 @@ fn run_with<C: Conn>(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Ou
         // run again in these rounds so that the ratios compare runs of the same moment.
         Scenario::Rtt | Scenario::RttCallback => rtt::<C>(port, c)?,
         Scenario::SendSmall => {
-            let (secs, paced) = send_n::<C>(port, c.small, SMALL)?;
-            sent(c.small as f64 / secs, paced)
+            let secs = send_n::<C>(port, c.small, SMALL)?;
+            Outcome::of(vec![("rate", c.small as f64 / secs)])
         }
         Scenario::RecvSmall => Outcome::of(vec![(
             "rate",
             c.small as f64 / recv_n::<C>(port, c.small, SMALL)?,
         )]),
         Scenario::SendLarge => {
-            let (secs, paced) = send_n::<C>(port, c.large, LARGE)?;
-            sent(mib(c.large, secs), paced)
+            let secs = send_n::<C>(port, c.large, LARGE)?;
+            Outcome::of(vec![("rate", mib(c.large, secs))])
         }
         Scenario::RecvLarge => Outcome::of(vec![(
             "rate",
@@ -108,19 +108,9 @@ pub fn latencies(mut lat: Vec<Duration>) -> Outcome {
     Outcome::of(vec![("p50", p50), ("p99", p99)])
 }
 
-/// A send scenario's metrics: the rate, and (syncws) the ms its sender waited on pacing.
-fn sent(rate: f64, paced: Option<Duration>) -> Outcome {
-    let mut metrics = vec![("rate", rate)];
-    if let Some(p) = paced {
-        metrics.push(("paced", p.as_secs_f64() * 1e3));
-    }
-    Outcome::of(metrics)
-}
-
 /// Sends `n` binary messages of `size` bytes to `/sink`, then "done"; returns the seconds from
-/// the first send to the server's reply (the count, checked), and the time the sender waited
-/// on pacing (syncws).
-fn send_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<(f64, Option<Duration>), String> {
+/// the first send to the server's reply (the count, checked).
+fn send_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<f64, String> {
     let f = C::factory();
     let mut conn = C::open(&f, port, "/sink")?;
     let msg = C::prep_binary(&vec![0x5a; size]);
@@ -144,9 +134,8 @@ fn send_n<C: Conn>(port: u16, n: usize, size: usize) -> Result<(f64, Option<Dura
     if count != n.to_string() {
         return Err(format!("the server counted {count} messages, not {n}"));
     }
-    let paced = conn.paced();
     conn.close()?;
-    Ok((secs, paced))
+    Ok(secs)
 }
 
 /// Has `/source` send `n` binary messages of `size` bytes; returns the seconds from "go" to

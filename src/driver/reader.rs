@@ -310,6 +310,7 @@ impl Reader {
             shared.outbox.finish_output();
             shared.outbox.settle();
         }
+        shared.outbox.wake_waiters();
         shared.detach();
         // The writer stops while the terminal callback runs: nothing can be sent any more
         // (the gate is sealed, the connection shut down), so it need not be waited for first.

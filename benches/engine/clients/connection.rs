@@ -3,17 +3,14 @@
 //! message (the pull model scripts and tests use: a `channel()` under the `Connection`, so every
 //! message crosses from the reader thread to the caller's).
 
-use std::time::Duration;
-
 use syncws::{Connection, Message, Request};
 
-use super::{Conn, Got, send_paced};
+use super::{Conn, Got, send_waiting};
 use crate::IO_TIMEOUT;
 
 pub struct ConnClient {
     pub conn: Connection,
     last: Option<String>,
-    paced: Duration,
 }
 
 impl Drop for ConnClient {
@@ -77,11 +74,7 @@ pub fn open_connection(client: &syncws::Client, url: &str) -> Result<ConnClient,
     if let Some(ext) = conn.response().header("Sec-WebSocket-Extensions") {
         return Err(format!("the server negotiated an extension: {ext:?}"));
     }
-    Ok(ConnClient {
-        conn,
-        last: None,
-        paced: Duration::ZERO,
-    })
+    Ok(ConnClient { conn, last: None })
 }
 
 impl Conn for ConnClient {
@@ -106,11 +99,11 @@ impl Conn for ConnClient {
     }
 
     fn send_binary(&mut self, m: &Vec<u8>) -> Result<(), String> {
-        send_paced(self.conn.websocket(), m.clone(), &mut self.paced)
+        send_waiting(self.conn.websocket(), m.clone())
     }
 
     fn send_text(&mut self, m: &String) -> Result<(), String> {
-        send_paced(self.conn.websocket(), m.clone(), &mut self.paced)
+        send_waiting(self.conn.websocket(), m.clone())
     }
 
     fn flush(&mut self) -> Result<(), String> {
@@ -130,10 +123,6 @@ impl Conn for ConnClient {
 
     fn last_text(&self) -> String {
         self.last.clone().unwrap_or_default()
-    }
-
-    fn paced(&self) -> Option<Duration> {
-        Some(self.paced)
     }
 
     fn close(mut self) -> Result<(), String> {

@@ -1,19 +1,16 @@
 //! syncws through its listener API, public API only, `Client::new()`: a `channel()` listener
 //! for the events.
 
-use std::time::Duration;
-
 use syncws::crossbeam_channel::RecvTimeoutError;
 use syncws::{Event, Message, Request};
 
-use super::{Conn, Got, send_paced};
+use super::{Conn, Got, send_waiting};
 use crate::IO_TIMEOUT;
 
 pub struct SyncwsConn {
     pub ws: syncws::WebSocket,
     pub events: syncws::Events,
     pub last: Option<String>,
-    paced: Duration,
 }
 
 impl Drop for SyncwsConn {
@@ -68,7 +65,6 @@ impl Conn for SyncwsConn {
             ws,
             events,
             last: None,
-            paced: Duration::ZERO,
         };
         match conn.event()? {
             // Client::new() offers permessage-deflate; the bench servers must never accept it.
@@ -90,11 +86,11 @@ impl Conn for SyncwsConn {
     }
 
     fn send_binary(&mut self, m: &Vec<u8>) -> Result<(), String> {
-        send_paced(&self.ws, m.clone(), &mut self.paced)
+        send_waiting(&self.ws, m.clone())
     }
 
     fn send_text(&mut self, m: &String) -> Result<(), String> {
-        send_paced(&self.ws, m.clone(), &mut self.paced)
+        send_waiting(&self.ws, m.clone())
     }
 
     fn flush(&mut self) -> Result<(), String> {
@@ -118,10 +114,6 @@ impl Conn for SyncwsConn {
 
     fn last_text(&self) -> String {
         self.last.clone().unwrap_or_default()
-    }
-
-    fn paced(&self) -> Option<Duration> {
-        Some(self.paced)
     }
 
     fn close(self) -> Result<(), String> {

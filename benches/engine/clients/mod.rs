@@ -1,11 +1,8 @@
 //! The clients behind one trait (static dispatch: each scenario is monomorphised).
 
-use std::thread;
-use std::time::{Duration, Instant};
-
 use syncws::Message;
 
-use crate::{Deadline, HIGH_WATER, IO_TIMEOUT};
+use crate::IO_TIMEOUT;
 
 pub mod connection;
 pub mod listener;
@@ -39,49 +36,17 @@ pub trait Conn: Sized {
     fn last_text(&self) -> String;
     /// Client close 1000, and waits for the close handshake and the server's TCP close.
     fn close(self) -> Result<(), String>;
-    /// Time spent waiting before sends (`send_paced`): syncws only; the others block in
-    /// `write` instead.
-    fn paced(&self) -> Option<Duration> {
-        None
-    }
 }
 
-/// How both syncws clients send: `send` never blocks and refuses a message (and starts a close
-/// with 1001) past `max_queue_size` (16 MiB with `Client::new()`), so the sender first waits
-/// while more than `HIGH_WATER` (half of that) is queued, polling the public `queue_size()`
-/// before every send and sleeping 1 ms between polls. That is how the independent harness of
-/// Engine v3 paces too (docs/benchmarks.md). `paced` adds up the time spent waiting, which the
-/// send scenarios report.
-///
-/// The one place pacing happens. When syncws has the blocking `send_timeout` the lead is
-/// adding, this whole function becomes that call (`ws.send_timeout(m, IO_TIMEOUT)`, timed
-/// into `paced`) and the polling goes.
-pub fn send_paced(
-    ws: &syncws::WebSocket,
-    m: impl Into<Message>,
-    paced: &mut Duration,
-) -> Result<(), String> {
-    if ws.queue_size() > HIGH_WATER {
-        let started = Instant::now();
-        let deadline = Deadline::after(IO_TIMEOUT);
-        while ws.queue_size() > HIGH_WATER {
-            if deadline.passed() {
-                return Err(format!(
-                    "queue_size stayed above {HIGH_WATER} for {IO_TIMEOUT:?} (state {:?})",
-                    ws.state()
-                ));
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        *paced += started.elapsed();
-    }
-    if ws.send(m) {
-        Ok(())
-    } else {
-        Err(format!(
-            "send returned false (state {:?}, queue_size {})",
+/// How both syncws clients send in bulk: `send` never blocks and refuses a message (and starts
+/// a close with 1001) past `max_queue_size` (16 MiB with `Client::new()`), so bulk senders use
+/// `send_timeout`, which waits for room instead (woken by the writer, no polling).
+pub fn send_waiting(ws: &syncws::WebSocket, m: impl Into<Message>) -> Result<(), String> {
+    ws.send_timeout(m, IO_TIMEOUT).map_err(|e| {
+        format!(
+            "send_timeout: {e} (state {:?}, queue_size {})",
             ws.state(),
             ws.queue_size()
-        ))
-    }
+        )
+    })
 }

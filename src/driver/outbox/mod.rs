@@ -27,6 +27,7 @@
 //! hand-off from a request/response round trip; it is tried at most once per read of the
 //! reader, so bursts are still batched by the writer.
 
+mod room;
 mod round;
 mod wire;
 
@@ -66,6 +67,10 @@ pub(crate) enum SendError {
     Closed,
     /// Over `max_queue_size` (or the message-count cap).
     Full,
+    /// Larger than `max_queue_size` on its own: it can never fit (`send_waiting` only).
+    TooLarge,
+    /// Still no room at the deadline (`send_waiting` only).
+    Timeout,
 }
 
 /// Counters the senders write.
@@ -129,6 +134,8 @@ pub(crate) struct Outbox {
     pending_pongs: AtomicUsize,
     /// A `FlushTls` is queued and not yet handled: one is enough.
     tls_flush_queued: AtomicBool,
+    /// Senders waiting for room (`send_timeout`, `wait_drained`).
+    room: room::Room,
 }
 
 impl Outbox {
@@ -152,6 +159,7 @@ impl Outbox {
             max_queued_messages: crate::config::max_queued_messages(max_queue_size),
             pending_pongs: AtomicUsize::new(0),
             tls_flush_queued: AtomicBool::new(false),
+            room: room::Room::default(),
         };
         let inbox = Inbox {
             data_rx,
@@ -184,7 +192,74 @@ impl Outbox {
 
     /// Closes the gate (no more sends); returns whether this call closed it.
     pub(crate) fn seal(&self) -> bool {
-        self.send_side.gate.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
+        let sealed = self.send_side.gate.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0;
+        // No send succeeds any more, and a failure (which seals again) ends the wait for a
+        // drain: waiters look again. Cheap when nobody waits.
+        self.room.changed();
+        sealed
+    }
+
+    fn is_sealed(&self) -> bool {
+        self.send_side.gate.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Whether a message of `len` bytes would fit under the queue's limits now.
+    fn fits(&self, len: u64) -> bool {
+        let (bytes, messages) = self.queued();
+        bytes.saturating_add(len) <= self.max_queue_size && messages < self.max_queued_messages
+    }
+
+    /// Payload bytes and messages queued and not yet written.
+    fn queued(&self) -> (u64, u64) {
+        let side = &self.send_side;
+        let bytes = side.queued_bytes.load(Ordering::Acquire);
+        let messages = side.queued_messages.load(Ordering::Acquire);
+        let written_bytes = self.write_side.written_bytes.load(Ordering::Acquire);
+        let written_messages = self.write_side.written_messages.load(Ordering::Acquire);
+        (
+            bytes.wrapping_sub(written_bytes),
+            messages.wrapping_sub(written_messages),
+        )
+    }
+
+    /// Queues a message, waiting until `deadline` while it does not fit under the queue's
+    /// limits instead of refusing it (so it never starts the 1001 close `send` starts). Gives
+    /// the message back if the socket is closing or ended, if it can never fit, or at the
+    /// deadline.
+    pub(crate) fn send_waiting(
+        &self,
+        mut message: Message,
+        deadline: Option<Instant>,
+    ) -> Result<(), (SendError, Message)> {
+        let len = message.len() as u64;
+        if len > self.max_queue_size {
+            return Err((SendError::TooLarge, message));
+        }
+        loop {
+            match self.try_send(message) {
+                Err((SendError::Full, m)) => message = m,
+                other => return other,
+            }
+            if !self
+                .room
+                .wait(deadline, || self.is_sealed() || self.fits(len))
+            {
+                return Err((SendError::Timeout, message));
+            }
+        }
+    }
+
+    /// The socket ended: whoever waits for room or a drain looks again (and gives up).
+    pub(crate) fn wake_waiters(&self) {
+        self.room.changed();
+    }
+
+    /// Waits until everything queued has been written (true), the socket ended with bytes
+    /// unwritten, or `deadline` passed (false).
+    pub(crate) fn wait_drained(&self, deadline: Option<Instant>, ended: impl Fn() -> bool) -> bool {
+        let drained = || self.queued() == (0, 0);
+        self.room.wait(deadline, || drained() || ended());
+        drained()
     }
 
     /// Waits until no `send` is between its check of the gate and its push. Sends in flight
@@ -203,10 +278,15 @@ impl Outbox {
 
     /// Queues a message, unless the gate is closed or the queue is full. Never blocks.
     pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+        self.try_send(message).map_err(|(e, _)| e)
+    }
+
+    /// `send`, giving the message back when it is refused.
+    fn try_send(&self, message: Message) -> Result<(), (SendError, Message)> {
         let side = &self.send_side;
         if side.gate.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
             side.gate.fetch_sub(1, Ordering::Release);
-            return Err(SendError::Closed);
+            return Err((SendError::Closed, message));
         }
         let len = message.len() as u64;
         // "Ever queued" minus "ever written": the counters only grow, so wrapping arithmetic
@@ -225,7 +305,7 @@ impl Outbox {
             side.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             side.queued_messages.fetch_sub(1, Ordering::Relaxed);
             side.gate.fetch_sub(1, Ordering::Release);
-            return Err(SendError::Full);
+            return Err((SendError::Full, message));
         }
         // Small and nothing queued ahead: encode it here, into the staged batch.
         let message = match self.encode_direct(message) {
@@ -321,6 +401,7 @@ impl Outbox {
             side.queued_messages.load(Ordering::Acquire),
             Ordering::Release,
         );
+        self.room.changed();
     }
 
     /// After queuing: if the writer sleeps, write inline when allowed and possible, else wake
@@ -409,6 +490,9 @@ impl Outbox {
             self.write_side
                 .written_messages
                 .fetch_add(messages, Ordering::Release);
+        }
+        if bytes > 0 || messages > 0 {
+            self.room.changed();
         }
     }
 }
