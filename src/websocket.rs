@@ -123,8 +123,7 @@ impl WebSocket {
         message: impl Into<Message>,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        match self.shared.outbox.send_waiting(message.into(), deadline) {
+        match self.shared.outbox.send_waiting(message.into(), timeout) {
             Ok(()) => Ok(()),
             Err((SendError::TooLarge, m)) => Err(SendTimeoutError::TooLarge(m)),
             Err((SendError::Timeout | SendError::Full, m)) => Err(SendTimeoutError::Timeout(m)),

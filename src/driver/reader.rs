@@ -112,7 +112,7 @@ impl Reader {
         }
         let encoder = Encoder::new(self.role, deflate.as_ref(), config.encoder());
         let write = super::transport::for_writer(write, config, &self.shared().close_deadline);
-        self.shared().outbox.open(&inbox, write, encoder);
+        self.shared().outbox.open(write, encoder);
         let keep_alive = config.thread_keep_alive;
         let write_timeout = config.write_timeout;
         let shared = self.shared().clone();

@@ -170,7 +170,6 @@ impl Shared {
         if !self.outbox.seal() {
             return false;
         }
-        self.outbox.wait_for_sends_in_flight();
         if self.with_session(|s| s.close(Instant::now())).is_none() {
             return false;
         }
@@ -183,7 +182,6 @@ impl Shared {
     /// another failure came first: it is the one reported, and no frame is sent.
     pub(crate) fn fail_with_close(&self, error: Error) -> bool {
         self.outbox.seal();
-        self.outbox.wait_for_sends_in_flight();
         match self.with_session(|s| s.fail_with_close(error, Instant::now())) {
             Some(code) => {
                 self.outbox.push_fail_close(code);

@@ -84,7 +84,7 @@ fn run_timers(shared: &Shared) -> Result<(Option<Instant>, bool), Exit> {
                 crate::proto::mask::fill_random(&mut token);
                 shared.with_session(|s| s.ping_sent(token));
                 // Written with the next round, ahead of any data.
-                shared.outbox.ping(&token);
+                shared.outbox.ping(token);
                 pinged = true;
             }
             Some(Action::Fail) => {

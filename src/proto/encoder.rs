@@ -204,7 +204,28 @@ impl Encoder {
         self.deflater.is_some() && len >= self.config.min_compress_size
     }
 
-    /// Encodes a whole message at once (all its fragments).
+    /// Encodes a small message that is neither compressed nor fragmented as one frame, from
+    /// borrowed bytes: `send`'s fast path, which frees the caller's buffer after its lock.
+    /// Hands back `false` (and encodes nothing) for a message that needs compression or
+    /// fragments.
+    pub(crate) fn small(&mut self, out: &mut Vec<u8>, message: &Message) -> bool {
+        let len = message.len();
+        if len > self.config.fragment_size || self.would_compress(len) {
+            return false;
+        }
+        let opcode = match message {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        };
+        log::trace!("frame out: {opcode:?} len={len}");
+        let mask = self.mask();
+        frame::encode_frame(out, true, false, opcode, message.as_bytes(), mask);
+        true
+    }
+
+    /// Encodes a whole message at once (all its fragments). The driver encodes fragment by
+    /// fragment; the tests and the fuzz targets use this.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
         self.start(message)?;
         while self.next_fragment(out).is_none() {}

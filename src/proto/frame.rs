@@ -188,21 +188,27 @@ pub(crate) fn encode_header(
     len: usize,
     mask: Option<[u8; 4]>,
 ) {
-    let fin_bit = if fin { 0x80 } else { 0 };
-    out.push(fin_bit | if rsv1 { 0x40 } else { 0 } | opcode.bits());
+    // Built on the stack and appended at once: one capacity check instead of one per byte.
+    let mut h = [0u8; 14];
+    h[0] = if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | opcode.bits();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    let mut n = 2;
     if len < 126 {
-        out.push(mask_bit | len as u8);
+        h[1] = mask_bit | len as u8;
     } else if let Ok(short) = u16::try_from(len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&short.to_be_bytes());
+        h[1] = mask_bit | 126;
+        h[2..4].copy_from_slice(&short.to_be_bytes());
+        n = 4;
     } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
+        h[1] = mask_bit | 127;
+        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        n = 10;
     }
     if let Some(key) = mask {
-        out.extend_from_slice(&key);
+        h[n..n + 4].copy_from_slice(&key);
+        n += 4;
     }
+    out.extend_from_slice(&h[..n]);
 }
 
 /// Payload is copied and masked this many bytes at a time (well inside L1).

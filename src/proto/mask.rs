@@ -4,6 +4,9 @@
 //! bytes at a time on unaligned words (LLVM turns the loop into SIMD), with a byte loop for the
 //! tail; `offset` lets a payload that arrives in pieces be unmasked piece by piece.
 
+use chacha20::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+
 /// XORs `buf` with `key`, as if `buf` started `offset` bytes into the masked payload.
 pub(crate) fn apply(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let k = rotate(key, offset);
@@ -36,30 +39,27 @@ fn apply_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
 
 /// Unpredictable mask keys without a system call per frame.
 ///
-/// RFC 6455 §10.3 requires keys an intermediary cannot predict, so they come from the operating
-/// system's CSPRNG, fetched 64 keys at a time.
+/// RFC 6455 §10.3 requires keys an intermediary cannot predict. They come from a ChaCha12
+/// keystream (a CSPRNG, as `rand`'s `StdRng` and tungstenite's keys), seeded once from the
+/// operating system's CSPRNG when the socket masks its first frame: one system call per
+/// client socket instead of one every 64 frames, and no state at all for a server socket,
+/// which never masks.
 pub(crate) struct MaskSource {
-    buf: [u8; 256],
-    pos: usize,
+    rng: Option<Box<ChaCha12Rng>>,
 }
 
 impl MaskSource {
     pub(crate) fn new() -> Self {
-        MaskSource {
-            buf: [0; 256],
-            pos: 256,
-        }
+        MaskSource { rng: None }
     }
 
     pub(crate) fn next_key(&mut self) -> [u8; 4] {
-        if self.pos + 4 > self.buf.len() {
-            fill_random(&mut self.buf);
-            self.pos = 0;
-        }
-        let mut key = [0u8; 4];
-        key.copy_from_slice(&self.buf[self.pos..self.pos + 4]);
-        self.pos += 4;
-        key
+        let rng = self.rng.get_or_insert_with(|| {
+            let mut seed = [0u8; 32];
+            fill_random(&mut seed);
+            Box::new(ChaCha12Rng::from_seed(seed))
+        });
+        rng.next_u32().to_ne_bytes()
     }
 }
 
@@ -132,5 +132,15 @@ mod tests {
         let mut src = MaskSource::new();
         let keys: std::collections::HashSet<[u8; 4]> = (0..200).map(|_| src.next_key()).collect();
         assert!(keys.len() > 190, "keys repeat too often: {}", keys.len());
+    }
+
+    #[test]
+    fn each_socket_gets_its_own_keystream() {
+        // Seeded from the OS per source: two sockets never share (or replay) keys.
+        let mut a = MaskSource::new();
+        let mut b = MaskSource::new();
+        let ka: Vec<[u8; 4]> = (0..8).map(|_| a.next_key()).collect();
+        let kb: Vec<[u8; 4]> = (0..8).map(|_| b.next_key()).collect();
+        assert_ne!(ka, kb);
     }
 }

@@ -1,34 +1,49 @@
 //! The writer thread's side of the outbox: one round of encoding and writing, parking until
 //! there is work, freeing idle buffers, and the end of the write side.
 
-use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::wire::{CloseMark, Encoding, Link, Mode, Stop};
-use super::{BUFFER_LINGER, IDLE_BUFFER, Inbox, Outbox, Progress};
+use super::link::{Link, Mode, Stop};
+use super::{
+    BUFFER_LINGER, BULK, CloseMark, IDLE_BUFFER, INLINE_BATCH, Inbox, LINGER, Outbox, Progress,
+};
 
 impl Outbox {
-    /// One round of the writer: encodes what is queued into a batch (up to 256 KiB) and
-    /// writes it, blocking. What was taken is written even when taking it ends the writer.
+    /// One round of the writer: takes what senders staged and what is queued, encodes the
+    /// queued items (up to 256 KiB) without the queue's lock, and writes the batch, blocking.
+    /// What was taken is written even when taking it ends the writer.
     pub(crate) fn step(&self, inbox: &mut Inbox) -> Result<Progress, Stop> {
-        let wire = self.wire.get().ok_or(Stop::Ending)?;
-        let mut link_guard = wire.link.lock();
+        if inbox.bulk {
+            self.linger(inbox);
+        }
+        let mut link_guard = self.link.lock();
         let link = link_guard.as_mut().ok_or(Stop::Ending)?;
-        let filled = {
-            let mut guard = wire.encoding.lock();
-            let encoding = guard.as_mut().ok_or(Stop::Ending)?;
-            if encoding.broken {
+        let work = {
+            let mut q = self.queue();
+            if q.broken {
                 // An inline write found the socket ending; its error, if any, is the link's.
-                drop(guard);
+                drop(q);
                 link.write(Mode::Writer)?;
                 return Err(Stop::Ending);
             }
-            let filled = encoding.fill(Mode::Writer, |c| self.taken(c));
-            link.take_staged(encoding);
-            filled
+            link.batch.absorb(&mut q.staged);
+            if link.batch.has_tail() {
+                // A large payload is still being written: nothing goes behind it yet.
+                None
+            } else {
+                q.take_work(&mut inbox.spare)
+            }
         };
-        let done = link.write(Mode::Writer)?;
-        let close = match done {
+        let filled = match work {
+            Some(mut work) => {
+                let filled = work.encode(&mut link.batch);
+                self.queue().give_back(work, &mut inbox.spare);
+                filled
+            }
+            None => Ok(()),
+        };
+        inbox.bulk = link.batch.pending().0.len() >= BULK;
+        let close = match link.write(Mode::Writer)? {
             Some(done) => {
                 self.written(done.payload, done.messages);
                 done.close
@@ -39,10 +54,7 @@ impl Outbox {
             return Ok(Progress { close, idle: false });
         }
         filled?;
-        let idle = {
-            let guard = wire.encoding.lock();
-            guard.as_ref().is_none_or(Encoding::idle) && link.idle()
-        };
+        let idle = self.queue().idle() && link.idle();
         if idle {
             // Big buffers go once the socket has been idle for a while, not at every pause of
             // a busy one (a 1 MiB buffer freed between two messages is mapped and faulted in
@@ -54,22 +66,35 @@ impl Outbox {
         Ok(Progress { close, idle })
     }
 
+    /// In a bulk flow (the last write was large), a small staged batch waits up to `LINGER`
+    /// for more before it is written, as TCP_CORK would: the sender keeps staging (waking
+    /// the writer once `INLINE_BATCH` is staged, or at once for anything else it queues), and
+    /// the peer gets a few large writes instead of many small ones, each of which wakes its
+    /// reader. Only in a bulk flow: a message after a pause, or a request in a round trip,
+    /// goes out at once.
+    fn linger(&self, inbox: &Inbox) {
+        {
+            let mut q = self.queue();
+            let small = !q.staged.is_empty() && q.staged.bytes.len() < INLINE_BATCH;
+            if !small || !q.control.is_empty() || !q.data.is_empty() || q.broken {
+                return;
+            }
+            q.writer_lingering = true;
+        }
+        inbox.parker.park_timeout(LINGER);
+        self.queue().writer_lingering = false;
+    }
+
     fn shrink_when_idle(&self, inbox: &mut Inbox, link: &mut Link) {
-        let Some(wire) = self.wire.get() else {
-            return;
-        };
-        let mut guard = wire.encoding.lock();
-        let Some(encoding) = guard.as_mut() else {
-            return;
-        };
-        if encoding.staged.capacity() <= IDLE_BUFFER && link.capacity() <= IDLE_BUFFER {
+        let mut q = self.queue();
+        if q.staged.capacity() <= IDLE_BUFFER && link.capacity() <= IDLE_BUFFER {
             inbox.idle_since = None;
             return;
         }
         let now = Instant::now();
         let since = *inbox.idle_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= BUFFER_LINGER {
-            encoding.staged.shrink(IDLE_BUFFER);
+            q.staged.shrink(IDLE_BUFFER);
             link.shrink(IDLE_BUFFER);
             inbox.idle_since = None;
         }
@@ -82,50 +107,22 @@ impl Outbox {
             .and_then(|since| since.checked_add(BUFFER_LINGER))
     }
 
-    /// Encodes a ping with `payload`, to go out with the writer's next round.
-    pub(crate) fn ping(&self, payload: &[u8]) {
-        if let Some(wire) = self.wire.get()
-            && let Some(encoding) = wire.encoding.lock().as_mut()
-        {
-            encoding.ping(payload);
-        }
-    }
-
-    /// Whether no sender has encoded a message into the staged batch (they do that under the
-    /// encoding lock, and look at `writer_parked` after it).
-    fn nothing_staged(&self) -> bool {
-        self.wire
-            .get()
-            .and_then(|w| w.encoding.lock().as_ref().map(|e| e.staged.is_empty()))
-            .unwrap_or(true)
-    }
-
-    /// Whether our close frame is encoded (only control items matter to the writer then).
-    fn closed(&self) -> bool {
-        self.wire
-            .get()
-            .and_then(|w| w.encoding.lock().as_ref().map(|e| e.closed))
-            .unwrap_or(true)
-    }
-
-    /// Parks the writer until woken or `deadline`, unless it has work: a control item, a
-    /// data item (unless our close is out), or a message a sender encoded itself. Pairs with
-    /// `after_push`: the fences make sure either the writer sees the new item or the sender
-    /// sees it parked.
+    /// Parks the writer until woken or `deadline`, unless it has work. It says it sleeps
+    /// under the queue's lock, after looking for work there, so whoever queues an item after
+    /// that look sees it asleep and wakes it.
     pub(crate) fn park(&self, inbox: &Inbox, deadline: Option<Instant>) {
-        let watch_data = !self.closed();
-        self.writer_parked.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if inbox.ctrl_rx.is_empty()
-            && (!watch_data || inbox.data_rx.is_empty())
-            && self.nothing_staged()
         {
-            match deadline {
-                Some(d) => inbox.parker.park_deadline(d),
-                None => inbox.parker.park(),
+            let mut q = self.queue();
+            if !q.idle() || q.broken {
+                return;
             }
+            q.writer_parked = true;
         }
-        self.writer_parked.store(false, Ordering::Relaxed);
+        match deadline {
+            Some(d) => inbox.parker.park_deadline(d),
+            None => inbox.parker.park(),
+        }
+        self.queue().writer_parked = false;
     }
 
     /// Ends our output in an orderly way: TLS close_notify (under TLS) and a TCP FIN. For the
@@ -133,8 +130,7 @@ impl Outbox {
     /// writer is busy writing: the close is over by then, so a writer still in a write means
     /// a peer that does not read, and waiting for it would hang the reader.
     pub(crate) fn finish_output(&self) {
-        if let Some(wire) = self.wire.get()
-            && let Some(mut guard) = wire.link.try_lock_for(Duration::from_millis(100))
+        if let Some(mut guard) = self.link.try_lock_for(Duration::from_millis(100))
             && let Some(link) = guard.as_mut()
         {
             link.io.finish();
@@ -144,9 +140,12 @@ impl Outbox {
     /// Frees the write side (buffers, compressor, the handle on the connection) once the
     /// writer is gone, even if it never started.
     pub(crate) fn clear(&self) {
-        if let Some(wire) = self.wire.get() {
-            *wire.link.lock() = None;
-            *wire.encoding.lock() = None;
-        }
+        *self.link.lock() = None;
+        let mut q = self.queue();
+        q.broken = true;
+        q.encoder = None;
+        q.staged = Default::default();
+        q.data.clear();
+        q.control.clear();
     }
 }
