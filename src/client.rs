@@ -5,6 +5,8 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{Config, socket_options};
 use crate::driver;
 use crate::driver::Shared;
+use crate::driver::backlog::Backlog;
+use crate::driver::callbacks::Callbacks;
 use crate::driver::transport::{self, Connector};
 use crate::listener::{Bound, WebSocketListener};
 use crate::proxy::Proxy;
@@ -70,16 +72,39 @@ impl Client {
     /// hears how it goes (see [`WebSocketListener`] for the order of callbacks). Messages sent
     /// before the handshake completes go out right after it.
     pub fn new_web_socket(&self, request: Request, listener: impl WebSocketListener) -> WebSocket {
-        // Asked for by the connect, for the URL it ends up at (a redirect can go to wss).
+        let tls = self.tls_source();
+        let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
+        let ws = WebSocket {
+            shared: shared.clone(),
+        };
+        let callbacks = Bound::new(ws.clone(), Box::new(listener));
+        driver::spawn_client(shared, inbox, self.inner.config.clone(), tls, callbacks);
+        ws
+    }
+
+    /// The TLS configuration, asked for by the connect for the URL it ends up at (a redirect
+    /// can go to wss).
+    fn tls_source(&self) -> driver::TlsSource {
         let inner = self.inner.clone();
-        let tls: driver::TlsSource = Arc::new(move || match &inner.tls {
+        Arc::new(move || match &inner.tls {
             Some(c) => Ok(c.clone()),
             None => inner
                 .default_tls
                 .get_or_init(transport::default_connector)
                 .clone(),
-        });
+        })
+    }
+
+    /// A client socket whose reader calls `callbacks` directly (the blocking `Connection`'s
+    /// batched hand-off), bounded by `backlog` from its first message.
+    pub(crate) fn new_web_socket_fed(
+        &self,
+        request: Request,
+        backlog: Arc<Backlog>,
+        callbacks: Box<dyn Callbacks>,
+    ) -> WebSocket {
         let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
+        let _ = shared.backlog.set(backlog);
         let ws = WebSocket {
             shared: shared.clone(),
         };
@@ -87,8 +112,8 @@ impl Client {
             shared,
             inbox,
             self.inner.config.clone(),
-            tls,
-            Bound::new(ws.clone(), Box::new(listener)),
+            self.tls_source(),
+            callbacks,
         );
         ws
     }

@@ -1,16 +1,18 @@
 //! The blocking API: connect and get an open socket or an error; receive the next message or
-//! time out. Built on the listener model (a [`channel`](crate::channel) under a
-//! [`WebSocket`]), so it has the same threads, limits and guarantees.
+//! time out. A [`WebSocket`] whose reader hands its events to the caller's thread in batches
+//! (`driver/handoff.rs`: one hand-off per read instead of one per message), bounded as
+//! [`channel`](crate::channel) is; the same threads, limits and guarantees.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
-
 use crate::client::Client;
+use crate::driver::backlog::Backlog;
+use crate::driver::callbacks::Callbacks;
+use crate::driver::handoff::{self, INLINE_MAX, Received, RecvError};
 use crate::ended::Ended;
 use crate::error::Error;
-use crate::listener::{Event, Events, channel};
+use crate::listener::{DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, charge};
 use crate::message::Message;
 use crate::request::Request;
 use crate::response::Response;
@@ -58,10 +60,11 @@ impl Client {
     /// # Ok::<(), syncws::Error>(())
     /// ```
     pub fn connect(&self, request: Request) -> Result<Connection, Error> {
-        let (listener, events) = channel();
-        let ws = self.new_web_socket(request, listener);
+        let backlog = Arc::new(Backlog::new(DEFAULT_CHANNEL_LIMIT));
+        let (tx, mut events) = handoff::handoff(backlog.clone());
+        let ws = self.new_web_socket_fed(request, backlog, Box::new(Feed(tx)));
         loop {
-            match events.recv() {
+            match events.recv(|| None).map(event) {
                 Ok(Event::Open(response)) => {
                     return Ok(Connection {
                         ws,
@@ -105,13 +108,21 @@ impl Client {
 /// assert_eq!(conn.recv()?, syncws::Message::Binary(vec![1, 2, 3]));
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct Connection {
     ws: WebSocket,
-    events: Events,
+    events: handoff::Receiver<Event>,
     response: Response,
     /// How the socket ended, once `recv` saw it: every later `recv` says the same.
     ended: Option<Ended>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("ws", &self.ws)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -172,33 +183,28 @@ impl Connection {
     /// Waits up to `timeout` for the next message: `Ok(None)` if none came in time. Once the
     /// socket has ended, returns `Err` as [`recv`](Self::recv) does.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
-        // A timeout too large to add to now means none.
-        self.next(Instant::now().checked_add(timeout))
+        let deadline = LazyDeadline::new(timeout);
+        self.next(Some(deadline))
     }
 
     /// The next message, `Ok(None)` once `deadline` has passed, or how the socket ended.
-    fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, Error> {
+    fn next(&mut self, mut deadline: Option<LazyDeadline>) -> Result<Option<Message>, Error> {
         loop {
             if let Some(ended) = &self.ended {
                 return Err(error_of(ended));
             }
-            let event = match deadline {
-                Some(d) => self
-                    .events
-                    .recv_timeout(d.saturating_duration_since(Instant::now())),
-                None => self
-                    .events
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match event {
+            match self
+                .events
+                .recv(|| deadline.as_mut().map(LazyDeadline::remaining))
+                .map(event)
+            {
                 Ok(event) => {
                     if let Some(m) = self.take(event) {
                         return Ok(Some(m));
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(RecvError::Timeout) => return Ok(None),
+                Err(RecvError::Disconnected) => {
                     self.ended = Some(Ended::Failed {
                         error: Error::Canceled,
                         response: None,
@@ -235,5 +241,91 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Ok(false) when a close was already started or the socket ended: nothing to do.
         let _ = self.ws.close(1000, None);
+    }
+}
+
+/// The reader's side of a `Connection`: events go to the caller's thread in batches, one per
+/// read of the reader (and at once for the open, the peer's close and the end).
+struct Feed(handoff::Sender<Event>);
+
+impl Feed {
+    fn push(&mut self, event: Event) {
+        let charge = charge(&event);
+        self.0.push(event, charge);
+    }
+}
+
+impl Callbacks for Feed {
+    fn open(&mut self, response: &Response) {
+        self.push(Event::Open(response.clone()));
+        self.0.flush();
+    }
+    fn message(&mut self, message: Message) {
+        if message.len() <= INLINE_MAX {
+            // Copied into the batch, and freed here; the caller's thread makes its own copy.
+            let charge = message.len().saturating_add(EVENT_CHARGE);
+            let text = matches!(message, Message::Text(_));
+            self.0.push_bytes(text, message.as_bytes(), charge);
+        } else {
+            self.push(Event::Message(message));
+        }
+    }
+    fn closing(&mut self, code: u16, reason: &str) {
+        self.push(Event::Closing {
+            code,
+            reason: reason.to_owned(),
+        });
+        self.0.flush();
+    }
+    fn ended(&mut self, ended: Ended) {
+        self.push(Event::Ended(ended));
+        self.0.flush();
+    }
+    fn flush(&mut self) {
+        self.0.flush();
+    }
+}
+
+/// A `recv_timeout` deadline whose clock is read only when the receive has to wait, and then
+/// once: a message already waiting costs no clock read.
+struct LazyDeadline {
+    timeout: Duration,
+    deadline: Option<Option<Instant>>,
+}
+
+impl LazyDeadline {
+    fn new(timeout: Duration) -> Self {
+        LazyDeadline {
+            timeout,
+            deadline: None,
+        }
+    }
+
+    /// The time left: the whole timeout on the first call, then what remains of it.
+    fn remaining(&mut self) -> Duration {
+        match self.deadline {
+            None => {
+                // Set on the first wait, which the receiver starts at once.
+                self.deadline = Some(Instant::now().checked_add(self.timeout));
+                self.timeout
+            }
+            // A timeout too large to add to now means none.
+            Some(None) => Duration::MAX,
+            Some(Some(d)) => d.saturating_duration_since(Instant::now()),
+        }
+    }
+}
+
+/// An event as the caller's thread receives it: a small message is made here, from the
+/// batch's bytes (valid UTF-8 for text: the decoder checked it).
+fn event(received: Received<Event>) -> Event {
+    match received {
+        Received::Other(event) => event,
+        Received::Bytes { text: false, bytes } => Event::Message(Message::Binary(bytes)),
+        Received::Bytes { text: true, bytes } => match String::from_utf8(bytes) {
+            Ok(s) => Event::Message(Message::Text(s)),
+            // Cannot happen (the decoder validated it); a binary message says what came.
+            Err(e) => Event::Message(Message::Binary(e.into_bytes())),
+        },
     }
 }

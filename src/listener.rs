@@ -327,7 +327,7 @@ impl ChannelListener {
 
 /// What an event counts against the channel's bound: its payload plus a fixed cost, so that a
 /// flood of empty messages fills the bound as surely as large ones do.
-fn charge(event: &Event) -> usize {
+pub(crate) fn charge(event: &Event) -> usize {
     let payload = match event {
         Event::Message(m) => m.len(),
         _ => 0,

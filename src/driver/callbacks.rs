@@ -15,6 +15,9 @@ pub(crate) trait Callbacks: Send {
     fn closing(&mut self, code: u16, reason: &str) {}
     /// Once, last.
     fn ended(&mut self, ended: Ended) {}
+    /// The reader is about to block (in a read, or waiting for room): whatever the
+    /// callbacks hold back for a batched hand-off goes to the application now.
+    fn flush(&mut self) {}
 }
 
 /// The callbacks of a socket whose listener is gone.

@@ -200,6 +200,8 @@ impl Reader {
             } else if buf.len() > size {
                 buf = vec![0; size];
             }
+            // The events of this read reach the application before the reader blocks.
+            self.callbacks.flush();
             // Another socket on the same channel may have filled it meanwhile.
             if !self.wait_for_backlog() {
                 return Cause::Dropped(None);
@@ -219,14 +221,17 @@ impl Reader {
     /// A pull-style listener whose application fell behind: decode and read nothing until it
     /// catches up, so TCP flow control holds the peer back. Returns false if the socket failed
     /// or was canceled meanwhile.
-    fn wait_for_backlog(&self) -> bool {
-        let shared = self.shared();
+    fn wait_for_backlog(&mut self) -> bool {
+        // The field, not `shared()`: the callbacks are borrowed below.
+        let shared = &*self.shared;
         let Some(backlog) = shared.backlog.get() else {
             return true;
         };
         if !backlog.is_full() {
             return true;
         }
+        // What the application has not been handed yet cannot make room.
+        self.callbacks.flush();
         shared.reading_paused.store(true, Ordering::Release);
         log::trace!("backlog full ({} bytes): reading paused", backlog.pending());
         backlog.wait_for_room(|| shared.has_failed());
