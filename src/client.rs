@@ -95,27 +95,29 @@ impl Client {
         })
     }
 
-    /// A client socket whose reader calls `callbacks` directly (the blocking `Connection`'s
-    /// batched hand-off), bounded by `backlog` from its first message.
-    pub(crate) fn new_web_socket_fed(
+    /// Connects and upgrades on the calling thread, then hands the open socket to its
+    /// threads; its reader calls `callbacks` directly (the blocking `Connection`'s batched
+    /// hand-off), bounded by `backlog` from its first message. Returns the socket and the
+    /// server's 101, or why it failed.
+    pub(crate) fn connect_fed(
         &self,
         request: Request,
         backlog: Arc<Backlog>,
         callbacks: Box<dyn Callbacks>,
-    ) -> WebSocket {
+    ) -> Result<(WebSocket, crate::response::Response), crate::error::Error> {
         let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
         let _ = shared.backlog.set(backlog);
         let ws = WebSocket {
             shared: shared.clone(),
         };
-        driver::spawn_client(
+        let response = driver::connect_here(
             shared,
             inbox,
             self.inner.config.clone(),
             self.tls_source(),
             callbacks,
-        );
-        ws
+        )?;
+        Ok((ws, response))
     }
 }
 

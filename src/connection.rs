@@ -43,7 +43,8 @@ pub fn connect(url: &str) -> Result<Connection, Error> {
 impl Client {
     /// Connects and blocks until the socket is open (`Ok`) or the handshake failed (`Err`,
     /// the same error `on_failure` would get; for a refused upgrade
-    /// [`Error::response`] is the server's answer).
+    /// [`Error::response`] is the server's answer). The connect and the handshake run on the
+    /// calling thread; the open socket then gets its reader and writer threads.
     ///
     /// The wait is bounded by this client's connect and read timeouts, unless they are zero.
     ///
@@ -61,24 +62,14 @@ impl Client {
     /// ```
     pub fn connect(&self, request: Request) -> Result<Connection, Error> {
         let backlog = Arc::new(Backlog::new(DEFAULT_CHANNEL_LIMIT));
-        let (tx, mut events) = handoff::handoff(backlog.clone());
-        let ws = self.new_web_socket_fed(request, backlog, Box::new(Feed(tx)));
-        loop {
-            match events.recv(|| None).map(event) {
-                Ok(Event::Open(response)) => {
-                    return Ok(Connection {
-                        ws,
-                        events,
-                        response,
-                        ended: None,
-                    });
-                }
-                Ok(Event::Ended(ended)) => return Err(ended.into_error()),
-                // Nothing else comes before the open or the end.
-                Ok(_) => {}
-                Err(_) => return Err(Error::Canceled),
-            }
-        }
+        let (tx, events) = handoff::handoff(backlog.clone());
+        let (ws, response) = self.connect_fed(request, backlog, Box::new(Feed(tx)))?;
+        Ok(Connection {
+            ws,
+            events,
+            response,
+            ended: None,
+        })
     }
 }
 
@@ -219,7 +210,7 @@ impl Connection {
         match event {
             Event::Message(m) => return Some(m),
             Event::Ended(ended) => self.ended = Some(ended),
-            // The socket answers the peer's close itself; the end follows.
+            // Nothing else is handed over (see `Feed`).
             _ => {}
         }
         None
@@ -256,10 +247,7 @@ impl Feed {
 }
 
 impl Callbacks for Feed {
-    fn open(&mut self, response: &Response) {
-        self.push(Event::Open(response.clone()));
-        self.0.flush();
-    }
+    // No `open`: `Client::connect` upgraded on the caller's thread and has the response.
     fn message(&mut self, message: Message) {
         if message.len() <= INLINE_MAX {
             // Copied into the batch, and freed here; the caller's thread makes its own copy.
@@ -270,13 +258,8 @@ impl Callbacks for Feed {
             self.push(Event::Message(message));
         }
     }
-    fn closing(&mut self, code: u16, reason: &str) {
-        self.push(Event::Closing {
-            code,
-            reason: reason.to_owned(),
-        });
-        self.0.flush();
-    }
+    // No `closing` either: a `Connection` answers the peer's close itself and reports the
+    // end that follows, so waking its caller for the close frame would be a wasted hand-off.
     fn ended(&mut self, ended: Ended) {
         self.push(Event::Ended(ended));
         self.0.flush();

@@ -84,6 +84,64 @@ pub(crate) fn spawn_client(
     }
 }
 
+/// Connects and upgrades on the calling thread (the blocking `Client::connect`), then hands
+/// the open connection to a pooled reader thread. Returns the server's 101, or why the
+/// socket failed (it is finished then: its callbacks heard the end).
+///
+/// A blocking caller waits for the handshake anyway; doing it here spares two thread
+/// hand-offs (waking the reader, and the reader waking the caller with the open) per connect.
+pub(crate) fn connect_here(
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    config: Config,
+    tls: TlsSource,
+    callbacks: Box<dyn Callbacks>,
+) -> Result<Response, Error> {
+    let mut reader = Reader::new(shared.clone(), callbacks, Role::Client, &config);
+    let (read, write, open) = match connect_following(&shared, &config, &tls) {
+        Ok(opened) => opened,
+        Err((error, response)) => {
+            let error = error.with_response(response.as_deref().cloned());
+            reader.finish(Cause::Failed(error.clone(), response));
+            return Err(error);
+        }
+    };
+    let response = open.response.clone();
+    let Some(started) = reader.start_open(&read, write, inbox, &config, open) else {
+        // Nobody else holds the socket yet, so nothing canceled it: the OS refused the
+        // writer's thread (the socket's callbacks heard the same).
+        return Err(Error::io(
+            std::io::ErrorKind::Other,
+            "could not start the socket's writer thread",
+        ));
+    };
+    let keep_alive = config.thread_keep_alive;
+    let slot = Arc::new(parking_lot::Mutex::new(Some((reader, read, started))));
+    let theirs = slot.clone();
+    let job: Job = Box::new(move || {
+        let Some((mut reader, read, started)) = theirs.lock().take() else {
+            return Duration::ZERO;
+        };
+        drop(theirs);
+        reader.shared().enter_reader();
+        reader.read_open(read, started);
+        keep_alive
+    });
+    if let Err((e, job)) = pool::spawn(ThreadRole::Reader, config.thread_stack_size, job) {
+        drop(job);
+        let error = Error::io(
+            e.kind(),
+            format!("could not start the socket's reader thread: {e}"),
+        );
+        if let Some((mut reader, _read, _started)) = slot.lock().take() {
+            reader.shared().fail(error.clone());
+            reader.finish(Cause::Failed(error.clone(), None));
+        }
+        return Err(error);
+    }
+    Ok(response)
+}
+
 fn run_client(start: ClientStart) {
     let ClientStart {
         shared,

@@ -32,7 +32,7 @@ mod writer;
 
 pub(crate) use accept::{accept_loop, listen};
 pub(crate) use admission::Limits;
-pub(crate) use connect::{TlsSource, spawn_client};
+pub(crate) use connect::{TlsSource, connect_here, spawn_client};
 pub(crate) use outbox::SendError;
 pub(crate) use serve::{Admit, Handler, Serve};
 pub(crate) use shared::Shared;

@@ -6,19 +6,18 @@
 //! keep-alive of the socket it ran, then exits, so the pool shrinks back to nothing when the
 //! process stops opening sockets. A keep-alive of zero means no pooling.
 //!
-//! Handing out work is race-free without a lock on the hot path: `idle` counts waiting threads
-//! that have not been claimed. A spawner claims one by decrementing it and then sends the job;
-//! a waiting thread whose keep-alive ran out retires only if it can decrement `idle` itself —
-//! if it cannot, a spawner has claimed it and a job is on its way, so it takes that job.
+//! Each waiting thread has a slot of its own, and the pool keeps the waiting ones in a stack
+//! (the most recently parked first: its stack and caches are the warmest). A spawner pops a
+//! slot and puts the job in it under the pool's lock; a thread whose keep-alive ran out looks
+//! under that same lock: still on the stack, it leaves; popped, its job is already in its
+//! slot. Nobody spins or yields: waiting threads sleep on their slot's condition variable.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::os_thread;
 
@@ -47,9 +46,15 @@ impl ThreadRole {
 struct Pool {
     role: ThreadRole,
     stack_size: usize,
-    idle: AtomicUsize,
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
+    /// The waiting threads' slots, the most recently parked last.
+    idle: Mutex<Vec<Arc<Slot>>>,
+}
+
+/// Where a waiting thread gets its next job.
+#[derive(Default)]
+struct Slot {
+    job: Mutex<Option<Job>>,
+    given: Condvar,
 }
 
 fn pools() -> &'static Mutex<Vec<Arc<Pool>>> {
@@ -65,21 +70,13 @@ fn pool(role: ThreadRole, stack_size: usize) -> Arc<Pool> {
     {
         return p.clone();
     }
-    let (tx, rx) = crossbeam_channel::unbounded();
     let p = Arc::new(Pool {
         role,
         stack_size,
-        idle: AtomicUsize::new(0),
-        tx,
-        rx,
+        idle: Mutex::new(Vec::new()),
     });
     pools.push(p.clone());
     p
-}
-
-fn claim(idle: &AtomicUsize) -> bool {
-    idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-        .is_ok()
 }
 
 /// Runs `job` on a parked thread of this role and stack size, or on a new one.
@@ -88,11 +85,13 @@ fn claim(idle: &AtomicUsize) -> bool {
 /// the failure through it.
 pub(crate) fn spawn(role: ThreadRole, stack_size: usize, job: Job) -> Result<(), (io::Error, Job)> {
     let pool = pool(role, stack_size);
-    if claim(&pool.idle) {
-        // A claimed thread is waiting, or about to wait, on the channel: it cannot retire.
-        match pool.tx.send(job) {
-            Ok(()) => return Ok(()),
-            Err(e) => return Err((io::Error::other("socket thread pool is gone"), e.0)),
+    {
+        let mut idle = pool.idle.lock();
+        if let Some(slot) = idle.pop() {
+            // Given under the pool's lock: a thread that gave up waiting looks there first.
+            *slot.job.lock() = Some(job);
+            slot.given.notify_one();
+            return Ok(());
         }
     }
     let p = pool.clone();
@@ -132,26 +131,50 @@ fn run(job: Job) -> Duration {
 }
 
 fn worker(pool: &Pool, first: Job) {
+    let slot = Arc::new(Slot::default());
     let mut keep_alive = run(first);
     loop {
         // A parked thread keeps only the stack it needs to wait.
         os_thread::release_unused_stack();
-        pool.idle.fetch_add(1, Ordering::AcqRel);
-        let job = match pool.rx.recv_timeout(keep_alive) {
-            Ok(job) => job,
-            Err(_) => {
-                if claim(&pool.idle) {
-                    return;
-                }
-                // Claimed just as we gave up: the job is in the channel or on its way.
-                match pool.rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                }
-            }
+        let Some(job) = wait_for_job(pool, &slot, keep_alive) else {
+            return;
         };
         keep_alive = run(job);
     }
+}
+
+/// Waits up to `keep_alive` for a job; `None` once the thread should retire.
+fn wait_for_job(pool: &Pool, slot: &Arc<Slot>, keep_alive: Duration) -> Option<Job> {
+    if keep_alive.is_zero() {
+        return None;
+    }
+    pool.idle.lock().push(slot.clone());
+    // A keep-alive too long to add to now means for ever.
+    let deadline = Instant::now().checked_add(keep_alive);
+    let mut job = slot.job.lock();
+    loop {
+        if let Some(j) = job.take() {
+            return Some(j);
+        }
+        match deadline {
+            Some(d) => {
+                if slot.given.wait_until(&mut job, d).timed_out() {
+                    break;
+                }
+            }
+            None => slot.given.wait(&mut job),
+        }
+    }
+    drop(job);
+    // Gave up: leave the stack, unless a spawner popped us (then the job is in the slot: it
+    // was put there under the pool's lock, which we hold now).
+    let mut idle = pool.idle.lock();
+    if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, slot)) {
+        idle.swap_remove(i);
+        return None;
+    }
+    drop(idle);
+    slot.job.lock().take()
 }
 
 #[cfg(test)]
@@ -174,12 +197,12 @@ mod tests {
             ids.insert(rx.recv_timeout(Duration::from_secs(5)).unwrap());
             let p = pool(ThreadRole::Writer, stack);
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while p.idle.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+            while p.idle.lock().is_empty() && std::time::Instant::now() < deadline {
                 std::thread::yield_now();
             }
         }
         let p = pool(ThreadRole::Writer, stack);
         assert_eq!(ids.len(), 1, "one thread served all three");
-        assert_eq!(p.idle.load(Ordering::Acquire), 1);
+        assert_eq!(p.idle.lock().len(), 1);
     }
 }

@@ -36,6 +36,13 @@ const READ_BUF_MAX: usize = 64 * 1024;
 /// ...and goes back to the minimum after this many short reads in a row.
 const SHRINK_AFTER: u32 = 8;
 
+/// What the open socket's reader starts from.
+pub(super) struct Started {
+    response: Response,
+    leftover: Vec<u8>,
+    inflater: Option<Inflater>,
+}
+
 /// What the handshake left for the open socket.
 pub(super) struct Opened {
     pub response: Response,
@@ -91,12 +98,28 @@ impl Reader {
     /// Starts the writer and runs the open socket to its end.
     pub(super) fn run_open(
         &mut self,
-        mut read: ReadHalf,
+        read: ReadHalf,
         write: WriteHalf,
         inbox: Inbox,
         config: &Config,
         open: Opened,
     ) {
+        if let Some(started) = self.start_open(&read, write, inbox, config, open) {
+            self.read_open(read, started);
+        }
+    }
+
+    /// The open connection's first half, on whichever thread upgraded it: the session is
+    /// open, the write side set up, the writer started. `None` if the socket ended instead
+    /// (then it is finished: a cancel came first, or the writer could not start).
+    pub(super) fn start_open(
+        &mut self,
+        read: &ReadHalf,
+        write: WriteHalf,
+        inbox: Inbox,
+        config: &Config,
+        open: Opened,
+    ) -> Option<Started> {
         let Opened {
             response,
             leftover,
@@ -108,7 +131,8 @@ impl Reader {
             .with_session(|s| s.opened(Instant::now(), tls))
             .is_err()
         {
-            return self.finish(Cause::Dropped(None));
+            self.finish(Cause::Dropped(None));
+            return None;
         }
         let encoder = Encoder::new(self.role, deflate.as_ref(), config.encoder());
         let write = super::transport::for_writer(write, config, &self.shared().close_deadline);
@@ -125,8 +149,24 @@ impl Reader {
         if let Err((e, job)) = pool::spawn(ThreadRole::Writer, config.thread_stack_size, job) {
             drop(job);
             self.shared().writer_exited();
-            return self.finish(Cause::Failed(Error::from(e), None));
+            self.finish(Cause::Failed(Error::from(e), None));
+            return None;
         }
+        Some(Started {
+            response,
+            leftover,
+            inflater: deflate.as_ref().map(Inflater::new),
+        })
+    }
+
+    /// The open connection's second half, on the reader thread: `on_open`, then the read
+    /// loop, then the end.
+    pub(super) fn read_open(&mut self, mut read: ReadHalf, started: Started) {
+        let Started {
+            response,
+            leftover,
+            inflater,
+        } = started;
         // `cancel()` is final: once it has returned, only the terminal callback runs.
         let opened = self.call(|c| c.open(&response));
         // Not kept for the socket's life: its headers are the application's to copy.
@@ -136,7 +176,6 @@ impl Reader {
             Ok(false) => return self.finish(Cause::Dropped(None)),
             Err(e) => return self.fail_with_close(&mut read, e),
         }
-        let inflater = deflate.as_ref().map(Inflater::new);
         // The connect and handshake (TLS above all) ran deeper than the read loop will.
         super::os_thread::release_unused_stack();
         let cause = self.read_loop(&mut read, leftover, inflater);
@@ -325,8 +364,6 @@ impl Reader {
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| callbacks.ended(ended))) {
             log::error!("terminal listener callback: {}", panics::message(&*p));
         }
-        shared.wait_writer_exited();
-        shared.outbox.clear();
         // The listener (and whatever it holds, such as a channel's sender) goes before the
         // socket counts as finished; the thread itself goes back to the pool. Its `Drop` is
         // application code: a panic there must not keep the socket from finishing, or
@@ -335,7 +372,8 @@ impl Reader {
         if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(callbacks))) {
             log::error!("the listener's drop panicked: {}", panics::message(&*p));
         }
-        shared.mark_finished();
+        // The writer, stopped above, finishes the socket if it is still on its way out.
+        shared.reader_done();
     }
 }
 

@@ -94,7 +94,9 @@ pub(crate) struct Shared {
 struct Ends {
     /// The writer's job is running.
     writer_running: bool,
-    /// The reader is done: terminal callback delivered, writer gone.
+    /// The reader is done: terminal callback delivered, listener dropped.
+    reader_done: bool,
+    /// Both are done, and the write side is freed.
     finished: bool,
 }
 
@@ -112,6 +114,7 @@ impl Shared {
             dispatch: AtomicU8::new(IDLE),
             ends: Mutex::new(Ends {
                 writer_running: false,
+                reader_done: false,
                 finished: false,
             }),
             ends_cv: Condvar::new(),
@@ -353,29 +356,44 @@ impl Shared {
         *self.reader_id.lock() == Some(std::thread::current().id())
     }
 
-    /// Called by the reader as its very last act (after the terminal callback; the writer has
-    /// exited).
-    pub(crate) fn mark_finished(&self) {
-        *self.reader_id.lock() = None;
-        self.ends.lock().finished = true;
-        self.ends_cv.notify_all();
-    }
-
     /// The writer's job is about to start.
     pub(crate) fn writer_started(&self) {
         self.ends.lock().writer_running = true;
     }
 
-    /// The writer's job has ended (or never started).
-    pub(crate) fn writer_exited(&self) {
-        self.ends.lock().writer_running = false;
-        self.ends_cv.notify_all();
+    /// The reader is done with the socket: terminal callback delivered, listener dropped.
+    /// Whichever of the reader and the writer is done last finishes the socket, so neither
+    /// waits for the other.
+    pub(crate) fn reader_done(&self) {
+        *self.reader_id.lock() = None;
+        let last = {
+            let mut ends = self.ends.lock();
+            ends.reader_done = true;
+            !ends.writer_running
+        };
+        if last {
+            self.finish_up();
+        }
     }
 
-    /// Waits until the writer's job has ended.
-    pub(crate) fn wait_writer_exited(&self) {
-        let mut ends = self.ends.lock();
-        wait_until(&self.ends_cv, &mut ends, None, |e| !e.writer_running);
+    /// The writer's job has ended (or never started); see [`reader_done`](Self::reader_done).
+    pub(crate) fn writer_exited(&self) {
+        let last = {
+            let mut ends = self.ends.lock();
+            ends.writer_running = false;
+            ends.reader_done
+        };
+        if last {
+            self.finish_up();
+        }
+    }
+
+    /// Both threads are done: the write side is freed (buffers, compressor, the handle on
+    /// the connection) and the socket counts as finished.
+    fn finish_up(&self) {
+        self.outbox.clear();
+        self.ends.lock().finished = true;
+        self.ends_cv.notify_all();
     }
 
     pub(crate) fn is_finished(&self) -> bool {
