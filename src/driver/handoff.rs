@@ -47,8 +47,9 @@ enum Item<T> {
         len: usize,
         charge: usize,
     },
-    /// Anything else, as it is.
-    Other(T, usize),
+    /// Anything else, as it is, boxed: events other than small messages are rare (the
+    /// open, large messages, the end), and a small item keeps an idle socket's batches small.
+    Other(Box<(T, usize)>),
 }
 
 /// Events in order, the bytes of the small payloads, and what they are charged.
@@ -170,7 +171,9 @@ pub(crate) fn handoff<T>(backlog: Arc<Backlog>) -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Adds `event`, charged `charge` bytes, to the batch.
     pub(crate) fn push(&mut self, event: T, charge: usize) {
-        self.batch.items.push_back(Item::Other(event, charge));
+        self.batch
+            .items
+            .push_back(Item::Other(Box::new((event, charge))));
         self.charged(charge);
     }
 
@@ -244,7 +247,10 @@ impl<T> Receiver<T> {
                         self.local.pos = end;
                         (Received::Bytes { text, bytes }, charge)
                     }
-                    Item::Other(event, charge) => (Received::Other(event), charge),
+                    Item::Other(other) => {
+                        let (event, charge) = *other;
+                        (Received::Other(event), charge)
+                    }
                 };
                 self.taken = self.taken.saturating_add(charge);
                 if self.taken >= FLUSH_BYTES || self.local.is_empty() {

@@ -127,6 +127,31 @@ impl Encoder {
         Ok((payload, len as u64))
     }
 
+    /// For a large message that will go out as one uncompressed frame (see
+    /// [`whole_frame`](Self::whole_frame)) from a client: the mask key for it, so the sender
+    /// can mask the payload itself, on its own thread, before queuing it
+    /// ([`premasked_header`](Self::premasked_header) then writes the header). `None` for any
+    /// other message, and in the server role (nothing to mask).
+    pub(crate) fn premask_key(&mut self, len: usize) -> Option<[u8; 4]> {
+        if len < ZERO_COPY_MIN || len > self.config.fragment_size || self.would_compress(len) {
+            return None;
+        }
+        self.mask()
+    }
+
+    /// Appends the header of a frame whose payload (`len` bytes) was masked with `key` by
+    /// the sender (after [`premask_key`](Self::premask_key)).
+    pub(crate) fn premasked_header(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        len: usize,
+        key: [u8; 4],
+    ) {
+        log::trace!("frame out: {opcode:?} len={len} (masked by the sender)");
+        frame::encode_header(out, true, false, opcode, len, Some(key));
+    }
+
     /// Takes the next message to send, compressing it if deflate is in use and it is large
     /// enough. Encode its frames with [`next_fragment`](Self::next_fragment).
     pub fn start(&mut self, message: Message) -> Result<(), Error> {

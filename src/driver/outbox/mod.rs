@@ -40,7 +40,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use crossbeam_utils::sync::{Parker, Unparker};
 
 pub(crate) use batch::CloseMark;
@@ -52,6 +51,8 @@ use queue::{Queue, Spare};
 use crate::driver::transport::WriteHalf;
 use crate::message::Message;
 use crate::proto::encoder::Encoder;
+use crate::proto::frame::OpCode;
+use crate::proto::mask;
 
 /// A sender that finds the writer asleep writes a staged batch this large itself; a writer
 /// lingering in a bulk flow is woken once this much is staged.
@@ -118,16 +119,18 @@ pub(crate) struct Progress {
 }
 
 pub(crate) struct Outbox {
-    queue: CachePadded<Mutex<Queue>>,
+    // No cache-line padding: it cost 512 bytes a socket (and an over-aligned allocation),
+    // and the lines it kept apart are written once per batch or per read, not per message.
+    queue: Mutex<Queue>,
     /// The write half and the batch being written: `None` until the connection opens and
     /// after the end (which frees the buffers and the handle on the connection).
     link: parking_lot::Mutex<Option<Link>>,
     /// Ever queued: written under the queue's lock.
-    queued: CachePadded<Counts>,
+    queued: Counts,
     /// Ever written: written by whoever wrote a batch.
-    written: CachePadded<Counts>,
+    written: Counts,
     /// Reads done by the reader; written by it alone.
-    reads: CachePadded<AtomicU64>,
+    reads: AtomicU64,
     unparker: Unparker,
     max_queue_size: u64,
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
@@ -151,14 +154,14 @@ impl Outbox {
     pub(crate) fn new(max_queue_size: u64) -> (Outbox, Inbox) {
         let parker = Parker::new();
         let outbox = Outbox {
-            queue: CachePadded::new(Mutex::new(Queue {
+            queue: Mutex::new(Queue {
                 inline_at_read: u64::MAX,
                 ..Queue::default()
-            })),
+            }),
             link: parking_lot::Mutex::new(None),
-            queued: CachePadded::new(Counts::default()),
-            written: CachePadded::new(Counts::default()),
-            reads: CachePadded::new(AtomicU64::new(0)),
+            queued: Counts::default(),
+            written: Counts::default(),
+            reads: AtomicU64::new(0),
             unparker: parker.unparker().clone(),
             max_queue_size,
             max_queued_messages: crate::config::max_queued_messages(max_queue_size),
@@ -243,12 +246,17 @@ impl Outbox {
         if bytes > self.max_queue_size || count > self.max_queued_messages {
             return Err((SendError::Full, message));
         }
-        q.queued_bytes = q.queued_bytes.wrapping_add(len);
-        q.queued_messages = q.queued_messages.wrapping_add(1);
-        self.queued.bytes.store(q.queued_bytes, Ordering::Release);
-        self.queued
-            .messages
-            .store(q.queued_messages, Ordering::Release);
+        self.count_queued(&mut q, len, 1);
+        // A large message is masked here, on the sender's thread, where its bytes are warm,
+        // and outside the lock: the writer, the busiest thread of a bulk sender, only writes.
+        let key = q
+            .encoder
+            .as_mut()
+            .and_then(|e| e.premask_key(message.len()));
+        if let Some(key) = key {
+            drop(q);
+            return self.send_masked(message, key);
+        }
         if q.takes_direct(message.len()) {
             q.encode_direct(&message);
             self.queued_item(q, true, true);
@@ -258,6 +266,49 @@ impl Outbox {
             q.data.push_back(Outgoing::Message(message));
             self.queued_item(q, true, false);
         }
+        Ok(())
+    }
+
+    /// Counts `bytes` in `messages` as queued (negative to take back a count), under the lock.
+    fn count_queued(&self, q: &mut Queue, bytes: u64, messages: u64) {
+        q.queued_bytes = q.queued_bytes.wrapping_add(bytes);
+        q.queued_messages = q.queued_messages.wrapping_add(messages);
+        self.queued.bytes.store(q.queued_bytes, Ordering::Release);
+        self.queued
+            .messages
+            .store(q.queued_messages, Ordering::Release);
+    }
+
+    /// The second half of `try_send` for a large message (already counted as queued): masks
+    /// it without the lock, then queues it, unless the gate closed meanwhile (then it is
+    /// unmasked and given back, and its count taken back: a close queued in between must not
+    /// be followed by it).
+    fn send_masked(&self, message: Message, key: [u8; 4]) -> Result<(), (SendError, Message)> {
+        let (opcode, mut payload, text) = match message {
+            Message::Text(s) => (OpCode::Text, s.into_bytes(), true),
+            Message::Binary(b) => (OpCode::Binary, b, false),
+        };
+        mask::apply(&mut payload, key, 0);
+        let len = payload.len() as u64;
+        let mut q = self.queue();
+        if q.sealed {
+            self.count_queued(&mut q, len.wrapping_neg(), 1u64.wrapping_neg());
+            drop(q);
+            mask::apply(&mut payload, key, 0);
+            let message = match (text, String::from_utf8(payload)) {
+                (true, Ok(s)) => Message::Text(s),
+                // Unmasked, it is the text it was; a binary message is a binary message.
+                (_, Ok(s)) => Message::Binary(s.into_bytes()),
+                (_, Err(e)) => Message::Binary(e.into_bytes()),
+            };
+            return Err((SendError::Closed, message));
+        }
+        q.data.push_back(Outgoing::Masked {
+            opcode,
+            payload,
+            key,
+        });
+        self.queued_item(q, true, false);
         Ok(())
     }
 

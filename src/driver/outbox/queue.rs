@@ -23,6 +23,13 @@ pub(super) const DIRECT_MAX: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Message(Message),
+    /// A large message's payload, masked with `key` by its sender: only its header is
+    /// encoded, and the payload is written from where it is.
+    Masked {
+        opcode: OpCode,
+        payload: Vec<u8>,
+        key: [u8; 4],
+    },
     /// Our close frame; `None` for an empty payload (the answer to an empty close).
     Close(Option<u16>, String),
     /// Fail the connection: after what is queued, a close frame with this code and a FIN.
@@ -146,7 +153,7 @@ impl Queue {
                     m.len() < ZERO_COPY_MIN && !encoder.would_compress(m.len())
                 }
                 Some(Outgoing::Close(..)) => true,
-                Some(Outgoing::FailClose(_)) | None => false,
+                Some(Outgoing::Masked { .. } | Outgoing::FailClose(_)) | None => false,
             };
             if !light {
                 break;
@@ -278,6 +285,15 @@ fn encode_item(
             if let Some(len) = encoder.next_fragment(&mut batch.bytes) {
                 batch.counted(len);
             }
+        }
+        Outgoing::Masked {
+            opcode,
+            payload,
+            key,
+        } => {
+            let len = payload.len();
+            encoder.premasked_header(&mut batch.bytes, opcode, len, key);
+            batch.set_tail(payload, len as u64);
         }
         Outgoing::Close(code, reason) => {
             encoder.close(&mut batch.bytes, code, &reason);
