@@ -85,6 +85,10 @@ mod redact;
 mod request;
 mod response;
 mod server;
+/// The test kit: a scriptable mock server and an in-memory fake (feature `testing`).
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod waiting;
 mod websocket;
 

@@ -1,0 +1,1 @@
+//! An in-memory fake of the socket factory (filled in next).

@@ -1,0 +1,1 @@
+//! The scriptable mock server (filled in next).

@@ -1,0 +1,18 @@
+//! The test kit, for the tests of applications that use syncws (feature `testing`, meant for
+//! `[dev-dependencies]`):
+//!
+//! - [`MockServer`]: a real server on 127.0.0.1 that answers each connection with the next
+//!   scripted [`MockResponse`] (a refusal, or an upgrade and a script of steps), records what
+//!   it received, and fails the test, in the test's thread, with a message that names the
+//!   connection, the step, what it expected and what it got;
+//! - [`FakeFactory`]: a [`WebSocketFactory`](crate::WebSocketFactory) whose sockets live in
+//!   memory: the test sees every `send`, `close` and `cancel` the code under test made, and
+//!   drives the listener itself, on its own thread.
+//!
+//! See `docs/testing.md` for recipes.
+
+mod fake;
+mod mock;
+
+pub use fake::*;
+pub use mock::*;
