@@ -8,6 +8,7 @@ use crate::driver::Shared;
 use crate::driver::backlog::Backlog;
 use crate::driver::callbacks::Callbacks;
 use crate::driver::transport::{self, Connector};
+use crate::factory::WebSocketFactory;
 use crate::listener::{Bound, WebSocketListener};
 use crate::proxy::Proxy;
 use crate::request::Request;
@@ -72,12 +73,20 @@ impl Client {
     /// hears how it goes (see [`WebSocketListener`] for the order of callbacks). Messages sent
     /// before the handshake completes go out right after it.
     pub fn new_web_socket(&self, request: Request, listener: impl WebSocketListener) -> WebSocket {
+        self.new_web_socket_boxed(request, Box::new(listener))
+    }
+
+    fn new_web_socket_boxed(
+        &self,
+        request: Request,
+        listener: Box<dyn WebSocketListener>,
+    ) -> WebSocket {
         let tls = self.tls_source();
         let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
         let ws = WebSocket {
             shared: shared.clone(),
         };
-        let callbacks = Bound::new(ws.clone(), Box::new(listener));
+        let callbacks = Bound::new(ws.clone(), listener);
         driver::spawn_client(shared, inbox, self.inner.config.clone(), tls, callbacks);
         ws
     }
@@ -278,5 +287,11 @@ impl ClientBuilder {
                 default_tls: OnceLock::new(),
             }),
         }
+    }
+}
+
+impl WebSocketFactory for Client {
+    fn new_web_socket(&self, request: Request, listener: Box<dyn WebSocketListener>) -> WebSocket {
+        self.new_web_socket_boxed(request, listener)
     }
 }

@@ -69,6 +69,7 @@ mod connection;
 mod driver;
 mod ended;
 mod error;
+mod factory;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
@@ -96,6 +97,7 @@ pub use client::{Client, ClientBuilder};
 pub use connection::{Connection, connect};
 pub use ended::Ended;
 pub use error::{Error, ProtocolError};
+pub use factory::WebSocketFactory;
 pub use header::Header;
 pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, Listener,

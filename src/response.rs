@@ -82,4 +82,49 @@ impl Response {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+
+    /// A response made by hand, for tests: the test kit's fake sockets
+    /// (`testing::FakeSocket::open_with`) open with one. Add headers with
+    /// [`with_header`](Self::with_header).
+    ///
+    /// ```
+    /// let r = syncws::Response::new(429, "Too Many Requests").with_header("Retry-After", "3");
+    /// assert_eq!(r.status(), 429);
+    /// assert_eq!(r.header("retry-after"), Some("3"));
+    /// ```
+    pub fn new(status: u16, reason: &str) -> Response {
+        Response {
+            status,
+            reason: reason.to_owned(),
+            ..Response::default()
+        }
+    }
+
+    /// A plain `101 Switching Protocols` (with `Upgrade` and `Connection` headers), for tests.
+    ///
+    /// ```
+    /// let r = syncws::Response::switching_protocols();
+    /// assert_eq!(r.status(), 101);
+    /// assert_eq!(r.subprotocol(), None);
+    /// ```
+    pub fn switching_protocols() -> Response {
+        Response::new(101, "Switching Protocols")
+            .with_header("Upgrade", "websocket")
+            .with_header("Connection", "Upgrade")
+    }
+
+    /// Adds a header; a `Sec-WebSocket-Protocol` header also sets
+    /// [`subprotocol`](Self::subprotocol).
+    ///
+    /// ```
+    /// let r = syncws::Response::switching_protocols().with_header("Sec-WebSocket-Protocol", "chat.v2");
+    /// assert_eq!(r.subprotocol(), Some("chat.v2"));
+    /// ```
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        if name.eq_ignore_ascii_case("Sec-WebSocket-Protocol") {
+            self.subprotocol = Some(value.to_owned());
+        }
+        self.headers.push(crate::header::Header::new(name, value));
+        self
+    }
 }

@@ -79,7 +79,7 @@ impl Reader {
     /// Runs a callback other than the terminal one, turning a panic into an error. Returns
     /// `Ok(false)` without running it if the socket was canceled or failed: once `cancel()`
     /// has returned, no such callback is entered.
-    fn call(&mut self, f: impl FnOnce(&mut dyn Callbacks)) -> Result<bool, Error> {
+    pub(super) fn call(&mut self, f: impl FnOnce(&mut dyn Callbacks)) -> Result<bool, Error> {
         let shared = &*self.shared;
         if !shared.enter_callback() {
             return Ok(false);
@@ -279,7 +279,7 @@ impl Reader {
     }
 
     /// Handles one decoded event; returns true once the peer's close has been handled.
-    fn handle(&mut self, event: Incoming) -> Result<bool, Error> {
+    pub(super) fn handle(&mut self, event: Incoming) -> Result<bool, Error> {
         // `call` looks for a cancel before every callback, not only after: a cancel from
         // another thread between two events must not be followed by the second one. The read
         // loop sees the failure once this returns.
@@ -296,7 +296,8 @@ impl Reader {
                 Ok(false)
             }
             Incoming::Pong(payload) => {
-                self.shared().with_session(|s| s.pong(&payload));
+                self.shared()
+                    .with_session(|s| s.pong(&payload, Instant::now()));
                 Ok(false)
             }
             Incoming::Close(frame) => {

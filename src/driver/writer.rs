@@ -82,7 +82,7 @@ fn run_timers(shared: &Shared) -> Result<(Option<Instant>, bool), Exit> {
             Some(Action::SendPing) => {
                 let mut token = [0u8; 8];
                 crate::proto::mask::fill_random(&mut token);
-                shared.with_session(|s| s.ping_sent(token));
+                shared.with_session(|s| s.ping_sent(token, now));
                 // Written with the next round, ahead of any data.
                 shared.outbox.ping(token);
                 pinged = true;

@@ -99,10 +99,16 @@ pub(crate) struct Session {
     config: TimerConfig,
     /// The keepalive and close timers, from the moment the socket opens.
     timers: Option<Timers>,
-    /// The payload of our latest ping: only a pong that echoes it is an answer.
-    ping_token: Option<[u8; 8]>,
+    /// The payload of our latest ping and when it was sent: only a pong that echoes it is an
+    /// answer, and the time between them is a round trip.
+    ping_token: Option<([u8; 8], Instant)>,
+    /// Pings sent, and the round trip the latest answer took.
+    pings: u64,
+    last_rtt: Option<std::time::Duration>,
     /// Pongs that answered our pings.
     pongs: u64,
+    /// `cancel()` was called while the socket was live.
+    canceled: bool,
 }
 
 impl Session {
@@ -121,7 +127,10 @@ impl Session {
             config,
             timers: None,
             ping_token: None,
+            pings: 0,
+            last_rtt: None,
             pongs: 0,
+            canceled: false,
         }
     }
 
@@ -230,7 +239,13 @@ impl Session {
             self.failure = Some(Error::Canceled);
         }
         self.state = State::Canceled;
+        self.canceled = true;
         true
+    }
+
+    /// Whether `cancel()` ended (or is ending) the socket.
+    pub(crate) fn was_canceled(&self) -> bool {
+        self.canceled
     }
 
     /// The peer's close frame arrived. Returns whether to end TCP now: our close is already
@@ -275,19 +290,33 @@ impl Session {
         true
     }
 
-    /// A pong arrived: it answers our ping only if it echoes its payload. An unsolicited pong
-    /// (RFC 6455 §5.5.3 allows them, as a heartbeat) proves nothing about our pings.
-    pub(crate) fn pong(&mut self, payload: &[u8]) -> bool {
-        let answers = self.ping_token.is_some_and(|t| payload == t);
-        if answers {
-            self.pongs = self.pongs.saturating_add(1);
+    /// A pong arrived at `now`: it answers our ping only if it echoes its payload (then the
+    /// time since the ping is the last round trip). An unsolicited pong (RFC 6455 §5.5.3
+    /// allows them, as a heartbeat) proves nothing about our pings.
+    pub(crate) fn pong(&mut self, payload: &[u8], now: Instant) -> bool {
+        let Some((token, sent)) = self.ping_token else {
+            return false;
+        };
+        if payload != token {
+            return false;
         }
-        answers
+        self.pongs = self.pongs.saturating_add(1);
+        self.last_rtt = Some(now.saturating_duration_since(sent));
+        // One answer per ping: a repeated pong measures nothing.
+        self.ping_token = None;
+        true
     }
 
-    /// The ping [`Action::SendPing`] asked for carries `token`.
-    pub(crate) fn ping_sent(&mut self, token: [u8; 8]) {
-        self.ping_token = Some(token);
+    /// The ping [`Action::SendPing`] asked for carries `token`, sent at `now`.
+    pub(crate) fn ping_sent(&mut self, token: [u8; 8], now: Instant) {
+        self.ping_token = Some((token, now));
+        self.pings = self.pings.saturating_add(1);
+    }
+
+    /// Pings sent, pongs that answered them, and the last round trip.
+    #[allow(dead_code)] // read by the statistics, next
+    pub(crate) fn ping_stats(&self) -> (u64, u64, Option<std::time::Duration>) {
+        (self.pings, self.pongs, self.last_rtt)
     }
 
     /// Advances the timers to `now`; `reading_paused`: the reader reads nothing (a full
@@ -562,11 +591,11 @@ mod tests {
         let mut s = Session::new(Role::Server, config(Some(5), 5, None));
         s.opened(t0, false).unwrap();
         // An unsolicited pong before any ping, and one with the wrong payload, do not count.
-        assert!(!s.pong(&[]));
+        assert!(!s.pong(&[], t0));
         assert_eq!(s.poll(t0 + 5 * S, false), Some(Action::SendPing));
-        s.ping_sent([1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(!s.pong(&[]));
-        assert!(!s.pong(&[8, 7, 6, 5, 4, 3, 2, 1]));
+        s.ping_sent([1, 2, 3, 4, 5, 6, 7, 8], t0);
+        assert!(!s.pong(&[], t0));
+        assert!(!s.pong(&[8, 7, 6, 5, 4, 3, 2, 1], t0));
         assert_eq!(s.poll(t0 + 10 * S, false), Some(Action::Fail));
         assert!(matches!(
             s.end(Cause::Dropped(None)),
@@ -579,8 +608,12 @@ mod tests {
         let mut s = Session::new(Role::Server, config(Some(5), 5, None));
         s.opened(t0, false).unwrap();
         assert_eq!(s.poll(t0 + 5 * S, false), Some(Action::SendPing));
-        s.ping_sent([9; 8]);
-        assert!(s.pong(&[9; 8]));
+        s.ping_sent([9; 8], t0 + 5 * S);
+        let ms = Duration::from_millis(1);
+        assert!(s.pong(&[9; 8], t0 + 5 * S + 200 * ms));
+        // One answer per ping: a repeat neither counts nor measures.
+        assert!(!s.pong(&[9; 8], t0 + 5 * S + 900 * ms));
+        assert_eq!(s.ping_stats(), (1, 1, Some(200 * ms)));
         assert_eq!(s.poll(t0 + 10 * S, false), Some(Action::SendPing));
     }
 
@@ -590,15 +623,15 @@ mod tests {
         let mut s = Session::new(Role::Client, config(Some(5), 5, None));
         s.opened(t0, false).unwrap();
         assert_eq!(s.poll(t0 + 5 * S, false), Some(Action::SendPing));
-        s.ping_sent([1; 8]);
+        s.ping_sent([1; 8], t0);
         // Reading is paused from 7 s: the pong cannot be read, the timeout waits.
         assert_eq!(s.poll(t0 + 10 * S, true), None);
         // The pong is read once reading resumes; the ping slot that passed meanwhile is not
         // made up, the next goes out an interval later.
-        assert!(s.pong(&[1; 8]));
+        assert!(s.pong(&[1; 8], t0));
         assert_eq!(s.poll(t0 + 10 * S, false), None);
         assert_eq!(s.poll(t0 + 15 * S, false), Some(Action::SendPing));
-        s.ping_sent([2; 8]);
+        s.ping_sent([2; 8], t0);
         s.close(t0 + 16 * S);
         assert_eq!(s.poll(t0 + 100 * S, false), None);
     }

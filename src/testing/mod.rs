@@ -12,7 +12,5 @@
 //! See `docs/testing.md` for recipes.
 
 mod fake;
-mod mock;
 
-pub use fake::*;
-pub use mock::*;
+pub use fake::{FakeFactory, FakeSocket, Sent};

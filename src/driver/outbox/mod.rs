@@ -410,6 +410,21 @@ impl Outbox {
         self.queued_item(q, false, false);
     }
 
+    /// Takes everything queued for the data queue, as if written (`queue_size` drops): a
+    /// driven socket's (`driven.rs`) record of what the application sent. Only for a socket
+    /// that never opened a connection: nothing has been encoded.
+    pub(crate) fn take_queued(&self) -> Vec<Outgoing> {
+        let taken: Vec<Outgoing> = self.queue().data.drain(..).collect();
+        let (bytes, messages) = taken.iter().fold((0u64, 0u64), |(b, m), item| match item {
+            Outgoing::Message(message) => {
+                (b.saturating_add(message.len() as u64), m.saturating_add(1))
+            }
+            _ => (b, m),
+        });
+        self.written(bytes, messages);
+        taken
+    }
+
     /// The reader did a read (a reply may have arrived: the next send may go inline).
     pub(crate) fn note_read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,156 @@
+//! A socket with no connection and no threads, driven step by step by its caller: what the
+//! test kit's fake (`testing::fake`) is made of.
+//!
+//! It is the real socket (the session, the outbox, the listener behind the callback gate)
+//! with the reader thread's part played by the caller: each step runs the listener's callback
+//! on the caller's thread, under the same rules as the reader's (nothing after a cancel, a
+//! panic fails the socket with 1011). What the application sends stays in the outbox's queue
+//! (so `queue_size` counts it) until the caller takes it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::callbacks::Callbacks;
+use super::outbox::Outgoing;
+use super::reader::Reader;
+use super::shared::Shared;
+use crate::config::Config;
+use crate::error::Error;
+use crate::message::Message;
+use crate::proto::Role;
+use crate::proto::close::CloseFrame;
+use crate::proto::decoder::Incoming;
+use crate::proto::session::{Cause, State};
+use crate::response::Response;
+
+/// What the application did to a driven socket, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Did {
+    Send(Message),
+    /// `close` (or the answer to the peer's close); a failure close carries its code.
+    Close(Option<u16>, String),
+    Cancel,
+}
+
+pub(crate) struct Driven {
+    reader: Reader,
+    /// Taken from the outbox, not yet handed to the caller.
+    log: Vec<Did>,
+    cancel_logged: bool,
+    ended: bool,
+}
+
+impl Driven {
+    pub(crate) fn new(shared: Arc<Shared>, callbacks: Box<dyn Callbacks>, config: &Config) -> Self {
+        Driven {
+            reader: Reader::new(shared, callbacks, Role::Client, config),
+            log: Vec::new(),
+            cancel_logged: false,
+            ended: false,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        self.reader.shared()
+    }
+
+    /// Moves what the application queued (and a cancel) into the log.
+    fn collect(&mut self) {
+        for item in self.shared().outbox.take_queued() {
+            self.log.push(match item {
+                Outgoing::Message(m) => Did::Send(m),
+                Outgoing::Masked { .. } => continue,
+                Outgoing::Close(code, reason) => Did::Close(code, reason),
+                Outgoing::FailClose(code) => Did::Close(Some(code), String::new()),
+            });
+        }
+        if !self.cancel_logged && self.shared().with_session(|s| s.was_canceled()) {
+            self.cancel_logged = true;
+            self.log.push(Did::Cancel);
+        }
+    }
+
+    /// Everything the application did since the last call, in order.
+    pub(crate) fn take(&mut self) -> Vec<Did> {
+        self.collect();
+        std::mem::take(&mut self.log)
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.shared().state()
+    }
+
+    /// The handshake succeeded with `response`: `on_open`.
+    pub(crate) fn open(&mut self, response: &Response) {
+        if self.ended {
+            return;
+        }
+        if self
+            .shared()
+            .with_session(|s| s.opened(Instant::now(), false))
+            .is_err()
+        {
+            return self.end(Cause::Dropped(None));
+        }
+        match self.reader.call(|c| c.open(response)) {
+            Ok(_) => {}
+            Err(e) => self.fail_with_close(e),
+        }
+    }
+
+    /// A message arrived: `on_message`.
+    pub(crate) fn message(&mut self, message: Message) {
+        self.incoming(Incoming::Message(message));
+    }
+
+    /// The peer's close frame arrived: `on_closing`, then the socket answers (unless the
+    /// listener closed in it).
+    pub(crate) fn closing(&mut self, code: Option<u16>, reason: &str) {
+        self.incoming(Incoming::Close(CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        }));
+    }
+
+    fn incoming(&mut self, event: Incoming) {
+        if self.ended || self.state() == State::Connecting {
+            return;
+        }
+        if let Err(e) = self.reader.handle(event) {
+            self.fail_with_close(e);
+        }
+    }
+
+    /// A callback failed (it panicked): close 1011 is queued, and the socket ends.
+    fn fail_with_close(&mut self, error: Error) {
+        self.shared().fail_with_close(error);
+        self.end(Cause::Dropped(None));
+    }
+
+    /// The connection ended cleanly after the close handshake (or, without the peer's close,
+    /// with `UnexpectedEof`): the terminal callback.
+    pub(crate) fn closed(&mut self) {
+        self.end(Cause::PeerClosed);
+    }
+
+    /// The connection failed with `error` (and the server's `response`, for a refused
+    /// handshake): the terminal callback.
+    pub(crate) fn fail(&mut self, error: Error, response: Option<Response>) {
+        self.end(Cause::Failed(error, response.map(Box::new)));
+    }
+
+    fn end(&mut self, cause: Cause) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        // What was queued is the application's record; the end frees the queue.
+        self.collect();
+        self.reader.finish(cause);
+    }
+
+    /// How the socket ended, once it has.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+}

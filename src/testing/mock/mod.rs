@@ -1,1 +1,0 @@
-//! The scriptable mock server (filled in next).
