@@ -86,7 +86,6 @@ mod redact;
 mod request;
 mod response;
 mod server;
-/// The test kit: a scriptable mock server and an in-memory fake (feature `testing`).
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

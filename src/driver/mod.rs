@@ -18,6 +18,7 @@ pub(crate) mod callbacks;
 mod clock;
 mod connect;
 pub(crate) mod dns;
+#[cfg(feature = "testing")]
 pub(crate) mod driven;
 pub(crate) mod handoff;
 mod head;

@@ -244,6 +244,7 @@ impl Session {
     }
 
     /// Whether `cancel()` ended (or is ending) the socket.
+    #[cfg(feature = "testing")]
     pub(crate) fn was_canceled(&self) -> bool {
         self.canceled
     }

@@ -12,5 +12,7 @@
 //! See `docs/testing.md` for recipes.
 
 mod fake;
+mod mock;
 
 pub use fake::{FakeFactory, FakeSocket, Sent};
+pub use mock::{DEFAULT_STEP_TIMEOUT, MockFrame, MockRequest, MockResponse, MockServer};

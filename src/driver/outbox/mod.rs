@@ -413,6 +413,7 @@ impl Outbox {
     /// Takes everything queued for the data queue, as if written (`queue_size` drops): a
     /// driven socket's (`driven.rs`) record of what the application sent. Only for a socket
     /// that never opened a connection: nothing has been encoded.
+    #[cfg(feature = "testing")]
     pub(crate) fn take_queued(&self) -> Vec<Outgoing> {
         let taken: Vec<Outgoing> = self.queue().data.drain(..).collect();
         let (bytes, messages) = taken.iter().fold((0u64, 0u64), |(b, m), item| match item {

@@ -1,0 +1,11 @@
+//! The scriptable mock server: `script` is what to answer (plain data), `conn` plays it on
+//! one connection, `server` accepts and keeps the record, `record` is what was received.
+
+mod conn;
+mod record;
+mod script;
+mod server;
+
+pub use record::{MockFrame, MockRequest};
+pub use script::{DEFAULT_STEP_TIMEOUT, MockResponse};
+pub use server::MockServer;

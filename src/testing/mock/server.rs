@@ -1,0 +1,412 @@
+//! The mock server: a listener on 127.0.0.1, one thread per connection playing the next
+//! scripted response, and the record the test reads back.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::conn::{After, Conn};
+use super::record::{MockFrame, MockRequest};
+use super::script::MockResponse;
+
+/// What the server's threads share.
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    /// Signalled on every change a waiter cares about: a request recorded, a script over, the
+    /// server stopping.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<MockResponse>,
+    when_empty: Option<MockResponse>,
+    requests: VecDeque<MockRequest>,
+    /// Frames each connection received, by connection number - 1.
+    frames: Vec<Vec<MockFrame>>,
+    failures: Vec<String>,
+    /// How many failures `verify` (or the drop) has already reported.
+    reported: usize,
+    /// Connections whose script has not finished.
+    running: usize,
+    accepted: usize,
+    stopping: bool,
+    /// Each live connection's socket, to shut it down when the server stops.
+    streams: HashMap<usize, TcpStream>,
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn fail(&self, message: String) {
+        self.state().failures.push(message);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn record_request(&self, request: MockRequest) {
+        self.state().requests.push_back(request);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn record_frame(&self, connection: usize, frame: MockFrame) {
+        if let Some(frames) = self.state().frames.get_mut(connection - 1) {
+            frames.push(frame);
+        }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.state().stopping
+    }
+}
+
+/// A scriptable WebSocket server on 127.0.0.1, for tests (feature `testing`).
+///
+/// Each incoming connection takes the next [`MockResponse`] from the queue, in order: a
+/// refusal, or an upgrade and a script of steps. The server records each request
+/// ([`take_request`](Self::take_request)) and every frame each connection received
+/// ([`received`](Self::received)). A script that does not go as written — an `expect_*` step
+/// that got something else or nothing within its timeout, a malformed frame, a connection with
+/// no response enqueued — fails the test on the test's thread, with a message naming the
+/// connection, the step, what it expected and what it got: at [`verify`](Self::verify), or
+/// when the server is dropped. Every wait has a timeout: a script cannot hang a test.
+///
+/// It speaks plain `ws://`; any WebSocket client can use it.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use syncws::testing::{MockResponse, MockServer};
+/// use syncws::{Event, Message};
+///
+/// let server = MockServer::start()?;
+/// server.enqueue(
+///     MockResponse::upgrade()
+///         .expect_text("hello")
+///         .send_text("hi there")
+///         .close(1000, "done")
+///         .expect_close(),
+/// );
+/// let (listener, events) = syncws::channel();
+/// let ws = syncws::Client::new().new_web_socket(syncws::Request::builder(&server.url()).build()?, listener);
+/// ws.send("hello");
+/// let got: Vec<Event> = events.iter().take_while(|e| !e.is_terminal()).collect();
+/// assert!(got.iter().any(|e| matches!(e, Event::Message(Message::Text(t)) if t == "hi there")));
+/// server.verify(); // panics with the failed step, if any
+/// # Ok(()) }
+/// ```
+pub struct MockServer {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockServer {
+    /// Starts a server on 127.0.0.1 (a free port) with an empty queue.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.url().starts_with("ws://127.0.0.1:"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start() -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let acceptor = {
+            let inner = inner.clone();
+            let connections = connections.clone();
+            std::thread::Builder::new()
+                .name("mock-accept".into())
+                .spawn(move || accept_loop(listener, inner, connections))?
+        };
+        Ok(MockServer {
+            inner,
+            addr,
+            acceptor: Some(acceptor),
+            connections,
+        })
+    }
+
+    /// `ws://127.0.0.1:port/`.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.url().ends_with('/'));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn url(&self) -> String {
+        self.url_for("/")
+    }
+
+    /// `ws://127.0.0.1:port` followed by `path_and_query` (which should start with `/`).
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.url_for("/chat?room=1").ends_with("/chat?room=1"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn url_for(&self, path_and_query: &str) -> String {
+        format!("ws://{}{path_and_query}", self.addr)
+    }
+
+    /// The address it listens on.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.addr().ip().is_loopback());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds `response` to the queue: the next connection without one gets it.
+    ///
+    /// ```
+    /// use syncws::testing::{MockResponse, MockServer};
+    /// let server = MockServer::start()?;
+    /// server.enqueue(MockResponse::refuse(503));
+    /// server.enqueue(MockResponse::upgrade().send_text("second time lucky"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enqueue(&self, response: MockResponse) {
+        self.inner.state().queue.push_back(response);
+    }
+
+    /// The response every connection gets once the queue is empty (by default there is none,
+    /// and such a connection is answered 503 and fails the test): for a client that
+    /// reconnects an unknown number of times.
+    ///
+    /// ```
+    /// use syncws::testing::{MockResponse, MockServer};
+    /// let server = MockServer::start()?;
+    /// server.when_empty(MockResponse::refuse(503).header("Retry-After", "1"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn when_empty(&self, response: MockResponse) {
+        self.inner.state().when_empty = Some(response);
+    }
+
+    /// The next request received that this has not handed out yet (in order), waiting up to
+    /// `timeout` for it; `None` if none came.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.take_request(Duration::from_millis(10)).is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn take_request(&self, timeout: Duration) -> Option<MockRequest> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.inner.state();
+        loop {
+            if let Some(r) = state.requests.pop_front() {
+                return Some(r);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// How many connections it has accepted.
+    ///
+    /// ```
+    /// assert_eq!(syncws::testing::MockServer::start()?.connection_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connection_count(&self) -> usize {
+        self.inner.state().accepted
+    }
+
+    /// The frames connection `connection` (1 for the first) has received so far, in order;
+    /// empty for one that does not exist.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.received(1).is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn received(&self, connection: usize) -> Vec<MockFrame> {
+        let state = self.inner.state();
+        connection
+            .checked_sub(1)
+            .and_then(|i| state.frames.get(i))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until every connection's script is over, and returns the failures not yet
+    /// reported, one message each (`connection 1, step 2 (expect text "hello"): got text
+    /// "bye"`). [`verify`](Self::verify) is this, then a panic.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// assert!(server.failures().is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn failures(&self) -> Vec<String> {
+        let mut state = self.inner.state();
+        while state.running > 0 {
+            state = self
+                .inner
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let new = state.failures[state.reported..].to_vec();
+        state.reported = state.failures.len();
+        new
+    }
+
+    /// Waits until every connection's script is over (each step has its timeout, so this is
+    /// bounded) and panics, on the calling thread, if any did not go as written.
+    ///
+    /// ```
+    /// let server = syncws::testing::MockServer::start()?;
+    /// server.verify(); // no connection, nothing to fail
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn verify(&self) {
+        let failures = self.failures();
+        if !failures.is_empty() {
+            panic!(
+                "the mock server's script did not go as written:\n{}",
+                failures.join("\n")
+            );
+        }
+    }
+
+    fn stop(&mut self) {
+        let streams: Vec<TcpStream> = {
+            let mut state = self.inner.state();
+            state.stopping = true;
+            state.streams.drain().map(|(_, s)| s).collect()
+        };
+        self.inner.changed.notify_all();
+        for s in streams {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        // Wake the acceptor: it sees `stopping` on its next connection.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        let handles = std::mem::take(
+            &mut *self
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for MockServer {
+    /// Waits for the scripts to end (unless the test is already panicking), shuts every
+    /// connection down, and panics with the failures `verify` has not reported.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop();
+            return;
+        }
+        let failures = self.failures();
+        self.stop();
+        if !failures.is_empty() {
+            panic!(
+                "the mock server's script did not go as written:\n{}",
+                failures.join("\n")
+            );
+        }
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let (n, response) = {
+            let mut state = inner.state();
+            if state.stopping {
+                return;
+            }
+            state.accepted += 1;
+            let n = state.accepted;
+            state.frames.push(Vec::new());
+            state.running += 1;
+            let response = state.queue.pop_front().or_else(|| state.when_empty.clone());
+            if let Ok(s) = stream.try_clone() {
+                state.streams.insert(n, s);
+            }
+            (n, response)
+        };
+        let shared = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mock-conn-{n}"))
+            .spawn(move || {
+                let inner = shared;
+                let mut conn = Conn::new(n, stream, &inner);
+                let after = conn.play(response);
+                script_over(&inner);
+                match after {
+                    After::Done => {}
+                    After::Serve => conn.serve(),
+                    After::Hold => {
+                        let mut state = inner.state();
+                        while !state.stopping {
+                            state = inner
+                                .changed
+                                .wait(state)
+                                .unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                }
+                inner.state().streams.remove(&n);
+            });
+        match spawned {
+            Ok(h) => connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(h),
+            Err(e) => {
+                inner.fail(format!("connection {n}: could not start its thread ({e})"));
+                script_over(&inner);
+            }
+        }
+    }
+}
+
+fn script_over(inner: &Inner) {
+    let mut state = inner.state();
+    state.running = state.running.saturating_sub(1);
+    drop(state);
+    inner.changed.notify_all();
+}
