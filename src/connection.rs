@@ -128,6 +128,21 @@ impl Connection {
         &self.ws
     }
 
+    /// A snapshot of the connection's traffic, as [`WebSocket::stats`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), syncws::Error> {
+    /// let server = syncws::EchoServer::start()?;
+    /// let mut conn = syncws::connect(&server.url())?;
+    /// conn.send(vec![0u8; 100]);
+    /// conn.recv()?;
+    /// assert_eq!(conn.stats().bytes_received, 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> crate::stats::Stats {
+        self.ws.stats()
+    }
+
     /// Queues a message, as [`WebSocket::send`]: false if the socket is closing or closed, or
     /// the send queue is full (which starts a close with 1001). Never blocks.
     pub fn send(&self, message: impl Into<Message>) -> bool {

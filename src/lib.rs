@@ -86,6 +86,7 @@ mod redact;
 mod request;
 mod response;
 mod server;
+mod stats;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -111,12 +112,18 @@ pub use reconnect::{
 pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};
+pub use stats::{ServerStats, Stats};
 pub use websocket::{SendTimeoutError, State, WebSocket};
 
 // The README's recipes are compiled and run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+// So are the test kit's (docs/testing.md).
+#[doc = include_str!("../docs/testing.md")]
+#[cfg(all(doctest, feature = "testing"))]
+pub struct TestingDoctests;
 
 /// Re-exported for the error types of [`Events`]' receive methods.
 pub use crossbeam_channel;

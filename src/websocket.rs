@@ -59,6 +59,26 @@ impl WebSocket {
         self.shared.state()
     }
 
+    /// A snapshot of the socket's traffic: messages, payload and wire bytes and frames each
+    /// way, the send queue's high-water mark, pings, the last round-trip time, when it opened.
+    /// Cheap enough to call often (two short locks, no lock on the send or receive path).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), syncws::Error> {
+    /// let server = syncws::EchoServer::start()?;
+    /// let (listener, events) = syncws::channel();
+    /// let ws = syncws::Client::new().new_web_socket(syncws::Request::builder(&server.url()).build()?, listener);
+    /// ws.send("ping me");
+    /// # for e in events.iter() { if matches!(e, syncws::Event::Message(_)) { break; } }
+    /// let stats = ws.stats();
+    /// assert_eq!(stats.messages_sent, 1);
+    /// println!("{} bytes on the wire for {} of payload", stats.wire_bytes_sent, stats.bytes_sent);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> crate::stats::Stats {
+        self.shared.stats()
+    }
+
     /// Payload bytes queued by `send` and not yet written to the socket (text counted as UTF-8
     /// bytes; framing not included). After a failure it may stay non-zero: those bytes were lost.
     pub fn queue_size(&self) -> u64 {

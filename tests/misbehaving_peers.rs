@@ -1,5 +1,8 @@
-//! Strictness against misbehaving peers (RFC 6455), proven with hand-written raw TCP peers on
-//! 127.0.0.1 that do the HTTP upgrade by hand and then send exact bytes.
+//! Strictness against misbehaving peers (RFC 6455), proven against peers on 127.0.0.1 that
+//! send exact bytes: the test kit's `MockServer` where a script says it (protocol violations by
+//! raw bytes, pings, closes, refusals, a peer that stops reading), hand-written raw TCP peers
+//! where the mock cannot (each says why: bytes in the same write as the 101, a malformed 101,
+//! one byte at a time, a reply timed against what the client sends, the server role).
 
 mod common;
 
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::*;
 use common::*;
+use syncws::testing::{MockFrame, MockResponse, MockServer};
 use syncws::{Accept, Client, Error, Event, Message, ProtocolError, Request, Response, Server};
 
 fn connect(client: &Client, url: &str) -> (syncws::WebSocket, syncws::Events) {
@@ -53,23 +57,37 @@ fn expect_closed_1000(events: &syncws::Events) {
     assert_exhausted(events);
 }
 
-/// Runs a protocol violation: a raw server sends `bytes` after the upgrade and must then
-/// receive the client's close frame (and EOF right after it). Returns the close code the peer
-/// received and the error the client's listener got (after exactly Open, then Failure).
+/// Runs a protocol violation: the mock server sends `bytes` after the upgrade and must then
+/// receive the client's close frame (its only frame) and EOF right after it. Returns the close
+/// code the peer received and the error the client's listener got (after exactly Open, then
+/// Failure).
 fn violation_with(client: &Client, bytes: Vec<u8>) -> (u16, Error) {
-    let (url, peer) = raw_server(move |mut s| {
-        s.write_all(&bytes).unwrap();
-        // Nothing more is sent: the client must decide on what it has.
-        let payload = read_client_close(&mut s);
-        assert_eof(&mut s);
-        close_code(&payload)
-    });
-    let (ws, events) = connect(client, &url);
+    let server = MockServer::start().unwrap();
+    // Nothing more is sent: the client must decide on what it has.
+    server.enqueue(
+        MockResponse::upgrade()
+            .send_raw(bytes)
+            .expect_close()
+            .expect_eof(),
+    );
+    let (ws, events) = connect(client, &server.url());
     expect_open(&events);
     let (error, response) = expect_failure(&events);
     assert!(response.is_none());
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    (peer.join().expect("raw peer"), error)
+    server.verify();
+    let frames = server.received(1);
+    assert_eq!(frames.len(), 1, "only a close frame: {frames:?}");
+    (frames[0].close_code().expect("a close code"), error)
+}
+
+/// The frames a mock connection received, as (opcode, payload).
+fn received(server: &MockServer, connection: usize) -> Vec<(u8, Vec<u8>)> {
+    server
+        .received(connection)
+        .into_iter()
+        .map(|f| (f.opcode, f.payload))
+        .collect()
 }
 
 fn violation(bytes: Vec<u8>) -> (u16, Error) {
@@ -273,22 +291,30 @@ fn fragmented_message_over_limit_is_1009() {
 
 #[test]
 fn ping_is_answered_with_identical_pong() {
-    let (url, peer) = raw_server(|mut s| {
-        s.write_all(&frame(0x89, b"abc")).unwrap();
-        let (op, payload) = read_client_frame(&mut s);
-        assert_eq!(op, 0xA, "expected pong");
-        assert_eq!(payload, b"abc");
-        server_close(&mut s);
-    });
-    let (ws, events) = connect(&Client::new(), &url);
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .send_ping(b"abc")
+            .close(1000, "")
+            .expect_close_with(1000),
+    );
+    let (ws, events) = connect(&Client::new(), &server.url());
     expect_open(&events);
     expect_closed_1000(&events);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    peer.join().expect("raw peer");
+    server.verify();
+    assert_eq!(
+        received(&server, 1),
+        [
+            (MockFrame::PONG, b"abc".to_vec()),
+            (MockFrame::CLOSE, 1000u16.to_be_bytes().to_vec())
+        ]
+    );
 }
 
 #[test]
 fn a_ping_flood_from_a_peer_that_does_not_read_is_bounded() {
+    // Hand-written: 25 MB of pings written without reading, then every pong counted.
     // 200,000 pings of 125 bytes (25 MB) while not reading: the pongs (26 MB) cannot all fit in
     // the kernel's buffers, so the client's writer blocks; unanswered pings must then be
     // dropped instead of piling up in memory. Afterwards the peer reads what was answered.
@@ -330,6 +356,7 @@ fn a_ping_flood_from_a_peer_that_does_not_read_is_bounded() {
 
 #[test]
 fn ping_between_fragments_is_answered_and_message_delivered_once() {
+    // Hand-written: the rest of the message goes only after the pong came back.
     let (url, peer) = raw_server(|mut s| {
         let mut bytes = frame(0x01, b"Hel");
         bytes.extend(frame(0x89, b"mid"));
@@ -350,6 +377,7 @@ fn ping_between_fragments_is_answered_and_message_delivered_once() {
 
 #[test]
 fn frame_in_same_write_as_101_is_delivered() {
+    // Hand-written: the frame shares the 101's write (the mock writes the 101 alone).
     let (url, peer) = raw_listener(|mut s, key| {
         let mut bytes = accept_response(&key);
         bytes.extend(frame(0x81, b"early bird"));
@@ -366,6 +394,7 @@ fn frame_in_same_write_as_101_is_delivered() {
 
 #[test]
 fn frame_trickled_one_byte_at_a_time_is_reassembled() {
+    // Hand-written: one byte per write, with a pause between (the mock writes whole steps).
     // Multi-byte characters so that reads split characters as well as the header.
     let text = "héllo wörld ✓ ".repeat(12);
     assert!(text.len() > 125, "use the 16-bit length form");
@@ -390,28 +419,28 @@ fn frame_trickled_one_byte_at_a_time_is_reassembled() {
 fn frame_with_64_bit_length_arrives_intact() {
     let data: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let expected = data.clone();
-    let (url, peer) = raw_server(move |mut s| {
-        let bytes = frame(0x82, &data);
-        assert_eq!(bytes[1], 127, "uses the 64-bit length form");
-        s.write_all(&bytes).unwrap();
-        server_close(&mut s);
-    });
-    let (ws, events) = connect(&Client::new(), &url);
+    let bytes = frame(0x82, &data);
+    assert_eq!(bytes[1], 127, "uses the 64-bit length form");
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .send_raw(bytes)
+            .close(1000, "")
+            .expect_close_with(1000),
+    );
+    let (ws, events) = connect(&Client::new(), &server.url());
     expect_open(&events);
     assert_eq!(expect_message(&events), Message::Binary(expected));
     expect_closed_1000(&events);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    peer.join().expect("raw peer");
+    server.verify();
 }
 
 #[test]
 fn empty_close_is_reported_as_1005_and_answered_empty() {
-    let (url, peer) = raw_server(|mut s| {
-        s.write_all(&frame(0x88, b"")).unwrap();
-        let reply = read_client_close(&mut s);
-        assert!(reply.is_empty(), "reply to an empty close: {reply:?}");
-    });
-    let (ws, events) = connect(&Client::new(), &url);
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::upgrade().close_empty().expect_close());
+    let (ws, events) = connect(&Client::new(), &server.url());
     expect_open(&events);
     match next(&events) {
         Event::Closing { code, reason } => assert_eq!((code, reason.as_str()), (1005, "")),
@@ -425,17 +454,23 @@ fn empty_close_is_reported_as_1005_and_answered_empty() {
     }
     assert_exhausted(&events);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    peer.join().expect("raw peer");
+    server.verify();
+    assert_eq!(
+        received(&server, 1),
+        [(MockFrame::CLOSE, vec![])],
+        "the reply to an empty close is empty"
+    );
 }
 
 #[test]
 fn server_close_1000_is_answered_automatically() {
-    let (url, peer) = raw_server(|mut s| {
-        s.write_all(&frame(0x88, &close_payload(1000, b"bye")))
-            .unwrap();
-        close_code(&read_client_close(&mut s))
-    });
-    let (ws, events) = connect(&Client::new(), &url);
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .close(1000, "bye")
+            .expect_close_with(1000),
+    );
+    let (ws, events) = connect(&Client::new(), &server.url());
     expect_open(&events);
     match next(&events) {
         Event::Closing { code, reason } => assert_eq!((code, reason.as_str()), (1000, "bye")),
@@ -449,7 +484,7 @@ fn server_close_1000_is_answered_automatically() {
     }
     assert_exhausted(&events);
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    assert_eq!(peer.join().expect("raw peer"), 1000);
+    server.verify();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +493,8 @@ fn server_close_1000_is_answered_automatically() {
 
 #[test]
 fn client_waits_for_server_to_close_tcp_then_closes_after_close_timeout() {
+    // Hand-written: after the close handshake this peer keeps TCP open (the mock, a polite
+    // server, closes it).
     let close_timeout = Duration::from_millis(300);
     let (url, peer) = raw_server(|mut s| {
         let code = close_code(&read_client_close(&mut s));
@@ -488,6 +525,7 @@ fn client_waits_for_server_to_close_tcp_then_closes_after_close_timeout() {
 
 #[test]
 fn unanswered_close_fails_with_close_timeout() {
+    // Hand-written: this peer reads the close and never answers (the mock answers every close).
     let (release, hold) = crossbeam_channel::bounded::<()>(0);
     let (url, peer) = raw_server(move |mut s| {
         let code = close_code(&read_client_close(&mut s));
@@ -510,31 +548,31 @@ fn unanswered_close_fails_with_close_timeout() {
 
 #[test]
 fn tcp_drop_without_close_frame_is_unexpected_eof() {
-    let (url, peer) = raw_server(drop);
-    let (ws, events) = connect(&Client::new(), &url);
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::upgrade().close_tcp());
+    let (ws, events) = connect(&Client::new(), &server.url());
     expect_open(&events);
     let (error, _) = expect_failure(&events);
     assert!(matches!(error, Error::UnexpectedEof), "{error:?}");
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    peer.join().expect("raw peer");
+    server.verify();
 }
 
 #[test]
 fn ignored_pings_fail_with_pong_timeout() {
-    let (url, peer) = raw_server(|mut s| {
-        // Read (and ignore) pings until the client gives up and closes the connection.
-        let mut pings = 0;
-        while let Ok(f) = read_frame_raw(&mut s) {
-            assert!(f.masked);
-            assert_eq!(f.opcode, 0x9, "only pings expected: {f:?}");
-            pings += 1;
-        }
-        pings
-    });
+    // Read (and ignore) pings until the client gives up and closes the connection (the mock
+    // fails the script on an unmasked frame).
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .ignore_pings()
+            .expect_ping()
+            .expect_eof(),
+    );
     let client = Client::builder()
         .ping_interval(Duration::from_millis(100))
         .build();
-    let (ws, events) = connect(&client, &url);
+    let (ws, events) = connect(&client, &server.url());
     expect_open(&events);
     let (error, _) = expect_failure(&events);
     assert!(
@@ -542,22 +580,25 @@ fn ignored_pings_fail_with_pong_timeout() {
         "{error:?}"
     );
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    assert!(peer.join().expect("raw peer") >= 1, "no ping was sent");
+    server.verify();
+    let frames = server.received(1);
+    assert!(!frames.is_empty(), "no ping was sent");
+    assert!(
+        frames.iter().all(|f| f.opcode == MockFrame::PING),
+        "only pings expected: {frames:?}"
+    );
 }
 
 #[test]
 fn peer_that_stops_reading_fails_with_write_timeout() {
-    let (release, hold) = crossbeam_channel::bounded::<()>(0);
-    let (url, peer) = raw_server(move |s| {
-        // Never read; keep the connection open until the test is done.
-        let _ = hold.recv_timeout(EVENT_TIMEOUT * 3);
-        drop(s);
-    });
+    // Never reads; keeps the connection open until the server is dropped.
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::upgrade().stop_reading());
     let client = Client::builder()
         .write_timeout(Duration::from_millis(300))
         .max_queue_size(1 << 30)
         .build();
-    let (ws, events) = connect(&client, &url);
+    let (ws, events) = connect(&client, &server.url());
     expect_open(&events);
     let chunk = vec![0u8; 1 << 20];
     for _ in 0..64 {
@@ -568,15 +609,15 @@ fn peer_that_stops_reading_fails_with_write_timeout() {
     let (error, _) = expect_failure(&events);
     assert!(matches!(error, Error::WriteTimeout(_)), "{error:?}");
     assert!(ws.wait_finished(EVENT_TIMEOUT));
-    drop(release);
-    peer.join().expect("raw peer");
+    server.verify();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handshake failures
 // ---------------------------------------------------------------------------------------------
 
-/// A raw server answers the upgrade with `answer(key)` and closes; returns what the client's
+/// A raw server (hand-written: these answers are malformed 101s, which the mock, a correct
+/// server, never sends) answers the upgrade with `answer(key)` and closes; returns what the client's
 /// listener got (which must be exactly one failure, no open).
 fn handshake_failure_with(
     subprotocols: &[&str],
@@ -619,19 +660,32 @@ fn edited_101(key: &str, edit: impl FnOnce(String) -> String) -> Vec<u8> {
     edit(String::from_utf8(accept_response(key)).unwrap()).into_bytes()
 }
 
+/// The mock server refuses the upgrade with `refusal`; returns the response the client's
+/// listener got with its failure (exactly one failure, no open).
+fn refused(refusal: MockResponse) -> Response {
+    let server = MockServer::start().unwrap();
+    server.enqueue(refusal);
+    let (ws, events) = connect(&Client::new(), &server.url());
+    let (error, response) = expect_failure(&events);
+    assert!(
+        matches!(error, Error::HandshakeRejected { .. }),
+        "{error:?}"
+    );
+    assert!(ws.wait_finished(EVENT_TIMEOUT));
+    server.verify();
+    response.expect("the server's response")
+}
+
 #[test]
 fn status_200_with_body_is_rejected_with_response_and_body() {
-    let response =
-        handshake_failure(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nBody".to_vec());
+    let response = refused(MockResponse::refuse(200).body("Body"));
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), b"Body");
 }
 
 #[test]
 fn status_404_is_rejected() {
-    let response = handshake_failure(|_| {
-        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-    });
+    let response = refused(MockResponse::refuse(404));
     assert_eq!(response.status(), 404);
     assert_eq!(response.reason(), "Not Found");
 }
@@ -707,6 +761,7 @@ fn extension_not_offered_is_rejected() {
 
 #[test]
 fn endless_response_headers_fail_without_unbounded_growth() {
+    // Hand-written: the response head itself misbehaves (the mock sends correct ones).
     const CAP: usize = 64 << 20;
     let (url, peer) = raw_listener(|mut s, _key| {
         // One header line that never ends. The client must give up (and close the connection)
@@ -740,6 +795,7 @@ fn endless_response_headers_fail_without_unbounded_growth() {
 
 #[test]
 fn trickling_response_head_fails_with_read_timeout() {
+    // Hand-written: the response head itself misbehaves (the mock sends correct ones).
     let (release, hold) = crossbeam_channel::bounded::<()>(0);
     let (url, peer) = raw_listener(move |mut s, _key| {
         // One byte per 100 ms of a head that never ends, until the client hangs up.
@@ -765,6 +821,7 @@ fn trickling_response_head_fails_with_read_timeout() {
 
 #[test]
 fn silent_server_fails_with_read_timeout() {
+    // Hand-written: no response head at all (the mock always answers).
     let (release, hold) = crossbeam_channel::bounded::<()>(0);
     let (url, peer) = raw_listener(move |s, _key| {
         let _ = hold.recv_timeout(EVENT_TIMEOUT);
@@ -896,6 +953,7 @@ fn echo_client(url: &str) -> syncws::WebSocket {
 
 #[test]
 fn pong_goes_out_before_a_reply_queued_after_it() {
+    // Hand-written: the peer's bytes are timed against what the client writes.
     // Autobahn 5.6: the ping sits between two fragments, so the reader queues the pong before
     // the listener queues its echo; both are ready when the writer wakes. Repeat to catch a
     // writer that picks whichever queue it sees first.
@@ -920,6 +978,7 @@ fn pong_goes_out_before_a_reply_queued_after_it() {
 
 #[test]
 fn replies_queued_before_a_protocol_error_are_sent_before_the_close() {
+    // Hand-written: the peer's bytes are timed against what the client writes.
     // Autobahn 3.2: a message, then a frame with RSV2, in one write. The listener's echo of
     // the message was queued before the violation was found: it must not be dropped.
     for _ in 0..20 {

@@ -7,7 +7,7 @@ use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
-use super::serve::{Admit, ConnectionGuard, HandshakeTicket, Serve};
+use super::serve::{Admit, ConnectionGuard, Counters, HandshakeTicket, Serve};
 use super::shared::Shared;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
@@ -102,6 +102,10 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
         Ok(h) => h,
         Err(e) => {
             log::debug!("server handshake failed: {e}");
+            // An evicted handshake is counted as evicted, not again here.
+            if ticket.answering() {
+                Counters::add(&server.counters.refused_bad_handshake);
+            }
             return None;
         }
     };
@@ -114,10 +118,19 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let (hello, leftover) = match head {
         Ok(head) => head,
         Err(HeadError::Parse(r)) => {
+            let counter = if r.status == 403 {
+                &server.counters.refused_origin
+            } else {
+                &server.counters.refused_bad_handshake
+            };
+            Counters::add(counter);
             refuse(&mut read, &mut write, r.status, r.reason, &[]);
             return None;
         }
-        Err(_) => return None,
+        Err(_) => {
+            Counters::add(&server.counters.refused_bad_handshake);
+            return None;
+        }
     };
     let handshake::ClientHello {
         url,
@@ -136,6 +149,7 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
                 "the accept handler panicked: {}",
                 crate::panics::message(&*p)
             );
+            Counters::add(&server.counters.refused_by_handler);
             refuse(
                 &mut read,
                 &mut write,
@@ -157,6 +171,7 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
             reason,
             headers,
         } => {
+            Counters::add(&server.counters.refused_by_handler);
             refuse(&mut read, &mut write, status, reason, &headers);
             return None;
         }
@@ -164,6 +179,13 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let established = match server.try_establish(ticket) {
         Ok(established) => established,
         Err(full) => {
+            let counter = match full {
+                Full::ConnectionsPerIp(_) | Full::HandshakingPerIp(_) => {
+                    &server.counters.refused_per_address
+                }
+                Full::Connections(_) | Full::Handshaking(_) => &server.counters.refused_cap,
+            };
+            Counters::add(counter);
             // A host at its own cap is routine under load; the server full is worth a warning.
             if matches!(full, Full::Connections(_)) {
                 log::warn!("refusing an upgrade: max_connections are open");
@@ -181,6 +203,9 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     } = handshake::accept(&terms, request.subprotocols(), subprotocol, &headers);
     // By the handshake deadline: a client that never reads cannot hold this thread with a
     // large answer (the handler's headers).
+    // Counted before the 101 is written, as `open` is (a client that has read it sees itself
+    // counted).
+    Counters::add(&server.counters.accepted);
     if write.write_all_by(&accept, deadline).is_err() {
         return None;
     }

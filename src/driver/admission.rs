@@ -126,6 +126,11 @@ pub(crate) struct Admission<T> {
 }
 
 impl<T> Admission<T> {
+    /// (handshakes in progress, established connections).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.handshaking, self.established)
+    }
+
     pub(crate) fn new(limits: Limits) -> Admission<T> {
         Admission {
             limits,

@@ -92,6 +92,7 @@ impl Driven {
         {
             return self.end(Cause::Dropped(None));
         }
+        let _ = self.shared().opened_at.set(std::time::SystemTime::now());
         match self.reader.call(|c| c.open(response)) {
             Ok(_) => {}
             Err(e) => self.fail_with_close(e),
@@ -116,7 +117,9 @@ impl Driven {
         if self.ended || self.state() == State::Connecting {
             return;
         }
-        if let Err(e) = self.reader.handle(event) {
+        let handled = self.reader.handle(event);
+        self.reader.publish(0);
+        if let Err(e) = handled {
             self.fail_with_close(e);
         }
     }

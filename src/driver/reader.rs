@@ -25,6 +25,7 @@ use crate::proto::deflate::{self, Inflater};
 use crate::proto::encoder::Encoder;
 use crate::proto::session::Cause;
 use crate::response::Response;
+use crate::stats::Counts;
 
 /// How long a failing socket waits for the peer to close TCP after our close frame, so the
 /// frame is not lost to a reset.
@@ -55,6 +56,8 @@ pub(super) struct Reader {
     callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
+    /// What was received, published to `shared.received` once per read.
+    counts: Counts,
 }
 
 impl Reader {
@@ -69,6 +72,7 @@ impl Reader {
             callbacks,
             role,
             max_message_size: config.max_message_size,
+            counts: Counts::default(),
         }
     }
 
@@ -134,6 +138,7 @@ impl Reader {
             self.finish(Cause::Dropped(None));
             return None;
         }
+        let _ = self.shared().opened_at.set(std::time::SystemTime::now());
         let encoder = Encoder::new(self.role, deflate.as_ref(), config.encoder());
         let write = super::transport::for_writer(write, config, &self.shared().close_deadline);
         self.shared().outbox.open(write, encoder);
@@ -178,17 +183,24 @@ impl Reader {
         }
         // The connect and handshake (TLS above all) ran deeper than the read loop will.
         super::os_thread::release_unused_stack();
-        let cause = self.read_loop(&mut read, leftover, inflater);
+        let mut decoder = Decoder::new(self.role, self.max_message_size, inflater);
+        self.counts.wire = leftover.len() as u64;
+        let cause = self.read_loop(&mut read, leftover, &mut decoder);
+        self.publish(decoder.frames());
         self.finish(cause)
+    }
+
+    /// Publishes what was received (statistics): plain stores, once per read.
+    pub(super) fn publish(&self, frames: u64) {
+        self.shared.received.publish(self.counts, frames);
     }
 
     fn read_loop(
         &mut self,
         read: &mut ReadHalf,
         leftover: Vec<u8>,
-        inflater: Option<Inflater>,
+        decoder: &mut Decoder,
     ) -> Cause {
-        let mut decoder = Decoder::new(self.role, self.max_message_size, inflater);
         let mut buf = leftover;
         let mut len = buf.len();
         let mut size = READ_BUF_MIN;
@@ -239,7 +251,9 @@ impl Reader {
             } else if buf.len() > size {
                 buf = vec![0; size];
             }
-            // The events of this read reach the application before the reader blocks.
+            // Counted before the application sees this read's events (a `stats()` after a
+            // `recv` includes what it returned), which reach it before the reader blocks.
+            self.publish(decoder.frames());
             self.callbacks.flush();
             // Another socket on the same channel may have filled it meanwhile.
             if !self.wait_for_backlog() {
@@ -249,6 +263,7 @@ impl Reader {
                 Ok(0) => return Cause::Dropped(None),
                 Ok(n) => {
                     self.shared().outbox.note_read();
+                    self.counts.wire = self.counts.wire.wrapping_add(n as u64);
                     n
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
@@ -288,6 +303,10 @@ impl Reader {
         }
         match event {
             Incoming::Message(m) => {
+                self.counts.messages = self.counts.messages.wrapping_add(1);
+                self.counts.bytes = self.counts.bytes.wrapping_add(m.len() as u64);
+                // Published before the callback: `stats()` in `on_message` counts its message.
+                self.shared.received.published_message(self.counts);
                 self.call(|c| c.message(m))?;
                 Ok(false)
             }

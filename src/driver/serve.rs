@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -20,6 +20,7 @@ use crate::header::Header;
 use crate::proto::handshake;
 use crate::proto::session::State;
 use crate::request::Request;
+use crate::stats::ServerStats;
 
 /// The application's accept handler, as the driver calls it.
 pub(crate) type Handler = dyn Fn(&Request) -> Admit + Send + Sync;
@@ -57,6 +58,26 @@ pub(crate) struct Serve {
     /// Open sockets, for `stop` to close.
     sockets: Mutex<Vec<Arc<Shared>>>,
     stop_timeout: Duration,
+    /// What `Server::stats` reports besides the admission's counts.
+    pub counters: Counters,
+}
+
+/// A server's running totals (statistics): relaxed atomics, one add per connection.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub accepted: AtomicU64,
+    pub refused_cap: AtomicU64,
+    pub refused_per_address: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub refused_bad_handshake: AtomicU64,
+    pub refused_by_handler: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The close reason sockets get when their server stops.
@@ -131,6 +152,7 @@ impl Serve {
             admission: Mutex::new(Admission::new(limits)),
             sockets: Mutex::new(Vec::new()),
             stop_timeout,
+            counters: Counters::default(),
         })
     }
 
@@ -172,10 +194,14 @@ impl Serve {
         }
     }
 
-    /// Ends an evicted handshake: a short 503 saying which cap it met, if its own thread has
-    /// not started answering and the connection is plain (over TLS the session is the
-    /// thread's), written without waiting (best effort: it goes into the socket buffer or
-    /// not at all), then a shutdown, which ends the thread's blocking read.
+    /// Ends an evicted handshake that is still reading its request: a short 503 saying which
+    /// cap it met if the connection is plain (over TLS the session is the thread's), written
+    /// without waiting (best effort: it goes into the socket buffer or not at all), then a
+    /// shutdown, which ends the thread's blocking read.
+    ///
+    /// One whose thread has started answering is left alone: it has left the handshaking
+    /// count already, its thread ends within the handshake deadline or the refusal's linger,
+    /// and it may be an upgrade that is succeeding (shutting it down killed the new socket).
     fn evict(&self, e: Evicted<Arc<Handshake>>) {
         let Evicted { conn, why } = e;
         log::debug!(
@@ -187,7 +213,11 @@ impl Serve {
             .stage
             .compare_exchange(READING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        if mine && self.tls.is_none() {
+        if !mine {
+            return;
+        }
+        Counters::add(&self.counters.evicted);
+        if self.tls.is_none() {
             let refusal = handshake::Refusal {
                 status: 503,
                 reason: why.reason(),
@@ -207,6 +237,24 @@ impl Serve {
     ) -> Result<ConnectionGuard, Full> {
         self.admission.lock().establish(ticket.addr)?;
         Ok(ConnectionGuard(self.clone(), ticket.addr))
+    }
+
+    /// A snapshot of the server's connections.
+    pub(crate) fn stats(&self) -> ServerStats {
+        let (handshaking, open) = self.admission.lock().counts();
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ServerStats {
+            open: open as u64,
+            handshaking: handshaking as u64,
+            accepted: load(&c.accepted),
+            refused_cap: load(&c.refused_cap),
+            refused_per_address: load(&c.refused_per_address),
+            refused_origin: load(&c.refused_origin),
+            refused_bad_handshake: load(&c.refused_bad_handshake),
+            refused_by_handler: load(&c.refused_by_handler),
+            evicted: load(&c.evicted),
+        }
     }
 
     /// Remembers an open socket so `stop` can end it.

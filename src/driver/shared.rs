@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -25,6 +25,7 @@ use crate::message::Message;
 use crate::proto::Role;
 use crate::proto::session::{Session, State};
 use crate::request::Request;
+use crate::stats::{Received, Stats};
 use crate::waiting::wait_until;
 
 /// The lifecycle and the connection, behind one lock.
@@ -88,6 +89,10 @@ pub(crate) struct Shared {
     pub abort: Abort,
     /// The TCP connection's (local, peer) addresses, once connected.
     pub addrs: OnceLock<(SocketAddr, SocketAddr)>,
+    /// What the reader received (statistics).
+    pub received: Received,
+    /// When the handshake completed (statistics).
+    pub opened_at: OnceLock<SystemTime>,
 }
 
 /// How far the socket's threads are in ending.
@@ -124,8 +129,32 @@ impl Shared {
             reading_paused: AtomicBool::new(false),
             abort: Abort::new(),
             addrs: OnceLock::new(),
+            received: Received::default(),
+            opened_at: OnceLock::new(),
         });
         (shared, inbox)
+    }
+
+    /// A snapshot of the socket's traffic.
+    pub(crate) fn stats(&self) -> Stats {
+        let sent = self.outbox.sent_stats();
+        let (pings, pongs, rtt) = self.with_session(|s| s.ping_stats());
+        let r = &self.received;
+        Stats {
+            messages_sent: sent.messages,
+            bytes_sent: sent.bytes,
+            messages_received: r.messages.load(Ordering::Relaxed),
+            bytes_received: r.bytes.load(Ordering::Relaxed),
+            wire_bytes_sent: sent.wire,
+            wire_bytes_received: r.wire.load(Ordering::Relaxed),
+            frames_sent: sent.frames,
+            frames_received: r.frames.load(Ordering::Relaxed),
+            queue_high_water: sent.high_water,
+            pings_sent: pings,
+            pongs_received: pongs,
+            last_rtt: rtt,
+            opened_at: self.opened_at.get().copied(),
+        }
     }
 
     /// Runs `f` on the session, under the lock, and keeps the lock-free mirrors (the failed

@@ -60,6 +60,8 @@ pub struct Decoder {
     inflater: Option<Inflater>,
     /// Unmasked compressed bytes on their way to the inflater (server role only).
     scratch: Vec<u8>,
+    /// Frames whose header was read (for the socket's statistics).
+    frames: u64,
 }
 
 impl Decoder {
@@ -77,7 +79,13 @@ impl Decoder {
             control: Vec::new(),
             inflater,
             scratch: Vec::new(),
+            frames: 0,
         }
+    }
+
+    /// Frames whose header was read so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
     }
 
     /// Consumes bytes from `input` until one event is complete or the input runs out.
@@ -144,6 +152,7 @@ impl Decoder {
     }
 
     fn start_frame(&mut self, header: Header) -> Result<(), Error> {
+        self.frames = self.frames.wrapping_add(1);
         match (self.role, header.mask.is_some()) {
             (Role::Client, true) => {
                 return Err(Error::Protocol(ProtocolError::MaskedFrameFromServer));

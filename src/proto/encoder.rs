@@ -41,6 +41,8 @@ pub struct Encoder {
     current: Option<Outbound>,
     /// The last compressed payload's buffer, reused by the next (`compress` clears it).
     spare: Vec<u8>,
+    /// Frames encoded so far (for the socket's statistics).
+    frames: u64,
 }
 
 /// A compressed-payload buffer larger than this is freed rather than kept for the next.
@@ -86,7 +88,18 @@ impl Encoder {
             },
             current: None,
             spare: Vec::new(),
+            frames: 0,
         }
+    }
+
+    /// Frames encoded so far.
+    pub(crate) fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    #[inline]
+    fn counted_frame(&mut self) {
+        self.frames = self.frames.wrapping_add(1);
     }
 
     fn mask(&mut self) -> Option<[u8; 4]> {
@@ -121,6 +134,7 @@ impl Encoder {
         let mask = self.mask();
         log::trace!("frame out: {opcode:?} len={len} (payload written in place)");
         frame::encode_header(out, true, false, opcode, len, mask);
+        self.counted_frame();
         if let Some(key) = mask {
             super::mask::apply(&mut payload, key, 0);
         }
@@ -150,6 +164,7 @@ impl Encoder {
     ) {
         log::trace!("frame out: {opcode:?} len={len} (masked by the sender)");
         frame::encode_header(out, true, false, opcode, len, Some(key));
+        self.counted_frame();
     }
 
     /// Takes the next message to send, compressing it if deflate is in use and it is large
@@ -206,6 +221,7 @@ impl Encoder {
             end - m.pos
         );
         frame::encode_frame(out, fin, rsv1, opcode, &bytes[m.pos..end], mask);
+        self.frames = self.frames.wrapping_add(1);
         m.pos = end;
         m.started = true;
         if fin {
@@ -233,6 +249,7 @@ impl Encoder {
     /// borrowed bytes: `send`'s fast path, which frees the caller's buffer after its lock.
     /// Hands back `false` (and encodes nothing) for a message that needs compression or
     /// fragments.
+    #[inline]
     pub(crate) fn small(&mut self, out: &mut Vec<u8>, message: &Message) -> bool {
         let len = message.len();
         if len > self.config.fragment_size || self.would_compress(len) {
@@ -245,6 +262,7 @@ impl Encoder {
         log::trace!("frame out: {opcode:?} len={len}");
         let mask = self.mask();
         frame::encode_frame(out, true, false, opcode, message.as_bytes(), mask);
+        self.counted_frame();
         true
     }
 
@@ -262,6 +280,7 @@ impl Encoder {
         let mask = self.mask();
         log::trace!("frame out: {opcode:?} len={}", payload.len());
         frame::encode(out, opcode, false, payload, mask);
+        self.counted_frame();
     }
 
     /// Appends a close frame; `None` sends an empty payload.

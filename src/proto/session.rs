@@ -315,7 +315,6 @@ impl Session {
     }
 
     /// Pings sent, pongs that answered them, and the last round trip.
-    #[allow(dead_code)] // read by the statistics, next
     pub(crate) fn ping_stats(&self) -> (u64, u64, Option<std::time::Duration>) {
         (self.pings, self.pongs, self.last_rtt)
     }

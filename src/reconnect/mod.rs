@@ -213,6 +213,25 @@ impl ReconnectingWebSocket {
         self.inner().st.lock().current.clone()
     }
 
+    /// A snapshot of the current connection's traffic ([`WebSocket::stats`]); `None` while
+    /// there is no connection (waiting to retry, or after the end). Each connection counts
+    /// from zero.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), syncws::Error> {
+    /// let server = syncws::EchoServer::start()?;
+    /// let request = syncws::Request::builder(&server.url()).build()?;
+    /// let rs = syncws::Client::new().reconnecting(request, syncws::Reconnect::default(), syncws::Listener::new());
+    /// if let Some(stats) = rs.stats() {
+    ///     println!("{} messages out on this connection", stats.messages_sent);
+    /// }
+    /// rs.cancel();
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Option<crate::stats::Stats> {
+        self.current().map(|ws| ws.stats())
+    }
+
     /// Payload bytes not yet written: those held while disconnected plus those queued on the
     /// current connection.
     pub fn queue_size(&self) -> u64 {

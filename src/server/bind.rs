@@ -350,6 +350,21 @@ impl Server {
         self.addr
     }
 
+    /// A snapshot of the server's connections: open, accepted, in their handshake, and the
+    /// refusals by reason (the caps, the origin check, bad handshakes, the handler, eviction).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), syncws::Error> {
+    /// use syncws::{Accept, Server};
+    /// let server = Server::builder().bind("127.0.0.1:0", |_| Accept::reject(401, "no"))?;
+    /// let _ = syncws::connect(&server.url());
+    /// assert_eq!(server.stats().refused_by_handler, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> crate::stats::ServerStats {
+        self.serve.stats()
+    }
+
     /// The `ws://` (or `wss://`) URL of the server, with `localhost` for a loopback address.
     pub fn url(&self) -> String {
         let scheme = if self.serve.tls.is_some() {

@@ -52,4 +52,9 @@ impl EchoServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
+
+    /// Its [`Server::stats`].
+    pub fn stats(&self) -> crate::stats::ServerStats {
+        self.server.stats()
+    }
 }

@@ -35,6 +35,8 @@ pub(super) struct Link {
     /// A close frame an inline write got onto the wire, for the writer thread to report (what
     /// follows it, the session's bookkeeping and the end of TCP, is the writer's).
     close_written: CloseMark,
+    /// Frame bytes written so far (statistics; under TLS, before encryption).
+    pub wire: u64,
 }
 
 impl Link {
@@ -44,6 +46,7 @@ impl Link {
             batch: Batch::default(),
             failed: None,
             close_written: CloseMark::None,
+            wire: 0,
         }
     }
 
@@ -81,6 +84,7 @@ impl Link {
         };
         match result {
             Ok(n) => {
+                self.wire = self.wire.wrapping_add(n as u64);
                 self.batch.advance(n);
                 if self.batch.written_out() && !self.io.has_pending() {
                     Ok(Some(self.done(mode)))

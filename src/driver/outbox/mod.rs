@@ -99,6 +99,15 @@ impl Counts {
     }
 }
 
+/// The sending side's statistics (see [`Outbox::sent_stats`]).
+pub(crate) struct SentStats {
+    pub messages: u64,
+    pub bytes: u64,
+    pub frames: u64,
+    pub wire: u64,
+    pub high_water: u64,
+}
+
 /// What the writer thread owns: its parker, its spare queues, and when it went idle.
 pub(crate) struct Inbox {
     parker: Parker,
@@ -131,6 +140,10 @@ pub(crate) struct Outbox {
     written: Counts,
     /// Reads done by the reader; written by it alone.
     reads: AtomicU64,
+    /// What `settle` counted as written that never was (statistics count only what was).
+    settled: Counts,
+    /// Frame bytes written (statistics), published after each write.
+    wire_out: AtomicU64,
     unparker: Unparker,
     max_queue_size: u64,
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
@@ -162,6 +175,8 @@ impl Outbox {
             queued: Counts::default(),
             written: Counts::default(),
             reads: AtomicU64::new(0),
+            settled: Counts::default(),
+            wire_out: AtomicU64::new(0),
             unparker: parker.unparker().clone(),
             max_queue_size,
             max_queued_messages: crate::config::max_queued_messages(max_queue_size),
@@ -245,6 +260,9 @@ impl Outbox {
             .wrapping_sub(written_messages);
         if bytes > self.max_queue_size || count > self.max_queued_messages {
             return Err((SendError::Full, message));
+        }
+        if bytes > q.high_water {
+            q.high_water = bytes;
         }
         self.count_queued(&mut q, len, 1);
         // A large message is masked here, on the sender's thread, where its bytes are warm,
@@ -435,6 +453,13 @@ impl Outbox {
     /// written (the peer ended the connection after its close), so `queue_size` reads 0.
     pub(crate) fn settle(&self) {
         let (bytes, messages) = self.queued.load();
+        let (wb, wm) = self.written.load();
+        self.settled
+            .bytes
+            .fetch_add(bytes.wrapping_sub(wb), Ordering::Relaxed);
+        self.settled
+            .messages
+            .fetch_add(messages.wrapping_sub(wm), Ordering::Relaxed);
         self.written.bytes.store(bytes, Ordering::Release);
         self.written.messages.store(messages, Ordering::Release);
         self.room.changed();
@@ -498,7 +523,9 @@ impl Outbox {
         }
         link.batch.absorb(&mut q.staged);
         drop(q);
-        let done = match link.write(Mode::Inline) {
+        let written = link.write(Mode::Inline);
+        self.wire_written(link);
+        let done = match written {
             Ok(Some(done)) => done,
             Ok(None) | Err(_) => return false,
         };
@@ -513,6 +540,27 @@ impl Outbox {
             true
         } else {
             false
+        }
+    }
+
+    /// Publishes the link's count of frame bytes written (statistics; the link's lock is
+    /// held, so the count only grows).
+    fn wire_written(&self, link: &Link) {
+        self.wire_out.store(link.wire, Ordering::Relaxed);
+    }
+
+    /// The sending side's statistics: messages and payload bytes written, frames encoded,
+    /// frame bytes written, the queue's high-water mark.
+    pub(crate) fn sent_stats(&self) -> SentStats {
+        let (wb, wm) = self.written.load();
+        let (sb, sm) = self.settled.load();
+        let q = self.queue();
+        SentStats {
+            messages: wm.wrapping_sub(sm),
+            bytes: wb.wrapping_sub(sb),
+            frames: q.encoder.as_ref().map_or(q.frames_out, |e| e.frames()),
+            wire: self.wire_out.load(Ordering::Relaxed),
+            high_water: q.high_water,
         }
     }
 

@@ -65,6 +65,11 @@ pub(super) struct Queue {
     pub staged: Batch,
     /// Our close frame (or a failure close) is encoded: no data may follow it.
     pub close_encoded: bool,
+    /// The encoder's frame count when the writer last took it out (for statistics read
+    /// while it is out).
+    pub frames_out: u64,
+    /// The largest `queue_size` a send has seen.
+    pub high_water: u64,
     /// The write side is done: a stop reached an inline write, or the socket ended.
     pub broken: bool,
     /// The writer sleeps and nobody has woken it: whoever queues work wakes it (or writes
@@ -98,6 +103,7 @@ impl Queue {
 
     /// Encodes `message` into the staged batch (`send`'s fast path, after `takes_direct`).
     /// It only borrows the message: the caller frees it after the lock.
+    #[inline]
     pub(super) fn encode_direct(&mut self, message: &Message) {
         if let Some(encoder) = self.encoder.as_mut()
             && encoder.small(&mut self.staged.bytes, message)
@@ -177,6 +183,7 @@ impl Queue {
             return None;
         }
         let encoder = self.encoder.take()?;
+        self.frames_out = encoder.frames();
         std::mem::swap(&mut self.control, &mut spare.control);
         let control = std::mem::take(&mut spare.control);
         for c in &control {

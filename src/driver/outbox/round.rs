@@ -23,7 +23,9 @@ impl Outbox {
             if q.broken {
                 // An inline write found the socket ending; its error, if any, is the link's.
                 drop(q);
-                link.write(Mode::Writer)?;
+                let r = link.write(Mode::Writer);
+                self.wire_written(link);
+                r?;
                 return Err(Stop::Ending);
             }
             link.batch.absorb(&mut q.staged);
@@ -43,7 +45,9 @@ impl Outbox {
             None => Ok(()),
         };
         inbox.bulk = link.batch.pending().0.len() >= BULK;
-        let close = match link.write(Mode::Writer)? {
+        let written = link.write(Mode::Writer);
+        self.wire_written(link);
+        let close = match written? {
             Some(done) => {
                 self.written(done.payload, done.messages);
                 done.close

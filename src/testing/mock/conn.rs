@@ -263,6 +263,18 @@ impl<'a> Conn<'a> {
                     }
                 }
             }
+            Step::ExpectEof => {
+                *reading = true;
+                let deadline = Instant::now() + self.timeout;
+                loop {
+                    match self.next(Some(deadline)) {
+                        Ok(Event::Ping(_) | Event::Pong) => {}
+                        Ok(other) => return Err(shown(&other)),
+                        Err(Stop::Eof) => return Ok(Flow::End),
+                        Err(other) => return Err(other.to_string()),
+                    }
+                }
+            }
             Step::Send(m) => {
                 let (op, payload) = split(m);
                 self.send_frame(true, op, payload)?;
@@ -314,6 +326,10 @@ impl<'a> Conn<'a> {
                     bytes: 0,
                 });
                 Ok(Flow::Next)
+            }
+            Step::CloseTcp => {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                Ok(Flow::End)
             }
             Step::DropTcp => {
                 // Linger 0: the close sends a reset, not a FIN.

@@ -33,6 +33,8 @@ pub(crate) enum Step {
     ExpectPing,
     /// The client's close frame; `Some(code)` checks its code.
     ExpectClose(Option<u16>),
+    /// The client ends TCP (EOF).
+    ExpectEof,
     Send(Message),
     /// One message cut into this many frames (the first Text/Binary, then continuations).
     SendFragmented(Message, usize),
@@ -45,6 +47,8 @@ pub(crate) enum Step {
     /// Bytes per second, both ways, from this step on.
     Throttle(u64),
     DropTcp,
+    /// Ends TCP in order (a FIN) without a close frame.
+    CloseTcp,
     /// The timeout of the `expect_*` steps after it.
     Within(Duration),
 }
@@ -57,6 +61,7 @@ impl fmt::Display for Step {
             Step::ExpectPing => f.write_str("expect ping"),
             Step::ExpectClose(None) => f.write_str("expect close"),
             Step::ExpectClose(Some(code)) => write!(f, "expect close {code}"),
+            Step::ExpectEof => f.write_str("expect EOF"),
             Step::Send(m) => write!(f, "send {}", Shown(m)),
             Step::SendFragmented(m, n) => write!(f, "send {} in {n} frames", Shown(m)),
             Step::Ping(p) => write!(f, "send ping ({} bytes)", p.len()),
@@ -70,6 +75,7 @@ impl fmt::Display for Step {
             Step::StopReading => f.write_str("stop reading"),
             Step::Throttle(n) => write!(f, "throttle to {n} B/s"),
             Step::DropTcp => f.write_str("drop TCP"),
+            Step::CloseTcp => f.write_str("close TCP"),
             Step::Within(d) => write!(f, "within {d:?}"),
         }
     }
@@ -369,6 +375,17 @@ impl MockResponse {
         self.step(Step::ExpectClose(Some(code)))
     }
 
+    /// Expects the client to end the TCP connection (EOF), with nothing but pings and pongs
+    /// before it: what a client does after the close handshake, or after it failed.
+    ///
+    /// ```
+    /// let r = syncws::testing::MockResponse::upgrade().send_raw([0x83, 0x00]).expect_close().expect_eof();
+    /// # let _ = r;
+    /// ```
+    pub fn expect_eof(self) -> MockResponse {
+        self.step(Step::ExpectEof)
+    }
+
     /// Sends a text message in one frame.
     ///
     /// ```
@@ -499,6 +516,16 @@ impl MockResponse {
     /// ```
     pub fn drop_tcp(self) -> MockResponse {
         self.step(Step::DropTcp)
+    }
+
+    /// Ends the TCP connection in order (a FIN, no close frame): the script ends here.
+    ///
+    /// ```
+    /// let r = syncws::testing::MockResponse::upgrade().send_text("and then silence").close_tcp();
+    /// # let _ = r;
+    /// ```
+    pub fn close_tcp(self) -> MockResponse {
+        self.step(Step::CloseTcp)
     }
 
     /// The timeout of the `expect_*` steps that follow (5 s until set).
