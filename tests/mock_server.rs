@@ -323,6 +323,29 @@ fn throttle_paces_what_the_mock_sends() {
 }
 
 #[test]
+fn wait_holds_the_next_step_back() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .send_text("now")
+            .wait(Duration::from_millis(300))
+            .send_text("later"),
+    );
+    let (ws, events) = open(&Client::new(), &server.url());
+    assert!(matches!(next(&events), Event::Open(_)));
+    assert!(matches!(next(&events), Event::Message(Message::Text(t)) if t == "now"));
+    let start = Instant::now();
+    assert!(matches!(next(&events), Event::Message(Message::Text(t)) if t == "later"));
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+    ws.cancel();
+    server.verify();
+}
+
+#[test]
 fn a_server_that_ignores_pings_exercises_the_pong_timeout() {
     let server = MockServer::start().unwrap();
     server.enqueue(MockResponse::upgrade().ignore_pings().expect_ping());
