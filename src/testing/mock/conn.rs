@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::record::{MockFrame, MockRequest};
 use super::script::{Check, DEFAULT_STEP_TIMEOUT, Kind, MockResponse, Shown, Step, quote};
-use super::server::Inner;
+use super::shared::Inner;
 use crate::message::Message;
 use crate::proto::deflate::{Inflater, ServerSettings, negotiate};
 use crate::proto::frame::{self, OpCode};

@@ -1,67 +1,15 @@
 //! The mock server: a listener on 127.0.0.1, one thread per connection playing the next
 //! scripted response, and the record the test reads back.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conn::{After, Conn};
 use super::record::{MockFrame, MockRequest};
 use super::script::MockResponse;
-
-/// What the server's threads share.
-pub(crate) struct Inner {
-    state: Mutex<State>,
-    /// Signalled on every change a waiter cares about: a request recorded, a script over, the
-    /// server stopping.
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    queue: VecDeque<MockResponse>,
-    when_empty: Option<MockResponse>,
-    requests: VecDeque<MockRequest>,
-    /// Frames each connection received, by connection number - 1.
-    frames: Vec<Vec<MockFrame>>,
-    failures: Vec<String>,
-    /// How many failures `verify` (or the drop) has already reported.
-    reported: usize,
-    /// Connections whose script has not finished.
-    running: usize,
-    accepted: usize,
-    stopping: bool,
-    /// Each live connection's socket, to shut it down when the server stops.
-    streams: HashMap<usize, TcpStream>,
-}
-
-impl Inner {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn fail(&self, message: String) {
-        self.state().failures.push(message);
-        self.changed.notify_all();
-    }
-
-    pub(crate) fn record_request(&self, request: MockRequest) {
-        self.state().requests.push_back(request);
-        self.changed.notify_all();
-    }
-
-    pub(crate) fn record_frame(&self, connection: usize, frame: MockFrame) {
-        if let Some(frames) = self.state().frames.get_mut(connection - 1) {
-            frames.push(frame);
-        }
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.state().stopping
-    }
-}
+use super::shared::{Inner, State};
 
 /// A scriptable WebSocket server on 127.0.0.1, for tests (feature `testing`).
 ///
