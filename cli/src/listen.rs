@@ -1,0 +1,221 @@
+//! `syncws listen`: a server to try things out: echo (the default), broadcast, or each
+//! connection's messages through a program.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use syncws::{Accept, Ended, Message, Server, WebSocket, WebSocketListener};
+
+/// Serve WebSockets: echo, broadcast, or a program per connection.
+#[derive(clap::Args)]
+#[command(
+    long_about = "Listens on ADDR (host:port; port 0 picks a free one) and upgrades every \
+        request, whatever its path. By default each message is echoed back to its sender; \
+        --broadcast sends every message to every connected client (the sender too); --exec \
+        runs a program per connection (through `sh -c`), writes each text message to its \
+        standard input as a line and sends each line of its standard output back as a text \
+        message. The first line on standard error says where it listens \
+        (\"listening on ws://127.0.0.1:PORT/\"); then one line per connection opened and \
+        ended. Runs until interrupted.",
+    after_help = "Examples:\n  \
+        syncws listen 127.0.0.1:9000\n  \
+        syncws listen 0.0.0.0:9000 --broadcast --origin https://app.example.com\n  \
+        syncws listen 127.0.0.1:9000 --exec 'while read line; do echo \"you said $line\"; done'\n  \
+        syncws listen 127.0.0.1:9443 --cert cert.pem --key key.pem"
+)]
+pub struct Args {
+    /// Where to listen: host:port.
+    #[arg(default_value = "127.0.0.1:9001")]
+    addr: String,
+    /// Send every message to every connected client.
+    #[arg(long, conflicts_with = "exec")]
+    broadcast: bool,
+    /// For each connection, run this command (with `sh -c`): messages in on its standard
+    /// input, its output lines out as messages. The connection closes when it exits.
+    #[arg(long, value_name = "COMMAND")]
+    exec: Option<String>,
+    /// Serve wss:// with this certificate chain (PEM); needs --key.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PKCS#8 PEM) of --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Accept browsers only from this origin, e.g. https://app.example.com (repeatable;
+    /// others are refused with 403; clients that send no Origin are accepted).
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    origins: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Echo,
+    Broadcast,
+    Exec,
+}
+
+type Clients = Arc<Mutex<Vec<(u64, WebSocket)>>>;
+
+/// One connection's listener: logs it, and does what the mode says.
+struct Conn {
+    id: u64,
+    peer: String,
+    mode: Mode,
+    clients: Clients,
+    command: Option<String>,
+    child: Option<(Child, ChildStdin)>,
+}
+
+impl Conn {
+    fn start_child(&mut self, ws: &WebSocket) {
+        let Some(command) = &self.command else { return };
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("# {}: could not start the program: {e}", self.peer);
+                let _ = ws.close(1011, Some("could not start the program"));
+                return;
+            }
+        };
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = ws.close(1011, None);
+            return;
+        };
+        let out = ws.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !out.send(line) {
+                    break;
+                }
+            }
+            // The program ended its output: so does the connection.
+            let _ = out.close(1000, Some("the program exited"));
+        });
+        self.child = Some((child, stdin));
+    }
+}
+
+impl WebSocketListener for Conn {
+    fn on_open(&mut self, ws: &WebSocket, _: &syncws::Response) {
+        let open = {
+            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            clients.push((self.id, ws.clone()));
+            clients.len()
+        };
+        eprintln!(
+            "# open {} {} ({open} open)",
+            self.peer,
+            ws.request().url().path()
+        );
+        if let Mode::Exec = self.mode {
+            self.start_child(ws);
+        }
+    }
+
+    fn on_message(&mut self, ws: &WebSocket, message: Message) {
+        match self.mode {
+            Mode::Echo => {
+                ws.send(message);
+            }
+            Mode::Broadcast => {
+                let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+                for (_, c) in clients.iter() {
+                    c.send(message.clone());
+                }
+            }
+            Mode::Exec => {
+                if let (Some((_, stdin)), Message::Text(t)) = (&mut self.child, &message)
+                    && writeln!(stdin, "{t}").and_then(|()| stdin.flush()).is_err()
+                {
+                    let _ = ws.close(1000, Some("the program exited"));
+                }
+            }
+        }
+    }
+
+    fn on_ended(&mut self, _: &WebSocket, ended: Ended) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, _)| *id != self.id);
+        if let Some((mut child, stdin)) = self.child.take() {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        match ended {
+            Ended::Closed { code, reason, .. } => {
+                eprintln!("# closed {}: {code} {reason}", self.peer)
+            }
+            Ended::Failed { error, .. } => eprintln!("# failed {}: {error}", self.peer),
+            _ => {}
+        }
+    }
+}
+
+fn tls(cert: &PathBuf, key: &PathBuf) -> Result<syncws::native_tls::TlsAcceptor, String> {
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
+    let identity = syncws::native_tls::Identity::from_pkcs8(&cert_pem, &key_pem)
+        .map_err(|e| format!("--cert/--key: {e}"))?;
+    syncws::native_tls::TlsAcceptor::new(identity).map_err(|e| format!("TLS: {e}"))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let mode = match (&args.exec, args.broadcast) {
+        (Some(_), _) => Mode::Exec,
+        (None, true) => Mode::Broadcast,
+        (None, false) => Mode::Echo,
+    };
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        match tls(cert, key) {
+            Ok(acceptor) => builder = builder.tls(acceptor),
+            Err(e) => {
+                eprintln!("syncws listen: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !args.origins.is_empty() {
+        builder = builder.allowed_origins(&args.origins);
+    }
+    let clients: Clients = Arc::default();
+    let ids = AtomicU64::new(0);
+    let command = args.exec.clone();
+    let server = builder.bind(args.addr.as_str(), move |request| {
+        let peer = request
+            .peer_addr()
+            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        Accept::upgrade(Conn {
+            id: ids.fetch_add(1, Ordering::Relaxed),
+            peer,
+            mode,
+            clients: clients.clone(),
+            command: command.clone(),
+            child: None,
+        })
+    });
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("syncws listen: could not listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if args.cert.is_some() { "wss" } else { "ws" };
+    eprintln!("listening on {scheme}://{}/", server.local_addr());
+    // Serves until the process is interrupted.
+    loop {
+        std::thread::park();
+    }
+}

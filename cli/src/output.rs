@@ -1,0 +1,136 @@
+//! How `connect` prints what happens: plain text (messages on stdout, everything else on
+//! stderr, so a pipe gets only the messages) or JSON (one event per line on stdout).
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use syncws::{Ended, Message, Response};
+
+/// How binary messages are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Binary {
+    /// Lowercase hex, two digits a byte.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+pub struct Printer {
+    pub json: bool,
+    pub binary: Binary,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn headers(r: &Response) -> Value {
+    Value::Array(
+        r.headers()
+            .iter()
+            .map(|h| json!([h.name(), String::from_utf8_lossy(h.value())]))
+            .collect(),
+    )
+}
+
+impl Printer {
+    fn encode(&self, bytes: &[u8]) -> String {
+        match self.binary {
+            Binary::Hex => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            Binary::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    fn line(&self, value: Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+
+    /// A remark for a person (text mode only, on stderr).
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            eprintln!("# {text}");
+        }
+    }
+
+    pub fn open(&self, r: &Response) {
+        if self.json {
+            self.line(json!({
+                "event": "open", "time": now(), "status": r.status(),
+                "subprotocol": r.subprotocol(), "headers": headers(r),
+            }));
+        } else {
+            let proto = r
+                .subprotocol()
+                .map(|p| format!(", subprotocol {p}"))
+                .unwrap_or_default();
+            self.note(&format!("connected ({} {}{proto})", r.status(), r.reason()));
+        }
+    }
+
+    pub fn message(&self, m: &Message) {
+        if self.json {
+            let (kind, data) = match m {
+                Message::Text(t) => ("text", t.clone()),
+                Message::Binary(b) => ("binary", self.encode(b)),
+            };
+            self.line(json!({"event": "message", "time": now(), "type": kind, "data": data}));
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = match m {
+                Message::Text(t) => writeln!(out, "{t}"),
+                Message::Binary(b) => writeln!(out, "{}", self.encode(b)),
+            };
+            let _ = out.flush();
+        }
+    }
+
+    pub fn closing(&self, code: u16, reason: &str) {
+        if self.json {
+            self.line(json!({"event": "closing", "time": now(), "code": code, "reason": reason}));
+        } else {
+            self.note(&format!("close frame from the server: {code} {reason}"));
+        }
+    }
+
+    pub fn ended(&self, how: &Ended) {
+        match how {
+            Ended::Closed { code, reason, .. } => {
+                if self.json {
+                    self.line(
+                        json!({"event": "closed", "time": now(), "code": code, "reason": reason}),
+                    );
+                } else {
+                    self.note(&format!("closed: {code} {reason}"));
+                }
+            }
+            Ended::Failed { error, response } => {
+                if self.json {
+                    let mut v =
+                        json!({"event": "failure", "time": now(), "error": error.to_string()});
+                    if let Some(r) = response {
+                        v["status"] = json!(r.status());
+                        v["headers"] = headers(r);
+                        v["body"] = json!(String::from_utf8_lossy(r.body()));
+                    }
+                    self.line(v);
+                } else {
+                    eprintln!("# failed: {error}");
+                    if let Some(r) = response {
+                        eprintln!("# the server answered: {} {}", r.status(), r.reason());
+                        for h in r.headers() {
+                            eprintln!("#   {}: {}", h.name(), String::from_utf8_lossy(h.value()));
+                        }
+                        if !r.body().is_empty() {
+                            eprintln!("#   body: {}", String::from_utf8_lossy(r.body()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

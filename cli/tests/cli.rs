@@ -1,0 +1,369 @@
+//! The real `syncws` binary: `connect` against the library's EchoServer and the test kit's
+//! MockServer (exit codes per ending, `--json`, binary output, flags reaching the server),
+//! `connect` and library clients against `listen` (echo, broadcast, `--exec`), and `bench`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use syncws::testing::{MockResponse, MockServer};
+use syncws::{EchoServer, Message};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncws");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `syncws args...` with `input` on its standard input (closed after it); a test that
+/// hangs is cut short by `--timeout` in the arguments where the server may stall.
+fn run(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the syncws binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn connect_sends_stdin_lines_prints_the_echoes_and_exits_0_after_the_close() {
+    let server = EchoServer::start().unwrap();
+    let out = run(&["connect", &server.url()], "hello\nwörld\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello\nwörld\n");
+    assert!(stderr(&out).contains("# closed: 1000"), "{}", stderr(&out));
+}
+
+#[test]
+fn json_prints_one_event_per_line_with_timestamps() {
+    let server = EchoServer::start().unwrap();
+    let out = run(&["connect", &server.url(), "--json"], "one\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "--json writes nothing else: {}",
+        stderr(&out)
+    );
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["open", "message", "closing", "closed"]);
+    assert_eq!(events[0]["status"], 101);
+    assert_eq!(events[1]["type"], "text");
+    assert_eq!(events[1]["data"], "one");
+    assert_eq!(events[3]["code"], 1000);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
+}
+
+#[test]
+fn send_and_count_make_a_one_shot_request() {
+    let server = EchoServer::start().unwrap();
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--send",
+            "ping?",
+            "--count",
+            "1",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ping?\n");
+}
+
+#[test]
+fn headers_and_subprotocols_reach_the_server() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .subprotocol("chat.v2")
+            .close(1000, ""),
+    );
+    let out = run(
+        &[
+            "connect",
+            &server.url_for("/room?x=1"),
+            "-H",
+            "Authorization: Bearer t0k3n",
+            "-s",
+            "chat.v1",
+            "-s",
+            "chat.v2",
+            "--no-compression",
+            "--json",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let seen = server.take_request(WAIT).unwrap();
+    assert_eq!(seen.target(), "/room?x=1");
+    assert_eq!(seen.header("authorization"), Some("Bearer t0k3n"));
+    assert_eq!(seen.subprotocols(), ["chat.v1", "chat.v2"]);
+    assert!(
+        seen.extensions().is_empty(),
+        "--no-compression offers nothing"
+    );
+    let open: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(open["subprotocol"], "chat.v2");
+    server.verify();
+}
+
+#[test]
+fn binary_messages_print_as_hex_or_base64() {
+    for (flag, expected) in [("hex", "0102ff\n"), ("base64", "AQL/\n")] {
+        let server = MockServer::start().unwrap();
+        server.enqueue(
+            MockResponse::upgrade()
+                .send_binary([1u8, 2, 255])
+                .close(1000, ""),
+        );
+        let out = run(
+            &[
+                "connect",
+                &server.url(),
+                "--binary",
+                flag,
+                "--timeout",
+                "10s",
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(stdout(&out), expected, "--binary {flag}");
+        server.verify();
+    }
+}
+
+#[test]
+fn a_refused_upgrade_exits_3_and_prints_the_status_and_headers() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::refuse(401).header("WWW-Authenticate", "Bearer realm=\"x\""));
+    let out = run(&["connect", &server.url()], "");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(
+        err.contains("WWW-Authenticate: Bearer realm=\"x\""),
+        "{err}"
+    );
+    server.verify();
+}
+
+#[test]
+fn a_failure_exits_1() {
+    let server = MockServer::start().unwrap();
+    // A reserved opcode: the client fails with a protocol error (and closes with 1002).
+    server.enqueue(
+        MockResponse::upgrade()
+            .expect_text("x")
+            .send_raw([0x83, 0x00])
+            .expect_close_with(1002),
+    );
+    // --count keeps the socket open after the message (an empty stdin would close it).
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--send",
+            "x",
+            "--count",
+            "1",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("# failed:"), "{}", stderr(&out));
+    server.verify();
+}
+
+#[test]
+fn a_timeout_exits_4() {
+    let server = MockServer::start().unwrap();
+    // Takes the message and never answers.
+    server.enqueue(MockResponse::upgrade().expect_text("anyone?"));
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--send",
+            "anyone?",
+            "--count",
+            "1",
+            "--timeout",
+            "300ms",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timeout"), "{}", stderr(&out));
+    server.verify();
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let out = run(&["connect", "ws://127.0.0.1:1/", "-H", "no colon"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected \"Name: value\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A running `syncws listen`, killed when dropped.
+struct Listen {
+    child: Child,
+    url: String,
+}
+
+impl Listen {
+    fn start(extra: &[&str]) -> Listen {
+        let mut child = Command::new(BIN)
+            .args(["listen", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_owned();
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Listen { child, url }
+    }
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn connect_against_listen_echoes() {
+    let listen = Listen::start(&[]);
+    let out = run(&["connect", &listen.url, "--timeout", "10s"], "a\nb\nc\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\nb\nc\n");
+}
+
+#[test]
+fn listen_broadcast_sends_every_message_to_every_client() {
+    let listen = Listen::start(&["--broadcast"]);
+    let mut a = syncws::connect(&listen.url).unwrap();
+    let mut b = syncws::connect(&listen.url).unwrap();
+    let text = |t: &str| Some(Message::Text(t.into()));
+    // A client's own message coming back proves the server counts it among the clients
+    // (its open and its messages run in order on one thread).
+    assert!(a.send("hello from a"));
+    assert_eq!(a.recv_timeout(WAIT).unwrap(), text("hello from a"));
+    assert!(b.send("hello from b"));
+    assert_eq!(b.recv_timeout(WAIT).unwrap(), text("hello from b"));
+    assert_eq!(a.recv_timeout(WAIT).unwrap(), text("hello from b"));
+    assert!(a.send("to everyone"));
+    assert_eq!(a.recv_timeout(WAIT).unwrap(), text("to everyone"));
+    assert_eq!(b.recv_timeout(WAIT).unwrap(), text("to everyone"));
+}
+
+#[test]
+fn listen_exec_runs_a_program_per_connection() {
+    let listen = Listen::start(&["--exec", "while read line; do echo \"got $line\"; done"]);
+    let mut conn = syncws::connect(&listen.url).unwrap();
+    assert!(conn.send("hi"));
+    assert_eq!(
+        conn.recv_timeout(WAIT).unwrap(),
+        Some(Message::Text("got hi".into()))
+    );
+    assert!(conn.send("again"));
+    assert_eq!(
+        conn.recv_timeout(WAIT).unwrap(),
+        Some(Message::Text("got again".into()))
+    );
+}
+
+#[test]
+fn bench_reports_throughput_and_percentiles_as_json() {
+    let server = EchoServer::start().unwrap();
+    let out = run(
+        &[
+            "bench",
+            &server.url(),
+            "-c",
+            "3",
+            "-n",
+            "200",
+            "-s",
+            "100",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(r["messages"], 600);
+    assert!(r["messages_per_second"].as_f64().unwrap() > 0.0);
+    let rtt = &r["rtt_us"];
+    let (p50, p99, p999) = (
+        rtt["p50"].as_f64().unwrap(),
+        rtt["p99"].as_f64().unwrap(),
+        rtt["p99_9"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{rtt}");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn help_reads_like_a_man_page_with_examples() {
+    for sub in ["connect", "listen", "bench"] {
+        let out = run(&[sub, "--help"], "");
+        assert_eq!(out.status.code(), Some(0));
+        let text = stdout(&out);
+        assert!(text.contains("Examples:"), "{sub}: {text}");
+        assert!(text.contains(&format!("syncws {sub} ")), "{sub}: {text}");
+    }
+    let mut s = String::new();
+    let _ = Command::new(BIN)
+        .arg("--version")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut s);
+    assert!(s.starts_with("syncws "), "{s}");
+}
