@@ -101,7 +101,7 @@ pub use factory::WebSocketFactory;
 pub use header::Header;
 pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, Listener,
-    WebSocketListener, channel, channel_with_limit,
+    WebSocketListener, channel, channel_with_limit, channel_with_waker,
 };
 pub use message::Message;
 pub use proxy::Proxy;

@@ -290,6 +290,7 @@ pub fn channel_with_limit(bytes: usize) -> (ChannelListener, Events) {
         ChannelListener {
             tx,
             backlog: backlog.clone(),
+            wake: None,
         },
         Events {
             rx,
@@ -298,11 +299,52 @@ pub fn channel_with_limit(bytes: usize) -> (ChannelListener, Events) {
     )
 }
 
+/// [`channel`] for a GUI: `wake` is called after each event is queued, so the application's
+/// event loop is woken when a socket has news, with no polling and no GUI code on the socket's
+/// thread.
+///
+/// `wake` runs on the socket's reader thread: it must only *signal* the GUI thread — egui's
+/// `Context::request_repaint`, winit's `EventLoopProxy::send_event`, GTK's
+/// `MainContext::invoke`, a `Sender::send` — and return. The GUI thread then drains
+/// [`Events::try_iter`] and updates its widgets itself. `wake` must not block (the reader
+/// waits for it, so the socket does too) and should not panic (a panic fails the socket with
+/// close 1011, as any listener callback's). The bound and the backpressure are [`channel`]'s.
+/// See `docs/desktop.md`.
+///
+/// ```
+/// use std::sync::mpsc;
+/// # fn main() -> Result<(), syncws::Error> {
+/// // A stand-in for a GUI event loop: it sleeps until it is woken.
+/// let (wake_tx, wakes) = mpsc::channel::<()>();
+/// let (listener, events) = syncws::channel_with_waker(move || {
+///     let _ = wake_tx.send(());
+/// });
+/// let server = syncws::EchoServer::start()?;
+/// let ws = syncws::Client::new().new_web_socket(syncws::Request::builder(&server.url()).build()?, listener);
+/// ws.send("hello");
+/// 'ui: while wakes.recv().is_ok() {
+///     for event in events.try_iter() {
+///         if let syncws::Event::Message(m) = event {
+///             println!("show {m:?} in the window");
+///             break 'ui;
+///         }
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub fn channel_with_waker(wake: impl Fn() + Send + Sync + 'static) -> (ChannelListener, Events) {
+    let (mut listener, events) = channel();
+    listener.wake = Some(Arc::new(wake));
+    (listener, events)
+}
+
 /// The listener half of [`channel`].
 #[derive(Clone)]
 pub struct ChannelListener {
     tx: crossbeam_channel::Sender<Event>,
     backlog: Arc<Backlog>,
+    /// Called after each event is queued ([`channel_with_waker`]).
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ChannelListener {
@@ -321,6 +363,9 @@ impl ChannelListener {
         self.backlog.add(charge);
         if self.tx.send(event).is_err() {
             self.backlog.remove(charge);
+        } else if let Some(wake) = &self.wake {
+            // After the send: whoever is woken finds the event there.
+            wake();
         }
     }
 }
