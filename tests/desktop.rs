@@ -82,7 +82,12 @@ fn each_event_wakes_the_loop_once_and_the_loop_handles_it_on_its_own_thread() {
     // One wake per event: the loop may find several events on one wake (and then the later
     // wakes find nothing), but it never misses one.
     let remaining = wakes.try_iter().count();
-    assert_eq!(seen.wakes + remaining, 8, "{} wakes then {remaining}", seen.wakes);
+    assert_eq!(
+        seen.wakes + remaining,
+        8,
+        "{} wakes then {remaining}",
+        seen.wakes
+    );
     assert!(seen.empty_wakes <= seen.wakes);
 }
 
