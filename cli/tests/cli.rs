@@ -3,8 +3,15 @@
 //! `connect` and library clients against `listen` (echo, broadcast, `--exec`), and `bench`.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+// The root crate's throwaway certificates (openssl only, no syncws feature).
+#[path = "../../tests/common/certs.rs"]
+mod certs;
 
 use syncws::testing::{MockResponse, MockServer};
 use syncws::{EchoServer, Message};
@@ -284,13 +291,14 @@ fn connect_against_listen_echoes() {
 #[test]
 fn listen_broadcast_sends_every_message_to_every_client() {
     let listen = Listen::start(&["--broadcast"]);
-    let mut a = syncws::connect(&listen.url).unwrap();
-    let mut b = syncws::connect(&listen.url).unwrap();
     let text = |t: &str| Some(Message::Text(t.into()));
     // A client's own message coming back proves the server counts it among the clients
-    // (its open and its messages run in order on one thread).
+    // (its open and its messages run in order on one thread); b connects after a's came back,
+    // so a's is not broadcast to it.
+    let mut a = syncws::connect(&listen.url).unwrap();
     assert!(a.send("hello from a"));
     assert_eq!(a.recv_timeout(WAIT).unwrap(), text("hello from a"));
+    let mut b = syncws::connect(&listen.url).unwrap();
     assert!(b.send("hello from b"));
     assert_eq!(b.recv_timeout(WAIT).unwrap(), text("hello from b"));
     assert_eq!(a.recv_timeout(WAIT).unwrap(), text("hello from b"));
@@ -366,4 +374,240 @@ fn help_reads_like_a_man_page_with_examples() {
         .unwrap()
         .read_to_string(&mut s);
     assert!(s.starts_with("syncws "), "{s}");
+}
+
+#[test]
+fn reconnect_carries_on_after_a_dropped_connection() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::upgrade().send_text("one").drop_tcp());
+    server.enqueue(MockResponse::upgrade().send_text("two"));
+    // An empty stdin would close at once: --count ends it after both messages.
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--reconnect",
+            "--send",
+            "hi",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "one\ntwo\n");
+    assert_eq!(server.connection_count(), 2);
+}
+
+#[test]
+fn ping_interval_sends_pings() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .expect_text("x")
+            .expect_ping()
+            .send_text("pinged"),
+    );
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--ping-interval",
+            "100ms",
+            "--send",
+            "x",
+            "--count",
+            "1",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pinged\n");
+    server.verify();
+}
+
+#[test]
+fn max_message_size_refuses_a_larger_message_with_1009() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .expect_text("x")
+            .send_text(&"a".repeat(100))
+            .expect_close_with(1009),
+    );
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--max-message-size",
+            "10",
+            "--send",
+            "x",
+            "--count",
+            "1",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("100"), "{}", stderr(&out));
+    server.verify();
+}
+
+/// Writes the test certificate's files; returns (dir, chain, key, ca) paths.
+fn cert_files() -> (std::path::PathBuf, String, String, String) {
+    let now = certs::unix_now();
+    let tls = certs::issue("localhost", now - 60, now + 86_400);
+    let dir = std::env::temp_dir().join(format!("syncws-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let chain = path("chain.pem", &tls.chain);
+    let key = path("key.pem", &tls.key);
+    let ca = path("ca.pem", &tls.ca);
+    (dir, chain, key, ca)
+}
+
+#[test]
+fn tls_listen_and_connect_with_ca_file_or_insecure() {
+    let (dir, chain, key, ca) = cert_files();
+    let listen = Listen::start(&["--cert", &chain, "--key", &key]);
+    assert!(listen.url.starts_with("wss://"), "{}", listen.url);
+    let url = listen.url.replace("127.0.0.1", "localhost");
+    // Trusting the test CA: the echo comes back.
+    let out = run(
+        &["connect", &url, "--ca-file", &ca, "--timeout", "10s"],
+        "secret\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "secret\n");
+    // Not trusting it: a TLS failure, status 1.
+    let out = run(&["connect", &url, "--timeout", "10s"], "x\n");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // --insecure: it works, and says what it turned off.
+    let out = run(&["connect", &url, "--insecure", "--timeout", "10s"], "y\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("certificate and host name checks are OFF"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened.
+fn connect_proxy() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[test]
+fn proxy_and_no_proxy() {
+    let server = EchoServer::start().unwrap();
+    let (proxy, tunnels) = connect_proxy();
+    let out = run(
+        &[
+            "connect",
+            &server.url(),
+            "--proxy",
+            &proxy,
+            "--timeout",
+            "10s",
+        ],
+        "via proxy\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "via proxy\n");
+    assert_eq!(
+        tunnels.load(Ordering::SeqCst),
+        1,
+        "the connection went through the proxy"
+    );
+    // --no-proxy ignores a proxy the environment names (one that does not exist).
+    let out = Command::new(BIN)
+        .args([
+            "connect",
+            &server.url(),
+            "--no-proxy",
+            "--send",
+            "direct",
+            "--count",
+            "1",
+            "--timeout",
+            "10s",
+        ])
+        .env("ALL_PROXY", "http://127.0.0.1:1")
+        .env("HTTP_PROXY", "http://127.0.0.1:1")
+        .env("NO_PROXY", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "direct\n");
+}
+
+#[test]
+fn listen_origin_refuses_other_origins_with_403() {
+    let listen = Listen::start(&["--origin", "https://app.example"]);
+    let request = |origin: &str| {
+        syncws::Request::builder(&listen.url)
+            .header("Origin", origin)
+            .build()
+            .unwrap()
+    };
+    let client = syncws::Client::new();
+    assert!(client.connect(request("https://app.example")).is_ok());
+    match client.connect(request("https://evil.example")) {
+        Err(syncws::Error::HandshakeRejected {
+            response: Some(r), ..
+        }) => assert_eq!(r.status(), 403),
+        other => panic!("expected a 403, got {other:?}"),
+    }
 }

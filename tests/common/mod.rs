@@ -2,6 +2,7 @@
 //! certificates with clients and servers for whichever TLS backend the build has.
 #![allow(dead_code)]
 
+pub mod certs;
 #[cfg(any(feature = "native-tls", feature = "rustls"))]
 pub mod echo;
 pub mod raw;
