@@ -13,9 +13,9 @@ use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
 use crate::header::Header;
 use crate::proto::Role;
-use crate::proto::handshake;
+use crate::proto::{forwarded, handshake};
 use crate::response::Response;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread;
@@ -91,9 +91,25 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
-    let peer_addr = tcp.peer_addr().ok();
     let deadline = timeout_deadline(config.read_timeout);
     let on_timeout = || Error::ReadTimeout(config.read_timeout);
+    // Behind a trusted proxy the client is who its PROXY header says (read before TLS, which
+    // the header precedes), else the TCP peer.
+    let mut peer_addr = tcp.peer_addr().ok();
+    let forwarding = &server.forwarding;
+    let from_proxy = peer_addr.is_some_and(|p| forwarding.trusted.contains(p.ip()));
+    if forwarding.proxy_protocol && from_proxy {
+        match super::proxy_header::read(&tcp, deadline) {
+            Ok(Some(client)) => peer_addr = Some(client),
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("refusing a connection from a trusted proxy: {e}");
+                Counters::add(&server.counters.refused_bad_handshake);
+                let _ = tcp.shutdown(std::net::Shutdown::Both);
+                return None;
+            }
+        }
+    }
     let halves = match &server.tls {
         None => Ok(transport::plain(tcp)),
         Some(acceptor) => transport::tls_accept(tcp, acceptor, deadline, on_timeout),
@@ -138,6 +154,15 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
         protocols,
         terms,
     } = hello;
+    // Forwarded headers count only when the hop that sent them is a trusted proxy (after a
+    // PROXY header, the hop is the client it named: its headers are ignored).
+    if forwarding.headers
+        && let Some(hop) = peer_addr
+        && forwarding.trusted.contains(hop.ip())
+        && let Some(ip) = forwarded::client_from_headers(&request_headers, &forwarding.trusted)
+    {
+        peer_addr = Some(SocketAddr::new(ip, 0));
+    }
     let request = crate::request::Request::from_parts(url, request_headers, protocols, peer_addr);
     // The handler is application code: a panic in it answers this client with 500 and
     // leaves the server (and this pooled thread) running.
@@ -176,7 +201,7 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
             return None;
         }
     };
-    let established = match server.try_establish(ticket) {
+    let established = match server.try_establish(peer_addr, ticket) {
         Ok(established) => established,
         Err(full) => {
             let counter = match full {
@@ -211,6 +236,10 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     }
     let _ = read.tcp.set_read_timeout(None);
     let (shared, inbox) = Shared::new(request, Role::Server, &config);
+    // The client's address, not a proxy's, for `WebSocket::peer_addr`.
+    if let (Ok(local), Some(peer)) = (read.tcp.local_addr(), peer_addr) {
+        let _ = shared.addrs.set((local, peer));
+    }
     shared.attach(&read.tcp);
     shared.enter_reader();
     server.track(&shared);

@@ -145,10 +145,14 @@ impl<T> Admission<T> {
 
     /// Takes a place for a new handshake from `addr`; returns its id (for [`end`](Self::end))
     /// and the handshakes evicted to make room, which the caller shuts down.
-    pub(crate) fn begin(&mut self, addr: AddrKey, conn: T) -> (u64, Vec<Evicted<T>>) {
+    ///
+    /// `per_ip`: whether the per-address cap applies; not to a trusted proxy, whose
+    /// connections carry many clients (their own addresses are only known from its PROXY
+    /// header, and are capped once established).
+    pub(crate) fn begin(&mut self, addr: AddrKey, conn: T, per_ip: bool) -> (u64, Vec<Evicted<T>>) {
         let mut evicted = Vec::new();
         // Its own address first: a flood from one address evicts only itself.
-        while self.count(addr) >= self.limits.max_handshaking_per_ip {
+        while per_ip && self.count(addr) >= self.limits.max_handshaking_per_ip {
             let Some(conn) = self.pop_oldest(addr) else {
                 break;
             };
@@ -284,12 +288,12 @@ mod tests {
     #[test]
     fn an_address_at_its_cap_evicts_its_own_oldest() {
         let mut a = admission(10, 2);
-        assert!(a.begin(v4(1), "a1").1.is_empty());
-        assert!(a.begin(v4(2), "b1").1.is_empty());
-        assert!(a.begin(v4(1), "a2").1.is_empty());
-        let (_, e) = a.begin(v4(1), "a3");
+        assert!(a.begin(v4(1), "a1", true).1.is_empty());
+        assert!(a.begin(v4(2), "b1", true).1.is_empty());
+        assert!(a.begin(v4(1), "a2", true).1.is_empty());
+        let (_, e) = a.begin(v4(1), "a3", true);
         assert_eq!(evicted(e), [("a1", Full::HandshakingPerIp(2))]);
-        let (_, e) = a.begin(v4(1), "a4");
+        let (_, e) = a.begin(v4(1), "a4", true);
         assert_eq!(evicted(e), [("a2", Full::HandshakingPerIp(2))]);
         assert_eq!((a.handshaking, a.count(v4(1)), a.count(v4(2))), (3, 2, 1));
     }
@@ -298,22 +302,22 @@ mod tests {
     fn when_all_places_are_taken_the_address_holding_the_most_gives_one_up() {
         let mut a = admission(5, 10);
         // The other address's handshakes are the oldest: global oldest-first would evict b1.
-        a.begin(v4(2), "b1");
-        a.begin(v4(2), "b2");
-        a.begin(v4(1), "a1");
-        a.begin(v4(1), "a2");
-        a.begin(v4(1), "a3");
-        let (_, e) = a.begin(v4(3), "c1");
+        a.begin(v4(2), "b1", true);
+        a.begin(v4(2), "b2", true);
+        a.begin(v4(1), "a1", true);
+        a.begin(v4(1), "a2", true);
+        a.begin(v4(1), "a3", true);
+        let (_, e) = a.begin(v4(3), "c1", true);
         assert_eq!(evicted(e), [("a1", Full::Handshaking(5))]);
         // Now 1 and 2 hold two each: the one with the older handshake gives it up (b1).
-        let (_, e) = a.begin(v4(4), "d1");
+        let (_, e) = a.begin(v4(4), "d1", true);
         assert_eq!(evicted(e), [("b1", Full::Handshaking(5))]);
-        let (_, e) = a.begin(v4(5), "e1");
+        let (_, e) = a.begin(v4(5), "e1", true);
         assert_eq!(evicted(e), [("a2", Full::Handshaking(5))]);
         // One each: plain oldest first (b2, then a3), never a newer one.
-        let (_, e) = a.begin(v4(6), "f1");
+        let (_, e) = a.begin(v4(6), "f1", true);
         assert_eq!(evicted(e), [("b2", Full::Handshaking(5))]);
-        let (_, e) = a.begin(v4(6), "f2");
+        let (_, e) = a.begin(v4(6), "f2", true);
         assert_eq!(evicted(e), [("a3", Full::Handshaking(5))]);
         assert_eq!(a.handshaking, 5);
     }
@@ -321,13 +325,13 @@ mod tests {
     #[test]
     fn an_ended_handshake_frees_its_place_and_an_evicted_one_is_ended_once() {
         let mut a = admission(2, 2);
-        let (first, _) = a.begin(v4(1), "a1");
-        let (second, _) = a.begin(v4(1), "a2");
+        let (first, _) = a.begin(v4(1), "a1", true);
+        let (second, _) = a.begin(v4(1), "a2", true);
         a.end(v4(1), first);
         assert_eq!((a.handshaking, a.count(v4(1))), (1, 1));
-        assert!(a.begin(v4(2), "b1").1.is_empty());
+        assert!(a.begin(v4(2), "b1", true).1.is_empty());
         // a2 (older than b1) is evicted for c1; its later end changes nothing.
-        let (_, e) = a.begin(v4(3), "c1");
+        let (_, e) = a.begin(v4(3), "c1", true);
         assert_eq!(evicted(e), [("a2", Full::Handshaking(2))]);
         a.end(v4(1), second);
         a.end(v4(1), second);

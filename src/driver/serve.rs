@@ -17,6 +17,7 @@ use super::shared::Shared;
 use super::transport::Acceptor;
 use crate::config::Config;
 use crate::header::Header;
+use crate::proto::forwarded::Trusted;
 use crate::proto::handshake;
 use crate::proto::session::State;
 use crate::request::Request;
@@ -60,6 +61,18 @@ pub(crate) struct Serve {
     stop_timeout: Duration,
     /// What `Server::stats` reports besides the admission's counts.
     pub counters: Counters,
+    /// Which proxies are believed about the client's address, and how.
+    pub forwarding: Forwarding,
+}
+
+/// Behind proxies: whose word about the client's address is taken, and in which form.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Forwarding {
+    pub trusted: Trusted,
+    /// Connections from trusted proxies start with a PROXY protocol header (v1 or v2).
+    pub proxy_protocol: bool,
+    /// `Forwarded` / `X-Forwarded-For` from trusted proxies name the client.
+    pub headers: bool,
 }
 
 /// A server's running totals (statistics): relaxed atomics, one add per connection.
@@ -142,6 +155,7 @@ impl Serve {
         handler: Box<Handler>,
         limits: Limits,
         stop_timeout: Duration,
+        forwarding: Forwarding,
     ) -> Arc<Serve> {
         Arc::new(Serve {
             config,
@@ -153,6 +167,7 @@ impl Serve {
             sockets: Mutex::new(Vec::new()),
             stop_timeout,
             counters: Counters::default(),
+            forwarding,
         })
     }
 
@@ -181,7 +196,8 @@ impl Serve {
             tcp,
             stage: AtomicU8::new(READING),
         });
-        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone());
+        let per_ip = !self.forwarding.trusted.contains(peer.ip());
+        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone(), per_ip);
         // The writes and shutdowns happen outside the lock.
         for e in evicted {
             self.evict(e);
@@ -231,12 +247,17 @@ impl Serve {
 
     /// Counts an upgrade from the ticket's address among the established connections, or
     /// says which cap is reached (the client is then answered 503).
+    ///
+    /// `client`: the address the connection counts against, the client's behind a trusted
+    /// proxy (the ticket's is the proxy's).
     pub(crate) fn try_establish(
         self: &Arc<Self>,
+        client: Option<SocketAddr>,
         ticket: &HandshakeTicket,
     ) -> Result<ConnectionGuard, Full> {
-        self.admission.lock().establish(ticket.addr)?;
-        Ok(ConnectionGuard(self.clone(), ticket.addr))
+        let addr = client.map_or(ticket.addr, |c| AddrKey::of(c.ip()));
+        self.admission.lock().establish(addr)?;
+        Ok(ConnectionGuard(self.clone(), addr))
     }
 
     /// A snapshot of the server's connections.

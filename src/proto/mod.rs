@@ -24,6 +24,7 @@ pub(crate) mod close;
 pub(crate) mod decoder;
 pub(crate) mod deflate;
 pub(crate) mod encoder;
+pub(crate) mod forwarded;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;

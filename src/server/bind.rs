@@ -10,6 +10,7 @@ use crate::config::{Config, socket_options};
 use crate::driver::transport::Acceptor;
 use crate::driver::{self, Limits, Serve};
 use crate::error::Error;
+use crate::proto::forwarded::Trusted;
 use crate::proto::{deflate, handshake};
 use crate::request::Request;
 
@@ -61,6 +62,10 @@ pub struct ServerBuilder {
     /// As given; checked and normalised by `bind`.
     allowed_origins: Option<Vec<String>>,
     require_origin: bool,
+    /// As given; parsed by `bind`.
+    trusted_proxies: Vec<String>,
+    proxy_protocol: bool,
+    forwarded_headers: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -73,6 +78,9 @@ impl std::fmt::Debug for ServerBuilder {
             .field("stop_timeout", &self.stop_timeout)
             .field("allowed_origins", &self.allowed_origins)
             .field("require_origin", &self.require_origin)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("proxy_protocol", &self.proxy_protocol)
+            .field("forwarded_headers", &self.forwarded_headers)
             .finish()
     }
 }
@@ -261,6 +269,47 @@ impl ServerBuilder {
         self
     }
 
+    /// The reverse proxies and load balancers in front of the server (addresses such as
+    /// `10.0.0.5` or networks such as `10.0.0.0/8`): only they are believed about the client's
+    /// address ([`proxy_protocol`](Self::proxy_protocol),
+    /// [`forwarded_headers`](Self::forwarded_headers)), and their connections are exempt from
+    /// [`max_handshaking_per_ip`](Self::max_handshaking_per_ip) (they carry many clients).
+    /// Default: none. A bad entry makes [`bind`](Self::bind) fail.
+    ///
+    /// ```
+    /// let server = syncws::Server::builder()
+    ///     .trusted_proxies(["127.0.0.1", "10.0.0.0/8"])
+    ///     .proxy_protocol(true)
+    ///     .bind("127.0.0.1:0", |_| syncws::Accept::upgrade(syncws::Listener::new()))?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.trusted_proxies = proxies.into_iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Connections from a [trusted proxy](Self::trusted_proxies) begin with a PROXY protocol
+    /// header, v1 or v2 (HAProxy's `send-proxy`/`send-proxy-v2`, nginx's `proxy_protocol on`,
+    /// cloud TCP load balancers): the client it names becomes the socket's
+    /// [`peer_addr`](crate::WebSocket::peer_addr) and [`Request::peer_addr`](crate::Request::peer_addr),
+    /// and the per-address limits count it. A trusted proxy's connection without a valid header
+    /// (or one over 1 KiB) is closed; a header from any other peer is not read as one, and
+    /// fails as a bad request (400). Default off; needs `trusted_proxies`.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.proxy_protocol = on;
+        self
+    }
+
+    /// Believe `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` in requests from a
+    /// [trusted proxy](Self::trusted_proxies): the rightmost address in the chain that is not
+    /// itself a trusted proxy becomes the client's (its port is unknown: 0). From any other
+    /// peer the headers are ignored (anyone can write them). Default off; needs
+    /// `trusted_proxies`.
+    pub fn forwarded_headers(mut self, on: bool) -> Self {
+        self.forwarded_headers = on;
+        self
+    }
+
     /// Binds `addr` and starts accepting. `handler` runs on the connection's own thread for
     /// each valid upgrade request and decides whether to upgrade it. A panic in `handler` is
     /// caught: that client gets `500 Internal Server Error` and the server goes on.
@@ -282,6 +331,19 @@ impl ServerBuilder {
         let allowed = (self.allowed_origins.as_ref())
             .map(|origins| origins.iter().map(normalize).collect::<Result<Vec<_>, _>>())
             .transpose()?;
+        let trusted = Trusted::parse(&self.trusted_proxies)
+            .map_err(|e| Error::InvalidRequest(format!("trusted_proxies: {e}")))?;
+        if (self.proxy_protocol || self.forwarded_headers) && trusted.is_empty() {
+            return Err(Error::InvalidRequest(
+                "proxy_protocol and forwarded_headers need trusted_proxies: whose word to take"
+                    .into(),
+            ));
+        }
+        let forwarding = driver::Forwarding {
+            trusted,
+            proxy_protocol: self.proxy_protocol,
+            headers: self.forwarded_headers,
+        };
         let listener = driver::listen(addr)?;
         let addr = listener.local_addr()?;
         let deflate = deflate::ServerSettings {
@@ -304,6 +366,7 @@ impl ServerBuilder {
             handler,
             self.limits,
             self.stop_timeout,
+            forwarding,
         );
         let s = serve.clone();
         let accept_thread = thread::Builder::new()
@@ -333,6 +396,9 @@ impl Server {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             allowed_origins: None,
             require_origin: false,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            forwarded_headers: false,
         }
     }
 
