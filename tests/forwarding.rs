@@ -79,7 +79,10 @@ fn a_proxy_v1_header_from_a_trusted_proxy_names_the_client() {
     );
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let client: SocketAddr = "203.0.113.7:51000".parse().unwrap();
-    assert_eq!(seen.recv_timeout(EVENT_TIMEOUT).unwrap(), (Some(client), Some(client)));
+    assert_eq!(
+        seen.recv_timeout(EVENT_TIMEOUT).unwrap(),
+        (Some(client), Some(client))
+    );
 }
 
 #[test]
@@ -88,7 +91,10 @@ fn a_proxy_v2_header_from_a_trusted_proxy_names_the_client() {
     let (_s, head) = connect_with(&server, &v2_header([198, 51, 100, 9], 40000), "");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let client: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    assert_eq!(seen.recv_timeout(EVENT_TIMEOUT).unwrap(), (Some(client), Some(client)));
+    assert_eq!(
+        seen.recv_timeout(EVENT_TIMEOUT).unwrap(),
+        (Some(client), Some(client))
+    );
 }
 
 #[test]
@@ -110,14 +116,20 @@ fn a_proxy_header_from_an_untrusted_peer_is_refused() {
     let (_s, head) = connect_with(&server, b"", "");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let (from_request, _) = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
-    assert_eq!(from_request.map(|a| a.ip().to_string()), Some("127.0.0.1".into()));
+    assert_eq!(
+        from_request.map(|a| a.ip().to_string()),
+        Some("127.0.0.1".into())
+    );
 }
 
 #[test]
 fn a_trusted_proxy_without_a_valid_header_is_cut() {
     let (server, _seen) = server(proxied());
     let (_s, head) = connect_with(&server, b"", "");
-    assert!(head.is_empty(), "no answer, the connection is closed: {head}");
+    assert!(
+        head.is_empty(),
+        "no answer, the connection is closed: {head}"
+    );
     let (_s, head) = connect_with(&server, b"PROXY TCP4 not-an-address\r\n", "");
     assert!(head.is_empty(), "{head}");
     assert!(
@@ -159,7 +171,10 @@ fn forwarded_headers_are_believed_from_trusted_proxies_only() {
     let (_s, head) = connect_with(&server, b"", "Forwarded: for=\"[2001:db8::7]:99\"\r\n");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let (from_request, _) = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
-    assert_eq!(from_request.map(|a| a.ip()), Some("2001:db8::7".parse().unwrap()));
+    assert_eq!(
+        from_request.map(|a| a.ip()),
+        Some("2001:db8::7".parse().unwrap())
+    );
 
     // From a peer that is not a trusted proxy the same header is ignored.
     let (other, seen) = self::server(
@@ -170,7 +185,10 @@ fn forwarded_headers_are_believed_from_trusted_proxies_only() {
     let (_s, head) = connect_with(&other, b"", "X-Forwarded-For: 203.0.113.50\r\n");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let (from_request, _) = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
-    assert_eq!(from_request.map(|a| a.ip().to_string()), Some("127.0.0.1".into()));
+    assert_eq!(
+        from_request.map(|a| a.ip().to_string()),
+        Some("127.0.0.1".into())
+    );
 }
 
 #[test]
