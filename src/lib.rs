@@ -79,6 +79,7 @@ mod http_types;
 mod listener;
 mod message;
 mod panics;
+mod prepared;
 mod proto;
 mod proxy;
 mod reconnect;
@@ -104,6 +105,7 @@ pub use listener::{
     WebSocketListener, channel, channel_with_limit, channel_with_waker,
 };
 pub use message::Message;
+pub use prepared::{Delivery, Prepared, WhenFull};
 pub use proxy::Proxy;
 pub use reconnect::{
     DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Reconnect,

@@ -59,7 +59,9 @@ impl Driven {
         for item in self.shared().outbox.take_queued() {
             self.log.push(match item {
                 Outgoing::Message(m) => Did::Send(m),
-                Outgoing::Masked { .. } => continue,
+                // A socket with no connection has no encoder: prepared messages reach it as
+                // plain messages, and nothing is masked.
+                Outgoing::Masked { .. } | Outgoing::Prepared { .. } => continue,
                 Outgoing::Close(code, reason) => Did::Close(code, reason),
                 Outgoing::FailClose(code) => Did::Close(Some(code), String::new()),
             });

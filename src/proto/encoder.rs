@@ -45,6 +45,79 @@ pub struct Encoder {
     frames: u64,
 }
 
+/// How a connection takes a prepared message (`crate::Prepared`): one frame encoded once and
+/// written to every connection whose encoding would give the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fit {
+    /// Client frames are masked with a key of their own: nothing to share.
+    masked: bool,
+    fragment_size: usize,
+    /// With permessage-deflate: messages from this size on are compressed.
+    min_compress_size: Option<usize>,
+    /// With permessage-deflate and no context takeover: the window and level.
+    shareable: Option<(u8, u32)>,
+}
+
+/// Which shared frame a connection takes for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shared {
+    /// The uncompressed frame.
+    Plain,
+    /// The frame deflated with this window and level, no context takeover.
+    Deflated { window_bits: u8, level: u32 },
+    /// None: this connection encodes the message itself (masked, fragmented, or compressed
+    /// with context takeover, where its bytes depend on what it sent before).
+    PerSocket,
+}
+
+impl Fit {
+    /// The shared frame for a message of `len` bytes, if one fits.
+    pub(crate) fn choose(&self, len: usize) -> Shared {
+        if self.masked || len > self.fragment_size {
+            return Shared::PerSocket;
+        }
+        match (self.min_compress_size, self.shareable) {
+            (None, _) => Shared::Plain,
+            (Some(min), _) if len < min => Shared::Plain,
+            (Some(_), Some((window_bits, level))) => Shared::Deflated { window_bits, level },
+            (Some(_), None) => Shared::PerSocket,
+        }
+    }
+}
+
+/// The compressor of `Shared::Deflated { window_bits, level }` frames (no context takeover:
+/// it can be reused for any number of them). `None` for a window zlib cannot produce.
+pub(crate) fn prepared_deflater(window_bits: u8, level: u32) -> Option<Deflater> {
+    let params = Params {
+        send_no_context_takeover: true,
+        recv_no_context_takeover: false,
+        send_max_window_bits: window_bits,
+    };
+    Deflater::new(&params, level)
+}
+
+/// A prepared message's one frame (server role: unmasked): as it is, or, with `deflater`
+/// (from [`prepared_deflater`]), deflated with no context takeover.
+pub(crate) fn prepared_frame(
+    message: &Message,
+    deflater: Option<&mut Deflater>,
+) -> Result<Vec<u8>, Error> {
+    let (opcode, payload) = match message {
+        Message::Text(t) => (OpCode::Text, t.as_bytes()),
+        Message::Binary(b) => (OpCode::Binary, b.as_slice()),
+    };
+    let mut out = Vec::new();
+    match deflater {
+        Some(deflater) => {
+            let mut compressed = Vec::new();
+            deflater.compress(payload, &mut compressed)?;
+            frame::encode_frame(&mut out, true, true, opcode, &compressed, None);
+        }
+        None => frame::encode_frame(&mut out, true, false, opcode, payload, None),
+    }
+    Ok(out)
+}
+
 /// A compressed-payload buffer larger than this is freed rather than kept for the next.
 const SPARE_MAX: usize = 64 * 1024;
 
@@ -95,6 +168,24 @@ impl Encoder {
     /// Frames encoded so far.
     pub(crate) fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// A prepared message's frame, encoded elsewhere, goes out through this connection.
+    pub(crate) fn counted_external_frame(&mut self) {
+        self.counted_frame();
+    }
+
+    /// How this connection can take a prepared message's shared frame.
+    pub(crate) fn fit(&self) -> Fit {
+        Fit {
+            masked: self.role == Role::Client,
+            fragment_size: self.config.fragment_size,
+            min_compress_size: self
+                .deflater
+                .as_ref()
+                .map(|_| self.config.min_compress_size),
+            shareable: self.deflater.as_ref().and_then(Deflater::shareable),
+        }
     }
 
     #[inline]
@@ -291,6 +382,44 @@ impl Encoder {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn prepared_frames_fit_only_where_the_bytes_would_be_the_same() {
+        let fit = |masked, min: Option<usize>, shareable| Fit {
+            masked,
+            fragment_size: 1000,
+            min_compress_size: min,
+            shareable,
+        };
+        assert_eq!(
+            fit(true, None, None).choose(10),
+            Shared::PerSocket,
+            "client: masked"
+        );
+        assert_eq!(fit(false, None, None).choose(10), Shared::Plain);
+        assert_eq!(
+            fit(false, None, None).choose(2000),
+            Shared::PerSocket,
+            "fragmented"
+        );
+        assert_eq!(
+            fit(false, Some(100), None).choose(10),
+            Shared::Plain,
+            "under the size"
+        );
+        assert_eq!(
+            fit(false, Some(100), None).choose(500),
+            Shared::PerSocket,
+            "takeover"
+        );
+        assert_eq!(
+            fit(false, Some(100), Some((12, 3))).choose(500),
+            Shared::Deflated {
+                window_bits: 12,
+                level: 3
+            }
+        );
+    }
     use super::*;
     use crate::proto::decoder::{Decoder, Incoming};
 

@@ -18,9 +18,10 @@ pub(super) struct Batch {
     pub bytes: Vec<u8>,
     /// Written up to here.
     pos: usize,
-    /// The payload of a large message, masked in place, to write right after `bytes`
-    /// (without copying it into them).
-    tail: Option<Vec<u8>>,
+    /// The payload of a large message, masked in place, or a prepared message's whole frame
+    /// (shared with other sockets), to write right after `bytes` (without copying it into
+    /// them).
+    tail: Option<Tail>,
     tail_pos: usize,
     /// Payload bytes and whole messages in it, for `queue_size`.
     payload: u64,
@@ -28,6 +29,25 @@ pub(super) struct Batch {
     pub close: CloseMark,
     /// The TLS session has output of its own to write with it.
     pub flush_tls: bool,
+}
+
+/// Bytes written from their own memory after the batch's buffer.
+#[derive(Debug)]
+pub(super) enum Tail {
+    /// A large message's payload, this socket's own (masked for it).
+    Owned(Vec<u8>),
+    /// A prepared message's frame, the same bytes for every socket it goes to.
+    Shared(std::sync::Arc<[u8]>),
+}
+
+impl std::ops::Deref for Tail {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Tail::Owned(v) => v,
+            Tail::Shared(a) => a,
+        }
+    }
 }
 
 /// What a written batch accounted for.
@@ -52,6 +72,16 @@ impl Batch {
     /// The batch ends with a frame header whose payload (`tail`, `len` bytes of application
     /// payload) follows it unencoded: nothing more may be added until it is written.
     pub(super) fn set_tail(&mut self, tail: Vec<u8>, len: u64) {
+        self.set_any_tail(Tail::Owned(tail), len);
+    }
+
+    /// The batch ends with a prepared message's whole frame (`len` bytes of application
+    /// payload), written from the memory every socket it goes to shares.
+    pub(super) fn set_shared_tail(&mut self, frame: std::sync::Arc<[u8]>, len: u64) {
+        self.set_any_tail(Tail::Shared(frame), len);
+    }
+
+    fn set_any_tail(&mut self, tail: Tail, len: u64) {
         self.tail = Some(tail);
         self.tail_pos = 0;
         self.counted(len);

@@ -37,7 +37,7 @@ mod room;
 mod round;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::sync::{Parker, Unparker};
@@ -50,7 +50,7 @@ use queue::{Queue, Spare};
 
 use crate::driver::transport::WriteHalf;
 use crate::message::Message;
-use crate::proto::encoder::Encoder;
+use crate::proto::encoder::{Encoder, Fit, Shared};
 use crate::proto::frame::OpCode;
 use crate::proto::mask;
 
@@ -144,6 +144,8 @@ pub(crate) struct Outbox {
     settled: Counts,
     /// Frame bytes written (statistics), published after each write.
     wire_out: AtomicU64,
+    /// How the connection takes prepared messages' shared frames, once it is open.
+    fit: std::sync::OnceLock<Fit>,
     unparker: Unparker,
     max_queue_size: u64,
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
@@ -177,6 +179,7 @@ impl Outbox {
             reads: AtomicU64::new(0),
             settled: Counts::default(),
             wire_out: AtomicU64::new(0),
+            fit: std::sync::OnceLock::new(),
             unparker: parker.unparker().clone(),
             max_queue_size,
             max_queued_messages: crate::config::max_queued_messages(max_queue_size),
@@ -199,6 +202,7 @@ impl Outbox {
 
     /// The connection is open: from now on the writer (and senders, inline) write to `io`.
     pub(crate) fn open(&self, io: WriteHalf, encoder: Encoder) {
+        let _ = self.fit.set(encoder.fit());
         *self.link.lock() = Some(Link::new(io));
         self.queue().encoder = Some(encoder);
     }
@@ -282,6 +286,53 @@ impl Outbox {
             drop(message);
         } else {
             q.data.push_back(Outgoing::Message(message));
+            self.queued_item(q, true, false);
+        }
+        Ok(())
+    }
+
+    /// Queues a prepared message: its shared frame when this connection's encoding would give
+    /// those very bytes (`frame` makes or finds it), else the message itself, encoded here
+    /// like any other. The same limits and gate as `send`.
+    pub(crate) fn send_prepared(
+        &self,
+        message: &Message,
+        frame: &dyn Fn(Shared) -> Option<Arc<[u8]>>,
+    ) -> Result<(), SendError> {
+        let len = message.len();
+        let shared = self.fit.get().map_or(Shared::PerSocket, |f| f.choose(len));
+        let Some(frame) = (shared != Shared::PerSocket)
+            .then(|| frame(shared))
+            .flatten()
+        else {
+            return self.send(message.clone());
+        };
+        let len = len as u64;
+        let mut q = self.queue();
+        if q.sealed {
+            return Err(SendError::Closed);
+        }
+        let (written_bytes, written_messages) = self.written.load();
+        let bytes = q.queued_bytes.wrapping_add(len).wrapping_sub(written_bytes);
+        let count = q
+            .queued_messages
+            .wrapping_add(1)
+            .wrapping_sub(written_messages);
+        if bytes > self.max_queue_size || count > self.max_queued_messages {
+            return Err(SendError::Full);
+        }
+        if bytes > q.high_water {
+            q.high_water = bytes;
+        }
+        self.count_queued(&mut q, len, 1);
+        if q.takes_direct_frame(frame.len()) {
+            // A small frame goes into the staged batch (a copy of a few hundred bytes costs
+            // less than anything else here) and out inline, from the broadcasting thread, if
+            // the writer sleeps: no thread is woken per socket.
+            q.stage_frame(&frame, len);
+            self.queued_item_broadcast(q);
+        } else {
+            q.data.push_back(Outgoing::Prepared { frame, len });
             self.queued_item(q, true, false);
         }
         Ok(())
@@ -501,6 +552,20 @@ impl Outbox {
                     self.unparker.unpark();
                 }
             }
+        }
+    }
+
+    /// `queued_item` for a broadcast: a sleeping writer is not woken, the broadcasting thread
+    /// writes inline (whatever the reads), since a broadcast touches every socket once and a
+    /// wake per socket is most of its cost.
+    fn queued_item_broadcast(&self, mut q: MutexGuard<'_, Queue>) {
+        if q.writer_parked {
+            q.writer_parked = false;
+            if !self.write_inline(q) {
+                self.unparker.unpark();
+            }
+        } else {
+            self.queued_item(q, true, true);
         }
     }
 

@@ -7,6 +7,7 @@
 //! them without the lock, and gives the encoder back ([`Work`]).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::batch::{Batch, CloseMark};
 use super::link::Stop;
@@ -34,6 +35,12 @@ pub(crate) enum Outgoing {
     Close(Option<u16>, String),
     /// Fail the connection: after what is queued, a close frame with this code and a FIN.
     FailClose(u16),
+    /// A prepared message's whole frame, shared with the other sockets it goes to; `len`
+    /// bytes of application payload.
+    Prepared {
+        frame: Arc<[u8]>,
+        len: u64,
+    },
 }
 
 /// What the control queue carries, ahead of the data queue.
@@ -101,6 +108,26 @@ impl Queue {
                 .is_some_and(|e| !e.in_progress() && !e.would_compress(len))
     }
 
+    /// Whether a prepared frame of `len` bytes may go into the staged batch now (as
+    /// [`takes_direct`](Self::takes_direct) for a message).
+    pub(super) fn takes_direct_frame(&self, len: usize) -> bool {
+        len <= DIRECT_MAX
+            && !self.close_encoded
+            && !self.broken
+            && self.control.is_empty()
+            && self.data.is_empty()
+            && self.encoder.as_ref().is_some_and(|e| !e.in_progress())
+    }
+
+    /// Copies a prepared frame (`len` bytes of payload) into the staged batch.
+    pub(super) fn stage_frame(&mut self, frame: &[u8], len: u64) {
+        if let Some(encoder) = self.encoder.as_mut() {
+            encoder.counted_external_frame();
+        }
+        self.staged.bytes.extend_from_slice(frame);
+        self.staged.counted(len);
+    }
+
     /// Encodes `message` into the staged batch (`send`'s fast path, after `takes_direct`).
     /// It only borrows the message: the caller frees it after the lock.
     #[inline]
@@ -159,7 +186,10 @@ impl Queue {
                     m.len() < ZERO_COPY_MIN && !encoder.would_compress(m.len())
                 }
                 Some(Outgoing::Close(..)) => true,
-                Some(Outgoing::Masked { .. } | Outgoing::FailClose(_)) | None => false,
+                Some(
+                    Outgoing::Masked { .. } | Outgoing::FailClose(_) | Outgoing::Prepared { .. },
+                )
+                | None => false,
             };
             if !light {
                 break;
@@ -301,6 +331,10 @@ fn encode_item(
             let len = payload.len();
             encoder.premasked_header(&mut batch.bytes, opcode, len, key);
             batch.set_tail(payload, len as u64);
+        }
+        Outgoing::Prepared { frame, len } => {
+            encoder.counted_external_frame();
+            batch.set_shared_tail(frame, len);
         }
         Outgoing::Close(code, reason) => {
             encoder.close(&mut batch.bytes, code, &reason);

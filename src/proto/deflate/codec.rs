@@ -37,6 +37,14 @@ impl Deflater {
         })
     }
 
+    /// `(window_bits, level)` when every message is compressed on its own (no context
+    /// takeover), so a message compressed once with these serves every connection that has
+    /// them: a prepared message's frame.
+    pub(crate) fn shareable(&self) -> Option<(u8, u32)> {
+        self.no_context_takeover
+            .then_some((self.window_bits, self.level))
+    }
+
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (bits, level) = (self.window_bits, self.level);
