@@ -54,6 +54,21 @@ impl WebSocket {
         self.shared.addrs.get().map(|&(local, _)| local)
     }
 
+    /// Whether `other` is a handle on this same socket (handles are clones): to find a
+    /// socket in a list, such as a chat room's when it leaves.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), syncws::Error> {
+    /// # let server = syncws::EchoServer::start()?;
+    /// # let conn = syncws::connect(&server.url())?;
+    /// let ws = conn.websocket();
+    /// assert!(ws.same_socket(&ws.clone()));
+    /// # Ok(()) }
+    /// ```
+    pub fn same_socket(&self, other: &WebSocket) -> bool {
+        std::sync::Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.shared.state()

@@ -1,0 +1,119 @@
+//! A chat server that scales out: run several behind a load balancer; each sends what its
+//! clients say to Redis (`PUBLISH`), and sends everything Redis hands back (`SUBSCRIBE`) to its
+//! own clients with one `Prepared` broadcast. Every client thus gets every message exactly
+//! once, in the order its sender sent it, whichever process either is on.
+//!
+//!     chat-server --listen 127.0.0.1:9001 --redis redis://127.0.0.1:6379/ --name s1
+//!
+//! A new client is greeted with `welcome <name>` (the process it landed on). Messages are
+//! text, relayed as they are. `scripts/chat.sh` runs three behind HAProxy and checks them.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redis::TypedCommands;
+use syncws::{Accept, Listener, Message, Prepared, Server, WebSocket, WhenFull};
+
+const CHANNEL: &str = "syncws-chat";
+
+type Room = Arc<Mutex<Vec<WebSocket>>>;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(listen), Some(redis_url)) = (arg(&args, "--listen"), arg(&args, "--redis")) else {
+        eprintln!("usage: chat-server --listen ADDR --redis redis://HOST:PORT/ [--name NAME]");
+        return ExitCode::from(2);
+    };
+    let name = arg(&args, "--name").unwrap_or_else(|| listen.clone());
+    let client = match redis::Client::open(redis_url.as_str()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chat-server: {redis_url}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (publisher, subscriber) = match (client.get_connection(), client.get_connection()) {
+        (Ok(p), Ok(s)) => (p, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("chat-server: cannot reach Redis at {redis_url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let publisher = Arc::new(Mutex::new(publisher));
+    let room: Room = Arc::default();
+
+    // Redis -> this process's clients: one thread, one prepared broadcast per message.
+    let members = room.clone();
+    let subscribed = std::thread::spawn(move || -> redis::RedisResult<()> {
+        let mut subscriber = subscriber;
+        let mut pubsub = subscriber.as_pubsub();
+        pubsub.subscribe(CHANNEL)?;
+        loop {
+            let msg = pubsub.get_message()?;
+            let text: String = msg.get_payload()?;
+            let sockets = members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            // A client too slow to take its share is closed (1008) rather than holding the
+            // others back or growing memory: it reconnects and carries on.
+            Prepared::new(text).send_to(&sockets, WhenFull::Close(1008));
+        }
+    });
+
+    let server_name = name.clone();
+    let server =
+        Server::builder()
+            .server_no_context_takeover(true)
+            .bind(listen.as_str(), move |_| {
+                let (room, publisher, name) =
+                    (room.clone(), publisher.clone(), server_name.clone());
+                let leaving = room.clone();
+                Accept::upgrade(
+                    Listener::new()
+                        .on_open(move |ws, _| {
+                            ws.send(format!("welcome {name}"));
+                            room.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(ws.clone());
+                        })
+                        // Client -> Redis, in the order it arrives (one reader thread per client).
+                        .on_message(move |ws, m| {
+                            if let Message::Text(text) = m {
+                                let mut redis =
+                                    publisher.lock().unwrap_or_else(PoisonError::into_inner);
+                                if let Err(e) = redis.publish(CHANNEL, text) {
+                                    eprintln!("chat-server: publish failed: {e}");
+                                    let _ = ws.close(1011, Some("broker unavailable"));
+                                }
+                            }
+                        })
+                        .on_ended(move |ws, _| {
+                            let ws_id = ws.clone();
+                            leaving
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .retain(|w| !w.same_socket(&ws_id));
+                        }),
+                )
+            });
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-server: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("chat-server {name}: listening on {}", server.local_addr());
+    match subscribed.join() {
+        Ok(Err(e)) => eprintln!("chat-server {name}: Redis subscription ended: {e}"),
+        _ => eprintln!("chat-server {name}: Redis subscription ended"),
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The scale-out chat (examples/chat, issue 18): Redis, HAProxy and three chat-server processes;
+# chat-check connects reconnecting clients through HAProxy, checks every message reaches
+# every client exactly once and in order per sender, kills the process holding the first
+# client, and checks its clients come back on another process and keep chatting.
+#
+#   scripts/chat.sh
+#
+# Installs redis-server and haproxy if they are missing (apt-get, as root or through sudo);
+# everything runs from a temporary directory and is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+for svc in redis-server haproxy; do
+    as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
+done
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+echo "== building examples/chat"
+cargo build --quiet -p syncws-chat
+BIN=target/debug
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+taken=()
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
+free_port() {
+    local port
+    while :; do
+        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
+        [[ " ${taken[*]-} " == *" $port "* ]] && continue
+        listening "$port" && continue
+        taken+=("$port")
+        echo "$port"
+        return
+    done
+}
+wait_listening() {
+    for _ in $(seq 100); do
+        listening "$1" && return 0
+        sleep 0.1
+    done
+    echo "chat.sh: nothing listens on $1"
+    cat "$work"/*.log 2>/dev/null || true
+    exit 1
+}
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_listening "$REDIS_PORT"
+
+servers=""
+backend=""
+for name in s1 s2 s3; do
+    port=$(free_port)
+    "$BIN/chat-server" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT/" \
+        --name "$name" >"$work/$name.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    wait_listening "$port"
+    servers="${servers:+$servers,}$name=$pid"
+    backend="$backend    server $name 127.0.0.1:$port check inter 300ms fall 1 rise 2"$'\n'
+done
+
+LB_PORT=$(free_port)
+cat >"$work/haproxy.cfg" <<EOF
+global
+    maxconn 1024
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+    # A dead server's connection attempts go to another one.
+    option redispatch
+    retries 3
+frontend chat
+    bind 127.0.0.1:$LB_PORT
+    default_backend chat
+backend chat
+    balance roundrobin
+$backend
+EOF
+"$HAPROXY" -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+pids+=($!)
+wait_listening "$LB_PORT"
+
+if ! "$BIN/chat-check" --url "ws://127.0.0.1:$LB_PORT/" --clients 6 --messages 20 --servers "$servers"; then
+    for f in "$work"/*.log; do
+        [ -s "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }
+    done
+    exit 1
+fi
