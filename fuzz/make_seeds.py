@@ -294,6 +294,16 @@ def redirect_seeds():
     write("redirect", "not_redirect", b"\x00\x00\xc8/ok")              # 200
 
 
+def forwarded_seeds():
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11\x00\x0c"
+          + bytes([192, 0, 2, 1, 127, 0, 0, 1]) + b"\xdc\x04\x01\xbb")
+    write("forwarded", "v1_tcp4", b"\x00PROXY TCP4 192.0.2.1 127.0.0.1 56324 443\r\n")
+    write("forwarded", "v1_unknown", b"\x00PROXY UNKNOWN\r\n")
+    write("forwarded", "v2_tcp4", b"\x00" + v2)
+    write("forwarded", "forwarded", b"\x00for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.3")
+    write("forwarded", "xff", b"\x011.2.3.4, 203.0.113.9, 10.0.0.2")
+
+
 if __name__ == "__main__":
     shutil.rmtree(ROOT, ignore_errors=True)
     decoder_seeds()
@@ -306,5 +316,6 @@ if __name__ == "__main__":
     close_seeds()
     proxy_seeds()
     redirect_seeds()
+    forwarded_seeds()
     for t in sorted(os.listdir(ROOT)):
         print(f"{t}: {len(os.listdir(os.path.join(ROOT, t)))} seeds")

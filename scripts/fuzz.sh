@@ -22,7 +22,7 @@ usage() {
 seconds=$1
 shift
 all=(decoder roundtrip handshake_request server_request handshake_response extensions utf8 close proxy
-    redirect)
+    redirect forwarded)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
 
@@ -38,6 +38,7 @@ max_len() {
         close) echo 256 ;;
         proxy) echo 4096 ;;
         redirect) echo 1024 ;;
+        forwarded) echo 1024 ;;
         *) echo "unknown target '$1' (targets: ${all[*]})" >&2; exit 2 ;;
     esac
 }

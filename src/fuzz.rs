@@ -57,6 +57,18 @@ pub mod handshake {
     };
 }
 
+/// Who the client is behind a proxy: PROXY headers and forwarded headers.
+pub mod forwarded {
+    pub use crate::proto::forwarded::{
+        Length, MAX_PROXY_HEADER, Trusted, client_from_headers, header_length, parse_header,
+    };
+}
+
+/// A header as a request carries it (its value as bytes, as a peer may send).
+pub fn header(name: &str, value: &[u8]) -> crate::Header {
+    crate::Header::new(name, value.to_vec())
+}
+
 /// Where a redirected upgrade goes next, and with which headers.
 pub mod redirect {
     pub use crate::proto::redirect::{follow, is_redirect};

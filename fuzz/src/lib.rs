@@ -12,6 +12,7 @@ mod extensions;
 mod frames;
 mod heads;
 mod proxy;
+mod forwarded;
 mod redirect;
 mod utf8;
 
@@ -20,6 +21,7 @@ pub use extensions::extensions;
 pub use frames::{decoder, roundtrip};
 pub use heads::{ALLOWED_ORIGINS, handshake_request, handshake_response, server_request};
 pub use proxy::proxy;
+pub use forwarded::forwarded;
 pub use redirect::redirect;
 pub use utf8::utf8;
 
