@@ -123,43 +123,6 @@ impl WebSocket {
         }
     }
 
-    /// Queues a [`Prepared`](crate::Prepared) message, as [`send`](Self::send) queues a
-    /// message: false if the socket is closing or closed, or the queue is full (which starts
-    /// a close with 1001). The socket writes the prepared, shared frame when its encoding
-    /// allows it, else encodes the message itself.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), syncws::Error> {
-    /// # let server = syncws::EchoServer::start()?;
-    /// # let conn = syncws::connect(&server.url())?;
-    /// let hello = syncws::Prepared::new("hello, everyone");
-    /// assert!(conn.websocket().send_prepared(&hello));
-    /// # Ok(()) }
-    /// ```
-    pub fn send_prepared(&self, prepared: &crate::prepared::Prepared) -> bool {
-        match self.send_prepared_inner(prepared) {
-            Ok(()) => true,
-            Err(SendError::Full) => {
-                log::warn!(
-                    "send queue would exceed {} bytes; closing with 1001",
-                    self.shared.outbox.max_queue_size()
-                );
-                self.shared.close(Some(1001), "");
-                false
-            }
-            Err(_) => false,
-        }
-    }
-
-    pub(crate) fn send_prepared_inner(
-        &self,
-        prepared: &crate::prepared::Prepared,
-    ) -> Result<(), SendError> {
-        self.shared
-            .outbox
-            .send_prepared(prepared.message(), &|shared| prepared.frame(shared))
-    }
-
     /// Queues a message, waiting up to `timeout` for room in the send queue instead of
     /// refusing it: the way for a bulk sender to go as fast as the peer reads.
     ///
