@@ -10,7 +10,7 @@ use syncws::{Message, Request, Response, WebSocket, WebSocketListener};
 
 use crate::options::Counts;
 use crate::report::Outcome;
-use crate::scenarios::latencies;
+use crate::report::latencies;
 use crate::{IO_TIMEOUT, RTT_TEXT, RUN_TIMEOUT};
 
 /// syncws's receive path as its listener API is meant to be used: each message handled in

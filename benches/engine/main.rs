@@ -32,6 +32,7 @@ mod children;
 mod clients;
 mod many;
 mod many_blocking;
+mod many_child;
 mod many_syncws;
 mod options;
 mod report;

@@ -11,7 +11,7 @@ use crate::clients::connection::open_connection;
 use crate::clients::raw::{RawConn, raw_frame};
 use crate::clients::tung::TungConn;
 use crate::clients::{Conn, Got};
-use crate::many::{Errors, ManyParams, report, stats};
+use crate::many_child::{Errors, ManyParams, report, stats};
 
 /// raw and tungstenite: one thread, sockets opened one after another, then one echo each.
 pub fn many_raw(p: &ManyParams) {

@@ -6,7 +6,7 @@ use syncws::crossbeam_channel::{self, RecvTimeoutError};
 use syncws::{Listener, Request};
 
 use crate::Deadline;
-use crate::many::{Errors, ManyParams, report, stats};
+use crate::many_child::{Errors, ManyParams, report, stats};
 
 /// syncws: every socket created at once (each starts connecting on its own reader thread);
 /// listener closures forward (index, event) to one crossbeam channel.

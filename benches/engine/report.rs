@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::options::{LIBS, Lib, Scenario};
 
@@ -133,4 +134,13 @@ pub fn target_dir() -> PathBuf {
         }
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target")
+}
+
+/// The p50 and p99 of round-trip times, in µs.
+pub fn latencies(mut lat: Vec<Duration>) -> Outcome {
+    lat.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let p50 = us(lat[lat.len() / 2]);
+    let p99 = us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)]);
+    Outcome::of(vec![("p50", p50), ("p99", p99)])
 }

@@ -1,6 +1,6 @@
 //! The in-process scenarios: what one run of one client does.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::callbacks::{recv_n_listener, rtt_callback};
 use crate::clients::connection::ConnClient;
@@ -10,7 +10,7 @@ use crate::clients::tung::TungConn;
 use crate::clients::{Conn, Got};
 use crate::many::run_many;
 use crate::options::{Counts, Lib, Scenario};
-use crate::report::Outcome;
+use crate::report::{Outcome, latencies};
 use crate::{CHECK_EVERY, Deadline, LARGE, RTT_TEXT, RUN_TIMEOUT, SMALL};
 
 pub fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome, String> {
@@ -97,15 +97,6 @@ pub fn rtt<C: Conn>(port: u16, c: &Counts) -> Result<Outcome, String> {
     }
     conn.close()?;
     Ok(latencies(lat))
-}
-
-/// The p50 and p99 of round-trip times, in µs.
-pub fn latencies(mut lat: Vec<Duration>) -> Outcome {
-    lat.sort();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let p50 = us(lat[lat.len() / 2]);
-    let p99 = us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)]);
-    Outcome::of(vec![("p50", p50), ("p99", p99)])
 }
 
 /// Sends `n` binary messages of `size` bytes to `/sink`, then "done"; returns the seconds from
