@@ -249,12 +249,13 @@ impl Outbox {
         self.try_send(message).map_err(|(e, _)| e)
     }
 
-    /// `send`, giving the message back when it is refused.
-    fn try_send(&self, message: Message) -> Result<(), (SendError, Message)> {
-        let len = message.len() as u64;
-        let mut q = self.queue();
+    /// Takes a message of `len` bytes into the queue's count, under the lock, unless the
+    /// gate is closed or it would go over the limits: the one admission of `send` and
+    /// `send_prepared`.
+    #[inline]
+    fn admit(&self, q: &mut Queue, len: u64) -> Result<(), SendError> {
         if q.sealed {
-            return Err((SendError::Closed, message));
+            return Err(SendError::Closed);
         }
         let (written_bytes, written_messages) = self.written.load();
         let bytes = q.queued_bytes.wrapping_add(len).wrapping_sub(written_bytes);
@@ -263,12 +264,22 @@ impl Outbox {
             .wrapping_add(1)
             .wrapping_sub(written_messages);
         if bytes > self.max_queue_size || count > self.max_queued_messages {
-            return Err((SendError::Full, message));
+            return Err(SendError::Full);
         }
         if bytes > q.high_water {
             q.high_water = bytes;
         }
-        self.count_queued(&mut q, len, 1);
+        self.count_queued(q, len, 1);
+        Ok(())
+    }
+
+    /// `send`, giving the message back when it is refused.
+    fn try_send(&self, message: Message) -> Result<(), (SendError, Message)> {
+        let len = message.len() as u64;
+        let mut q = self.queue();
+        if let Err(e) = self.admit(&mut q, len) {
+            return Err((e, message));
+        }
         // A large message is masked here, on the sender's thread, where its bytes are warm,
         // and outside the lock: the writer, the busiest thread of a bulk sender, only writes.
         let key = q
@@ -309,22 +320,7 @@ impl Outbox {
         };
         let len = len as u64;
         let mut q = self.queue();
-        if q.sealed {
-            return Err(SendError::Closed);
-        }
-        let (written_bytes, written_messages) = self.written.load();
-        let bytes = q.queued_bytes.wrapping_add(len).wrapping_sub(written_bytes);
-        let count = q
-            .queued_messages
-            .wrapping_add(1)
-            .wrapping_sub(written_messages);
-        if bytes > self.max_queue_size || count > self.max_queued_messages {
-            return Err(SendError::Full);
-        }
-        if bytes > q.high_water {
-            q.high_water = bytes;
-        }
-        self.count_queued(&mut q, len, 1);
+        self.admit(&mut q, len)?;
         if q.takes_direct_frame(frame.len()) {
             // A small frame goes into the staged batch (a copy of a few hundred bytes costs
             // less than anything else here) and out inline, from the broadcasting thread, if
