@@ -11,60 +11,22 @@
 # removed at the end. The configurations are the ones docs/deploying.md shows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
+. scripts/lib/services.sh
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
-fi
-# Debian starts the packaged services; these tests run their own instances.
-for svc in nginx haproxy; do
-    as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
-done
+install_packages "${missing[@]}"
+stop_system_services nginx haproxy
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 "$NGINX" -v
 "$HAPROXY" -v | head -n 1
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-taken=()
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
-free_port() {
-    local port
-    while :; do
-        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
-        [[ " ${taken[*]-} " == *" $port "* ]] && continue
-        listening "$port" && continue
-        taken+=("$port")
-        echo "$port"
-        return
-    done
-}
+SERVICES_WORK=$(mktemp -d)
+work=$SERVICES_WORK
+trap services_cleanup EXIT
 
 # Backends (started by the test binary) and proxy ports.
 B_ECHO=$(free_port)      # echo; trusts 127.0.0.2 for X-Forwarded-For
@@ -180,16 +142,12 @@ start() {
     local name=$1
     shift
     setsid "$@" >"$work/$name.out" 2>&1 &
-    pids+=($!)
+    SERVICES_PIDS+=($!)
 }
 start nginx "$NGINX" -c "$work/nginx.conf" -p "$work/nginx"
 start haproxy "$HAPROXY" -db -f "$work/haproxy.cfg"
 for port in "$N_PLAIN" "$N_TLS" "$N_IDLE" "$N_PP" "$H_PLAIN" "$H_TLS" "$H_PP"; do
-    for _ in $(seq 100); do
-        listening "$port" && break
-        sleep 0.1
-    done
-    listening "$port" || { echo "behind_proxies.sh: nothing listens on $port"; cat "$work"/*.out "$work"/*.log 2>/dev/null; exit 1; }
+    wait_listening "$port" || { echo "behind_proxies.sh: nothing listens on $port"; cat "$work"/*.out "$work"/*.log 2>/dev/null; exit 1; }
 done
 
 export SYNCWS_BP_BACKEND_ECHO=$B_ECHO SYNCWS_BP_BACKEND_PP=$B_PP SYNCWS_BP_BACKEND_PINGS=$B_PINGS

@@ -10,63 +10,24 @@
 # everything runs from a temporary directory and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
+. scripts/lib/services.sh
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
-fi
-for svc in redis-server haproxy; do
-    as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
-done
+install_packages "${missing[@]}"
+stop_system_services redis-server haproxy
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 echo "== building examples/chat"
 cargo build --quiet -p syncws-chat
 BIN=target/debug
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+SERVICES_WORK=$(mktemp -d)
+work=$SERVICES_WORK
+trap services_cleanup EXIT
 
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-taken=()
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
-free_port() {
-    local port
-    while :; do
-        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
-        [[ " ${taken[*]-} " == *" $port "* ]] && continue
-        listening "$port" && continue
-        taken+=("$port")
-        echo "$port"
-        return
-    done
-}
-wait_listening() {
-    for _ in $(seq 100); do
-        listening "$1" && return 0
-        sleep 0.1
-    done
+started() {
+    wait_listening "$1" && return 0
     echo "chat.sh: nothing listens on $1"
     cat "$work"/*.log 2>/dev/null || true
     exit 1
@@ -74,8 +35,8 @@ wait_listening() {
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_listening "$REDIS_PORT"
+SERVICES_PIDS+=($!)
+started "$REDIS_PORT"
 
 servers=""
 backend=""
@@ -84,8 +45,8 @@ for name in s1 s2 s3; do
     "$BIN/chat-server" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT/" \
         --name "$name" >"$work/$name.log" 2>&1 &
     pid=$!
-    pids+=("$pid")
-    wait_listening "$port"
+    SERVICES_PIDS+=("$pid")
+    started "$port"
     servers="${servers:+$servers,}$name=$pid"
     backend="$backend    server $name 127.0.0.1:$port check inter 300ms fall 1 rise 2"$'\n'
 done
@@ -111,8 +72,8 @@ backend chat
 $backend
 EOF
 "$HAPROXY" -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
-pids+=($!)
-wait_listening "$LB_PORT"
+SERVICES_PIDS+=($!)
+started "$LB_PORT"
 
 if ! "$BIN/chat-check" --url "ws://127.0.0.1:$LB_PORT/" --clients 6 --messages 20 --servers "$servers"; then
     for f in "$work"/*.log; do

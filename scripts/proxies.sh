@@ -12,10 +12,7 @@
 # the daemons when it exits, however it exits. See docs/proxies.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
+. scripts/lib/services.sh
 
 # --- install (idempotent: nothing to do when both programs are there) -----------------------
 tinyproxy_bin=$(command -v tinyproxy || echo /usr/bin/tinyproxy)
@@ -24,11 +21,7 @@ missing=()
 [ -x "$tinyproxy_bin" ] || missing+=(tinyproxy)
 [ -x "$danted_bin" ] || missing+=(dante-server)
 if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    install_packages "${missing[@]}"
     tinyproxy_bin=$(command -v tinyproxy || echo /usr/bin/tinyproxy)
     danted_bin=$(command -v danted || echo /usr/sbin/danted)
 fi
@@ -36,42 +29,9 @@ fi
 "$danted_bin" -v
 
 # --- configure and start ------------------------------------------------------------------
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    # Each daemon was started as the leader of its own process group (setsid): stop the group,
-    # so dante's child processes go too.
-    for pid in "${pids[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A port nothing listens on, different from the ones already taken, and below the kernel's
-# ephemeral range: a port in that range can be held by one of the many short-lived test
-# connections (as their local port, or in TIME_WAIT), and the daemon's bind then fails.
-taken=()
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
-free_port() {
-    local port
-    while :; do
-        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
-        [[ " ${taken[*]-} " == *" $port "* ]] && continue
-        listening "$port" && continue
-        taken+=("$port")
-        echo "$port"
-        return
-    done
-}
+SERVICES_WORK=$(mktemp -d)
+work=$SERVICES_WORK
+trap services_cleanup EXIT
 
 tiny_port=$(free_port)
 tiny_auth_port=$(free_port)
@@ -121,7 +81,7 @@ start() {
     local name=$1
     shift
     setsid "$@" >"$work/$name.out" 2>&1 &
-    pids+=($!)
+    SERVICES_PIDS+=($!)
 }
 start tinyproxy "$tinyproxy_bin" -d -c "$work/tinyproxy.conf"
 start tinyproxy-auth "$tinyproxy_bin" -d -c "$work/tinyproxy-auth.conf"
