@@ -509,6 +509,8 @@ impl MockResponse {
     }
 
     /// Drops the TCP connection abruptly (a reset, no close frame): the script ends here.
+    /// As on a real network, the reset may destroy what was sent just before it, unread;
+    /// [`close_tcp`](Self::close_tcp) ends in order.
     ///
     /// ```
     /// let r = syncws::testing::MockResponse::upgrade().send_text("bye?").drop_tcp();
