@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use syncws::{Accept, Ended, Message, Server, WebSocket, WebSocketListener};
+use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListener, WhenFull};
 
 /// Serve WebSockets: echo, broadcast, or a program per connection.
 #[derive(clap::Args)]
@@ -127,10 +127,14 @@ impl WebSocketListener for Conn {
                 ws.send(message);
             }
             Mode::Broadcast => {
-                let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-                for (_, c) in clients.iter() {
-                    c.send(message.clone());
-                }
+                let clients: Vec<WebSocket> = (self.clients.lock())
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                // Framed once for everyone; a client too slow to take it is closed rather
+                // than holding the others back.
+                Prepared::new(message).send_to(&clients, WhenFull::Close(1008));
             }
             Mode::Exec => {
                 if let (Some((_, stdin)), Message::Text(t)) = (&mut self.child, &message)
