@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, mpsc};
 
-use common::raw::read_head;
+use common::raw::{read_head, send_upgrade_request};
 use common::*;
 use syncws::{
     Accept, Client, Connection, Listener, Message, Prepared, Request, Server, ServerBuilder, State,
@@ -130,13 +129,7 @@ fn sockets_with_context_takeover_and_client_sockets_get_it_encoded_for_them() {
 
 /// A raw client that upgrades and then never reads: its server-side socket's queue fills.
 fn stalled_client(server: &Server) -> TcpStream {
-    let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let mut s = send_upgrade_request(server.local_addr());
     let head = read_head(&mut s).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s

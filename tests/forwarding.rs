@@ -31,15 +31,6 @@ fn server(builder: ServerBuilder) -> (Server, Seen) {
     (server, rx)
 }
 
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-fn upgrade_request(extra_headers: &str) -> String {
-    format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
-    )
-}
-
 /// Connects, writes `prefix` then an upgrade request, and returns the stream and the
 /// response head.
 fn connect_with(server: &Server, prefix: &[u8], extra_headers: &str) -> (TcpStream, String) {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::raw::{close_code, read_frame_raw, read_head};
+use common::raw::{close_code, read_frame_raw, read_head, send_upgrade_request};
 use common::{EVENT_TIMEOUT, next};
 use syncws::{Accept, Error, Event, Listener, Server};
 
@@ -60,7 +60,7 @@ fn handler_headers_cannot_inject_or_override() {
             .header("X-Fine", "ok")
     })
     .unwrap();
-    let mut s = send_upgrade_request(&server);
+    let mut s = send_upgrade_request(server.local_addr());
     let head = read_head(&mut s).unwrap();
     assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
     assert!(head.contains("\r\nX-Fine: ok\r\n"), "{head}");
@@ -144,7 +144,7 @@ fn stop_is_bounded_by_the_stop_timeout_when_a_client_does_not_answer() {
             }))
         })
         .unwrap();
-    let mut s = send_upgrade_request(&server);
+    let mut s = send_upgrade_request(server.local_addr());
     assert!(read_head(&mut s).unwrap().starts_with("HTTP/1.1 101"));
     // Also one still in its handshake: stop drops it.
     let mut half = TcpStream::connect(server.local_addr()).unwrap();
@@ -174,16 +174,4 @@ fn stop_is_bounded_by_the_stop_timeout_when_a_client_does_not_answer() {
         0,
         "the handshaking connection was dropped"
     );
-}
-
-/// Connects by hand and sends a valid upgrade request.
-fn send_upgrade_request(server: &Server) -> TcpStream {
-    let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    s
 }

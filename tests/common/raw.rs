@@ -1,7 +1,7 @@
 //! Hand-written raw TCP peers: do the HTTP upgrade by hand, then send and read exact bytes.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -248,4 +248,20 @@ pub fn server_close(s: &mut TcpStream) {
     s.write_all(&frame(0x88, &close_payload(1000, b"")))
         .unwrap();
     assert_eq!(close_code(&read_client_close(s)), 1000);
+}
+
+/// A valid upgrade request (RFC 6455's example key) with `extra_headers`, each ending in CRLF.
+pub fn upgrade_request(extra_headers: &str) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    )
+}
+
+/// Connects to `addr` by hand and sends a valid upgrade request (nothing read yet).
+pub fn send_upgrade_request(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    s.write_all(upgrade_request("").as_bytes()).unwrap();
+    s
 }
