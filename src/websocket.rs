@@ -198,6 +198,10 @@ impl WebSocket {
     /// Drops the connection now, discarding queued messages. The listener gets
     /// `on_failure(Error::Canceled)` unless the socket had already finished. Never blocks; also
     /// interrupts a handshake in progress (once the TCP connect returns).
+    ///
+    /// Once it returns, no callback but the terminal one is entered. A callback already
+    /// running is not waited for (`cancel` never waits for application code); to know the
+    /// listener is done, call [`wait_finished`](Self::wait_finished) from outside it.
     pub fn cancel(&self) {
         self.shared.cancel();
     }

@@ -8,7 +8,7 @@
 //! `send`.
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Instant, SystemTime};
@@ -52,15 +52,8 @@ const IDLE: u8 = 0;
 const DISPATCHING: u8 = 1;
 /// `Shared::dispatch`: a callback is running.
 const IN_CALLBACK: u8 = 2;
-/// How long `cancel` lets a callback that is running get under way before it returns, at most.
-/// A callback the reader committed to before the cancel may be entered a few instructions
-/// after `cancel` saw it committed, or later if the reader thread is preempted just then;
-/// this keeps an observer that checks "did cancel return?" as its callback's first act from
-/// seeing one that was in fact dispatched first. A callback that is still running at the end
-/// of it was well under way: `cancel` does not wait for it to return (it never waits for
-/// application code). It is the only wait `cancel` has besides the dispatch window itself.
-const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_micros(200);
-/// Spins before `cancel` yields its core in that wait (about a microsecond).
+/// Spins before `cancel` yields its core while the reader is `DISPATCHING` (about a
+/// microsecond): the window is a few instructions unless the reader thread is preempted in it.
 const CANCEL_SPINS: u32 = 1024;
 
 pub(crate) struct Shared {
@@ -75,6 +68,15 @@ pub(crate) struct Shared {
     /// `IN_CALLBACK`. `cancel` waits out `DISPATCHING`, so that once it returns no callback
     /// but the terminal one is entered.
     dispatch: AtomicU8,
+    /// How many callbacks other than the terminal one the reader has entered; written by the
+    /// reader only, before it marks itself `IN_CALLBACK`.
+    entered: AtomicU64,
+    /// `entered` as `cancel()` saw it when it returned (`u64::MAX` until then): every callback
+    /// the listener sees beyond this many is one entered after `cancel()` returned. What the
+    /// finality tests check, exactly (an observer's own "did cancel return?" test at the top of
+    /// a callback cannot tell a callback entered just before `cancel` returned, whose thread
+    /// was then preempted, from one entered after).
+    entered_at_cancel: AtomicU64,
     ends: Mutex<Ends>,
     ends_cv: Condvar,
     reader_id: Mutex<Option<ThreadId>>,
@@ -117,6 +119,8 @@ impl Shared {
             outbox,
             failed: AtomicBool::new(false),
             dispatch: AtomicU8::new(IDLE),
+            entered: AtomicU64::new(0),
+            entered_at_cancel: AtomicU64::new(u64::MAX),
             ends: Mutex::new(Ends {
                 writer_running: false,
                 reader_done: false,
@@ -319,33 +323,33 @@ impl Shared {
         self.outbox.stop();
         // Pairs with `enter_callback`: the reader either sees the failure before it commits
         // to a callback, or it has committed, and then this waits out the few instructions
-        // until the callback is entered and a little longer (see `CANCEL_GRACE`). On
-        // the reader thread itself (a callback canceling its own socket) there is nothing to
-        // wait for.
+        // until the callback is entered. A callback already entered may still be running when
+        // this returns: `cancel` never waits for application code. On the reader thread itself
+        // (a callback canceling its own socket) there is nothing to wait for.
         fence(Ordering::SeqCst);
-        if self.on_reader_thread() {
-            return;
-        }
-        let mut spins = 0u32;
-        let mut grace_ends = None;
-        loop {
-            match self.dispatch.load(Ordering::SeqCst) {
-                DISPATCHING => {}
-                IN_CALLBACK => {
-                    let now = Instant::now();
-                    if now >= *grace_ends.get_or_insert(now + CANCEL_GRACE) {
-                        break;
-                    }
+        if !self.on_reader_thread() {
+            let mut spins = 0u32;
+            while self.dispatch.load(Ordering::SeqCst) == DISPATCHING {
+                if spins < CANCEL_SPINS {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    // Lets a preempted reader thread run, on this core if it is waiting for it.
+                    std::thread::yield_now();
                 }
-                _ => break,
             }
-            if spins < CANCEL_SPINS {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                // Lets a preempted reader thread run, on this core if it is waiting for it.
-                std::thread::yield_now();
-            }
+        }
+        // Not `DISPATCHING`, so `entered` counts every callback that will ever be entered.
+        self.entered_at_cancel
+            .store(self.entered.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// How many callbacks other than the terminal one had been entered when `cancel()`
+    /// returned, if it ran (and found the socket not yet ended). For the finality tests.
+    pub(crate) fn entered_at_cancel(&self) -> Option<u64> {
+        match self.entered_at_cancel.load(Ordering::SeqCst) {
+            u64::MAX => None,
+            n => Some(n),
         }
     }
 
@@ -366,6 +370,9 @@ impl Shared {
     /// store-then-load in `enter_callback` (and its mirror in `cancel`) needs `SeqCst`: this
     /// and `left_callback` just tell a waiting `cancel` the window is over.
     pub(crate) fn entered_callback(&self) {
+        // Only the reader writes `entered`: no read-modify-write needed.
+        let n = self.entered.load(Ordering::Relaxed).saturating_add(1);
+        self.entered.store(n, Ordering::Relaxed);
         self.dispatch.store(IN_CALLBACK, Ordering::Release);
     }
 

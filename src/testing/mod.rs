@@ -16,3 +16,13 @@ mod mock;
 
 pub use fake::{FakeFactory, FakeSocket, Sent};
 pub use mock::{DEFAULT_STEP_TIMEOUT, MockFrame, MockRequest, MockResponse, MockServer};
+
+/// How many callbacks other than the terminal one `ws`'s listener had been entered into when
+/// `cancel()` returned (`None` if `cancel()` has not run, or found the socket already ended).
+/// Every non-terminal callback the listener sees beyond this count was entered after
+/// `cancel()` returned, which must never happen. For syncws's own finality tests; not part of
+/// the API.
+#[doc(hidden)]
+pub fn callbacks_entered_at_cancel(ws: &crate::WebSocket) -> Option<u64> {
+    ws.shared.entered_at_cancel()
+}
