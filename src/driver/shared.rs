@@ -346,6 +346,7 @@ impl Shared {
 
     /// How many callbacks other than the terminal one had been entered when `cancel()`
     /// returned, if it ran (and found the socket not yet ended). For the finality tests.
+    #[cfg(feature = "testing")]
     pub(crate) fn entered_at_cancel(&self) -> Option<u64> {
         match self.entered_at_cancel.load(Ordering::SeqCst) {
             u64::MAX => None,
