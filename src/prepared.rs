@@ -230,18 +230,7 @@ impl WebSocket {
     /// # Ok(()) }
     /// ```
     pub fn send_prepared(&self, prepared: &Prepared) -> bool {
-        match self.send_prepared_inner(prepared) {
-            Ok(()) => true,
-            Err(SendError::Full) => {
-                log::warn!(
-                    "send queue would exceed {} bytes; closing with 1001",
-                    self.shared.outbox.max_queue_size()
-                );
-                self.shared.close(Some(1001), "");
-                false
-            }
-            Err(_) => false,
-        }
+        self.queued(self.send_prepared_inner(prepared))
     }
 
     pub(crate) fn send_prepared_inner(&self, prepared: &Prepared) -> Result<(), SendError> {

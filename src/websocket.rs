@@ -109,7 +109,13 @@ impl WebSocket {
     /// close
     /// with 1001. Never blocks.
     pub fn send(&self, message: impl Into<Message>) -> bool {
-        match self.shared.send(message.into()) {
+        self.queued(self.shared.send(message.into()))
+    }
+
+    /// What the non-blocking sends (`send`, `send_prepared`) make of the admission: a full
+    /// queue starts a graceful close with 1001 (a peer too slow to keep up).
+    pub(crate) fn queued(&self, admitted: Result<(), SendError>) -> bool {
+        match admitted {
             Ok(()) => true,
             Err(SendError::Closed | SendError::TooLarge | SendError::Timeout) => false,
             Err(SendError::Full) => {
