@@ -29,16 +29,16 @@ work=$SERVICES_WORK
 trap services_cleanup EXIT
 
 # Backends (started by the test binary) and proxy ports.
-B_ECHO=$(free_port)      # echo; trusts 127.0.0.2 for X-Forwarded-For
-B_PP=$(free_port)        # echo; trusts 127.0.0.2 for PROXY headers
-B_PINGS=$(free_port)     # echo with server pings every second
-N_PLAIN=$(free_port)
-N_TLS=$(free_port)
-N_IDLE=$(free_port)
-N_PP=$(free_port)
-H_PLAIN=$(free_port)
-H_TLS=$(free_port)
-H_PP=$(free_port)
+free_port B_ECHO      # echo; trusts 127.0.0.2 for X-Forwarded-For
+free_port B_PP        # echo; trusts 127.0.0.2 for PROXY headers
+free_port B_PINGS     # echo with server pings every second
+free_port N_PLAIN
+free_port N_TLS
+free_port N_IDLE
+free_port N_PP
+free_port H_PLAIN
+free_port H_TLS
+free_port H_PP
 
 # A certificate for localhost and 127.0.0.1 (its own CA), for TLS terminated at the proxies.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

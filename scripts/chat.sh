@@ -33,7 +33,7 @@ started() {
     exit 1
 }
 
-REDIS_PORT=$(free_port)
+free_port REDIS_PORT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
 SERVICES_PIDS+=($!)
 started "$REDIS_PORT"
@@ -41,7 +41,7 @@ started "$REDIS_PORT"
 servers=""
 backend=""
 for name in s1 s2 s3; do
-    port=$(free_port)
+    free_port port
     "$BIN/chat-server" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT/" \
         --name "$name" >"$work/$name.log" 2>&1 &
     pid=$!
@@ -51,7 +51,7 @@ for name in s1 s2 s3; do
     backend="$backend    server $name 127.0.0.1:$port check inter 300ms fall 1 rise 2"$'\n'
 done
 
-LB_PORT=$(free_port)
+free_port LB_PORT
 cat >"$work/haproxy.cfg" <<EOF
 global
     maxconn 1024

@@ -12,16 +12,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/target/soak-venv"
 
-if ! "$VENV/bin/python" -c 'import websockets.sync.client' >/dev/null 2>&1; then
-    if ! command -v python3 >/dev/null 2>&1; then
-        echo "mock_foreign.sh: python3 is needed for the foreign client (websockets)" >&2
-        exit 2
-    fi
-    echo "== creating $VENV with websockets"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install --quiet 'websockets>=13'
-fi
-"$VENV/bin/python" -c 'import sys, websockets; print(f"== python {sys.version.split()[0]}, websockets {websockets.__version__}")'
+. "$ROOT/scripts/lib/websockets_venv.sh"
+websockets_venv "$VENV" mock_foreign.sh
+echo "== $(websockets_version "$VENV")"
 cargo run --quiet --features testing --example mock_foreign -- \
     "$VENV/bin/python" "$ROOT/scripts/mock_foreign_client.py"

@@ -33,9 +33,9 @@ SERVICES_WORK=$(mktemp -d)
 work=$SERVICES_WORK
 trap services_cleanup EXIT
 
-tiny_port=$(free_port)
-tiny_auth_port=$(free_port)
-dante_port=$(free_port)
+free_port tiny_port
+free_port tiny_auth_port
+free_port dante_port
 user=syncws
 password=pr0xy-s3cret
 

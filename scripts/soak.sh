@@ -78,17 +78,9 @@ trap stop_peer EXIT
 trap 'exit 130' INT TERM
 
 # --- the Python peer's venv -----------------------------------------------------------------
-if ! "$VENV/bin/python" -c 'import websockets.asyncio.server' >/dev/null 2>&1; then
-    if ! command -v python3 >/dev/null 2>&1; then
-        echo "soak.sh: python3 is needed for the Python peer (websockets)" >&2
-        exit 2
-    fi
-    say "creating $VENV with websockets"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install --quiet 'websockets>=13'
-fi
-PY_VERSION="$("$VENV/bin/python" -c 'import sys, websockets; print(f"python {sys.version.split()[0]}, websockets {websockets.__version__}")')"
+. "$ROOT/scripts/lib/websockets_venv.sh"
+websockets_venv "$VENV" soak.sh
+PY_VERSION="$(websockets_version "$VENV")"
 
 # --- the driver -----------------------------------------------------------------------------
 say "building examples/soak.rs (release)"

@@ -31,20 +31,22 @@ listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A port nothing listens on, different from the ones already handed out, and below the
-# kernel's ephemeral range: a port in that range can be held by one of the many short-lived
-# test connections (as their local port, or in TIME_WAIT), and a daemon's bind then fails.
+# Sets the variable named $1 to a port nothing listens on, different from the ones already
+# handed out, and below the kernel's ephemeral range: a port in that range can be held by one
+# of the many short-lived test connections (as their local port, or in TIME_WAIT), and a
+# daemon's bind then fails. It sets a variable rather than printing the port because
+# `$(free_port)` would run in a subshell, and the list of ports handed out would be lost.
 SERVICES_TAKEN=()
 SERVICES_EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 [ "$SERVICES_EPHEMERAL_LOW" -gt 12000 ] || SERVICES_EPHEMERAL_LOW=32768
 free_port() {
-    local port
+    local candidate
     while :; do
-        port=$((10000 + RANDOM % (SERVICES_EPHEMERAL_LOW - 10000)))
-        [[ " ${SERVICES_TAKEN[*]-} " == *" $port "* ]] && continue
-        listening "$port" && continue
-        SERVICES_TAKEN+=("$port")
-        echo "$port"
+        candidate=$((10000 + RANDOM % (SERVICES_EPHEMERAL_LOW - 10000)))
+        [[ " ${SERVICES_TAKEN[*]-} " == *" $candidate "* ]] && continue
+        listening "$candidate" && continue
+        SERVICES_TAKEN+=("$candidate")
+        printf -v "$1" '%s' "$candidate"
         return
     done
 }
