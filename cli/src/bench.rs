@@ -18,7 +18,8 @@ use syncws::{Client, Message, Request};
         waiting for each echo (optionally at most --rate messages per second per connection). \
         Prints the messages per second and bytes per second over the whole run, and the \
         round-trip percentiles p50, p99 and p99.9. A progress bar shows on a terminal. Exits \
-        1 if any connection failed.",
+        1 if any connection failed, including one whose echo did not come back within \
+        --timeout.",
     after_help = "Examples:\n  \
         syncws bench ws://127.0.0.1:9000/\n  \
         syncws bench ws://127.0.0.1:9000/ -c 100 -n 10000 -s 1024\n  \
@@ -40,6 +41,14 @@ pub struct Args {
     /// come back).
     #[arg(long, value_name = "PER_SECOND")]
     rate: Option<f64>,
+    /// Give up on a connection whose echo has not come back within this long, e.g. 500ms, 10s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration,
+        default_value = "10s"
+    )]
+    timeout: Duration,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -51,7 +60,8 @@ fn one(client: &Client, args: &Args, progress: &ProgressBar) -> Result<Vec<Durat
         .build()
         .map_err(|e| e.to_string())?;
     let mut conn = client.connect(request).map_err(|e| e.to_string())?;
-    let payload = vec![0x5au8; args.size];
+    // The echo comes back as the next payload: no allocation per round trip.
+    let mut payload = vec![0x5au8; args.size];
     let mut rtts = Vec::with_capacity(usize::try_from(args.messages).unwrap_or(0));
     let start = Instant::now();
     for i in 0..args.messages {
@@ -63,12 +73,18 @@ fn one(client: &Client, args: &Args, progress: &ProgressBar) -> Result<Vec<Durat
             }
         }
         let sent = Instant::now();
-        if !conn.send(payload.clone()) {
+        if !conn.send(std::mem::take(&mut payload)) {
             return Err("the socket closed".into());
         }
-        match conn.recv().map_err(|e| e.to_string())? {
-            Message::Binary(b) if b.len() == args.size => {}
-            other => return Err(format!("not an echo: {} bytes", other.len())),
+        match conn.recv_timeout(args.timeout).map_err(|e| e.to_string())? {
+            Some(Message::Binary(b)) if b.len() == args.size => payload = b,
+            Some(other) => return Err(format!("not an echo: {} bytes", other.len())),
+            None => {
+                return Err(format!(
+                    "no echo within {}",
+                    humantime::format_duration(args.timeout)
+                ));
+            }
         }
         rtts.push(sent.elapsed());
         progress.inc(1);

@@ -1,10 +1,10 @@
 //! `syncws listen`: a server to try things out: echo (the default), broadcast, or each
 //! connection's messages through a program.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListener, WhenFull};
@@ -17,9 +17,10 @@ use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListe
         --broadcast sends every message to every connected client (the sender too); --exec \
         runs a program per connection (through `sh -c`), writes each text message to its \
         standard input as a line and sends each line of its standard output back as a text \
-        message. The first line on standard error says where it listens \
-        (\"listening on ws://127.0.0.1:PORT/\"); then one line per connection opened and \
-        ended. Runs until interrupted.",
+        message (a program that stops reading its input while messages keep coming gets \
+        its connection closed with 1008). The first line on standard error says where it \
+        listens (\"listening on ws://127.0.0.1:PORT/\"); then one line per connection opened \
+        and ended. Runs until interrupted.",
     after_help = "Examples:\n  \
         syncws listen 127.0.0.1:9000\n  \
         syncws listen 0.0.0.0:9000 --broadcast --origin https://app.example.com\n  \
@@ -34,7 +35,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "exec")]
     broadcast: bool,
     /// For each connection, run this command (with `sh -c`): messages in on its standard
-    /// input, its output lines out as messages. The connection closes when it exits.
+    /// input, its output lines out as messages. The connection closes when it exits, or with
+    /// 1008 if it stops reading its input while messages keep coming.
     #[arg(long, value_name = "COMMAND")]
     exec: Option<String>,
     /// Serve wss:// with this certificate chain (PEM); needs --key.
@@ -56,16 +58,45 @@ enum Mode {
     Exec,
 }
 
-type Clients = Arc<Mutex<Vec<(u64, WebSocket)>>>;
+type Clients = Arc<Mutex<Vec<WebSocket>>>;
+
+/// Text messages waiting for an `--exec` program to read them, beyond what its stdin pipe
+/// holds. When they are all waiting the program is not reading: its connection is closed
+/// rather than the socket's thread blocking (it would stop reading the socket for good).
+const EXEC_BACKLOG: usize = 256;
 
 /// One connection's listener: logs it, and does what the mode says.
 struct Conn {
-    id: u64,
     peer: String,
     mode: Mode,
     clients: Clients,
     command: Option<String>,
-    child: Option<(Child, ChildStdin)>,
+    /// The `--exec` program, and the queue its stdin-writing thread takes lines from.
+    child: Option<(Child, SyncSender<String>)>,
+}
+
+/// Writes the queued messages to a program's standard input, a line each, until the
+/// connection ends (the queue's sender is dropped) or the program stops taking them.
+fn feed_stdin(stdin: ChildStdin, lines: Receiver<String>, ws: WebSocket) {
+    fn write(stdin: &mut impl Write, line: &str) -> std::io::Result<()> {
+        stdin.write_all(line.as_bytes())?;
+        stdin.write_all(b"\n")
+    }
+    let mut stdin = BufWriter::new(stdin);
+    while let Ok(line) = lines.recv() {
+        // Whatever else is already queued goes out in the same flush.
+        let mut written = write(&mut stdin, &line);
+        while written.is_ok() {
+            match lines.try_recv() {
+                Ok(line) => written = write(&mut stdin, &line),
+                Err(_) => break,
+            }
+        }
+        if written.and_then(|()| stdin.flush()).is_err() {
+            let _ = ws.close(1000, Some("the program exited"));
+            return;
+        }
+    }
 }
 
 impl Conn {
@@ -89,6 +120,9 @@ impl Conn {
             let _ = ws.close(1011, None);
             return;
         };
+        let (lines, queued) = std::sync::mpsc::sync_channel(EXEC_BACKLOG);
+        let input = ws.clone();
+        std::thread::spawn(move || feed_stdin(stdin, queued, input));
         let out = ws.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -100,7 +134,7 @@ impl Conn {
             // The program ended its output: so does the connection.
             let _ = out.close(1000, Some("the program exited"));
         });
-        self.child = Some((child, stdin));
+        self.child = Some((child, lines));
     }
 }
 
@@ -108,7 +142,7 @@ impl WebSocketListener for Conn {
     fn on_open(&mut self, ws: &WebSocket, _: &syncws::Response) {
         let open = {
             let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-            clients.push((self.id, ws.clone()));
+            clients.push(ws.clone());
             clients.len()
         };
         eprintln!(
@@ -127,32 +161,39 @@ impl WebSocketListener for Conn {
                 ws.send(message);
             }
             Mode::Broadcast => {
-                let clients: Vec<WebSocket> = (self.clients.lock())
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .iter()
-                    .map(|(_, c)| c.clone())
-                    .collect();
+                let prepared = Prepared::new(message);
                 // Framed once for everyone; a client too slow to take it is closed rather
-                // than holding the others back.
-                Prepared::new(message).send_to(&clients, WhenFull::Close(1008));
+                // than holding the others back. `send_to` never blocks, so the list is
+                // walked under its lock rather than copied.
+                let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+                prepared.send_to(clients.iter(), WhenFull::Close(1008));
             }
             Mode::Exec => {
-                if let (Some((_, stdin)), Message::Text(t)) = (&mut self.child, &message)
-                    && writeln!(stdin, "{t}").and_then(|()| stdin.flush()).is_err()
-                {
-                    let _ = ws.close(1000, Some("the program exited"));
+                // Never written from here: a program that does not read its input would block
+                // this thread, and the socket would stop being read.
+                if let (Some((_, lines)), Message::Text(t)) = (&self.child, message) {
+                    match lines.try_send(t) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            let _ = ws.close(1008, Some("the program is not reading its input"));
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            let _ = ws.close(1000, Some("the program exited"));
+                        }
+                    }
                 }
             }
         }
     }
 
-    fn on_ended(&mut self, _: &WebSocket, ended: Ended) {
+    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(id, _)| *id != self.id);
-        if let Some((mut child, stdin)) = self.child.take() {
-            drop(stdin);
+            .retain(|c| !c.same_socket(ws));
+        if let Some((mut child, lines)) = self.child.take() {
+            // Its feeding thread sees the queue closed and closes the program's stdin.
+            drop(lines);
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -194,14 +235,12 @@ pub fn run(args: Args) -> ExitCode {
         builder = builder.allowed_origins(&args.origins);
     }
     let clients: Clients = Arc::default();
-    let ids = AtomicU64::new(0);
     let command = args.exec.clone();
     let server = builder.bind(args.addr.as_str(), move |request| {
         let peer = request
             .peer_addr()
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
         Accept::upgrade(Conn {
-            id: ids.fetch_add(1, Ordering::Relaxed),
             peer,
             mode,
             clients: clients.clone(),

@@ -38,7 +38,15 @@ fn headers(r: &Response) -> Value {
 impl Printer {
     fn encode(&self, bytes: &[u8]) -> String {
         match self.binary {
-            Binary::Hex => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            Binary::Hex => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut hex = String::with_capacity(2 * bytes.len());
+                for b in bytes {
+                    hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+                    hex.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+                }
+                hex
+            }
             Binary::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
         }
     }
@@ -73,11 +81,28 @@ impl Printer {
 
     pub fn message(&self, m: &Message) {
         if self.json {
+            // Written field by field (the keys in the order `json!` sorts them) so the payload
+            // is escaped straight onto stdout, never copied into a `Value` first.
+            let encoded;
             let (kind, data) = match m {
-                Message::Text(t) => ("text", t.clone()),
-                Message::Binary(b) => ("binary", self.encode(b)),
+                Message::Text(t) => ("text", t.as_str()),
+                Message::Binary(b) => {
+                    encoded = self.encode(b);
+                    ("binary", encoded.as_str())
+                }
             };
-            self.line(json!({"event": "message", "time": now(), "type": kind, "data": data}));
+            let mut out = std::io::stdout().lock();
+            let _ = (|| -> std::io::Result<()> {
+                out.write_all(b"{\"data\":")?;
+                serde_json::to_writer(&mut out, data)?;
+                write!(
+                    out,
+                    r#","event":"message","time":"{}","type":"{kind}"}}"#,
+                    now()
+                )?;
+                out.write_all(b"\n")?;
+                out.flush()
+            })();
         } else {
             let mut out = std::io::stdout().lock();
             let _ = match m {

@@ -324,6 +324,26 @@ fn listen_exec_runs_a_program_per_connection() {
 }
 
 #[test]
+fn listen_exec_closes_with_1008_when_the_program_does_not_read_its_input() {
+    let listen = Listen::start(&["--exec", "sleep 30"]);
+    let mut conn = syncws::connect(&listen.url).unwrap();
+    // 2 MiB: more than the program's stdin pipe and the server's queue of lines hold.
+    let line = "x".repeat(4096);
+    for _ in 0..512 {
+        if conn.send_timeout(line.as_str(), WAIT).is_err() {
+            break;
+        }
+    }
+    match conn.recv_timeout(WAIT) {
+        Err(syncws::Error::Closed { code, reason }) => {
+            assert_eq!(code, 1008);
+            assert_eq!(reason, "the program is not reading its input");
+        }
+        other => panic!("expected a close with 1008, got {other:?}"),
+    }
+}
+
+#[test]
 fn bench_reports_throughput_and_percentiles_as_json() {
     let server = EchoServer::start().unwrap();
     let out = run(

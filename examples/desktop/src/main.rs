@@ -11,6 +11,7 @@
 //!
 //! The self-test is what `scripts/desktop.sh` runs under Xvfb.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -24,6 +25,9 @@ const SELF_TEST_MESSAGE: &str = "hello from the desktop";
 const SELF_TEST_LIMIT: Duration = Duration::from_secs(60);
 const WIDTH: f32 = 640.0;
 const HEIGHT: f32 = 420.0;
+/// The window keeps the last this many log lines (one per network message otherwise grows
+/// without limit).
+const LOG_LINES: usize = 1000;
 
 /// Where the self-test is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,7 +57,9 @@ struct App {
     client: Client,
     url: String,
     input: String,
-    log: Vec<String>,
+    log: VecDeque<String>,
+    /// The self-test's echo has come in (noted as it arrives, not looked for in the log).
+    echo_seen: bool,
     socket: Option<(WebSocket, Events)>,
     note: String,
     self_test: Option<SelfTest>,
@@ -61,7 +67,19 @@ struct App {
     _server: Option<EchoServer>,
 }
 
+/// Appends to the window's log, dropping its oldest line once it holds [`LOG_LINES`].
+fn push_log(log: &mut VecDeque<String>, line: String) {
+    if log.len() >= LOG_LINES {
+        log.pop_front();
+    }
+    log.push_back(line);
+}
+
 impl App {
+    fn log(&mut self, line: String) {
+        push_log(&mut self.log, line);
+    }
+
     fn connect(&mut self, ctx: &egui::Context) {
         let request = match Request::builder(&self.url).build() {
             Ok(r) => r,
@@ -74,7 +92,7 @@ impl App {
         let repaint = ctx.clone();
         let (listener, events) = syncws::channel_with_waker(move || repaint.request_repaint());
         let ws = self.client.new_web_socket(request, listener);
-        self.log.push(format!("# connecting to {}", self.url));
+        self.log(format!("# connecting to {}", self.url));
         self.socket = Some((ws, events));
     }
 
@@ -83,11 +101,11 @@ impl App {
         if let Some((ws, _)) = &self.socket
             && !text.is_empty()
         {
-            if ws.send(text.clone()) {
-                self.log.push(format!("> {text}"));
+            let line = format!("> {text}");
+            if ws.send(text) {
+                self.log(line);
             } else {
-                self.log
-                    .push("# not sent: the socket is closing or closed".into());
+                self.log("# not sent: the socket is closing or closed".into());
             }
         }
     }
@@ -99,9 +117,14 @@ impl App {
         };
         let mut ended = false;
         for event in events.try_iter() {
-            self.log.push(match event {
+            let line = match event {
                 Event::Open(r) => format!("# open ({} {})", r.status(), r.reason()),
-                Event::Message(Message::Text(t)) => format!("< {t}"),
+                Event::Message(Message::Text(t)) => {
+                    if t == SELF_TEST_MESSAGE {
+                        self.echo_seen = true;
+                    }
+                    format!("< {t}")
+                }
                 Event::Message(Message::Binary(b)) => format!("< binary, {} bytes", b.len()),
                 Event::Closing { code, reason } => format!("# server closing: {code} {reason}"),
                 Event::Ended(how) => {
@@ -109,7 +132,8 @@ impl App {
                     format!("# ended: {how:?}")
                 }
                 other => format!("# {other:?}"),
-            });
+            };
+            push_log(&mut self.log, line);
         }
         if ended {
             self.socket = None;
@@ -140,11 +164,7 @@ impl App {
                 _ => Step::WaitOpen,
             },
             Step::WaitEcho => {
-                if self
-                    .log
-                    .iter()
-                    .any(|l| l == &format!("< {SELF_TEST_MESSAGE}"))
-                {
+                if self.echo_seen {
                     Step::Shown(0)
                 } else {
                     Step::WaitEcho
@@ -325,7 +345,8 @@ fn main() -> std::process::ExitCode {
             .build(),
         url,
         input: String::new(),
-        log: Vec::new(),
+        log: VecDeque::new(),
+        echo_seen: false,
         socket: None,
         note: String::new(),
         self_test: self_test.clone().map(|out| SelfTest {

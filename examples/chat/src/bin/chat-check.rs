@@ -6,7 +6,7 @@
 //!
 //!     chat-check --url ws://127.0.0.1:PORT/ --clients 6 --messages 20 --servers s1=PID,s2=PID,s3=PID
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ fn round(members: &mut [Member], phase: &str, count: usize) -> Result<(), String
     let n = members.len();
     for (r, m) in members.iter_mut().enumerate() {
         // Next expected sequence number per sender.
-        let mut next: BTreeMap<usize, usize> = (0..n).map(|s| (s, 0)).collect();
+        let mut next = vec![0usize; n];
         let mut got = 0;
         while got < n * count {
             let text = next_text(m, deadline).map_err(|e| {
@@ -80,11 +80,17 @@ fn round(members: &mut [Member], phase: &str, count: usize) -> Result<(), String
                     "client {r}: a {p} message during {phase}: {text:?}"
                 ));
             }
-            let sender: usize = sender[1..].parse().map_err(|_| format!("bad {text:?}"))?;
-            let seq: usize = seq.parse().map_err(|_| format!("bad {text:?}"))?;
+            // From the network: a malformed line is an error, never a panic.
+            let sender: usize = sender
+                .strip_prefix('c')
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("client {r}: malformed {text:?}"))?;
+            let seq: usize = seq
+                .parse()
+                .map_err(|_| format!("client {r}: malformed {text:?}"))?;
             let expected = next
-                .get_mut(&sender)
-                .ok_or(format!("bad sender {text:?}"))?;
+                .get_mut(sender)
+                .ok_or_else(|| format!("client {r}: bad sender {text:?}"))?;
             if seq != *expected {
                 return Err(format!(
                     "client {r}: from c{sender} got {seq}, expected {expected} (lost, repeated or out of order)"

@@ -10,11 +10,15 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use redis::TypedCommands;
 use syncws::{Accept, Listener, Message, Prepared, Server, WebSocket, WhenFull};
 
 const CHANNEL: &str = "syncws-chat";
+/// How long a Redis connect, command or reply may take. Publishing happens under one lock on
+/// the clients' threads: without a limit a stalled Redis would block every client for ever.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Room = Arc<Mutex<Vec<WebSocket>>>;
 
@@ -38,7 +42,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (publisher, subscriber) = match (client.get_connection(), client.get_connection()) {
+    let connect = || -> redis::RedisResult<redis::Connection> {
+        let c = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+        c.set_read_timeout(Some(REDIS_TIMEOUT))?;
+        c.set_write_timeout(Some(REDIS_TIMEOUT))?;
+        Ok(c)
+    };
+    let (publisher, subscriber) = match (connect(), connect()) {
         (Ok(p), Ok(s)) => (p, s),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("chat-server: cannot reach Redis at {redis_url}: {e}");
@@ -54,16 +64,18 @@ fn main() -> ExitCode {
         let mut subscriber = subscriber;
         let mut pubsub = subscriber.as_pubsub();
         pubsub.subscribe(CHANNEL)?;
+        // Subscribed (within the timeout): from now on a quiet channel is not a stall, so
+        // wait for messages as long as it takes.
+        pubsub.set_read_timeout(None)?;
         loop {
             let msg = pubsub.get_message()?;
             let text: String = msg.get_payload()?;
-            let sockets = members
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            let prepared = Prepared::new(text);
             // A client too slow to take its share is closed (1008) rather than holding the
-            // others back or growing memory: it reconnects and carries on.
-            Prepared::new(text).send_to(&sockets, WhenFull::Close(1008));
+            // others back or growing memory: it reconnects and carries on. `send_to` never
+            // blocks, so the room is walked under its lock rather than copied.
+            let sockets = members.lock().unwrap_or_else(PoisonError::into_inner);
+            prepared.send_to(sockets.iter(), WhenFull::Close(1008));
         }
     });
 
@@ -95,11 +107,10 @@ fn main() -> ExitCode {
                             }
                         })
                         .on_ended(move |ws, _| {
-                            let ws_id = ws.clone();
                             leaving
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
-                                .retain(|w| !w.same_socket(&ws_id));
+                                .retain(|w| !w.same_socket(ws));
                         }),
                 )
             });
