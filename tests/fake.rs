@@ -242,3 +242,50 @@ fn client_is_a_web_socket_factory() {
         Ok(Event::Closing { .. })
     ));
 }
+
+/// As on a real reader thread, a callback that waits for its own socket to finish is told
+/// "not finished" at once instead of waiting out its timeout for itself.
+#[test]
+fn wait_finished_inside_a_callback_returns_false_at_once() {
+    use std::time::Duration;
+    let fake = FakeFactory::new();
+    let waited = Arc::new(Mutex::new(Vec::new()));
+    let (w1, w2, w3, w4) = (
+        waited.clone(),
+        waited.clone(),
+        waited.clone(),
+        waited.clone(),
+    );
+    let wait = |ws: &WebSocket| ws.wait_finished(Duration::from_secs(30));
+    let listener = Listener::new()
+        .on_open(move |ws, _| w1.lock().unwrap().push(("open", wait(ws))))
+        .on_message(move |ws, _| w2.lock().unwrap().push(("message", wait(ws))))
+        .on_closing(move |ws, _, _| w3.lock().unwrap().push(("closing", wait(ws))))
+        .on_ended(move |ws, _| w4.lock().unwrap().push(("ended", wait(ws))));
+    let ws = fake.new_web_socket(request("ws://h/"), Box::new(listener));
+    let socket = fake.next_socket().unwrap();
+    // Driven on another thread, so that a wait that does not return fails the test in
+    // good time (well before the 30 s it would wait) rather than stall it.
+    let (done, driven) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        socket.open();
+        socket.message("hi");
+        socket.closing(Some(1000), "bye");
+        socket.closed();
+        let _ = done.send(());
+    });
+    driven
+        .recv_timeout(Duration::from_secs(20))
+        .expect("every callback's wait_finished returned at once");
+    assert_eq!(
+        *waited.lock().unwrap(),
+        [
+            ("open", false),
+            ("message", false),
+            ("closing", false),
+            ("ended", false)
+        ]
+    );
+    // Outside the callbacks, the socket has finished.
+    assert!(ws.wait_finished(Duration::from_secs(1)));
+}

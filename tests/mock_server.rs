@@ -485,3 +485,49 @@ fn the_client_closing_early_is_reported_as_what_the_step_got() {
     // The mock answered the close, as a server does: the client ends cleanly.
     assert!(ended(&until_end(&events)).is_clean());
 }
+
+#[test]
+fn a_panic_in_the_tests_own_check_is_a_failure_not_a_hang() {
+    let server = std::sync::Arc::new(MockServer::start().unwrap());
+    server.enqueue(
+        MockResponse::upgrade().expect_text_where("anything", |_| panic!("the check blew up")),
+    );
+    let (ws, events) = open(&Client::new(), &server.url());
+    assert!(matches!(next(&events), Event::Open(_)));
+    ws.send("hello");
+    // On another thread, so that a verify that waits for ever fails the test instead.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let theirs = server.clone();
+    std::thread::spawn(move || {
+        let verdict = catch_unwind(AssertUnwindSafe(|| theirs.verify()));
+        let _ = tx.send(verdict.map_err(|p| p.downcast_ref::<String>().cloned()));
+    });
+    let Ok(verdict) = rx.recv_timeout(EVENT_TIMEOUT) else {
+        // Its drop would wait for ever too.
+        std::mem::forget(server);
+        panic!("verify did not return: the connection's panic was never counted");
+    };
+    let message = verdict.expect_err("verify panics").unwrap_or_default();
+    assert!(
+        message.contains("connection 1: panicked: the check blew up"),
+        "{message}"
+    );
+    ws.cancel();
+}
+
+#[test]
+fn a_response_enqueued_after_the_client_connected_is_in_time() {
+    use std::io::Write;
+    let server = MockServer::start().unwrap();
+    let mut tcp = std::net::TcpStream::connect(server.addr()).unwrap();
+    // Accepted with nothing enqueued yet: the response is taken when the request head has
+    // come, not when the connection was accepted.
+    assert!(eventually(|| server.connection_count() == 1));
+    server.enqueue(MockResponse::refuse(418));
+    tcp.write_all(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let head = common::raw::read_head(&mut tcp).unwrap();
+    assert!(head.starts_with("HTTP/1.1 418 "), "{head}");
+    server.verify();
+}

@@ -37,7 +37,6 @@ pub(crate) struct Driven {
     /// Taken from the outbox, not yet handed to the caller.
     log: Vec<Did>,
     cancel_logged: bool,
-    ended: bool,
 }
 
 impl Driven {
@@ -46,7 +45,6 @@ impl Driven {
             reader: Reader::new(shared, callbacks, Role::Client, config),
             log: Vec::new(),
             cancel_logged: false,
-            ended: false,
         }
     }
 
@@ -59,9 +57,12 @@ impl Driven {
         for item in self.shared().outbox.take_queued() {
             self.log.push(match item {
                 Outgoing::Message(m) => Did::Send(m),
-                // A socket with no connection has no encoder: prepared messages reach it as
-                // plain messages, and nothing is masked.
-                Outgoing::Masked { .. } | Outgoing::Prepared { .. } => continue,
+                // Only an open connection's outbox (`Outbox::open`, which gives it an encoder
+                // and a fit) masks or shares frames; a socket with no connection is never
+                // opened so: prepared messages reach it as plain messages, nothing is masked.
+                Outgoing::Masked { .. } | Outgoing::Prepared { .. } => {
+                    unreachable!("a driven socket has no encoder to mask or share frames")
+                }
                 Outgoing::Close(code, reason) => Did::Close(code, reason),
                 Outgoing::FailClose(code) => Did::Close(Some(code), String::new()),
             });
@@ -84,9 +85,10 @@ impl Driven {
 
     /// The handshake succeeded with `response`: `on_open`.
     pub(crate) fn open(&mut self, response: &Response) {
-        if self.ended {
+        if self.is_ended() {
             return;
         }
+        self.enter_reader();
         if self
             .shared()
             .with_session(|s| s.opened(Instant::now(), false))
@@ -116,9 +118,10 @@ impl Driven {
     }
 
     fn incoming(&mut self, event: Incoming) {
-        if self.ended || self.state() == State::Connecting {
+        if self.is_ended() || self.state() == State::Connecting {
             return;
         }
+        self.enter_reader();
         let handled = self.reader.handle(event);
         self.reader.publish(0);
         if let Err(e) = handled {
@@ -145,17 +148,24 @@ impl Driven {
     }
 
     fn end(&mut self, cause: Cause) {
-        if self.ended {
+        if self.is_ended() {
             return;
         }
-        self.ended = true;
+        self.enter_reader();
         // What was queued is the application's record; the end frees the queue.
         self.collect();
         self.reader.finish(cause);
     }
 
-    /// How the socket ended, once it has.
+    /// Whether the socket has ended: its terminal callback delivered. With no writer, the
+    /// reader's end (`Reader::finish`, run once, by `end`) finishes the socket there and then.
     pub(crate) fn is_ended(&self) -> bool {
-        self.ended
+        self.shared().is_finished()
+    }
+
+    /// The caller's thread plays the reader's part from here on: a callback's `wait_finished`
+    /// returns at once, as on a reader thread (the reader's end clears it).
+    fn enter_reader(&self) {
+        self.shared().enter_reader();
     }
 }

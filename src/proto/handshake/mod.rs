@@ -25,5 +25,5 @@ pub use head::MAX_HEADERS;
 pub use key::accept_key;
 pub use server::{ClientHello, Policy, accept, parse_request};
 // The fuzz targets build 101s by hand.
-#[cfg(feature = "fuzzing")]
+#[cfg(any(feature = "fuzzing", feature = "testing"))]
 pub use server::encode_accept;

@@ -8,19 +8,19 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::record::{MockFrame, MockRequest};
-use super::script::{Check, DEFAULT_STEP_TIMEOUT, Kind, MockResponse, Shown, Step, quote};
-use super::shared::Inner;
+use super::record::MockRequest;
+use super::script::{Check, DEFAULT_STEP_TIMEOUT, Kind, Shown, Step, quote};
+use super::shared::{Inner, MAX_MESSAGE};
+use crate::header::Header;
 use crate::message::Message;
+use crate::proto::close;
 use crate::proto::deflate::{Inflater, ServerSettings, negotiate};
 use crate::proto::frame::{self, OpCode};
-use crate::proto::handshake::accept_key;
+use crate::proto::handshake::encode_accept;
 use crate::proto::mask;
 
 /// The longest request head the mock reads.
 const MAX_HEAD: usize = 64 * 1024;
-/// The largest frame or message the mock accepts from a client.
-const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
 
 /// What a client's frames amount to, one at a time.
 enum Event {
@@ -118,9 +118,10 @@ impl<'a> Conn<'a> {
         self.inner.fail(format!("connection {}, {what}", self.n));
     }
 
-    /// Plays `response` on this connection; returns once the script is over (the connection
-    /// may live on in [`linger`](Self::linger)).
-    pub(crate) fn play(&mut self, response: Option<MockResponse>) -> After {
+    /// Reads the request head, takes the next response off the queue (only now: a test may
+    /// enqueue it after starting its client), and plays it on this connection; returns once
+    /// the script is over (the connection may live on in [`serve`](Self::serve)).
+    pub(crate) fn play(&mut self) -> After {
         let request = match self.read_head() {
             Ok(r) => r,
             Err(what) => {
@@ -128,6 +129,7 @@ impl<'a> Conn<'a> {
                 return After::Done;
             }
         };
+        let response = self.inner.take_response();
         self.inner.record_request(request.clone());
         let Some(response) = response else {
             self.fail(format!(
@@ -180,27 +182,23 @@ impl<'a> Conn<'a> {
             );
             return After::Done;
         };
-        let mut head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n",
-            accept_key(key)
-        );
-        if let Some(p) = &subprotocol {
-            head.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-        }
+        let mut extensions = None;
         if deflate {
             let offers = request.extensions();
             let offers: Vec<&str> = offers.iter().map(String::as_str).collect();
             if let Some((params, value)) = negotiate(&offers, &ServerSettings::default()) {
-                head.push_str(&format!("Sec-WebSocket-Extensions: {value}\r\n"));
+                extensions = Some(value);
                 self.inflater = Some(Inflater::new(&params));
             }
         }
-        for (name, value) in &headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        if let Err(e) = self.write_all(head.as_bytes()) {
+        // The server's own encoder: it writes any subprotocol and headers it is given, so the
+        // mock can still answer with a subprotocol the client did not offer.
+        let extra: Vec<Header> = headers
+            .iter()
+            .map(|(name, value)| Header::new(name.clone(), value.clone()))
+            .collect();
+        let head = encode_accept(key, subprotocol.as_deref(), extensions.as_deref(), &extra);
+        if let Err(e) = self.write_all(&head) {
             self.fail(format!("upgrade: could not write the 101 ({e})"));
             return After::Done;
         }
@@ -302,12 +300,9 @@ impl<'a> Conn<'a> {
                 Ok(Flow::Next)
             }
             Step::Close(code, reason) => {
-                let mut payload = Vec::new();
-                if let Some(code) = code {
-                    payload.extend_from_slice(&code.to_be_bytes());
-                    payload.extend_from_slice(reason.as_bytes());
-                }
-                self.send_frame(true, OpCode::Close, &payload)?;
+                // Written as given, unchecked: a script may send a code or reason a client
+                // must reject.
+                self.send_frame(true, OpCode::Close, &close::payload(*code, reason))?;
                 self.sent_close = true;
                 Ok(Flow::Next)
             }
@@ -395,8 +390,7 @@ impl<'a> Conn<'a> {
             Event::Close(code, _) if !self.got_close => {
                 self.got_close = true;
                 if !self.sent_close {
-                    let payload = code.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
-                    let _ = self.send_frame(true, OpCode::Close, &payload);
+                    let _ = self.send_frame(true, OpCode::Close, &close::payload(*code, ""));
                     self.sent_close = true;
                 }
             }
@@ -501,12 +495,10 @@ impl<'a> Conn<'a> {
                     mask::apply(&mut payload, key, 0);
                     self.inner.record_frame(
                         self.n,
-                        MockFrame {
-                            opcode: header.opcode.bits(),
-                            fin: header.fin,
-                            rsv1: header.rsv1,
-                            payload: payload.clone(),
-                        },
+                        header.opcode.bits(),
+                        header.fin,
+                        header.rsv1,
+                        &payload,
                     );
                     return Ok(Some((header.fin, header.rsv1, header.opcode, payload)));
                 }

@@ -2,6 +2,7 @@
 //! scripted response, and the record the test reads back.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use super::shared::{Inner, State};
 
 /// A scriptable WebSocket server on 127.0.0.1, for tests (feature `testing`).
 ///
-/// Each incoming connection takes the next [`MockResponse`] from the queue, in order: a
+/// Each incoming connection takes the next [`MockResponse`] from the queue, in order, once its
+/// request head has come (so a response enqueued just after the client started is in time): a
 /// refusal, or an upgrade and a script of steps. The server records each request
 /// ([`take_request`](Self::take_request)) and every frame each connection received
 /// ([`received`](Self::received)). A script that does not go as written — an `expect_*` step
@@ -124,7 +126,7 @@ impl MockServer {
         self.addr
     }
 
-    /// Adds `response` to the queue: the next connection without one gets it.
+    /// Adds `response` to the queue: the next connection whose request head comes gets it.
     ///
     /// ```
     /// use syncws::testing::{MockResponse, MockServer};
@@ -192,6 +194,10 @@ impl MockServer {
 
     /// The frames connection `connection` (1 for the first) has received so far, in order;
     /// empty for one that does not exist.
+    ///
+    /// Payloads are recorded up to 64 MiB per connection (the largest message the mock
+    /// takes): from the first frame that would go past that, every frame is still recorded,
+    /// in order, but with an empty `payload`.
     ///
     /// ```
     /// let server = syncws::testing::MockServer::start()?;
@@ -300,8 +306,19 @@ fn accept_loop(
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let (n, response) = {
+        if inner.is_stopping() {
+            return;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(_) => {
+                // Out of descriptors (EMFILE) and the like: the error repeats at once, so
+                // breathe before trying again rather than spin (`stop` is seen above).
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let n = {
             let mut state = inner.state();
             if state.stopping {
                 return;
@@ -309,12 +326,23 @@ fn accept_loop(
             state.accepted += 1;
             let n = state.accepted;
             state.frames.push(Vec::new());
-            state.running += 1;
-            let response = state.queue.pop_front().or_else(|| state.when_empty.clone());
-            if let Ok(s) = stream.try_clone() {
-                state.streams.insert(n, s);
+            state.recorded_bytes.push(Some(0));
+            match stream.try_clone() {
+                Ok(s) => {
+                    state.streams.insert(n, s);
+                }
+                Err(e) => {
+                    // Unregistered, `stop` could not shut it down: not served at all.
+                    drop(state);
+                    inner.fail(format!(
+                        "connection {n}: could not keep a handle on its socket ({e}); not served"
+                    ));
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
             }
-            (n, response)
+            state.running += 1;
+            n
         };
         let shared = inner.clone();
         let spawned = std::thread::Builder::new()
@@ -322,7 +350,19 @@ fn accept_loop(
             .spawn(move || {
                 let inner = shared;
                 let mut conn = Conn::new(n, stream, &inner);
-                let after = conn.play(response);
+                // The script may run the test's own code (`expect_text_where`): a panic there
+                // is a failure of the script, reported like any other, and the script is over
+                // all the same (or `verify` and the drop would wait for ever).
+                let after = match catch_unwind(AssertUnwindSafe(|| conn.play())) {
+                    Ok(after) => after,
+                    Err(p) => {
+                        inner.fail(format!(
+                            "connection {n}: panicked: {}",
+                            crate::panics::message(&*p)
+                        ));
+                        After::Done
+                    }
+                };
                 script_over(&inner);
                 match after {
                     After::Done => {}
@@ -345,6 +385,7 @@ fn accept_loop(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(h),
             Err(e) => {
+                inner.state().streams.remove(&n);
                 inner.fail(format!("connection {n}: could not start its thread ({e})"));
                 script_over(&inner);
             }

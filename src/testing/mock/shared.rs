@@ -8,6 +8,13 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use super::record::{MockFrame, MockRequest};
 use super::script::MockResponse;
 
+/// The largest frame or message the mock accepts from a client.
+pub(super) const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
+
+/// How many payload bytes are recorded per connection (the largest message the mock takes):
+/// past it, frames are still recorded, with an empty payload.
+pub(super) const MAX_RECORDED_BYTES: u64 = MAX_MESSAGE;
+
 /// What the server's threads share.
 pub(crate) struct Inner {
     pub(super) state: Mutex<State>,
@@ -23,6 +30,9 @@ pub(crate) struct State {
     pub(super) requests: VecDeque<MockRequest>,
     /// Frames each connection received, by connection number - 1.
     pub(super) frames: Vec<Vec<MockFrame>>,
+    /// Payload bytes recorded in `frames`, by connection number - 1; `None` once a frame did
+    /// not fit under [`MAX_RECORDED_BYTES`] (from then on payloads are left out).
+    pub(super) recorded_bytes: Vec<Option<u64>>,
     pub(super) failures: Vec<String>,
     /// How many failures `verify` (or the drop) has already reported.
     pub(super) reported: usize,
@@ -49,10 +59,46 @@ impl Inner {
         self.changed.notify_all();
     }
 
-    pub(crate) fn record_frame(&self, connection: usize, frame: MockFrame) {
-        if let Some(frames) = self.state().frames.get_mut(connection - 1) {
-            frames.push(frame);
+    /// Records a frame connection `connection` received; its payload only while the
+    /// connection's recorded payloads stay under [`MAX_RECORDED_BYTES`].
+    pub(crate) fn record_frame(
+        &self,
+        connection: usize,
+        opcode: u8,
+        fin: bool,
+        rsv1: bool,
+        payload: &[u8],
+    ) {
+        let mut state = self.state();
+        let i = connection - 1;
+        let Some(recorded) = state.recorded_bytes.get_mut(i) else {
+            return;
+        };
+        let payload = match *recorded {
+            Some(bytes) if bytes + payload.len() as u64 <= MAX_RECORDED_BYTES => {
+                *recorded = Some(bytes + payload.len() as u64);
+                payload.to_vec()
+            }
+            _ => {
+                *recorded = None;
+                Vec::new()
+            }
+        };
+        if let Some(frames) = state.frames.get_mut(i) {
+            frames.push(MockFrame {
+                opcode,
+                fin,
+                rsv1,
+                payload,
+            });
         }
+    }
+
+    /// The response for a connection whose request head has come: the queue's next, else the
+    /// `when_empty` one.
+    pub(crate) fn take_response(&self) -> Option<MockResponse> {
+        let mut state = self.state();
+        state.queue.pop_front().or_else(|| state.when_empty.clone())
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
