@@ -6,6 +6,7 @@ use crate::driver::SendError;
 use crate::message::Message;
 use std::cell::RefCell;
 
+use crate::proto::close;
 use crate::proto::deflate::Deflater;
 use crate::proto::encoder::{Shared, prepared_deflater, prepared_frame};
 
@@ -82,6 +83,9 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
+/// The reason a broadcast closes a socket too slow for it with.
+const TOO_SLOW: &str = "too slow";
+
 /// What [`Prepared::send_to`] does with a socket whose send queue the message does not fit in
 /// (over its `max_queue_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +94,9 @@ pub enum WhenFull {
     /// Skip it for this message; the socket stays open (a feed that tolerates gaps).
     Skip,
     /// Close it with this code: 1008 (policy violation: "you read too slowly") or 1013 (try
-    /// again later), so the client reconnects and catches up its own way.
+    /// again later), so the client reconnects and catches up its own way. A code
+    /// [`WebSocket::close`] refuses (outside 1000–4999, or reserved) is replaced by 1008: the
+    /// slow socket is closed either way.
     Close(u16),
 }
 
@@ -192,6 +198,13 @@ impl Prepared {
         when_full: WhenFull,
     ) -> Delivery {
         let mut d = Delivery::default();
+        let when_full = match when_full {
+            WhenFull::Close(code) if close::validate(code, TOO_SLOW).is_err() => {
+                log::warn!("broadcast: {code} is not a close code we may send; using 1008");
+                WhenFull::Close(1008)
+            }
+            w => w,
+        };
         for ws in sockets {
             match ws.send_prepared_inner(self) {
                 Ok(()) => d.sent += 1,
@@ -199,7 +212,7 @@ impl Prepared {
                     WhenFull::Skip => d.skipped += 1,
                     WhenFull::Close(code) => {
                         log::debug!("broadcast: a full queue, closing with {code}");
-                        if ws.close(code, Some("too slow")).unwrap_or(false) {
+                        if ws.close(code, Some(TOO_SLOW)).unwrap_or(false) {
                             d.closed += 1;
                         } else {
                             d.ended += 1;

@@ -1,7 +1,8 @@
 //! Statistics: a socket's traffic ([`Stats`]) and a server's connections ([`ServerStats`]).
 //!
-//! The counters cost no lock where messages flow: the reader publishes its counts once per
-//! read (a relaxed store), the writing side once per write; the queue's high-water mark is
+//! The counters cost no lock where messages flow: the reader publishes its message counts as
+//! it hands each message over (so `stats()` in `on_message` counts it) and its wire bytes and
+//! frames once per read (relaxed stores), the writing side once per write; the queue's high-water mark is
 //! kept under the queue's lock, which `send` holds anyway. A snapshot takes the queue's and
 //! the session's locks for a moment.
 
@@ -120,9 +121,8 @@ impl Received {
         self.bytes.store(counts.bytes, Ordering::Relaxed);
     }
 
+    /// A read's counts: the wire bytes and frames (the messages are published as they go).
     pub(crate) fn publish(&self, counts: Counts, frames: u64) {
-        self.messages.store(counts.messages, Ordering::Relaxed);
-        self.bytes.store(counts.bytes, Ordering::Relaxed);
         self.wire.store(counts.wire, Ordering::Relaxed);
         self.frames.store(frames, Ordering::Relaxed);
     }

@@ -198,3 +198,17 @@ fn when_full_close_closes_the_slow_socket_with_the_code() {
     let d = Prepared::new("after").send_to(&[stalled], WhenFull::Skip);
     assert_eq!(d.ended, 1);
 }
+
+#[test]
+fn when_full_close_with_a_code_close_refuses_still_closes_the_slow_socket() {
+    // 999 is not a close code (`close` refuses it): the slow socket is closed with 1008
+    // instead of being left open and counted as ended.
+    let (deliveries, stalled, _tcp) = until_full(WhenFull::Close(999));
+    let last = deliveries.last().unwrap();
+    assert_eq!(
+        (last.sent, last.skipped, last.closed, last.ended),
+        (1, 0, 1, 0),
+        "{deliveries:?}"
+    );
+    assert_eq!(stalled.state(), State::Closing);
+}

@@ -104,7 +104,10 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
             Ok(None) => {}
             Err(e) => {
                 log::debug!("refusing a connection from a trusted proxy: {e}");
-                Counters::add(&server.counters.refused_bad_handshake);
+                // An evicted handshake is counted as evicted, not again here.
+                if ticket.answering() {
+                    Counters::add(&server.counters.refused_bad_handshake);
+                }
                 let _ = tcp.shutdown(std::net::Shutdown::Both);
                 return None;
             }
@@ -237,10 +240,7 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let _ = read.tcp.set_read_timeout(None);
     let (shared, inbox) = Shared::new(request, Role::Server, &config);
     // The client's address, not a proxy's, for `WebSocket::peer_addr`.
-    if let (Ok(local), Some(peer)) = (read.tcp.local_addr(), peer_addr) {
-        let _ = shared.addrs.set((local, peer));
-    }
-    shared.attach(&read.tcp);
+    shared.attach(&read.tcp, peer_addr);
     shared.enter_reader();
     server.track(&shared);
     let response = Response {

@@ -284,7 +284,7 @@ fn connect(
     let tcp = Arc::new(tcp.map_err(|e| (e, None))?);
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
-    if !shared.attach(&tcp) {
+    if !shared.attach(&tcp, None) {
         return Err((Error::Canceled, None));
     }
     // TLS, the request's write, the answer's read: all by one deadline.

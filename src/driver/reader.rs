@@ -56,7 +56,8 @@ pub(super) struct Reader {
     callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
-    /// What was received, published to `shared.received` once per read.
+    /// What was received, published to `shared.received` (messages as each is handed over,
+    /// the rest once per read).
     counts: Counts,
 }
 

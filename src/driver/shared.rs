@@ -8,7 +8,9 @@
 //! `send`.
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+#[cfg(feature = "testing")]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Instant, SystemTime};
@@ -69,13 +71,15 @@ pub(crate) struct Shared {
     /// but the terminal one is entered.
     dispatch: AtomicU8,
     /// How many callbacks other than the terminal one the reader has entered; written by the
-    /// reader only, before it marks itself `IN_CALLBACK`.
+    /// reader only, before it marks itself `IN_CALLBACK`. Kept for the finality tests only.
+    #[cfg(feature = "testing")]
     entered: AtomicU64,
     /// `entered` as `cancel()` saw it when it returned (`u64::MAX` until then): every callback
     /// the listener sees beyond this many is one entered after `cancel()` returned. What the
     /// finality tests check, exactly (an observer's own "did cancel return?" test at the top of
     /// a callback cannot tell a callback entered just before `cancel` returned, whose thread
     /// was then preempted, from one entered after).
+    #[cfg(feature = "testing")]
     entered_at_cancel: AtomicU64,
     ends: Mutex<Ends>,
     ends_cv: Condvar,
@@ -119,7 +123,9 @@ impl Shared {
             outbox,
             failed: AtomicBool::new(false),
             dispatch: AtomicU8::new(IDLE),
+            #[cfg(feature = "testing")]
             entered: AtomicU64::new(0),
+            #[cfg(feature = "testing")]
             entered_at_cancel: AtomicU64::new(u64::MAX),
             ends: Mutex::new(Ends {
                 writer_running: false,
@@ -176,10 +182,11 @@ impl Shared {
     }
 
     /// Hands the socket its TCP connection: `cancel` shuts it down from now on, and its
-    /// addresses are known. Returns false (and shuts it down) if the socket was canceled or
-    /// failed meanwhile.
-    pub(crate) fn attach(&self, tcp: &Arc<TcpStream>) -> bool {
-        if let (Ok(local), Ok(peer)) = (tcp.local_addr(), tcp.peer_addr()) {
+    /// addresses are known: `peer` if given (the client a trusted proxy names), else the TCP
+    /// peer. Returns false (and shuts it down) if the socket was canceled or failed meanwhile.
+    pub(crate) fn attach(&self, tcp: &Arc<TcpStream>, peer: Option<SocketAddr>) -> bool {
+        let peer = peer.map_or_else(|| tcp.peer_addr(), Ok);
+        if let (Ok(local), Ok(peer)) = (tcp.local_addr(), peer) {
             let _ = self.addrs.set((local, peer));
         }
         let mut core = self.core.lock();
@@ -340,6 +347,7 @@ impl Shared {
             }
         }
         // Not `DISPATCHING`, so `entered` counts every callback that will ever be entered.
+        #[cfg(feature = "testing")]
         self.entered_at_cancel
             .store(self.entered.load(Ordering::SeqCst), Ordering::SeqCst);
     }
@@ -372,8 +380,11 @@ impl Shared {
     /// and `left_callback` just tell a waiting `cancel` the window is over.
     pub(crate) fn entered_callback(&self) {
         // Only the reader writes `entered`: no read-modify-write needed.
-        let n = self.entered.load(Ordering::Relaxed).saturating_add(1);
-        self.entered.store(n, Ordering::Relaxed);
+        #[cfg(feature = "testing")]
+        self.entered.store(
+            self.entered.load(Ordering::Relaxed).saturating_add(1),
+            Ordering::Relaxed,
+        );
         self.dispatch.store(IN_CALLBACK, Ordering::Release);
     }
 

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::header::Header;
+use crate::header::{self, Header};
 
 /// The longest PROXY header accepted: v1 is at most 107 bytes; v2 is 16 bytes and addresses
 /// (36 for IPv6) plus TLVs, which proxies keep short. A longer one is refused, so a trusted
@@ -131,11 +131,9 @@ pub fn parse_header(header: &[u8]) -> Result<Option<SocketAddr>, String> {
 /// chain has an entry that is not an address (`unknown`, an obfuscated name): the proxy's
 /// address is kept.
 pub fn client_from_headers(headers: &[Header], trusted: &Trusted) -> Option<IpAddr> {
+    // Every element of the comma-separated lists, across repeated headers.
     let values = |name: &str| {
-        headers
-            .iter()
-            .filter(|h| h.name().eq_ignore_ascii_case(name))
-            .filter_map(Header::value_str)
+        header::values(headers, name)
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect::<Vec<_>>()

@@ -155,6 +155,20 @@ pub(crate) struct Outbox {
     room: room::Room,
 }
 
+/// Whether the thread that queued an item may write it itself when the writer sleeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inline {
+    /// Never: wake the writer (the item costs real CPU, or ends the socket).
+    Never,
+    /// At most once per read of the reader (or when a batch is staged): a request/response
+    /// exchange gets an inline write on every request, while a burst of sends with nothing
+    /// coming back gets one, then the writer batches the rest.
+    OncePerRead,
+    /// Always: a broadcast touches every socket once, and a wake per socket is most of its
+    /// cost.
+    Always,
+}
+
 /// What queuing an item asks of the writer.
 enum Wake {
     /// It is busy (or not started): it will see the item.
@@ -292,12 +306,12 @@ impl Outbox {
         }
         if q.takes_direct(message.len()) {
             q.encode_direct(&message);
-            self.queued_item(q, true, true);
+            self.queued_item(q, Inline::OncePerRead, true);
             // Freed after the lock, on the caller's thread.
             drop(message);
         } else {
             q.data.push_back(Outgoing::Message(message));
-            self.queued_item(q, true, false);
+            self.queued_item(q, Inline::OncePerRead, false);
         }
         Ok(())
     }
@@ -322,14 +336,14 @@ impl Outbox {
         let mut q = self.queue();
         self.admit(&mut q, len)?;
         if q.takes_direct_frame(frame.len()) {
-            // A small frame goes into the staged batch (a copy of a few hundred bytes costs
-            // less than anything else here) and out inline, from the broadcasting thread, if
-            // the writer sleeps: no thread is woken per socket.
+            // A frame up to `DIRECT_MAX` goes into the staged batch (a copy costs less than a
+            // wake) and out inline, from the broadcasting thread, if the writer sleeps: no
+            // thread is woken per socket.
             q.stage_frame(&frame, len);
-            self.queued_item_broadcast(q);
+            self.queued_item(q, Inline::Always, true);
         } else {
             q.data.push_back(Outgoing::Prepared { frame, len });
-            self.queued_item(q, true, false);
+            self.queued_item(q, Inline::OncePerRead, false);
         }
         Ok(())
     }
@@ -373,7 +387,7 @@ impl Outbox {
             payload,
             key,
         });
-        self.queued_item(q, true, false);
+        self.queued_item(q, Inline::OncePerRead, false);
         Ok(())
     }
 
@@ -426,14 +440,14 @@ impl Outbox {
     pub(crate) fn push_close(&self, code: Option<u16>, reason: &str) {
         let mut q = self.queue();
         q.data.push_back(Outgoing::Close(code, reason.to_owned()));
-        self.queued_item(q, true, false);
+        self.queued_item(q, Inline::OncePerRead, false);
     }
 
     /// Queues a failure close: after what is queued, a close frame with `code` and a FIN.
     pub(crate) fn push_fail_close(&self, code: u16) {
         let mut q = self.queue();
         q.data.push_back(Outgoing::FailClose(code));
-        self.queued_item(q, false, false);
+        self.queued_item(q, Inline::Never, false);
     }
 
     /// Queues a pong, unless `MAX_PENDING_PONGS` are already waiting. May be written inline.
@@ -446,7 +460,7 @@ impl Outbox {
         }
         q.pending_pongs += 1;
         q.control.push_back(Control::Pong(payload));
-        self.queued_item(q, true, false);
+        self.queued_item(q, Inline::OncePerRead, false);
     }
 
     /// Queues a keepalive ping carrying `token`, ahead of queued data (the writer's own
@@ -464,7 +478,7 @@ impl Outbox {
         let mut q = self.queue();
         if !std::mem::replace(&mut q.tls_flush_queued, true) {
             q.control.push_back(Control::FlushTls);
-            self.queued_item(q, false, false);
+            self.queued_item(q, Inline::Never, false);
         }
     }
 
@@ -472,7 +486,7 @@ impl Outbox {
     pub(crate) fn stop(&self) {
         let mut q = self.queue();
         q.control.push_back(Control::Stop);
-        self.queued_item(q, false, false);
+        self.queued_item(q, Inline::Never, false);
     }
 
     /// Takes everything queued for the data queue, as if written (`queue_size` drops): a
@@ -512,12 +526,10 @@ impl Outbox {
         self.room.changed();
     }
 
-    /// After queuing an item (with `q` still locked; `staged`: a message `send` encoded
-    /// itself): wakes the writer if it sleeps or lingers, or writes inline when `inline`
-    /// allows it (at most once per read of the reader: a
-    /// request/response exchange gets an inline write on every request, while a burst of
-    /// sends with nothing coming back gets one, then the writer batches the rest).
-    fn queued_item(&self, mut q: MutexGuard<'_, Queue>, inline: bool, staged: bool) {
+    /// After queuing an item (with `q` still locked; `staged`: the sender encoded it into
+    /// the staged batch itself): wakes the writer if it sleeps or lingers, or writes inline
+    /// when `inline` allows it.
+    fn queued_item(&self, mut q: MutexGuard<'_, Queue>, inline: Inline, staged: bool) {
         let wake = if !q.writer_parked {
             if q.writer_lingering && (!staged || q.staged.bytes.len() >= INLINE_BATCH) {
                 q.writer_lingering = false;
@@ -528,13 +540,15 @@ impl Outbox {
         } else {
             q.writer_parked = false;
             let reads = self.reads.load(Ordering::Relaxed);
-            if inline && q.inline_at_read != reads {
-                q.inline_at_read = reads;
-                Wake::Inline
-            } else if inline && q.staged.bytes.len() >= INLINE_BATCH {
-                Wake::Inline
-            } else {
-                Wake::Writer
+            match inline {
+                Inline::Never => Wake::Writer,
+                Inline::Always => Wake::Inline,
+                Inline::OncePerRead if q.inline_at_read != reads => {
+                    q.inline_at_read = reads;
+                    Wake::Inline
+                }
+                Inline::OncePerRead if q.staged.bytes.len() >= INLINE_BATCH => Wake::Inline,
+                Inline::OncePerRead => Wake::Writer,
             }
         };
         match wake {
@@ -548,20 +562,6 @@ impl Outbox {
                     self.unparker.unpark();
                 }
             }
-        }
-    }
-
-    /// `queued_item` for a broadcast: a sleeping writer is not woken, the broadcasting thread
-    /// writes inline (whatever the reads), since a broadcast touches every socket once and a
-    /// wake per socket is most of its cost.
-    fn queued_item_broadcast(&self, mut q: MutexGuard<'_, Queue>) {
-        if q.writer_parked {
-            q.writer_parked = false;
-            if !self.write_inline(q) {
-                self.unparker.unpark();
-            }
-        } else {
-            self.queued_item(q, true, true);
         }
     }
 

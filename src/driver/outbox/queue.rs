@@ -94,22 +94,18 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    /// Whether `send` may encode a message of `len` bytes itself, now: the encoder is here
-    /// and free, nothing is queued ahead that must go first, and it needs no compression.
+    /// Whether `send` may encode a message of `len` bytes itself, now: as a prepared frame
+    /// ([`takes_direct_frame`](Self::takes_direct_frame)), and it needs no compression.
     pub(super) fn takes_direct(&self, len: usize) -> bool {
-        len <= DIRECT_MAX
-            && !self.close_encoded
-            && !self.broken
-            && self.control.is_empty()
-            && self.data.is_empty()
+        self.takes_direct_frame(len)
             && self
                 .encoder
                 .as_ref()
-                .is_some_and(|e| !e.in_progress() && !e.would_compress(len))
+                .is_some_and(|e| !e.would_compress(len))
     }
 
-    /// Whether a prepared frame of `len` bytes may go into the staged batch now (as
-    /// [`takes_direct`](Self::takes_direct) for a message).
+    /// Whether a frame of `len` bytes may go into the staged batch now: the encoder is here
+    /// and free, and nothing is queued ahead that must go first.
     pub(super) fn takes_direct_frame(&self, len: usize) -> bool {
         len <= DIRECT_MAX
             && !self.close_encoded
@@ -185,11 +181,9 @@ impl Queue {
                 Some(Outgoing::Message(m)) => {
                     m.len() < ZERO_COPY_MIN && !encoder.would_compress(m.len())
                 }
+                Some(Outgoing::Prepared { frame, .. }) => frame.len() < ZERO_COPY_MIN,
                 Some(Outgoing::Close(..)) => true,
-                Some(
-                    Outgoing::Masked { .. } | Outgoing::FailClose(_) | Outgoing::Prepared { .. },
-                )
-                | None => false,
+                Some(Outgoing::Masked { .. } | Outgoing::FailClose(_)) | None => false,
             };
             if !light {
                 break;
@@ -334,7 +328,14 @@ fn encode_item(
         }
         Outgoing::Prepared { frame, len } => {
             encoder.counted_external_frame();
-            batch.set_shared_tail(frame, len);
+            // As a message's: a small frame is copied into the batch, so a burst of them goes
+            // out in one write; a large one is written from the shared memory.
+            if frame.len() < ZERO_COPY_MIN {
+                batch.bytes.extend_from_slice(&frame);
+                batch.counted(len);
+            } else {
+                batch.set_shared_tail(frame, len);
+            }
         }
         Outgoing::Close(code, reason) => {
             encoder.close(&mut batch.bytes, code, &reason);
