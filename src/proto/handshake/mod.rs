@@ -21,7 +21,7 @@ pub(crate) use server::Accepted;
 pub use client::{check_response, parse_response};
 #[cfg(feature = "fuzzing")]
 pub use head::MAX_HEADERS;
-#[cfg(any(feature = "fuzzing", feature = "testing"))]
+#[cfg(feature = "fuzzing")]
 pub use key::accept_key;
 pub use server::{ClientHello, Policy, accept, parse_request};
 // The fuzz targets build 101s by hand.
