@@ -531,3 +531,67 @@ fn a_response_enqueued_after_the_client_connected_is_in_time() {
     assert!(head.starts_with("HTTP/1.1 418 "), "{head}");
     server.verify();
 }
+
+/// What the mock records is bounded: data payloads up to 64 MiB per connection; from the first
+/// data frame past that, frames are still recorded in order but with empty payloads, while
+/// control frames keep theirs (the close code stays readable).
+#[test]
+fn recorded_payloads_stop_at_64_mib_per_connection_and_frames_go_on() {
+    const PART: usize = 8 << 20;
+    const PARTS: usize = 8; // 64 MiB in all: exactly the budget
+    let server = MockServer::start().unwrap();
+    let mut script = MockResponse::upgrade().deflate(false);
+    for _ in 0..PARTS {
+        script = script.expect_binary_where("8 MiB", |b| b.len() == PART);
+    }
+    server.enqueue(
+        script
+            .expect_binary(b"x".to_vec())
+            .expect_text("after")
+            .expect_close_with(4001),
+    );
+    let (ws, events) = open(&Client::new(), &server.url());
+    assert!(matches!(next(&events), Event::Open(_)));
+    for i in 0..PARTS {
+        let part = vec![i as u8; PART];
+        ws.send_timeout(part, EVENT_TIMEOUT)
+            .expect("room in the send queue");
+    }
+    // The queue may still hold 16 MiB: wait for room as the parts did.
+    ws.send_timeout(vec![b'x'], EVENT_TIMEOUT).expect("room");
+    ws.send_timeout("after", EVENT_TIMEOUT).expect("room");
+    assert!(ws.close(4001, Some("done")).unwrap());
+    let seen = until_end(&events);
+    server.verify();
+    let frames = server.received(1);
+    // The client sends large messages in frames of its own size: group by what follows.
+    let Some(split) = frames.len().checked_sub(3) else {
+        panic!("too few frames: {seen:?}");
+    };
+    let (parts, tail) = frames.split_at(split);
+    let whole: Vec<u8> = parts
+        .iter()
+        .flat_map(|f| f.payload.iter().copied())
+        .collect();
+    assert_eq!(
+        whole.len(),
+        PARTS * PART,
+        "every byte of the 64 MiB is recorded"
+    );
+    for (i, part) in whole.chunks(PART).enumerate() {
+        assert!(
+            part.iter().all(|&b| b == i as u8),
+            "part {i} recorded whole"
+        );
+    }
+    let shape: Vec<(u8, usize)> = tail.iter().map(|f| (f.opcode, f.payload.len())).collect();
+    assert_eq!(
+        shape,
+        [
+            (MockFrame::BINARY, 0),
+            (MockFrame::TEXT, 0),
+            (MockFrame::CLOSE, 2 + "done".len()),
+        ]
+    );
+    assert_eq!(tail[2].close_code(), Some(4001));
+}

@@ -196,8 +196,9 @@ impl MockServer {
     /// empty for one that does not exist.
     ///
     /// Payloads are recorded up to 64 MiB per connection (the largest message the mock
-    /// takes): from the first frame that would go past that, every frame is still recorded,
-    /// in order, but with an empty `payload`.
+    /// takes): from the first data frame that would go past that, every frame is still
+    /// recorded, in order, but data frames with an empty `payload`; control frames (pings,
+    /// pongs, the close, 125 bytes at most) keep theirs, so a close code stays readable.
     ///
     /// ```
     /// let server = syncws::testing::MockServer::start()?;

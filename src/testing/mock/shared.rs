@@ -59,8 +59,8 @@ impl Inner {
         self.changed.notify_all();
     }
 
-    /// Records a frame connection `connection` received; its payload only while the
-    /// connection's recorded payloads stay under [`MAX_RECORDED_BYTES`].
+    /// Records a frame connection `connection` received; a data frame's payload only while
+    /// the connection's recorded payloads stay under [`MAX_RECORDED_BYTES`].
     pub(crate) fn record_frame(
         &self,
         connection: usize,
@@ -79,6 +79,9 @@ impl Inner {
                 *recorded = Some(bytes + payload.len() as u64);
                 payload.to_vec()
             }
+            // A control frame's payload is at most 125 bytes (the decoder enforces it): kept,
+            // so a close code stays readable after a large upload.
+            _ if opcode & 0x8 != 0 => payload.to_vec(),
             _ => {
                 *recorded = None;
                 Vec::new()
