@@ -338,4 +338,10 @@ fn an_evicted_tls_handshake_is_shut_down_without_plaintext() {
         Err(e) => panic!("the evicted connection was not ended: {e}"),
     }
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // The TLS read the shutdown ended fails too: counted as the eviction only. The thread has
+    // counted (or not) before it closes its descriptor; once only ours is left, it is final.
+    let port = first.local_addr().unwrap().port();
+    assert!(eventually(|| common::connection_fds_on_port(port) == 1));
+    let s = server.stats();
+    assert_eq!((s.evicted, s.refused_bad_handshake), (1, 0), "{s:?}");
 }
