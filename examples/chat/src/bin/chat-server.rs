@@ -28,6 +28,36 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// A connection to Redis with the timeouts every call here relies on.
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let c = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+    c.set_read_timeout(Some(REDIS_TIMEOUT))?;
+    c.set_write_timeout(Some(REDIS_TIMEOUT))?;
+    Ok(c)
+}
+
+/// The connection messages are published on, replaced after any error: a reply that missed
+/// its timeout may still arrive, and on the same connection it would be read as the answer to
+/// the next command.
+struct Publisher {
+    client: redis::Client,
+    connection: Option<redis::Connection>,
+}
+
+impl Publisher {
+    fn publish(&mut self, text: String) -> redis::RedisResult<()> {
+        let connection = match &mut self.connection {
+            Some(c) => c,
+            None => self.connection.insert(connect(&self.client)?),
+        };
+        let published = connection.publish(CHANNEL, text);
+        if published.is_err() {
+            self.connection = None;
+        }
+        published.map(drop)
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(listen), Some(redis_url)) = (arg(&args, "--listen"), arg(&args, "--redis")) else {
@@ -42,20 +72,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let connect = || -> redis::RedisResult<redis::Connection> {
-        let c = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
-        c.set_read_timeout(Some(REDIS_TIMEOUT))?;
-        c.set_write_timeout(Some(REDIS_TIMEOUT))?;
-        Ok(c)
-    };
-    let (publisher, subscriber) = match (connect(), connect()) {
+    let (publisher, subscriber) = match (connect(&client), connect(&client)) {
         (Ok(p), Ok(s)) => (p, s),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("chat-server: cannot reach Redis at {redis_url}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let publisher = Arc::new(Mutex::new(publisher));
+    let publisher = Arc::new(Mutex::new(Publisher {
+        client,
+        connection: Some(publisher),
+    }));
     let room: Room = Arc::default();
 
     // Redis -> this process's clients: one thread, one prepared broadcast per message.
@@ -100,7 +127,7 @@ fn main() -> ExitCode {
                             if let Message::Text(text) = m {
                                 let mut redis =
                                     publisher.lock().unwrap_or_else(PoisonError::into_inner);
-                                if let Err(e) = redis.publish(CHANNEL, text) {
+                                if let Err(e) = redis.publish(text) {
                                     eprintln!("chat-server: publish failed: {e}");
                                     let _ = ws.close(1011, Some("broker unavailable"));
                                 }
