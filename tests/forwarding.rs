@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 
@@ -136,7 +136,7 @@ fn a_trusted_proxy_without_a_valid_header_is_cut() {
 #[test]
 fn a_handshake_evicted_while_reading_its_proxy_header_is_counted_once() {
     let (server, _seen) = server(proxied().max_handshaking(1));
-    let mut silent = TcpStream::connect(server.local_addr()).unwrap();
+    let silent = TcpStream::connect(server.local_addr()).unwrap();
     assert!(
         eventually(|| server.stats().handshaking == 1),
         "{:?}",
@@ -144,14 +144,8 @@ fn a_handshake_evicted_while_reading_its_proxy_header_is_counted_once() {
     );
     // The only place goes to a newer connection: the silent one is answered 503 and shut.
     let _second = TcpStream::connect(server.local_addr()).unwrap();
-    silent.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    let mut answer = Vec::new();
-    let _ = silent.read_to_end(&mut answer);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 503"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let answer = read_answer(&silent);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     // Its server thread has counted (or not) before it closes its descriptor: once only ours
     // is left, the counters are final for this connection.
     let port = silent.local_addr().unwrap().port();

@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
+use common::raw::read_answer;
 use common::*;
 use syncws::testing::{MockResponse, MockServer};
 use syncws::{
@@ -180,13 +181,8 @@ fn a_server_counts_accepted_open_and_each_refusal() {
     // Not an upgrade at all.
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut answer = Vec::new();
-    let _ = raw.read_to_end(&mut answer);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 4"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let answer = read_answer(&raw);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
 
     let s = server.stats();
     assert_eq!((s.accepted, s.open), (2, 2), "{s:?}");
@@ -234,14 +230,8 @@ fn a_server_counts_the_cap_handshakes_in_progress_and_evictions() {
     );
     // ...until a second one from the same address evicts it (max_handshaking_per_ip 1).
     let _second = TcpStream::connect(server.local_addr()).unwrap();
-    let mut answer = Vec::new();
-    silent.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    let _ = (&silent).read_to_end(&mut answer);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 503"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let answer = read_answer(&silent);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let s = server.stats();
     assert_eq!(
         (s.evicted, s.accepted, s.open),

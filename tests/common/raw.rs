@@ -29,6 +29,16 @@ pub fn accept_response(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Everything the server writes until it ends the connection (or [`EVENT_TIMEOUT`]), as text:
+/// a refusal's status line and body, or a 503 an eviction wrote before its shutdown.
+pub fn read_answer(s: &TcpStream) -> String {
+    s.set_read_timeout(Some(EVENT_TIMEOUT))
+        .expect("set_read_timeout");
+    let mut answer = Vec::new();
+    let _ = (&*s).read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Reads an HTTP head (up to and including the blank line), one byte at a time so nothing
 /// after it is consumed.
 pub fn read_head(s: &mut TcpStream) -> io::Result<String> {

@@ -495,7 +495,7 @@ impl<'a> Conn<'a> {
                     mask::apply(&mut payload, key, 0);
                     self.inner.record_frame(
                         self.n,
-                        header.opcode.bits(),
+                        header.opcode,
                         header.fin,
                         header.rsv1,
                         &payload,

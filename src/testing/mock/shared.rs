@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::record::{MockFrame, MockRequest};
 use super::script::MockResponse;
+use crate::proto::frame::OpCode;
 
 /// The largest frame or message the mock accepts from a client.
 pub(super) const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
@@ -64,13 +65,15 @@ impl Inner {
     pub(crate) fn record_frame(
         &self,
         connection: usize,
-        opcode: u8,
+        opcode: OpCode,
         fin: bool,
         rsv1: bool,
         payload: &[u8],
     ) {
         let mut state = self.state();
-        let i = connection - 1;
+        let Some(i) = connection.checked_sub(1) else {
+            return;
+        };
         let Some(recorded) = state.recorded_bytes.get_mut(i) else {
             return;
         };
@@ -81,7 +84,7 @@ impl Inner {
             }
             // A control frame's payload is at most 125 bytes (the decoder enforces it): kept,
             // so a close code stays readable after a large upload.
-            _ if opcode & 0x8 != 0 => payload.to_vec(),
+            _ if opcode.is_control() => payload.to_vec(),
             _ => {
                 *recorded = None;
                 Vec::new()
@@ -89,7 +92,7 @@ impl Inner {
         };
         if let Some(frames) = state.frames.get_mut(i) {
             frames.push(MockFrame {
-                opcode,
+                opcode: opcode.bits(),
                 fin,
                 rsv1,
                 payload,
