@@ -136,16 +136,8 @@ fn a_trusted_proxy_without_a_valid_header_is_cut() {
 #[test]
 fn a_handshake_evicted_while_reading_its_proxy_header_is_counted_once() {
     let (server, _seen) = server(proxied().max_handshaking(1));
-    let silent = TcpStream::connect(server.local_addr()).unwrap();
-    assert!(
-        eventually(|| server.stats().handshaking == 1),
-        "{:?}",
-        server.stats()
-    );
     // The only place goes to a newer connection: the silent one is answered 503 and shut.
-    let _second = TcpStream::connect(server.local_addr()).unwrap();
-    let answer = read_answer(&silent);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let (silent, _second) = evict_a_silent_handshake(&server);
     // Its server thread has counted (or not) before it closes its descriptor: once only ours
     // is left, the counters are final for this connection.
     let port = silent.local_addr().unwrap().port();

@@ -13,6 +13,7 @@ pub mod tls;
 #[allow(unused_imports)]
 pub use tls::*;
 
+use std::net::TcpStream;
 use std::time::Duration;
 
 use syncws::Event;
@@ -53,6 +54,22 @@ pub fn assert_exhausted(events: &syncws::Events) {
         Err(_) => {}
         Ok(e) => panic!("unexpected extra event {e:?}"),
     }
+}
+
+/// Opens a connection that never sends its request, waits until `server` counts it as its
+/// one handshake in progress, then opens a second that takes its place (the test's server
+/// allows one): returns both once the first has been answered 503 and shut down.
+pub fn evict_a_silent_handshake(server: &syncws::Server) -> (TcpStream, TcpStream) {
+    let silent = TcpStream::connect(server.local_addr()).expect("connect");
+    assert!(
+        eventually(|| server.stats().handshaking == 1),
+        "{:?}",
+        server.stats()
+    );
+    let second = TcpStream::connect(server.local_addr()).expect("connect");
+    let answer = raw::read_answer(&silent);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    (silent, second)
 }
 
 /// Descriptors of this process that are TCP connections (not listeners) to or from `port`:
