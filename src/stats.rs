@@ -52,7 +52,8 @@ pub struct Stats {
     pub frames_received: u64,
     /// The largest [`queue_size`](crate::WebSocket::queue_size) a `send` has seen.
     pub queue_high_water: u64,
-    /// Pings this side sent (`ping_interval`).
+    /// Pings this side sent (`ping_interval`), counted as they are encoded, with
+    /// `frames_sent` (so never more than it in a snapshot).
     pub pings_sent: u64,
     /// Pongs that answered them.
     pub pongs_received: u64,

@@ -215,6 +215,12 @@ impl Reader {
                 };
                 pos += used;
                 let Some(event) = event else { continue };
+                // A pong is counted by the session as it is handled: its frame is published
+                // first, so a snapshot never has more pongs than frames. (Messages are
+                // published with the read, below; control frames are few.)
+                if !matches!(event, Incoming::Message(_)) {
+                    self.publish(decoder.frames());
+                }
                 match self.handle(event) {
                     // A callback (or another thread) canceled or failed the socket: deliver
                     // nothing more, even what is already in the buffer.

@@ -148,7 +148,7 @@ impl Shared {
     /// A snapshot of the socket's traffic.
     pub(crate) fn stats(&self) -> Stats {
         let sent = self.outbox.sent_stats();
-        let (pings, pongs, rtt) = self.with_session(|s| s.ping_stats());
+        let (pongs, rtt) = self.with_session(|s| s.pong_stats());
         let r = &self.received;
         Stats {
             messages_sent: sent.messages,
@@ -160,7 +160,7 @@ impl Shared {
             frames_sent: sent.frames,
             frames_received: r.frames.load(Ordering::Relaxed),
             queue_high_water: sent.high_water,
-            pings_sent: pings,
+            pings_sent: sent.pings,
             pongs_received: pongs,
             last_rtt: rtt,
             opened_at: self.opened_at.get().copied(),

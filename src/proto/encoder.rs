@@ -43,6 +43,9 @@ pub struct Encoder {
     spare: Vec<u8>,
     /// Frames encoded so far (for the socket's statistics).
     frames: u64,
+    /// Pings among them: counted with their frame, so a snapshot never has more pings than
+    /// frames.
+    pings: u64,
 }
 
 /// How a connection takes a prepared message (`crate::Prepared`): one frame encoded once and
@@ -162,12 +165,18 @@ impl Encoder {
             current: None,
             spare: Vec::new(),
             frames: 0,
+            pings: 0,
         }
     }
 
     /// Frames encoded so far.
     pub(crate) fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Pings encoded so far.
+    pub(crate) fn pings(&self) -> u64 {
+        self.pings
     }
 
     /// A prepared message's frame, encoded elsewhere, goes out through this connection.
@@ -372,6 +381,9 @@ impl Encoder {
         log::trace!("frame out: {opcode:?} len={}", payload.len());
         frame::encode(out, opcode, false, payload, mask);
         self.counted_frame();
+        if opcode == OpCode::Ping {
+            self.pings = self.pings.wrapping_add(1);
+        }
     }
 
     /// Appends a close frame; `None` sends an empty payload.
@@ -474,6 +486,16 @@ mod tests {
                 [Incoming::Message(Message::Binary(payload.clone()))]
             );
         }
+    }
+
+    #[test]
+    fn pings_are_counted_with_their_frames() {
+        let mut e = Encoder::new(Role::Server, None, config(1000));
+        let mut out = Vec::new();
+        e.control(&mut out, OpCode::Pong, b"a");
+        e.control(&mut out, OpCode::Ping, b"b");
+        e.close(&mut out, Some(1000), "");
+        assert_eq!((e.frames(), e.pings()), (3, 1));
     }
 
     #[test]

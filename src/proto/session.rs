@@ -102,8 +102,8 @@ pub(crate) struct Session {
     /// The payload of our latest ping and when it was sent: only a pong that echoes it is an
     /// answer, and the time between them is a round trip.
     ping_token: Option<([u8; 8], Instant)>,
-    /// Pings sent, and the round trip the latest answer took.
-    pings: u64,
+    /// The round trip the latest answer took. (Pings sent are counted by the encoder, with
+    /// their frames.)
     last_rtt: Option<std::time::Duration>,
     /// Pongs that answered our pings.
     pongs: u64,
@@ -127,7 +127,6 @@ impl Session {
             config,
             timers: None,
             ping_token: None,
-            pings: 0,
             last_rtt: None,
             pongs: 0,
             canceled: false,
@@ -311,12 +310,11 @@ impl Session {
     /// The ping [`Action::SendPing`] asked for carries `token`, sent at `now`.
     pub(crate) fn ping_sent(&mut self, token: [u8; 8], now: Instant) {
         self.ping_token = Some((token, now));
-        self.pings = self.pings.saturating_add(1);
     }
 
-    /// Pings sent, pongs that answered them, and the last round trip.
-    pub(crate) fn ping_stats(&self) -> (u64, u64, Option<std::time::Duration>) {
-        (self.pings, self.pongs, self.last_rtt)
+    /// Pongs that answered our pings, and the last round trip.
+    pub(crate) fn pong_stats(&self) -> (u64, Option<std::time::Duration>) {
+        (self.pongs, self.last_rtt)
     }
 
     /// Advances the timers to `now`; `reading_paused`: the reader reads nothing (a full
@@ -613,7 +611,7 @@ mod tests {
         assert!(s.pong(&[9; 8], t0 + 5 * S + 200 * ms));
         // One answer per ping: a repeat neither counts nor measures.
         assert!(!s.pong(&[9; 8], t0 + 5 * S + 900 * ms));
-        assert_eq!(s.ping_stats(), (1, 1, Some(200 * ms)));
+        assert_eq!(s.pong_stats(), (1, Some(200 * ms)));
         assert_eq!(s.poll(t0 + 10 * S, false), Some(Action::SendPing));
     }
 

@@ -104,6 +104,7 @@ pub(crate) struct SentStats {
     pub messages: u64,
     pub bytes: u64,
     pub frames: u64,
+    pub pings: u64,
     pub wire: u64,
     pub high_water: u64,
 }
@@ -620,6 +621,7 @@ impl Outbox {
             messages: wm.wrapping_sub(sm),
             bytes: wb.wrapping_sub(sb),
             frames: q.encoder.as_ref().map_or(q.frames_out, |e| e.frames()),
+            pings: q.encoder.as_ref().map_or(q.pings_out, |e| e.pings()),
             wire: self.wire_out.load(Ordering::Relaxed),
             high_water: q.high_water,
         }

@@ -75,6 +75,8 @@ pub(super) struct Queue {
     /// The encoder's frame count when the writer last took it out (for statistics read
     /// while it is out).
     pub frames_out: u64,
+    /// The encoder's ping count then, for the same reason.
+    pub pings_out: u64,
     /// The largest `queue_size` a send has seen.
     pub high_water: u64,
     /// The write side is done: a stop reached an inline write, or the socket ended.
@@ -208,6 +210,7 @@ impl Queue {
         }
         let encoder = self.encoder.take()?;
         self.frames_out = encoder.frames();
+        self.pings_out = encoder.pings();
         std::mem::swap(&mut self.control, &mut spare.control);
         let control = std::mem::take(&mut spare.control);
         for c in &control {
