@@ -7,6 +7,13 @@
 //!
 //!     cargo bench --bench broadcast                  # 1,000 sockets, 7 rounds
 //!     cargo bench --bench broadcast -- --quick       # 200 sockets, 3 rounds
+//!     cargo bench --bench broadcast -- --windows same     # memory: clients at the server's window
+//!     cargo bench --bench broadcast -- --windows chosen   # ... and clients choosing windows
+//!
+//! `--windows` measures the process's RSS (Linux) when 16 threads (a chat's senders' reader
+//! threads) broadcast to 7 clients that asked for `server_max_window_bits` 9 to 15, against 7
+//! clients at the server's own window: a compressor kept per thread and per window would show
+//! as 16 × 7 zlib states.
 //!
 //! The clients are raw TCP sockets that do the upgrade and then read only between rounds, so
 //! their work is not measured.
@@ -192,7 +199,116 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
+/// The process's resident set, in KiB (Linux).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `--windows`: RSS after 16 threads broadcast to 7 clients offering windows 9 to 15 (or, with
+/// `chosen` false, 7 clients at the server's window 15), with those threads still alive, as
+/// pooled reader threads are.
+fn windows(chosen: bool) -> (u64, u64) {
+    let room: Arc<Mutex<Vec<WebSocket>>> = Arc::default();
+    let members = room.clone();
+    let server = Server::builder()
+        .ping_interval(Duration::ZERO)
+        .max_queue_size(64 << 20)
+        .bind("127.0.0.1:0", move |_| {
+            let members = members.clone();
+            Accept::upgrade(Listener::new().on_open(move |ws, _| {
+                members.lock().unwrap().push(ws.clone());
+            }))
+        })
+        .expect("bind");
+    let mut clients: Vec<TcpStream> = (9..=15u8)
+        .map(|bits| {
+            let bits = if chosen { bits } else { 15 };
+            let mut s = TcpStream::connect(server.local_addr()).expect("connect");
+            s.write_all(
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                     Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+                     server_max_window_bits={bits}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                assert_eq!(s.read(&mut b).unwrap(), 1, "upgrade");
+                head.push(b[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101"));
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    while room.lock().unwrap().len() < 7 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let room = room.lock().unwrap().clone();
+    let text = "a line of chat, compressible enough; ".repeat(200);
+    let before = rss_kib();
+    let done = Arc::new(std::sync::Barrier::new(17));
+    let measured = Arc::new(std::sync::Barrier::new(17));
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (room, text) = (room.clone(), text.clone());
+            let (done, measured) = (done.clone(), measured.clone());
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    Prepared::new(text.as_str()).send_to(&room, WhenFull::Skip);
+                }
+                done.wait();
+                measured.wait();
+            })
+        })
+        .collect();
+    done.wait();
+    for ws in &room {
+        assert!(ws.wait_drained(Duration::from_secs(30)), "drained");
+    }
+    drain(&mut clients);
+    let after = rss_kib();
+    measured.wait();
+    for s in senders {
+        s.join().unwrap();
+    }
+    drop(server);
+    (before, after)
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--windows") {
+        // One case per process (`same` or `chosen`), so the allocator's memory from one case
+        // does not count in the other's; both, one after the other, without.
+        let cases: &[bool] = match args.get(i + 1).map(String::as_str) {
+            Some("same") => &[false],
+            Some("chosen") => &[true],
+            _ => &[false, true],
+        };
+        for &chosen in cases {
+            let (before, after) = windows(chosen);
+            let case = if chosen {
+                "7 clients choosing windows 9 to 15"
+            } else {
+                "7 clients at the server's window (15)"
+            };
+            println!(
+                "{case}: RSS {before} KiB before, {after} KiB after 16 threads broadcast ({:+} KiB)",
+                after as i64 - before as i64
+            );
+        }
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, rounds) = if quick { (200, 3) } else { (1000, 7) };
     // A 1 KiB JSON message, as a chat or feed sends.

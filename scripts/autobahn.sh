@@ -119,7 +119,8 @@ say "checking the report's verdicts on made-up reports"
 bash "$ROOT/scripts/test_autobahn_report.sh" "$VENV/bin/python"
 say "building the testees"
 (cd "$ROOT" && cargo build --release --quiet --example autobahn_client --example autobahn_server)
-BIN="$ROOT/target/release/examples"
+. "$ROOT/scripts/lib/target_dir.sh"
+BIN="$TARGET_DIR/release/examples"
 START=$(date +%s)
 
 # The suite's Python fuzzer is the bottleneck (sections 12-13 take minutes per role), and each

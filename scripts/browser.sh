@@ -9,7 +9,7 @@
 # - Builds examples/browser_server.rs (release), starts it in the background, runs
 #   tests/browser/run.mjs against it, and stops it on exit.
 # - The run is bounded (BROWSER_TIMEOUT, default 120 s; installing and building are not
-#   counted). Server log: target/browser-server.log. Exits non-zero on any failure.
+#   counted). Server log: browser-server.log in cargo's target directory. Exits non-zero on any failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,9 +18,9 @@ cd "$ROOT"
 TIMEOUT="${BROWSER_TIMEOUT:-120}"
 CHROMIUM=/usr/bin/chromium
 DIR="$ROOT/tests/browser"
-LOG="$ROOT/target/browser-server.log"
-# Where cargo puts the example: CARGO_TARGET_DIR when set (a shared machine's own target dir).
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/browser_server"
+. "$ROOT/scripts/lib/target_dir.sh"
+LOG="$TARGET_DIR/browser-server.log"
+BIN="$TARGET_DIR/release/examples/browser_server"
 SERVER_PID=""
 START=$SECONDS
 
@@ -61,7 +61,6 @@ cargo build --release --quiet --example browser_server || fail "building the exa
 
 # --- the run --------------------------------------------------------------------------------
 RUN_START=$SECONDS
-mkdir -p "$ROOT/target"
 "$BIN" >"$LOG" 2>&1 &
 SERVER_PID=$!
 HTTP=""
@@ -77,7 +76,7 @@ for _ in $(seq 100); do
 done
 [ -n "$HTTP" ] && [ -n "$WS" ] || {
     cat "$LOG" >&2
-    fail "the example server did not start (log above, target/browser-server.log)"
+    fail "the example server did not start (log above, $LOG)"
 }
 say "server up: page $HTTP, websocket $WS (through the frame-counting relay)"
 
@@ -86,10 +85,10 @@ set +e
 DRIVER=$?
 set -e
 if [ "$DRIVER" -eq 124 ] || [ "$DRIVER" -eq 137 ]; then
-    fail "the browser test did not finish within ${TIMEOUT} s (server log: target/browser-server.log)"
+    fail "the browser test did not finish within ${TIMEOUT} s (server log: $LOG)"
 fi
 
-[ "$DRIVER" -eq 0 ] || fail "the browser test's checks failed (above; server log: target/browser-server.log)"
+[ "$DRIVER" -eq 0 ] || fail "the browser test's checks failed (above; server log: $LOG)"
 
 # The example exits by itself once /report was served, with 1 if a server-side check failed.
 SERVER=1
@@ -106,6 +105,6 @@ for _ in $(seq 100); do
 done
 [ "$SERVER" -eq 0 ] || {
     tail -n 5 "$LOG" >&2
-    fail "the example server's own checks failed or it did not exit (target/browser-server.log)"
+    fail "the example server's own checks failed or it did not exit ($LOG)"
 }
 say "browser test passed: run $((SECONDS - RUN_START)) s, $((SECONDS - START)) s with install and build"

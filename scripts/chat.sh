@@ -20,7 +20,8 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 echo "== building examples/chat"
 cargo build --quiet -p syncws-chat
-BIN=target/debug
+. scripts/lib/target_dir.sh
+BIN="$TARGET_DIR/debug"
 
 SERVICES_WORK=$(mktemp -d)
 work=$SERVICES_WORK
@@ -32,6 +33,22 @@ started() {
     cat "$work"/*.log 2>/dev/null || true
     exit 1
 }
+
+# A Redis URL's password never reaches the output: chat-server names the URL it cannot reach
+# without its userinfo (Hardening III, item 6).
+free_port DEAD_PORT
+if "$BIN/chat-server" --listen 127.0.0.1:0 --redis "redis://chat:s3cret-pw@127.0.0.1:$DEAD_PORT/" \
+    >"$work/redacted.log" 2>&1; then
+    echo "chat.sh: chat-server ran without Redis"
+    exit 1
+fi
+grep -q "cannot reach Redis at redis://127.0.0.1:$DEAD_PORT/" "$work/redacted.log" ||
+    { echo "chat.sh: unexpected output:"; cat "$work/redacted.log"; exit 1; }
+if grep -q "s3cret-pw" "$work/redacted.log"; then
+    echo "chat.sh: chat-server printed the Redis password:"
+    cat "$work/redacted.log"
+    exit 1
+fi
 
 free_port REDIS_PORT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `syncws connect` driven as a person would, in a real terminal under tmux (issue 17): type a
-# line, see it echoed, press Ctrl-D, see the close with 1000, and the program exits 0.
+# line, see it echoed, press Ctrl-D, see the close with 1000, and the program exits 0. And a
+# message carrying an escape sequence (the echo server sends back what we typed) is shown with
+# the escape spelled out, not obeyed by the terminal (Hardening III, item 6).
 #
 #   scripts/cli_tmux.sh
 #
@@ -22,7 +24,8 @@ if ! command -v tmux >/dev/null 2>&1; then
 fi
 
 cargo build --quiet -p syncws-cli
-BIN="$ROOT/target/debug/syncws"
+. "$ROOT/scripts/lib/target_dir.sh"
+BIN="$TARGET_DIR/debug/syncws"
 WORK="$(mktemp -d)"
 SESSION="syncws-cli-test-$$"
 LISTEN_PID=""
@@ -65,9 +68,16 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ "$(pane | grep -c -- 'hello from a terminal')" -ge 2 ] || { echo "cli_tmux.sh: no echo"; pane; exit 1; }
+# ESC [ 3 1 m (red) and ESC ] 0 ; … BEL (the window's title): printed by the terminal as
+# `\x1b[31m` and `\x1b]0;…\x07`, never applied.
+tmux send-keys -t "$SESSION" -l $'paint\e[31mred\e]0;pwned\atitle'
+tmux send-keys -t "$SESSION" Enter
+wait_for 'paint\\x1b\[31mred\\x1b]0;pwned\\x07title'
+title="$(tmux display-message -p -t "$SESSION" '#{pane_title}')"
+[ "$title" != "pwned" ] || { echo "cli_tmux.sh: the peer retitled the window"; exit 1; }
 tmux send-keys -t "$SESSION" C-d
 wait_for "EXIT="
 pane
 pane | grep -q "# closed: 1000" || { echo "cli_tmux.sh: no clean close"; exit 1; }
 pane | grep -q "EXIT=0" || { echo "cli_tmux.sh: the exit status was not 0"; exit 1; }
-echo "CLI-TMUX OK: typed, echoed, Ctrl-D closed with 1000, exit 0"
+echo "CLI-TMUX OK: typed, echoed, an escape sequence shown not obeyed, Ctrl-D closed with 1000, exit 0"

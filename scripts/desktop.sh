@@ -4,7 +4,7 @@
 # on screen and saves a PNG of the window; this script checks the run and the PNG (the
 # window's size, not blank).
 #
-#   scripts/desktop.sh [OUT.png]      # default target/desktop-screenshot.png
+#   scripts/desktop.sh [OUT.png]      # default: desktop-screenshot.png in cargo's target dir
 #
 # Installs Xvfb and Mesa (Debian's xvfb, libgl1-mesa-dri, libegl1, libxkbcommon-x11-0...;
 # apt-get as root or through sudo) if they are missing.
@@ -12,7 +12,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-OUT="${1:-$ROOT/target/desktop-screenshot.png}"
+. "$ROOT/scripts/lib/target_dir.sh"
+OUT="${1:-$TARGET_DIR/desktop-screenshot.png}"
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -30,7 +31,7 @@ fi
 
 echo "== building examples/desktop"
 nice -n 19 cargo build --quiet -p syncws-desktop
-BIN="$ROOT/target/debug/syncws-desktop"
+BIN="$TARGET_DIR/debug/syncws-desktop"
 
 # A free display number, and Xvfb on it until this script ends.
 DISPLAY_NUM=99

@@ -5,12 +5,13 @@
 #
 #   scripts/mock_foreign.sh
 #
-# Uses (and if needed creates) the soak venv, target/soak-venv, with `websockets` from PyPI.
+# Uses (and if needed creates) the soak venv, soak-venv in cargo's target directory, with `websockets` from PyPI.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-VENV="$ROOT/target/soak-venv"
+. "$ROOT/scripts/lib/target_dir.sh"
+VENV="$TARGET_DIR/soak-venv"
 
 . "$ROOT/scripts/lib/websockets_venv.sh"
 websockets_venv "$VENV" mock_foreign.sh

@@ -8,11 +8,11 @@
 #                                                   # python-wss); combines with --short
 #   SOAK_SOCKETS=500 SOAK_MESSAGES=2000 scripts/soak.sh   # other sizes
 #
-# - Creates a venv in target/soak-venv (reused) with `websockets` from PyPI.
-# - Builds examples/soak.rs in release mode, writes a throwaway certificate to target/soak-cert.
+# - Creates a venv in soak-venv in cargo's target directory (reused) with `websockets` from PyPI.
+# - Builds examples/soak.rs in release mode, writes a throwaway certificate to soak-cert there.
 # - Runs each combination (python ones against scripts/soak_peer.py, started and stopped here),
-#   everything under `nice -n 19`. Logs: target/soak-logs/<combination>.log.
-# - Writes the SOAK summary lines to target/soak-results.txt; exits non-zero if any run failed.
+#   everything under `nice -n 19`. Logs: soak-logs/<combination>.log there.
+# - Writes the SOAK summary lines to soak-results.txt there; exits non-zero if any run failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,7 +47,8 @@ done
 SOCKETS="${SOAK_SOCKETS:-$SOCKETS}"
 MESSAGES="${SOAK_MESSAGES:-$MESSAGES}"
 
-TARGET="$ROOT/target"
+. "$ROOT/scripts/lib/target_dir.sh"
+TARGET="$TARGET_DIR"
 VENV="$TARGET/soak-venv"
 CERT_DIR="$TARGET/soak-cert"
 LOGS="$TARGET/soak-logs"

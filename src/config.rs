@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proto::encoder::EncoderConfig;
+use crate::proto::rate::Rate;
 use crate::proto::timers::TimerConfig;
 use crate::proxy::Proxy;
 
@@ -73,6 +74,8 @@ pub(crate) struct Config {
     pub proxy: Proxy,
     /// How the client role looks names up (the server role ignores it).
     pub resolver: Resolver,
+    /// How fast the peer may send messages (`None`: as fast as it likes).
+    pub max_receive_rate: Option<Rate>,
 }
 
 /// Default stack size of socket threads. Callbacks run on the reader thread, so this is what
@@ -103,6 +106,7 @@ impl Default for Config {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             proxy: Proxy::none(),
             resolver: Resolver::system(),
+            max_receive_rate: None,
         }
     }
 }
@@ -306,6 +310,35 @@ macro_rules! socket_options {
         /// when WebSocket pings are off. Default 60 s; `None` (or zero) leaves keepalive off.
         pub fn tcp_keepalive(mut self, idle: Option<std::time::Duration>) -> Self {
             self.config.tcp_keepalive = idle;
+            self
+        }
+
+        /// Reads at most `bytes_per_second` of message payload a second from the peer, on
+        /// average, in bursts of up to `burst` bytes: a peer that sends faster is held back by
+        /// TCP flow control (this socket's reader rests, nothing is dropped and nobody is
+        /// closed). Each message is charged whole once delivered, so one message larger than
+        /// the burst still gets through, and the reader then rests until it is paid for.
+        /// While it rests the peer's pings and close wait, as with a full
+        /// [`channel`](crate::channel), and our pong timeout is held.
+        ///
+        /// What it answers: one fast sender whose messages the application passes on to
+        /// many slower peers (a chat room's broadcast, [`Prepared::send_to`](crate::Prepared::send_to)),
+        /// which would otherwise fill every receiver's send queue. With it, a receiver that
+        /// reads faster than the senders' rates added up keeps up. `bytes_per_second` 0 (the
+        /// default) means no limit; see `docs/deploying.md` for the broadcast pattern.
+        ///
+        /// ```
+        /// let server = syncws::Server::builder()
+        ///     .max_message_size(64 * 1024)
+        ///     .max_receive_rate(64 * 1024, 256 * 1024); // 64 KiB/s, bursts of 256 KiB
+        /// # let _ = server;
+        /// ```
+        pub fn max_receive_rate(mut self, bytes_per_second: u64, burst: u64) -> Self {
+            self.config.max_receive_rate =
+                (bytes_per_second > 0).then_some(crate::proto::rate::Rate {
+                    per_second: bytes_per_second,
+                    burst,
+                });
             self
         }
 

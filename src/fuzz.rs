@@ -60,7 +60,8 @@ pub mod handshake {
 /// Who the client is behind a proxy: PROXY headers and forwarded headers.
 pub mod forwarded {
     pub use crate::proto::forwarded::{
-        Length, MAX_PROXY_HEADER, Trusted, client_from_headers, header_length, parse_header,
+        ForwardedHeader, Length, MAX_PROXY_HEADER, Trusted, client_from_headers, header_length,
+        parse_header,
     };
 }
 

@@ -12,7 +12,9 @@ use crate::proto::encoder::{Shared, prepared_deflater, prepared_frame};
 
 thread_local! {
     /// Compressors for prepared frames, by (window bits, level), kept per thread: a zlib state
-    /// is ~256 KiB to allocate, and a broadcaster prepares message after message.
+    /// is ~256 KiB to allocate, and a broadcaster prepares message after message. Only the
+    /// windows servers are configured with get here, never one a client chose, so this holds
+    /// one compressor per server configuration.
     static DEFLATERS: RefCell<Vec<((u8, u32), Deflater)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -30,6 +32,14 @@ fn with_deflater<R>(window_bits: u8, level: u32, f: impl FnOnce(Option<&mut Defl
     })
 }
 use crate::websocket::WebSocket;
+
+/// How many compressors this thread keeps for prepared frames. At most one per (window, level)
+/// a server of this process is configured with: clients cannot add windows of their choosing
+/// (see `deflate::Params::shared_frames`).
+#[cfg(feature = "testing")]
+pub(crate) fn compressors_on_this_thread() -> usize {
+    DEFLATERS.with(|cell| cell.borrow().len())
+}
 
 /// A message framed once (and, where the sockets allow it, deflated once) for sending to many
 /// sockets: a chat room's or a feed's broadcast.

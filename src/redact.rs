@@ -11,14 +11,24 @@
 //! keeps out of `Debug` and off other origins.
 
 /// `text`, a URL or something meant to be one, as it may be shown: scheme, host, port and
-/// path, without userinfo, query or fragment.
+/// path, without userinfo, query or fragment. The rule syncws applies wherever it shows a URL
+/// itself (logs, `Error` texts, `Debug`), for applications that log URLs of their own (a
+/// broker's, a database's) to apply too.
+///
+/// ```
+/// assert_eq!(
+///     syncws::redact_url("redis://app:s3cret@cache.internal:6379/0?timeout=5"),
+///     "redis://cache.internal:6379/0"
+/// );
+/// assert_eq!(syncws::redact_url("user:pw@db.internal/x?token=t"), "db.internal/x");
+/// ```
 ///
 /// A string that is not a URL with a host (a typo in `Request::builder`, a server's
 /// `Location` that does not parse) is cut by hand: at the first `?` or `#`, and everything
 /// from the start of the authority up to the last `@` before that is dropped. In a string that
 /// did not parse there is no telling where the authority really ends (a password may hold a
 /// `/`), so the last `@` is taken, even if that drops a path's `@`.
-pub(crate) fn url(text: &str) -> String {
+pub fn url(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(mut u) if u.has_host() => {
             u.set_query(None);

@@ -18,7 +18,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::raw::read_head;
-use syncws::{Accept, Client, Connection, Error, Listener, Message, Request, Server};
+use syncws::{
+    Accept, Client, Connection, Error, ForwardedHeader, Listener, Message, Request, Server,
+};
 
 fn port(var: &str) -> u16 {
     std::env::var(var)
@@ -53,7 +55,9 @@ fn backends() {
         vec![
             Server::builder()
                 .trusted_proxies(proxies)
-                .forwarded_headers(true)
+                // What nginx's $proxy_add_x_forwarded_for and HAProxy's `option forwardfor`
+                // write; a `Forwarded` header is whatever the client sent.
+                .forwarded_header(ForwardedHeader::XForwardedFor)
                 // 4 MiB echoes: over the server role's 1 MiB defaults.
                 .max_message_size(8 << 20)
                 .max_queue_size(16 << 20)
@@ -156,6 +160,37 @@ fn echo_from_0_b_to_4_mib_with_deflate_through_each_proxy() {
                 }
                 Err(e) => panic!("{url}: {e}"),
             }
+        }
+    }
+}
+
+/// Hardening III, items 1 and 2: what a client writes in `Forwarded` or `X-Forwarded-For`, or
+/// a byte that is not UTF-8 in X-Forwarded-For, does not change the address the backend
+/// believes: through nginx and HAProxy it sees the client's real one.
+#[test]
+fn forged_forwarding_headers_are_not_believed_through_each_proxy() {
+    let forgeries: [(&str, &[u8]); 4] = [
+        ("Forwarded", b"for=6.6.6.6"),
+        ("X-Forwarded-For", b"6.6.6.6"),
+        ("X-Forwarded-For", b"\xff"),
+        ("X-Forwarded-For", b"6.6.6.6, \xff\xfe"),
+    ];
+    for url in routes() {
+        for (name, value) in forgeries {
+            backends();
+            let request = Request::builder(&url)
+                .header_bytes(name, value.to_vec())
+                .build()
+                .unwrap();
+            let mut conn = client(None)
+                .connect(request)
+                .unwrap_or_else(|e| panic!("{url} {name}: {e}"));
+            assert_eq!(
+                whoami(&mut conn),
+                "127.0.0.1",
+                "{url}: {name}: {}",
+                value.escape_ascii()
+            );
         }
     }
 }

@@ -345,3 +345,68 @@ fn an_evicted_tls_handshake_is_shut_down_without_plaintext() {
     let s = server.stats();
     assert_eq!((s.evicted, s.refused_bad_handshake), (1, 0), "{s:?}");
 }
+
+/// Hardening III, item 7: a handshake whose thread is answering (the handler runs, the answer
+/// and its linger follow) keeps its place until the thread is free, so threads never outnumber
+/// `max_handshaking`. Before, evicting it only took it out of the count while its thread went
+/// on, and a newcomer's thread ran beside it; now, with every place held by threads that are
+/// answering, the newcomer is refused at once (503) and gets no thread.
+#[test]
+fn handshakes_that_are_answering_keep_their_places_and_a_newcomer_is_refused() {
+    let _lock = serial();
+    let in_handler = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let (entered, entries) = crossbeam_channel::unbounded();
+    let server = {
+        let (in_handler, most) = (in_handler.clone(), most.clone());
+        Server::builder()
+            .max_handshaking(2)
+            .bind("127.0.0.1:0", move |_| {
+                let now = in_handler.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let _ = entered.send(());
+                // Held until the test lets it go (or drops the sender).
+                let _ = released.recv();
+                in_handler.fetch_sub(1, Ordering::SeqCst);
+                Accept::upgrade(Listener::new())
+            })
+            .expect("bind")
+    };
+    let addr = server.local_addr();
+    let request = format!("{REQUEST_LINE}{REQUEST_REST}");
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            entries.recv_timeout(EVENT_TIMEOUT).expect("in the handler");
+            s
+        })
+        .collect();
+    // Both places are held by threads in the handler: the newcomer is answered at once.
+    let mut newcomer = TcpStream::connect(addr).unwrap();
+    newcomer.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let _ = newcomer.write_all(request.as_bytes());
+    assert_eq!(
+        status_line(&mut newcomer).expect("an answer without waiting for the handlers"),
+        "HTTP/1.1 503 Service Unavailable: too many connections handshaking (max_handshaking 2)"
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.handshaking, stats.refused_cap, stats.evicted),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    for _ in 0..2 {
+        release.send(()).unwrap();
+    }
+    for s in &mut held {
+        assert!(status_line(s).unwrap().starts_with("HTTP/1.1 101 "));
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "threads in the handler at once"
+    );
+}

@@ -171,7 +171,10 @@ pub fn run(args: Args) -> ExitCode {
             us(p999)
         );
         for e in &errors {
-            eprintln!("# a connection failed: {e}");
+            eprintln!(
+                "# a connection failed: {}",
+                crate::output::for_terminal(&e.to_string())
+            );
         }
     }
     if errors.is_empty() {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListener, WhenFull};
 
+use crate::output::for_terminal;
+
 /// Serve WebSockets: echo, broadcast, or a program per connection.
 #[derive(clap::Args)]
 #[command(
@@ -16,8 +18,8 @@ use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListe
         request, whatever its path. By default each message is echoed back to its sender; \
         --broadcast sends every message to every connected client (the sender too); --exec \
         runs a program per connection (through `sh -c`), writes each text message to its \
-        standard input as a line and sends each line of its standard output back as a text \
-        message (a program that stops reading its input while messages keep coming gets \
+        standard input as one line (newlines and carriage returns inside a message become \
+        spaces) and sends each line of its standard output back as a text message (a program that stops reading its input while messages keep coming gets \
         its connection closed with 1008). The first line on standard error says where it \
         listens (\"listening on ws://127.0.0.1:PORT/\"); then one line per connection opened \
         and ended. Runs until interrupted.",
@@ -31,11 +33,14 @@ pub struct Args {
     /// Where to listen: host:port.
     #[arg(default_value = "127.0.0.1:9001")]
     addr: String,
-    /// Send every message to every connected client.
+    /// Send every message to every connected client. Each client may send 1 MiB/s of
+    /// messages (bursts of 2 MiB): a faster one is slowed by TCP flow control, so it cannot
+    /// get the others closed; a client that cannot take 4 MiB queued for it is closed with 1008.
     #[arg(long, conflicts_with = "exec")]
     broadcast: bool,
-    /// For each connection, run this command (with `sh -c`): messages in on its standard
-    /// input, its output lines out as messages. The connection closes when it exits, or with
+    /// For each connection, run this command (with `sh -c`): text messages in on its
+    /// standard input, one line each (newlines inside a message become spaces), its output
+    /// lines out as messages. The connection closes when it exits, or with
     /// 1008 if it stops reading its input while messages keep coming.
     #[arg(long, value_name = "COMMAND")]
     exec: Option<String>,
@@ -60,6 +65,9 @@ enum Mode {
 
 type Clients = Arc<Mutex<Vec<WebSocket>>>;
 
+/// `--broadcast`: how fast each client may send, in bytes of messages a second.
+const BROADCAST_RATE: u64 = 1024 * 1024;
+
 /// Text messages waiting for an `--exec` program to read them, beyond what its stdin pipe
 /// holds. When they are all waiting the program is not reading: its connection is closed
 /// rather than the socket's thread blocking (it would stop reading the socket for good).
@@ -73,6 +81,17 @@ struct Conn {
     command: Option<String>,
     /// The `--exec` program, and the queue its stdin-writing thread takes lines from.
     child: Option<(Child, SyncSender<String>)>,
+}
+
+/// A text message as one line of the program's input: newlines and carriage returns inside it
+/// become spaces (as websocat's line mode does), so a message is always exactly one line and a
+/// peer cannot make one message read as several.
+fn one_line(text: String) -> String {
+    if text.contains(['\n', '\r']) {
+        text.replace(['\n', '\r'], " ")
+    } else {
+        text
+    }
 }
 
 /// Writes the queued messages to a program's standard input, a line each, until the
@@ -148,7 +167,7 @@ impl WebSocketListener for Conn {
         eprintln!(
             "# open {} {} ({open} open)",
             self.peer,
-            ws.request().url().path()
+            for_terminal(ws.request().url().path())
         );
         if let Mode::Exec = self.mode {
             self.start_child(ws);
@@ -172,7 +191,7 @@ impl WebSocketListener for Conn {
                 // Never written from here: a program that does not read its input would block
                 // this thread, and the socket would stop being read.
                 if let (Some((_, lines)), Message::Text(t)) = (&self.child, message) {
-                    match lines.try_send(t) {
+                    match lines.try_send(one_line(t)) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             let _ = ws.close(1008, Some("the program is not reading its input"));
@@ -199,9 +218,13 @@ impl WebSocketListener for Conn {
         }
         match ended {
             Ended::Closed { code, reason, .. } => {
-                eprintln!("# closed {}: {code} {reason}", self.peer)
+                eprintln!("# closed {}: {code} {}", self.peer, for_terminal(&reason))
             }
-            Ended::Failed { error, .. } => eprintln!("# failed {}: {error}", self.peer),
+            Ended::Failed { error, .. } => eprintln!(
+                "# failed {}: {}",
+                self.peer,
+                for_terminal(&error.to_string())
+            ),
             _ => {}
         }
     }
@@ -222,6 +245,14 @@ pub fn run(args: Args) -> ExitCode {
         (None, false) => Mode::Echo,
     };
     let mut builder = Server::builder();
+    if let Mode::Broadcast = mode {
+        // The broadcast pattern of docs/deploying.md: each sender held to 1 MiB/s (bursts of
+        // 2 MiB) and room for a burst in every receiver's queue, so one client flooding the
+        // room slows itself instead of getting everyone else closed as too slow.
+        builder = builder
+            .max_receive_rate(BROADCAST_RATE, 2 * BROADCAST_RATE)
+            .max_queue_size(4 * BROADCAST_RATE);
+    }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         match tls(cert, key) {
             Ok(acceptor) => builder = builder.tls(acceptor),

@@ -1,7 +1,14 @@
 //! How `connect` prints what happens: plain text (messages on stdout, everything else on
 //! stderr, so a pipe gets only the messages) or JSON (one event per line on stdout).
+//!
+//! Text the peer controls (close reasons, a refusal's headers and body, error texts that quote
+//! it, and messages when stdout is a terminal) is shown with its control characters escaped
+//! ([`for_terminal`]): a peer must not be able to move the cursor, retitle the window or fake
+//! a line of our own. Messages written to a pipe or a file are the data, byte for byte, and
+//! `--json` is escaped by JSON itself.
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -20,6 +27,34 @@ pub enum Binary {
 pub struct Printer {
     pub json: bool,
     pub binary: Binary,
+}
+
+/// `text` with its control characters (C0, DEL and C1: `char::is_control`) shown as escapes:
+/// `\n`, `\r`, `\t`, `\x1b`, `\u{9b}`. Everything else, backslashes included, is as it was,
+/// so ordinary text reads the same; use `--json` for an exact record.
+pub fn for_terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`for_terminal`] on bytes that may not be UTF-8 (a header, a body).
+pub fn bytes_for_terminal(bytes: &[u8]) -> String {
+    for_terminal(&String::from_utf8_lossy(bytes)).into_owned()
 }
 
 fn now() -> String {
@@ -57,10 +92,10 @@ impl Printer {
         let _ = out.flush();
     }
 
-    /// A remark for a person (text mode only, on stderr).
+    /// A remark for a person (text mode only, on stderr), control characters escaped.
     pub fn note(&self, text: &str) {
         if !self.json {
-            eprintln!("# {text}");
+            eprintln!("# {}", for_terminal(text));
         }
     }
 
@@ -106,6 +141,8 @@ impl Printer {
         } else {
             let mut out = std::io::stdout().lock();
             let _ = match m {
+                // On a terminal the peer's text is shown, not obeyed; to a pipe it is the data.
+                Message::Text(t) if out.is_terminal() => writeln!(out, "{}", for_terminal(t)),
                 Message::Text(t) => writeln!(out, "{t}"),
                 Message::Binary(b) => writeln!(out, "{}", self.encode(b)),
             };
@@ -143,19 +180,42 @@ impl Printer {
                     }
                     self.line(v);
                 } else {
-                    eprintln!("# failed: {error}");
+                    eprintln!("# failed: {}", for_terminal(&error.to_string()));
                     if let Some(r) = response {
-                        eprintln!("# the server answered: {} {}", r.status(), r.reason());
+                        eprintln!(
+                            "# the server answered: {} {}",
+                            r.status(),
+                            for_terminal(r.reason())
+                        );
                         for h in r.headers() {
-                            eprintln!("#   {}: {}", h.name(), String::from_utf8_lossy(h.value()));
+                            eprintln!(
+                                "#   {}: {}",
+                                for_terminal(h.name()),
+                                bytes_for_terminal(h.value())
+                            );
                         }
                         if !r.body().is_empty() {
-                            eprintln!("#   body: {}", String::from_utf8_lossy(r.body()));
+                            eprintln!("#   body: {}", bytes_for_terminal(r.body()));
                         }
                     }
                 }
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert!(matches!(for_terminal("plain \\ text é"), Cow::Borrowed(_)));
+        assert_eq!(
+            for_terminal("a\x1b]0;owned\x07b\nc\u{9b}2Jd\x7f"),
+            "a\\x1b]0;owned\\x07b\\nc\\u{9b}2Jd\\x7f"
+        );
+        assert_eq!(bytes_for_terminal(b"\xff\r\n"), "\u{fffd}\\r\\n");
     }
 }

@@ -633,3 +633,57 @@ fn listen_origin_refuses_other_origins_with_403() {
         other => panic!("expected a 403, got {other:?}"),
     }
 }
+
+/// Hardening III, item 6: what the peer controls reaches the terminal escaped: a close reason,
+/// a refusal's body, and (on stderr, always a person's) error texts. A peer's ESC sequence
+/// must not clear the screen or retitle the window.
+#[test]
+fn a_peers_control_characters_reach_stderr_escaped() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::upgrade().close(4000, "bye\x1b[2J\x1b]0;owned\x07"));
+    let out = run(&["connect", &server.url()], "");
+    let err = stderr(&out);
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(err.contains("bye\\x1b[2J\\x1b]0;owned\\x07"), "{err}");
+
+    let server = MockServer::start().unwrap();
+    server.enqueue(MockResponse::refuse(403).body(&b"no\x1b[31m\r\nway\x9b"[..]));
+    let out = run(&["connect", &server.url()], "");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    assert!(err.contains("body: no\\x1b[31m\\r\\nway\u{fffd}"), "{err}");
+}
+
+/// Messages to a pipe are the data, byte for byte: escaping is for a terminal (checked in a
+/// real one by scripts/cli_tmux.sh).
+#[test]
+fn messages_to_a_pipe_are_not_escaped() {
+    let server = MockServer::start().unwrap();
+    server.enqueue(
+        MockResponse::upgrade()
+            .send_text("tab\there\x1b[0m")
+            .close(1000, ""),
+    );
+    let out = run(&["connect", &server.url()], "");
+    assert_eq!(stdout(&out), "tab\there\x1b[0m\n");
+}
+
+/// Hardening III, item 6: `--exec` gives the program one line per text message; newlines and
+/// carriage returns inside a message become spaces (as websocat's line mode does), so a peer
+/// cannot make one message read as several lines.
+#[test]
+fn listen_exec_gives_the_program_one_line_per_message() {
+    let listen = Listen::start(&["--exec", "while read line; do echo \"got $line\"; done"]);
+    let mut conn = syncws::connect(&listen.url).unwrap();
+    assert!(conn.send("one\ntwo\r\nthree"));
+    assert_eq!(
+        conn.recv_timeout(WAIT).unwrap(),
+        Some(Message::Text("got one two  three".into()))
+    );
+    assert!(conn.send("next"));
+    assert_eq!(
+        conn.recv_timeout(WAIT).unwrap(),
+        Some(Message::Text("got next".into()))
+    );
+}

@@ -1,5 +1,5 @@
 # Shared by the scripts whose peer is Python `websockets` (soak.sh, mock_foreign.sh): one venv,
-# target/soak-venv, with `websockets` from PyPI, created once and reused. Source it after
+# soak-venv in cargo's target directory, with `websockets` from PyPI, created once and reused. Source it after
 # `set -euo pipefail`:
 #
 #   . "$(dirname "$0")/lib/websockets_venv.sh"

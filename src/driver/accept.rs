@@ -7,7 +7,9 @@ use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
-use super::serve::{Admit, ConnectionGuard, Counters, HandshakeTicket, Serve};
+use super::serve::{
+    Admit, ConnectionGuard, Counters, HandshakeTicket, Serve, Unmoved, refuse_at_once,
+};
 use super::shared::Shared;
 use super::transport::{self, ReadHalf, WriteHalf};
 use crate::error::Error;
@@ -63,7 +65,8 @@ fn spawn_server(
 }
 
 fn run_server(tcp: Arc<TcpStream>, ticket: HandshakeTicket, server: Arc<Serve>) {
-    let upgraded = upgrade(tcp, &ticket, &server);
+    let mut ticket = ticket;
+    let upgraded = upgrade(tcp, &mut ticket, &server);
     drop(ticket);
     if let Some(u) = upgraded {
         let config = server.config.clone();
@@ -87,7 +90,11 @@ struct Upgraded {
 /// TLS, the upgrade request and the handler's answer; `None` when the connection was refused
 /// or failed. Never inlined, so its locals are off the stack under the read loop.
 #[inline(never)]
-fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -> Option<Upgraded> {
+fn upgrade(
+    tcp: Arc<TcpStream>,
+    ticket: &mut HandshakeTicket,
+    server: &Arc<Serve>,
+) -> Option<Upgraded> {
     let config = server.config.clone();
     let _ = tcp.set_nodelay(true);
     crate::config::apply_tcp_keepalive(&tcp, config.tcp_keepalive);
@@ -100,7 +107,21 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
     let from_proxy = peer_addr.is_some_and(|p| forwarding.trusted.contains(p.ip()));
     if forwarding.proxy_protocol && from_proxy {
         match super::proxy_header::read(&tcp, deadline) {
-            Ok(Some(client)) => peer_addr = Some(client),
+            Ok(Some(client)) => {
+                peer_addr = Some(client);
+                // The client is known before TLS and the head: its handshake counts under its
+                // own address from here, with that address's cap.
+                match ticket.rekey(client) {
+                    Ok(()) => {}
+                    Err(Unmoved::Evicted) => return None,
+                    Err(Unmoved::Full(full)) => {
+                        log::debug!("refusing a proxied client: {}", full.reason());
+                        Counters::add(&server.counters.refused_per_address);
+                        refuse_at_once(&tcp, server.tls.is_some(), full);
+                        return None;
+                    }
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 log::debug!("refusing a connection from a trusted proxy: {e}");
@@ -157,14 +178,33 @@ fn upgrade(tcp: Arc<TcpStream>, ticket: &HandshakeTicket, server: &Arc<Serve>) -
         protocols,
         terms,
     } = hello;
-    // Forwarded headers count only when the hop that sent them is a trusted proxy (after a
+    // The forwarded header counts only when the hop that sent it is a trusted proxy (after a
     // PROXY header, the hop is the client it named: its headers are ignored).
-    if forwarding.headers
+    if let Some(which) = forwarding.header
         && let Some(hop) = peer_addr
         && forwarding.trusted.contains(hop.ip())
-        && let Some(ip) = forwarded::client_from_headers(&request_headers, &forwarding.trusted)
     {
-        peer_addr = Some(SocketAddr::new(ip, 0));
+        match forwarded::client_from_headers(&request_headers, which, &forwarding.trusted) {
+            Ok(Some(ip)) => {
+                let client = SocketAddr::new(ip, 0);
+                peer_addr = Some(client);
+                // The rest of its handshake (the handler, the answer) counts under the client.
+                if let Err(Unmoved::Full(full)) = ticket.rekey(client) {
+                    Counters::add(&server.counters.refused_per_address);
+                    log::debug!("refusing a forwarded client: {}", full.reason());
+                    refuse(&mut read, &mut write, 503, full.reason(), &[]);
+                    return None;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("refusing a request from a trusted proxy: {e}");
+                Counters::add(&server.counters.refused_bad_handshake);
+                let reason = format!("Bad Request: {e}");
+                refuse(&mut read, &mut write, 400, reason, &[]);
+                return None;
+            }
+        }
     }
     let request = crate::request::Request::from_parts(url, request_headers, protocols, peer_addr);
     // The handler is application code: a panic in it answers this client with 500 and
@@ -321,7 +361,10 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Serve>) {
             }
         };
         let tcp = Arc::new(tcp);
-        let ticket = shared.begin_handshake(tcp.clone(), peer);
+        // `None`: refused at once, every place held by a handshake that is answering.
+        let Some(ticket) = shared.begin_handshake(tcp.clone(), peer) else {
+            continue;
+        };
         if let Err(e) = spawn_server(tcp, ticket, shared.clone()) {
             log::error!("could not start a connection thread: {e}");
         }

@@ -1,15 +1,20 @@
-//! Who the server role lets in, and whom it lets go, so that one host cannot starve the others
-//! (issue Hardening II, item 4).
+//! Who the server role lets in, and whom it lets go, so that one host cannot starve the others.
 //!
 //! Plain bookkeeping, no I/O: the server keeps an [`Admission`] behind one lock, asks it for a
 //! place on every accept and every upgrade, and shuts down (with a short 503) the handshakes it
 //! says to evict. Addresses are counted per [`AddrKey`]: an IPv4 address, or an IPv6 /64.
 //!
-//! - **Handshakes** (TLS and the upgrade request): at most `max_handshaking` in all and
-//!   `max_handshaking_per_ip` per address. A new connection whose address is at its own cap
-//!   evicts that address's oldest handshake; when all places are taken, the oldest handshake
-//!   *of the address holding the most* is evicted. A sustained flood from one address so only
-//!   ever evicts its own connections, while a handshake from anywhere else is left alone.
+//! - **Handshakes** (TLS, the PROXY header, the upgrade request, then the handler and the
+//!   answer): at most `max_handshaking` in all and `max_handshaking_per_ip` per address, each
+//!   counted until its thread is done with it. A new connection whose address is at its own cap
+//!   evicts that address's oldest handshake still reading; when all places are taken, the
+//!   oldest reading handshake *of the address holding the most* is evicted. A sustained flood
+//!   from one address so only ever evicts its own connections, while a handshake from anywhere
+//!   else is left alone. A handshake that is answering is never evicted (its thread is busy
+//!   anyway); a cap held only by such handshakes refuses the newcomer instead.
+//! - **Behind a trusted proxy** its connections are counted under the proxy's address, exempt
+//!   from the per-address cap, until the client is known ([`Admission::rekey`]): then under the
+//!   client's, with the client's cap.
 //! - **Established connections**: at most `max_connections` in all and
 //!   `max_connections_per_ip` per address; past either, the upgrade is refused with a
 //!   [`Full`] that says which.
@@ -101,24 +106,67 @@ pub(crate) struct Evicted<T> {
     pub why: Full,
 }
 
-/// How an address ranks for eviction: by its number of handshakes, then by the age of its
-/// oldest (a smaller id is older, so it is reversed to sort last). With one handshake per
-/// address (a flood from many addresses) this is plain oldest-first.
+/// How an address ranks for eviction: by its number of handshakes still reading (only those
+/// can be evicted), then by the age of its oldest (a smaller id is older, so it is reversed to
+/// sort last). With one handshake per address (a flood from many addresses) this is plain
+/// oldest-first.
 type Rank = (usize, Reverse<u64>, AddrKey);
+
+/// One address's handshakes.
+#[derive(Debug)]
+struct PerAddr<T> {
+    /// Still reading (TLS, the PROXY header, the request head), oldest first, with their ids
+    /// (which only grow, so the queue is sorted by id): these can be evicted.
+    reading: VecDeque<(u64, T)>,
+    /// Answering (the handler, the 101 or a refusal and its linger): their threads are busy
+    /// and are never evicted, but they count until their threads are free.
+    answering: usize,
+}
+
+impl<T> PerAddr<T> {
+    fn total(&self) -> usize {
+        self.reading.len() + self.answering
+    }
+}
+
+/// Where a handshake is, for [`Admission::end`] and [`Admission::rekey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub addr: AddrKey,
+    pub id: u64,
+    /// It has moved on to answering (see [`Admission::answering`]).
+    pub answering: bool,
+}
+
+/// What [`Admission::rekey`] did.
+#[derive(Debug)]
+pub(crate) enum Rekeyed<T> {
+    /// The handshake counts under the new address now, at this place; these were evicted to
+    /// make room under that address's cap.
+    Moved(Place, Vec<Evicted<T>>),
+    /// The new address is at its cap with nothing to evict: the handshake stays where it was,
+    /// and the caller refuses it.
+    Full(Full),
+    /// It was evicted meanwhile.
+    Gone,
+}
 
 /// The handshaking and established connections of one server; `T` is what the caller needs to
 /// evict a handshake (its socket).
+///
+/// Every handshake counts from its accept until its thread is done with it (refusal linger
+/// included), so at most `max_handshaking` threads are ever in handshakes. Only those still
+/// reading can be evicted; when every place is held by handshakes that are answering, a new
+/// connection is refused instead.
 #[derive(Debug)]
 pub(crate) struct Admission<T> {
     limits: Limits,
     next_id: u64,
-    /// Handshakes in all.
+    /// Handshakes in all, reading and answering.
     handshaking: usize,
-    /// Per address, its handshakes oldest first, with their ids (which only grow, so each
-    /// queue is sorted by id).
-    by_addr: HashMap<AddrKey, VecDeque<(u64, T)>>,
-    /// A [`Rank`] for every address in `by_addr`: the last holds the most handshakes, and of
-    /// those, the oldest one.
+    by_addr: HashMap<AddrKey, PerAddr<T>>,
+    /// A [`Rank`] for every address with handshakes still reading: the last has the most, and
+    /// of those, the oldest.
     by_count: BTreeSet<Rank>,
     /// Established connections in all, and per address (addresses with none are removed).
     established: usize,
@@ -143,62 +191,159 @@ impl<T> Admission<T> {
         }
     }
 
-    /// Takes a place for a new handshake from `addr`; returns its id (for [`end`](Self::end))
-    /// and the handshakes evicted to make room, which the caller shuts down.
+    /// Takes a place for a new handshake from `addr`: its place, and the handshakes evicted to
+    /// make room, which the caller ends. `Err` when the cap it meets has nothing to evict (every
+    /// handshake there is answering): the caller refuses the new connection, and still ends the
+    /// evicted ones.
     ///
     /// `per_ip`: whether the per-address cap applies; not to a trusted proxy, whose
-    /// connections carry many clients (their own addresses are only known from its PROXY
-    /// header, and are capped once established).
-    pub(crate) fn begin(&mut self, addr: AddrKey, conn: T, per_ip: bool) -> (u64, Vec<Evicted<T>>) {
+    /// connections carry many clients (each is moved to its client's address with
+    /// [`rekey`](Self::rekey) once known).
+    pub(crate) fn begin(
+        &mut self,
+        addr: AddrKey,
+        conn: T,
+        per_ip: bool,
+    ) -> (Result<Place, Full>, Vec<Evicted<T>>) {
         let mut evicted = Vec::new();
         // Its own address first: a flood from one address evicts only itself.
-        while per_ip && self.count(addr) >= self.limits.max_handshaking_per_ip {
-            let Some(conn) = self.pop_oldest(addr) else {
-                break;
-            };
-            let why = Full::HandshakingPerIp(self.limits.max_handshaking_per_ip);
-            evicted.push(Evicted { conn, why });
+        if per_ip && let Err(full) = self.make_room_at(addr, &mut evicted) {
+            return (Err(full), evicted);
         }
         // Then, if every place is taken, the address holding the most gives one up.
         while self.handshaking >= self.limits.max_handshaking {
             let Some(&(_, _, most)) = self.by_count.last() else {
-                break;
-            };
-            let Some(conn) = self.pop_oldest(most) else {
-                break;
+                return (Err(Full::Handshaking(self.limits.max_handshaking)), evicted);
             };
             let why = Full::Handshaking(self.limits.max_handshaking);
+            let Some(conn) = self.pop_oldest(most) else {
+                return (Err(why), evicted);
+            };
             evicted.push(Evicted { conn, why });
         }
+        self.handshaking += 1;
+        (Ok(self.push(addr, conn)), evicted)
+    }
+
+    /// Evicts `addr`'s oldest reading handshakes until it is under its own cap; `Err` if only
+    /// answering ones are left and it is still at the cap.
+    fn make_room_at(&mut self, addr: AddrKey, evicted: &mut Vec<Evicted<T>>) -> Result<(), Full> {
+        let cap = self.limits.max_handshaking_per_ip;
+        while self.by_addr.get(&addr).map_or(0, PerAddr::total) >= cap {
+            let conn = self.pop_oldest(addr).ok_or(Full::HandshakingPerIp(cap))?;
+            let why = Full::HandshakingPerIp(cap);
+            evicted.push(Evicted { conn, why });
+        }
+        Ok(())
+    }
+
+    /// Queues a reading handshake under `addr` (already counted in `handshaking`).
+    fn push(&mut self, addr: AddrKey, conn: T) -> Place {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let before = self.rank(addr);
-        self.by_addr.entry(addr).or_default().push_back((id, conn));
+        self.per_addr(addr).reading.push_back((id, conn));
         self.rerank(addr, before);
-        self.handshaking += 1;
-        (id, evicted)
+        Place {
+            addr,
+            id,
+            answering: false,
+        }
     }
 
-    /// Ends handshake `id` of `addr` (upgraded, refused or failed); nothing if it was evicted.
-    pub(crate) fn end(&mut self, addr: AddrKey, id: u64) {
-        let before = self.rank(addr);
-        let Some(queue) = self.by_addr.get_mut(&addr) else {
-            return;
-        };
-        let Ok(i) = queue.binary_search_by_key(&id, |(id, _)| *id) else {
-            return;
-        };
-        queue.remove(i);
-        self.handshaking = self.handshaking.saturating_sub(1);
-        self.rerank(addr, before);
+    fn per_addr(&mut self, addr: AddrKey) -> &mut PerAddr<T> {
+        self.by_addr.entry(addr).or_insert_with(|| PerAddr {
+            reading: VecDeque::new(),
+            answering: 0,
+        })
     }
 
-    /// Every handshake still going, taken out (the server is stopping).
+    /// Takes the reading handshake at `place` out of its queue, if it is still there (not
+    /// evicted).
+    fn take_reading(&mut self, place: Place) -> Option<T> {
+        let before = self.rank(place.addr);
+        let queue = &mut self.by_addr.get_mut(&place.addr)?.reading;
+        let i = queue.binary_search_by_key(&place.id, |(id, _)| *id).ok()?;
+        let (_, conn) = queue.remove(i)?;
+        self.rerank(place.addr, before);
+        Some(conn)
+    }
+
+    /// The handshake at `place` has read its request and its thread answers it now: it can no
+    /// longer be evicted, and still counts. False if it was evicted first (it has been answered
+    /// 503 and shut down): the thread answers nothing. The lock the caller holds decides
+    /// between the two, so a client never gets both answers.
+    pub(crate) fn answering(&mut self, place: &mut Place) -> bool {
+        if place.answering {
+            return true;
+        }
+        if self.take_reading(*place).is_none() {
+            return false;
+        }
+        self.per_addr(place.addr).answering += 1;
+        place.answering = true;
+        true
+    }
+
+    /// Ends the handshake at `place` (upgraded, refused or failed, its thread done with it);
+    /// nothing if it was evicted.
+    pub(crate) fn end(&mut self, place: Place) {
+        if place.answering {
+            if let Some(per) = self.by_addr.get_mut(&place.addr) {
+                per.answering = per.answering.saturating_sub(1);
+                self.handshaking = self.handshaking.saturating_sub(1);
+                self.forget_if_empty(place.addr);
+            }
+        } else if self.take_reading(place).is_some() {
+            self.handshaking = self.handshaking.saturating_sub(1);
+            self.forget_if_empty(place.addr);
+        }
+    }
+
+    /// Moves the handshake at `place` to address `to` (the client a trusted proxy named),
+    /// under `to`'s own cap: a full address evicts its oldest reading handshake, as a new
+    /// connection from it would.
+    pub(crate) fn rekey(&mut self, place: Place, to: AddrKey) -> Rekeyed<T> {
+        if place.addr == to {
+            return Rekeyed::Moved(place, Vec::new());
+        }
+        let mut evicted = Vec::new();
+        if let Err(full) = self.make_room_at(to, &mut evicted) {
+            // Whatever was evicted before the cap proved full stays evicted; their ends are
+            // the caller's (a cap that only answering handshakes hold evicts none).
+            debug_assert!(evicted.is_empty());
+            return Rekeyed::Full(full);
+        }
+        if place.answering {
+            match self.by_addr.get_mut(&place.addr) {
+                Some(per) if per.answering > 0 => per.answering -= 1,
+                _ => return Rekeyed::Gone,
+            }
+            self.forget_if_empty(place.addr);
+            self.per_addr(to).answering += 1;
+            let moved = Place { addr: to, ..place };
+            return Rekeyed::Moved(moved, evicted);
+        }
+        match self.take_reading(place) {
+            Some(conn) => {
+                self.forget_if_empty(place.addr);
+                Rekeyed::Moved(self.push(to, conn), evicted)
+            }
+            None => Rekeyed::Gone,
+        }
+    }
+
+    /// Every handshake still reading, taken out (the server is stopping); the answering ones
+    /// end with their threads.
     pub(crate) fn take_handshaking(&mut self) -> Vec<T> {
         self.by_count.clear();
-        self.handshaking = 0;
-        let queues = std::mem::take(&mut self.by_addr);
-        queues.into_values().flatten().map(|(_, c)| c).collect()
+        let mut taken = Vec::new();
+        for per in self.by_addr.values_mut() {
+            self.handshaking = self.handshaking.saturating_sub(per.reading.len());
+            taken.extend(per.reading.drain(..).map(|(_, c)| c));
+        }
+        self.by_addr.retain(|_, per| per.answering > 0);
+        taken
     }
 
     /// Counts an upgrade from `addr` among the established connections, or says which cap it
@@ -227,39 +372,42 @@ impl<T> Admission<T> {
         }
     }
 
+    #[cfg(test)]
     fn count(&self, addr: AddrKey) -> usize {
-        self.by_addr.get(&addr).map_or(0, VecDeque::len)
+        self.by_addr.get(&addr).map_or(0, PerAddr::total)
     }
 
-    /// Takes `addr`'s oldest handshake out.
+    /// Takes `addr`'s oldest reading handshake out (evicted: it no longer counts).
     fn pop_oldest(&mut self, addr: AddrKey) -> Option<T> {
         let before = self.rank(addr);
-        let (_, conn) = self.by_addr.get_mut(&addr)?.pop_front()?;
+        let (_, conn) = self.by_addr.get_mut(&addr)?.reading.pop_front()?;
         self.handshaking = self.handshaking.saturating_sub(1);
         self.rerank(addr, before);
+        self.forget_if_empty(addr);
         Some(conn)
     }
 
-    /// `addr`'s rank now, if it has handshakes.
+    /// `addr`'s rank now, if it has handshakes reading.
     fn rank(&self, addr: AddrKey) -> Option<Rank> {
-        let queue = self.by_addr.get(&addr)?;
+        let queue = &self.by_addr.get(&addr)?.reading;
         let (oldest, _) = queue.front()?;
         Some((queue.len(), Reverse(*oldest), addr))
     }
 
-    /// Moves `addr` in `by_count` from its rank `before` a change to its rank now; forgets it
-    /// once it has no handshakes.
+    /// Moves `addr` in `by_count` from its rank `before` a change to its rank now.
     fn rerank(&mut self, addr: AddrKey, before: Option<Rank>) {
         if let Some(before) = before {
             self.by_count.remove(&before);
         }
-        match self.rank(addr) {
-            Some(now) => {
-                self.by_count.insert(now);
-            }
-            None => {
-                self.by_addr.remove(&addr);
-            }
+        if let Some(now) = self.rank(addr) {
+            self.by_count.insert(now);
+        }
+    }
+
+    /// Forgets `addr` once it has no handshakes at all.
+    fn forget_if_empty(&mut self, addr: AddrKey) {
+        if self.by_addr.get(&addr).is_some_and(|per| per.total() == 0) {
+            self.by_addr.remove(&addr);
         }
     }
 }
@@ -285,16 +433,26 @@ mod tests {
         e.into_iter().map(|e| (e.conn, e.why)).collect()
     }
 
+    /// Begins a handshake that must be admitted; returns its place and whom it evicted.
+    fn begin(
+        a: &mut Admission<&'static str>,
+        addr: AddrKey,
+        conn: &'static str,
+    ) -> (Place, Vec<(&'static str, Full)>) {
+        let (place, e) = a.begin(addr, conn, true);
+        (place.unwrap(), evicted(e))
+    }
+
     #[test]
     fn an_address_at_its_cap_evicts_its_own_oldest() {
         let mut a = admission(10, 2);
-        assert!(a.begin(v4(1), "a1", true).1.is_empty());
-        assert!(a.begin(v4(2), "b1", true).1.is_empty());
-        assert!(a.begin(v4(1), "a2", true).1.is_empty());
-        let (_, e) = a.begin(v4(1), "a3", true);
-        assert_eq!(evicted(e), [("a1", Full::HandshakingPerIp(2))]);
-        let (_, e) = a.begin(v4(1), "a4", true);
-        assert_eq!(evicted(e), [("a2", Full::HandshakingPerIp(2))]);
+        assert!(begin(&mut a, v4(1), "a1").1.is_empty());
+        assert!(begin(&mut a, v4(2), "b1").1.is_empty());
+        assert!(begin(&mut a, v4(1), "a2").1.is_empty());
+        let (_, e) = begin(&mut a, v4(1), "a3");
+        assert_eq!(e, [("a1", Full::HandshakingPerIp(2))]);
+        let (_, e) = begin(&mut a, v4(1), "a4");
+        assert_eq!(e, [("a2", Full::HandshakingPerIp(2))]);
         assert_eq!((a.handshaking, a.count(v4(1)), a.count(v4(2))), (3, 2, 1));
     }
 
@@ -302,39 +460,39 @@ mod tests {
     fn when_all_places_are_taken_the_address_holding_the_most_gives_one_up() {
         let mut a = admission(5, 10);
         // The other address's handshakes are the oldest: global oldest-first would evict b1.
-        a.begin(v4(2), "b1", true);
-        a.begin(v4(2), "b2", true);
-        a.begin(v4(1), "a1", true);
-        a.begin(v4(1), "a2", true);
-        a.begin(v4(1), "a3", true);
-        let (_, e) = a.begin(v4(3), "c1", true);
-        assert_eq!(evicted(e), [("a1", Full::Handshaking(5))]);
+        begin(&mut a, v4(2), "b1");
+        begin(&mut a, v4(2), "b2");
+        begin(&mut a, v4(1), "a1");
+        begin(&mut a, v4(1), "a2");
+        begin(&mut a, v4(1), "a3");
+        let (_, e) = begin(&mut a, v4(3), "c1");
+        assert_eq!(e, [("a1", Full::Handshaking(5))]);
         // Now 1 and 2 hold two each: the one with the older handshake gives it up (b1).
-        let (_, e) = a.begin(v4(4), "d1", true);
-        assert_eq!(evicted(e), [("b1", Full::Handshaking(5))]);
-        let (_, e) = a.begin(v4(5), "e1", true);
-        assert_eq!(evicted(e), [("a2", Full::Handshaking(5))]);
+        let (_, e) = begin(&mut a, v4(4), "d1");
+        assert_eq!(e, [("b1", Full::Handshaking(5))]);
+        let (_, e) = begin(&mut a, v4(5), "e1");
+        assert_eq!(e, [("a2", Full::Handshaking(5))]);
         // One each: plain oldest first (b2, then a3), never a newer one.
-        let (_, e) = a.begin(v4(6), "f1", true);
-        assert_eq!(evicted(e), [("b2", Full::Handshaking(5))]);
-        let (_, e) = a.begin(v4(6), "f2", true);
-        assert_eq!(evicted(e), [("a3", Full::Handshaking(5))]);
+        let (_, e) = begin(&mut a, v4(6), "f1");
+        assert_eq!(e, [("b2", Full::Handshaking(5))]);
+        let (_, e) = begin(&mut a, v4(6), "f2");
+        assert_eq!(e, [("a3", Full::Handshaking(5))]);
         assert_eq!(a.handshaking, 5);
     }
 
     #[test]
     fn an_ended_handshake_frees_its_place_and_an_evicted_one_is_ended_once() {
         let mut a = admission(2, 2);
-        let (first, _) = a.begin(v4(1), "a1", true);
-        let (second, _) = a.begin(v4(1), "a2", true);
-        a.end(v4(1), first);
+        let (first, _) = begin(&mut a, v4(1), "a1");
+        let (second, _) = begin(&mut a, v4(1), "a2");
+        a.end(first);
         assert_eq!((a.handshaking, a.count(v4(1))), (1, 1));
-        assert!(a.begin(v4(2), "b1", true).1.is_empty());
+        assert!(begin(&mut a, v4(2), "b1").1.is_empty());
         // a2 (older than b1) is evicted for c1; its later end changes nothing.
-        let (_, e) = a.begin(v4(3), "c1", true);
-        assert_eq!(evicted(e), [("a2", Full::Handshaking(2))]);
-        a.end(v4(1), second);
-        a.end(v4(1), second);
+        let (_, e) = begin(&mut a, v4(3), "c1");
+        assert_eq!(e, [("a2", Full::Handshaking(2))]);
+        a.end(second);
+        a.end(second);
         assert_eq!(a.handshaking, 2);
         assert!(!a.by_addr.contains_key(&v4(1)));
         assert_eq!(a.by_count.len(), 2);
@@ -342,6 +500,105 @@ mod tests {
         left.sort();
         assert_eq!(left, ["b1", "c1"]);
         assert_eq!((a.handshaking, a.by_count.len()), (0, 0));
+    }
+
+    #[test]
+    fn an_answering_handshake_counts_until_it_ends_and_is_never_evicted() {
+        let mut a = admission(2, 2);
+        let (mut x, _) = begin(&mut a, v4(1), "x");
+        let (mut y, _) = begin(&mut a, v4(2), "y");
+        assert!(a.answering(&mut x));
+        assert!(a.answering(&mut y));
+        assert!(a.answering(&mut x), "asking twice changes nothing");
+        // Every place is held by a thread that is answering: the newcomer is refused, and
+        // nobody is evicted.
+        let (place, e) = a.begin(v4(3), "z", true);
+        assert_eq!(place, Err(Full::Handshaking(2)));
+        assert!(e.is_empty());
+        assert_eq!(a.handshaking, 2);
+        a.end(x);
+        assert_eq!(a.handshaking, 1);
+        let (z, e) = begin(&mut a, v4(3), "z");
+        assert!(e.is_empty());
+        // The same per address: two answering from 2, a third from it is refused.
+        let (mut y2, _) = begin(&mut a, v4(2), "y2");
+        a.end(z);
+        assert!(a.answering(&mut y2));
+        let (place, e) = a.begin(v4(2), "y3", true);
+        assert_eq!(place, Err(Full::HandshakingPerIp(2)));
+        assert!(e.is_empty());
+        a.end(y);
+        a.end(y2);
+        assert_eq!(
+            (a.handshaking, a.by_addr.len(), a.by_count.len()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn an_evicted_handshake_cannot_start_answering() {
+        let mut a = admission(1, 1);
+        let (mut x, _) = begin(&mut a, v4(1), "x");
+        let (_, e) = begin(&mut a, v4(2), "y");
+        assert_eq!(e, [("x", Full::Handshaking(1))]);
+        assert!(!a.answering(&mut x));
+        a.end(x);
+        assert_eq!(a.handshaking, 1);
+    }
+
+    #[test]
+    fn a_rekeyed_handshake_counts_under_its_client_with_the_clients_cap() {
+        let proxy = v4(100);
+        let mut a = admission(10, 2);
+        // Through the proxy (no per-address cap), three handshakes; each is moved to its client.
+        let mut places = Vec::new();
+        for conn in ["c1", "c2", "c3"] {
+            let (p, e) = a.begin(proxy, conn, false);
+            assert!(e.is_empty());
+            places.push(p.unwrap());
+        }
+        let Rekeyed::Moved(c1, e) = a.rekey(places[0], v4(1)) else {
+            panic!()
+        };
+        assert!(e.is_empty());
+        let Rekeyed::Moved(_, e) = a.rekey(places[1], v4(1)) else {
+            panic!()
+        };
+        assert!(e.is_empty());
+        // The client's third evicts its own oldest, not the proxy's others.
+        let Rekeyed::Moved(_, e) = a.rekey(places[2], v4(1)) else {
+            panic!()
+        };
+        assert_eq!(evicted(e), [("c1", Full::HandshakingPerIp(2))]);
+        assert!(matches!(a.rekey(c1, v4(2)), Rekeyed::Gone));
+        assert_eq!((a.handshaking, a.count(proxy), a.count(v4(1))), (2, 0, 2));
+        assert!(!a.by_addr.contains_key(&proxy));
+    }
+
+    #[test]
+    fn an_answering_handshake_moves_too_and_a_full_client_keeps_it_where_it_was() {
+        let proxy = v4(100);
+        let mut a = admission(10, 1);
+        let (p, _) = a.begin(proxy, "x", false);
+        let mut x = p.unwrap();
+        assert!(a.answering(&mut x));
+        let Rekeyed::Moved(x, e) = a.rekey(x, v4(1)) else {
+            panic!()
+        };
+        assert!(e.is_empty() && x.answering && x.addr == v4(1));
+        assert_eq!((a.count(proxy), a.count(v4(1))), (0, 1));
+        // Another through the proxy for the same client, also answering: the client is full
+        // with nothing to evict; it stays the proxy's and is refused by the caller.
+        let (p, _) = a.begin(proxy, "y", false);
+        let mut y = p.unwrap();
+        assert!(a.answering(&mut y));
+        assert!(matches!(
+            a.rekey(y, v4(1)),
+            Rekeyed::Full(Full::HandshakingPerIp(1))
+        ));
+        a.end(y);
+        a.end(x);
+        assert_eq!((a.handshaking, a.by_addr.len()), (0, 0));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod outbox;
 mod pool;
 mod proxy_header;
 mod reader;
+mod rest;
 mod serve;
 pub(crate) mod shared;
 pub(crate) mod transport;

@@ -23,6 +23,7 @@ use crate::proto::Role;
 use crate::proto::decoder::{Decoder, Incoming};
 use crate::proto::deflate::{self, Inflater};
 use crate::proto::encoder::Encoder;
+use crate::proto::rate::Bucket;
 use crate::proto::session::Cause;
 use crate::response::Response;
 use crate::stats::Counts;
@@ -56,6 +57,8 @@ pub(super) struct Reader {
     callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
+    /// `max_receive_rate`'s bucket, if there is a limit.
+    bucket: Option<Bucket>,
     /// What was received, published to `shared.received` (messages as each is handed over,
     /// the rest once per read).
     counts: Counts,
@@ -73,6 +76,7 @@ impl Reader {
             callbacks,
             role,
             max_message_size: config.max_message_size,
+            bucket: (config.max_receive_rate).map(|rate| Bucket::new(rate, Instant::now())),
             counts: Counts::default(),
         }
     }
@@ -215,6 +219,10 @@ impl Reader {
                 };
                 pos += used;
                 let Some(event) = event else { continue };
+                let message_len = match &event {
+                    Incoming::Message(m) => Some(m.len()),
+                    _ => None,
+                };
                 // A pong is counted by the session as it is handled: its frame is published
                 // first, so a snapshot never has more pongs than frames. (Messages are
                 // published with the read, below; control frames are few.)
@@ -229,6 +237,11 @@ impl Reader {
                     // before a read: one read of empty frames holds tens of thousands of them.
                     Ok(false) => {
                         if !self.wait_for_backlog() {
+                            return Cause::Dropped(None);
+                        }
+                        if let Some(len) = message_len
+                            && !self.rest_after(len)
+                        {
                             return Cause::Dropped(None);
                         }
                     }
@@ -296,6 +309,28 @@ impl Reader {
         shared.reading_paused.store(true, Ordering::Release);
         log::trace!("backlog full ({} bytes): reading paused", backlog.pending());
         backlog.wait_for_room(|| shared.has_failed());
+        shared.reading_paused.store(false, Ordering::Release);
+        !shared.has_failed()
+    }
+
+    /// `max_receive_rate`: after a message of `len` bytes, rests (reads nothing, so TCP holds
+    /// the peer back) until the bucket allows more. Returns false if the socket failed or was
+    /// canceled meanwhile.
+    fn rest_after(&mut self, len: usize) -> bool {
+        let Some(bucket) = &mut self.bucket else {
+            return true;
+        };
+        let Some(rest) = bucket.charge(len, Instant::now()) else {
+            return true;
+        };
+        let shared = &*self.shared;
+        // What the application has not been handed yet is not held back by the rest.
+        self.callbacks.flush();
+        shared.reading_paused.store(true, Ordering::Release);
+        log::trace!("max_receive_rate: resting {rest:?}");
+        shared
+            .rest
+            .until(deadline_after(rest), || shared.has_failed());
         shared.reading_paused.store(false, Ordering::Release);
         !shared.has_failed()
     }

@@ -5,19 +5,19 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::admission::{AddrKey, Admission, Evicted, Full, Limits};
+use super::admission::{AddrKey, Admission, Evicted, Full, Limits, Place, Rekeyed};
 use super::callbacks::Callbacks;
 use super::clock::deadline_after;
 use super::shared::Shared;
 use super::transport::Acceptor;
 use crate::config::Config;
 use crate::header::Header;
-use crate::proto::forwarded::Trusted;
+use crate::proto::forwarded::{ForwardedHeader, Trusted};
 use crate::proto::handshake;
 use crate::proto::session::State;
 use crate::request::Request;
@@ -71,8 +71,8 @@ pub(crate) struct Forwarding {
     pub trusted: Trusted,
     /// Connections from trusted proxies start with a PROXY protocol header (v1 or v2).
     pub proxy_protocol: bool,
-    /// `Forwarded` / `X-Forwarded-For` from trusted proxies name the client.
-    pub headers: bool,
+    /// The header (`X-Forwarded-For` or `Forwarded`) in which trusted proxies name the client.
+    pub header: Option<ForwardedHeader>,
 }
 
 /// A server's running totals (statistics): relaxed atomics, one add per connection.
@@ -99,42 +99,60 @@ const STOP_REASON: &str = "server stopping";
 /// How long `stop` waits, in all, for the sockets it had to cancel to finish.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
-/// A connection's handshake as the server's bookkeeping holds it: its socket, to evict it, and
-/// how far it got.
+/// A connection's handshake as the server's bookkeeping holds it: its socket, to evict it.
+/// Whether it is evicted or answered by its own thread is decided under the admission lock
+/// ([`Admission::answering`]), so a client never gets both answers.
 struct Handshake {
     tcp: Arc<TcpStream>,
-    /// `READING` (TLS and the request head), then `ANSWERING` (the handler and the answer), or
-    /// `EVICTED`: one compare-and-swap decides whether the evicting accept loop or the
-    /// connection's own thread writes the answer, so a client never gets both.
-    stage: AtomicU8,
 }
 
-const READING: u8 = 0;
-const ANSWERING: u8 = 1;
-const EVICTED: u8 = 2;
-
-/// A connection's place among those handshaking; dropping it frees the place.
+/// A connection's place among those handshaking; dropping it frees the place. Held by the
+/// connection's thread until it is done with the handshake (the refusal's linger included), so
+/// `max_handshaking` bounds the threads in handshakes.
 pub(crate) struct HandshakeTicket {
     server: Arc<Serve>,
-    addr: AddrKey,
-    id: u64,
-    handshake: Arc<Handshake>,
+    place: Place,
+}
+
+/// Why a handshake's move to its client's address failed.
+pub(crate) enum Unmoved {
+    /// The client's address is at `max_handshaking_per_ip` with only answering handshakes.
+    Full(Full),
+    /// It was evicted meanwhile (answered 503 and shut down).
+    Evicted,
 }
 
 impl HandshakeTicket {
     /// Called once the request head is read, before anything is answered: false if the
-    /// connection was evicted meanwhile (it has been answered 503 and shut down).
-    pub(crate) fn answering(&self) -> bool {
-        let stage = &self.handshake.stage;
-        stage
-            .compare_exchange(READING, ANSWERING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// connection was evicted meanwhile (it has been answered 503 and shut down). From true on
+    /// it can no longer be evicted, and still counts until the ticket is dropped.
+    pub(crate) fn answering(&mut self) -> bool {
+        self.server.admission.lock().answering(&mut self.place)
+    }
+
+    /// The client a trusted proxy named: from now on the handshake counts under its address,
+    /// with its `max_handshaking_per_ip` (its oldest reading handshake evicted if it is at the
+    /// cap).
+    pub(crate) fn rekey(&mut self, client: SocketAddr) -> Result<(), Unmoved> {
+        let to = AddrKey::of(client.ip());
+        let rekeyed = self.server.admission.lock().rekey(self.place, to);
+        match rekeyed {
+            Rekeyed::Moved(place, evicted) => {
+                self.place = place;
+                for e in evicted {
+                    self.server.evict(e);
+                }
+                Ok(())
+            }
+            Rekeyed::Full(full) => Err(Unmoved::Full(full)),
+            Rekeyed::Gone => Err(Unmoved::Evicted),
+        }
     }
 }
 
 impl Drop for HandshakeTicket {
     fn drop(&mut self) {
-        self.server.admission.lock().end(self.addr, self.id);
+        self.server.admission.lock().end(self.place);
     }
 }
 
@@ -145,6 +163,22 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.admission.lock().release(self.1);
     }
+}
+
+/// A short 503 written without waiting (best effort: it goes into the socket buffer or not at
+/// all), then a shutdown: for a connection the server will not give a thread to. Only on plain
+/// connections: a TLS client would read it as garbage.
+pub(crate) fn refuse_at_once(tcp: &TcpStream, tls: bool, why: Full) {
+    if !tls {
+        let refusal = handshake::Refusal {
+            status: 503,
+            reason: why.reason(),
+        };
+        let bytes = handshake::encode_refusal(&refusal, &[]);
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        let _ = socket2::SockRef::from(tcp).send_with_flags(&bytes, flags);
+    }
+    let _ = tcp.shutdown(std::net::Shutdown::Both);
 }
 
 impl Serve {
@@ -185,39 +219,42 @@ impl Serve {
     /// others as [`Admission::begin`] decides: a flood of connections that trickle or never
     /// send costs at most `max_handshaking` threads, and only ever evicts its own address's
     /// handshakes once that address holds the most, so clients from other addresses still get
-    /// through.
+    /// through. `None` when the cap it meets is held by handshakes that are all answering: the
+    /// connection has been refused (a short 503) and gets no thread.
     pub(crate) fn begin_handshake(
         self: &Arc<Self>,
         tcp: Arc<TcpStream>,
         peer: SocketAddr,
-    ) -> HandshakeTicket {
+    ) -> Option<HandshakeTicket> {
         let addr = AddrKey::of(peer.ip());
-        let handshake = Arc::new(Handshake {
-            tcp,
-            stage: AtomicU8::new(READING),
-        });
+        let handshake = Arc::new(Handshake { tcp: tcp.clone() });
         let per_ip = !self.forwarding.trusted.contains(peer.ip());
-        let (id, evicted) = self.admission.lock().begin(addr, handshake.clone(), per_ip);
+        let (place, evicted) = self.admission.lock().begin(addr, handshake, per_ip);
         // The writes and shutdowns happen outside the lock.
         for e in evicted {
             self.evict(e);
         }
-        HandshakeTicket {
-            server: self.clone(),
-            addr,
-            id,
-            handshake,
+        match place {
+            Ok(place) => Some(HandshakeTicket {
+                server: self.clone(),
+                place,
+            }),
+            Err(full) => {
+                log::debug!("refusing a connection at once: {}", full.reason());
+                Counters::add(match full {
+                    Full::HandshakingPerIp(_) => &self.counters.refused_per_address,
+                    _ => &self.counters.refused_cap,
+                });
+                refuse_at_once(&tcp, self.tls.is_some(), full);
+                None
+            }
         }
     }
 
-    /// Ends an evicted handshake that is still reading its request: a short 503 saying which
-    /// cap it met if the connection is plain (over TLS the session is the thread's), written
-    /// without waiting (best effort: it goes into the socket buffer or not at all), then a
-    /// shutdown, which ends the thread's blocking read.
-    ///
-    /// One whose thread has started answering is left alone: it has left the handshaking
-    /// count already, its thread ends within the handshake deadline or the refusal's linger,
-    /// and it may be an upgrade that is succeeding (shutting it down killed the new socket).
+    /// Ends an evicted handshake, which is still reading its request (the admission lock
+    /// decided it, so its thread will not answer): a short 503 saying which cap it met if the
+    /// connection is plain (over TLS the session is the thread's), then a shutdown, which ends
+    /// the thread's blocking read.
     fn evict(&self, e: Evicted<Arc<Handshake>>) {
         let Evicted { conn, why } = e;
         log::debug!(
@@ -225,24 +262,8 @@ impl Serve {
             conn.tcp.peer_addr(),
             why.reason()
         );
-        let mine = conn
-            .stage
-            .compare_exchange(READING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if !mine {
-            return;
-        }
         Counters::add(&self.counters.evicted);
-        if self.tls.is_none() {
-            let refusal = handshake::Refusal {
-                status: 503,
-                reason: why.reason(),
-            };
-            let bytes = handshake::encode_refusal(&refusal, &[]);
-            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-            let _ = socket2::SockRef::from(&*conn.tcp).send_with_flags(&bytes, flags);
-        }
-        let _ = conn.tcp.shutdown(std::net::Shutdown::Both);
+        refuse_at_once(&conn.tcp, self.tls.is_some(), why);
     }
 
     /// Counts an upgrade from the ticket's address among the established connections, or
@@ -255,7 +276,7 @@ impl Serve {
         client: Option<SocketAddr>,
         ticket: &HandshakeTicket,
     ) -> Result<ConnectionGuard, Full> {
-        let addr = client.map_or(ticket.addr, |c| AddrKey::of(c.ip()));
+        let addr = client.map_or(ticket.place.addr, |c| AddrKey::of(c.ip()));
         self.admission.lock().establish(addr)?;
         Ok(ConnectionGuard(self.clone(), addr))
     }

@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use super::backlog::Backlog;
 use super::dns::Abort;
 use super::outbox::{Inbox, Outbox, SendError};
+use super::rest::Rest;
 use super::transport::{CloseDeadline, is_stall};
 use crate::config::Config;
 use crate::error::Error;
@@ -89,8 +90,11 @@ pub(crate) struct Shared {
     pub close_deadline: CloseDeadline,
     /// The pull-style listener's bound on undelivered events, once it has attached it.
     pub backlog: OnceLock<Arc<Backlog>>,
-    /// The reader is waiting for room in the backlog and reads nothing: pongs cannot arrive.
+    /// The reader is waiting for room in the backlog, or resting under `max_receive_rate`, and
+    /// reads nothing: pongs cannot arrive.
     pub reading_paused: AtomicBool,
+    /// Where the reader rests under `max_receive_rate`.
+    pub rest: Rest,
     /// Fired by `cancel()`: ends a name lookup the connect is waiting for.
     pub abort: Abort,
     /// The TCP connection's (local, peer) addresses, once connected.
@@ -137,6 +141,7 @@ impl Shared {
             close_deadline: CloseDeadline::default(),
             backlog: OnceLock::new(),
             reading_paused: AtomicBool::new(false),
+            rest: Rest::default(),
             abort: Abort::new(),
             addrs: OnceLock::new(),
             received: Received::default(),
@@ -301,11 +306,13 @@ impl Shared {
         core.socket = None;
     }
 
-    /// A reader waiting for room in the backlog must see a failure or cancel at once.
+    /// A reader waiting for room in the backlog, or resting, must see a failure or cancel at
+    /// once.
     fn wake_paused_reader(&self) {
         if let Some(b) = self.backlog.get() {
             b.wake();
         }
+        self.rest.wake();
     }
 
     /// Whether a failure or cancel has been recorded (or the socket ended).

@@ -95,6 +95,7 @@ pub(crate) fn prepared_deflater(window_bits: u8, level: u32) -> Option<Deflater>
         send_no_context_takeover: true,
         recv_no_context_takeover: false,
         send_max_window_bits: window_bits,
+        shared_frames: true,
     };
     Deflater::new(&params, level)
 }
@@ -523,6 +524,7 @@ mod tests {
             send_no_context_takeover: false,
             recv_no_context_takeover: false,
             send_max_window_bits: 15,
+            shared_frames: false,
         };
         // Incompressible-ish bytes so the deflated payload spans several fragments.
         let mut x: u32 = 1;
@@ -552,6 +554,7 @@ mod tests {
             send_no_context_takeover: true,
             recv_no_context_takeover: false,
             send_max_window_bits: 15,
+            shared_frames: false,
         };
         let text = "the quick brown fox jumps over the lazy dog; ".repeat(200);
         let size = |level| {

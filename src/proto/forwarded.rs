@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::header::{self, Header};
+use crate::header::Header;
 
 /// The longest PROXY header accepted: v1 is at most 107 bytes; v2 is 16 bytes and addresses
 /// (36 for IPv6) plus TLVs, which proxies keep short. A longer one is refused, so a trusted
@@ -124,53 +124,139 @@ pub fn parse_header(header: &[u8]) -> Result<Option<SocketAddr>, String> {
     }
 }
 
-/// The client the `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` headers name, for
-/// a request that came from a trusted proxy: the rightmost address that is not itself a
-/// trusted proxy (each proxy appends the address it got the request from, so everything left
-/// of the first untrusted hop may be forged). `None` when there is no such header, or the
-/// chain has an entry that is not an address (`unknown`, an obfuscated name): the proxy's
-/// address is kept.
-pub fn client_from_headers(headers: &[Header], trusted: &Trusted) -> Option<IpAddr> {
-    // Every element of the comma-separated lists, across repeated headers.
-    let values = |name: &str| {
-        header::values(headers, name)
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>()
-    };
-    let forwarded = values("Forwarded");
-    let chain: Vec<Option<IpAddr>> = if !forwarded.is_empty() {
-        forwarded
-            .iter()
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, v)| node_ip(v.trim()))
-            })
-            .collect()
-    } else {
-        values("X-Forwarded-For")
-            .iter()
-            .map(|v| node_ip(v))
-            .collect()
-    };
+/// The request header a trusted proxy names the client in. The operator names the one its
+/// proxy writes, and only that one is read: a proxy appends to its own header and passes any
+/// other through untouched, so the other header is whatever the client wrote.
+///
+/// ```
+/// use syncws::{ForwardedHeader, Server};
+/// // nginx (`proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`) or HAProxy
+/// // (`option forwardfor`) in front, on 10.0.0.5:
+/// let builder = Server::builder()
+///     .trusted_proxies(["10.0.0.5"])
+///     .forwarded_header(ForwardedHeader::XForwardedFor);
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: <client>, <proxy>, …`: what nginx's `$proxy_add_x_forwarded_for`
+    /// and HAProxy's `option forwardfor` append to.
+    XForwardedFor,
+    /// `Forwarded: for=<client>, for=<proxy>` (RFC 7239): what HAProxy's `option forwarded`
+    /// writes, and nginx when configured to.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "X-Forwarded-For",
+            ForwardedHeader::Forwarded => "Forwarded",
+        }
+    }
+}
+
+/// The client that header `which` names, for a request that came from a trusted proxy: walking
+/// the hops from the right (each proxy appends the address it got the request from), the first
+/// that is not itself a trusted proxy. What stands left of it may be forged, garbage included,
+/// and is never read.
+///
+/// - `Ok(None)`: the request has no such header (the proxy's own request): keep the proxy's
+///   address.
+/// - `Ok(Some(ip))`: the client; every hop a trusted proxy gives the leftmost.
+/// - `Err`: a hop the walk must read is not an address (`unknown`, an obfuscated name, bytes
+///   that are not ASCII): the request is refused with 400, never taken to come from the proxy.
+///
+/// The header's values are read as bytes across repeated header lines (HAProxy adds a line of
+/// its own; nginx joins what the client sent and the address into one value), split on commas
+/// (outside quoted strings, for `Forwarded`); empty elements are skipped.
+pub fn client_from_headers(
+    headers: &[Header],
+    which: ForwardedHeader,
+    trusted: &Trusted,
+) -> Result<Option<IpAddr>, String> {
+    let name = which.name();
+    let elements: Vec<&[u8]> = headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(name))
+        .flat_map(|h| split_list(h.value(), which == ForwardedHeader::Forwarded))
+        .collect();
     let mut client = None;
-    for hop in chain.iter().rev() {
-        let ip = (*hop)?;
+    for (from_right, element) in elements.iter().rev().enumerate() {
+        let ip = match which {
+            ForwardedHeader::XForwardedFor => node_ip(element),
+            ForwardedHeader::Forwarded => forwarded_for(element).and_then(node_ip),
+        };
+        let Some(ip) = ip else {
+            return Err(format!(
+                "{name}'s hop {} from the right is not an address: {}",
+                from_right + 1,
+                shown(element)
+            ));
+        };
         client = Some(ip);
         if !trusted.contains(ip) {
             break;
         }
     }
-    client
+    Ok(client)
+}
+
+/// A list header's elements (RFC 9110 §5.6.1): split on commas, trimmed of spaces and tabs,
+/// empty ones skipped. With `quoted`, commas inside a quoted string (RFC 9110 §5.6.4, with its
+/// backslash escapes) do not split.
+fn split_list(value: &[u8], quoted: bool) -> impl Iterator<Item = &[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, &b) in value.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if in_quotes && b == b'\\' {
+            escaped = true;
+        } else if quoted && b == b'"' {
+            in_quotes = !in_quotes;
+        } else if b == b',' && !in_quotes {
+            parts.push(&value[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&value[start..]);
+    parts.into_iter().map(trim).filter(|p| !p.is_empty())
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// The value of an RFC 7239 element's `for` parameter (`for=192.0.2.1;proto=https`), if it has
+/// one.
+fn forwarded_for(element: &[u8]) -> Option<&[u8]> {
+    element
+        .split(|&b| b == b';')
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            Some((trim(&pair[..eq]), trim(&pair[eq + 1..])))
+        })
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"for"))
+        .map(|(_, v)| v)
 }
 
 /// An address as `Forwarded` or `X-Forwarded-For` write it: `192.0.2.1`, `192.0.2.1:4711`,
 /// `"[2001:db8::1]:4711"`, `2001:db8::1`.
-fn node_ip(v: &str) -> Option<IpAddr> {
-    let v = v.trim_matches('"');
+fn node_ip(v: &[u8]) -> Option<IpAddr> {
+    let v = std::str::from_utf8(v).ok()?;
+    let v = v
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v);
     if let Ok(ip) = v.parse::<IpAddr>() {
         return Some(ip);
     }
@@ -182,11 +268,22 @@ fn node_ip(v: &str) -> Option<IpAddr> {
         .and_then(|inner| inner.parse().ok())
 }
 
+/// A hop as an error message shows it: escaped (it is the client's bytes, and goes to logs and
+/// a 400's reason) and cut to 64 bytes.
+fn shown(element: &[u8]) -> String {
+    let cut = &element[..element.len().min(64)];
+    let mut s: String = cut.escape_ascii().to_string();
+    if element.len() > cut.len() {
+        s.push('…');
+    }
+    format!("\"{s}\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn h(name: &str, value: &str) -> Header {
+    fn h(name: &str, value: impl Into<Vec<u8>>) -> Header {
         Header::new(name, value)
     }
 
@@ -260,36 +357,103 @@ mod tests {
         assert!(parse_header(&v2(1, 0x11, &addrs[..5])).is_err());
     }
 
+    fn client(headers: &[Header], which: ForwardedHeader) -> Result<Option<IpAddr>, String> {
+        client_from_headers(headers, which, &trusted(&["10.0.0.0/8"]))
+    }
+
+    fn ip(s: &str) -> Result<Option<IpAddr>, String> {
+        Ok(Some(s.parse().unwrap()))
+    }
+
+    use ForwardedHeader::{Forwarded, XForwardedFor};
+
     #[test]
-    fn forwarded_headers_name_the_rightmost_untrusted_hop() {
-        let t = trusted(&["10.0.0.0/8"]);
+    fn x_forwarded_for_names_the_rightmost_untrusted_hop() {
         // client, then a proxy of ours: the client.
         let xff = [h("X-Forwarded-For", "203.0.113.9, 10.0.0.2")];
-        assert_eq!(
-            client_from_headers(&xff, &t),
-            Some("203.0.113.9".parse().unwrap())
-        );
+        assert_eq!(client(&xff, XForwardedFor), ip("203.0.113.9"));
         // A forged entry left of the real client is ignored.
         let forged = [h("X-Forwarded-For", "1.2.3.4, 203.0.113.9")];
-        assert_eq!(
-            client_from_headers(&forged, &t),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        // Forwarded wins over X-Forwarded-For; quoted IPv6 with a port.
-        let both = [
-            h("X-Forwarded-For", "198.51.100.1"),
-            h(
-                "Forwarded",
-                "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.3",
-            ),
+        assert_eq!(client(&forged, XForwardedFor), ip("203.0.113.9"));
+        // Repeated lines are one list, in order (HAProxy adds a line of its own).
+        let lines = [
+            h("X-Forwarded-For", "1.2.3.4"),
+            h("X-Forwarded-For", "203.0.113.9"),
         ];
+        assert_eq!(client(&lines, XForwardedFor), ip("203.0.113.9"));
+        // Every hop trusted: the leftmost. No header: the proxy's own request.
+        let ours = [h("X-Forwarded-For", "10.0.0.7, 10.0.0.2")];
+        assert_eq!(client(&ours, XForwardedFor), ip("10.0.0.7"));
+        assert_eq!(client(&[], XForwardedFor), Ok(None));
+        // Empty elements are no hops; ports and brackets are read.
+        let odd = [h("X-Forwarded-For", " , [2001:db8::1]:4711 ,, ")];
+        assert_eq!(client(&odd, XForwardedFor), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn only_the_header_the_operator_named_is_read() {
+        // A client's own `Forwarded` beside the proxy's X-Forwarded-For (nginx and HAProxy pass
+        // it through untouched) is not believed, and the other way round.
+        let both = [
+            h("Forwarded", "for=6.6.6.6"),
+            h("X-Forwarded-For", "203.0.113.9"),
+        ];
+        assert_eq!(client(&both, XForwardedFor), ip("203.0.113.9"));
+        let both = [
+            h("X-Forwarded-For", "6.6.6.6"),
+            h("Forwarded", "for=203.0.113.9"),
+        ];
+        assert_eq!(client(&both, Forwarded), ip("203.0.113.9"));
         assert_eq!(
-            client_from_headers(&both, &t),
-            Some("2001:db8::1".parse().unwrap())
+            client(&[h("Forwarded", "for=6.6.6.6")], XForwardedFor),
+            Ok(None)
         );
-        // An unknown hop stops the walk: the proxy's address stays.
-        let unknown = [h("Forwarded", "for=unknown")];
-        assert_eq!(client_from_headers(&unknown, &t), None);
-        assert_eq!(client_from_headers(&[], &t), None);
+    }
+
+    #[test]
+    fn forwarded_elements_are_read_with_their_quotes() {
+        let f = [h(
+            "Forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.3",
+        )];
+        assert_eq!(client(&f, Forwarded), ip("2001:db8::1"));
+        // A comma inside a quoted string does not split the element.
+        let f = [h(
+            "Forwarded",
+            "for=6.6.6.6;ext=\"a,b\\\",c\", for=203.0.113.9",
+        )];
+        assert_eq!(client(&f, Forwarded), ip("203.0.113.9"));
+        let f = [h("Forwarded", "proto=https;For=203.0.113.9")];
+        assert_eq!(client(&f, Forwarded), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn garbage_left_of_the_client_is_never_read_but_an_unreadable_last_hop_is_refused() {
+        // nginx joins what the client sent with the address it saw: "\xff, <client>".
+        let joined = [h("X-Forwarded-For", &b"\xff, 203.0.113.9"[..])];
+        assert_eq!(client(&joined, XForwardedFor), ip("203.0.113.9"));
+        let garbage = [h("X-Forwarded-For", &b"not an address, 203.0.113.9"[..])];
+        assert_eq!(client(&garbage, XForwardedFor), ip("203.0.113.9"));
+        // The hop the proxy appended cannot be read: refused, not taken as the proxy.
+        let e = client(
+            &[h("X-Forwarded-For", &b"203.0.113.9, \xff"[..])],
+            XForwardedFor,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("hop 1 from the right") && e.contains("\\xff"),
+            "{e}"
+        );
+        // Behind a trusted hop, the next one must be read too.
+        let e = client(&[h("X-Forwarded-For", "junk, 10.0.0.2")], XForwardedFor).unwrap_err();
+        assert!(e.contains("hop 2"), "{e}");
+        let e = client(&[h("Forwarded", "for=unknown")], Forwarded).unwrap_err();
+        assert!(e.contains("\"for=unknown\""), "{e}");
+        let e = client(&[h("Forwarded", "proto=https")], Forwarded).unwrap_err();
+        assert!(e.contains("not an address"), "{e}");
+        // The message is cut: a 64 KiB header does not become a 64 KiB log line.
+        let long = "x".repeat(5000);
+        let e = client(&[h("X-Forwarded-For", long.as_str())], XForwardedFor).unwrap_err();
+        assert!(e.len() < 200, "{}", e.len());
     }
 }

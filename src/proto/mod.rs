@@ -18,6 +18,8 @@
 //!   failure, the timers, how it ended) as a state machine.
 //! - [`timers`]: the connection's ping, pong and close deadlines as a state machine.
 //! - [`tunnel`]: proxy handshakes, HTTP `CONNECT` and SOCKS5.
+//! - [`forwarded`]: who the client is behind a proxy (PROXY header, forwarded headers).
+//! - [`rate`]: `max_receive_rate`'s token bucket.
 
 pub(crate) mod backoff;
 pub(crate) mod close;
@@ -28,6 +30,7 @@ pub(crate) mod forwarded;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;
+pub(crate) mod rate;
 pub(crate) mod redirect;
 pub(crate) mod session;
 pub(crate) mod timers;

@@ -10,7 +10,7 @@ use crate::config::{Config, socket_options};
 use crate::driver::transport::Acceptor;
 use crate::driver::{self, Limits, Serve};
 use crate::error::Error;
-use crate::proto::forwarded::Trusted;
+use crate::proto::forwarded::{ForwardedHeader, Trusted};
 use crate::proto::{deflate, handshake};
 use crate::request::Request;
 
@@ -65,7 +65,7 @@ pub struct ServerBuilder {
     /// As given; parsed by `bind`.
     trusted_proxies: Vec<String>,
     proxy_protocol: bool,
-    forwarded_headers: bool,
+    forwarded_header: Option<ForwardedHeader>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -80,7 +80,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("require_origin", &self.require_origin)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("proxy_protocol", &self.proxy_protocol)
-            .field("forwarded_headers", &self.forwarded_headers)
+            .field("forwarded_header", &self.forwarded_header)
             .finish()
     }
 }
@@ -272,9 +272,11 @@ impl ServerBuilder {
     /// The reverse proxies and load balancers in front of the server (addresses such as
     /// `10.0.0.5` or networks such as `10.0.0.0/8`): only they are believed about the client's
     /// address ([`proxy_protocol`](Self::proxy_protocol),
-    /// [`forwarded_headers`](Self::forwarded_headers)), and their connections are exempt from
-    /// [`max_handshaking_per_ip`](Self::max_handshaking_per_ip) (they carry many clients).
-    /// Default: none. A bad entry makes [`bind`](Self::bind) fail.
+    /// [`forwarded_header`](Self::forwarded_header)). Their connections are exempt from
+    /// [`max_handshaking_per_ip`](Self::max_handshaking_per_ip) (they carry many clients) until
+    /// the client is known: from the PROXY header on, or once the request head names it, the
+    /// handshake counts under the client's address. Default: none. A bad entry makes
+    /// [`bind`](Self::bind) fail.
     ///
     /// ```
     /// let server = syncws::Server::builder()
@@ -300,13 +302,30 @@ impl ServerBuilder {
         self
     }
 
-    /// Believe `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` in requests from a
-    /// [trusted proxy](Self::trusted_proxies): the rightmost address in the chain that is not
-    /// itself a trusted proxy becomes the client's (its port is unknown: 0). From any other
-    /// peer the headers are ignored (anyone can write them). Default off; needs
-    /// `trusted_proxies`.
-    pub fn forwarded_headers(mut self, on: bool) -> Self {
-        self.forwarded_headers = on;
+    /// Believe the client's address from `header` in requests from a
+    /// [trusted proxy](Self::trusted_proxies): walking its hops from the right, the first that
+    /// is not itself a trusted proxy becomes the client's (its port is unknown: 0). Name the
+    /// header your proxy writes — [`ForwardedHeader::XForwardedFor`] for nginx's
+    /// `$proxy_add_x_forwarded_for` and HAProxy's `option forwardfor` — and only that header is
+    /// read: a proxy passes the other through as the client wrote it.
+    ///
+    /// What stands left of the client's hop is never read (a client may write anything there).
+    /// A hop the walk must read that is not an address (garbage, `unknown`, an obfuscated
+    /// name) refuses the request with `400 Bad Request`: it is never taken to come from the
+    /// proxy. A request from a trusted proxy without the header keeps the proxy's address;
+    /// from any other peer the header is ignored (anyone can write it). Default: none (no
+    /// header is believed); needs `trusted_proxies`. See `docs/deploying.md`.
+    ///
+    /// ```
+    /// use syncws::{Accept, ForwardedHeader, Listener, Server};
+    /// let server = Server::builder()
+    ///     .trusted_proxies(["127.0.0.1"])
+    ///     .forwarded_header(ForwardedHeader::XForwardedFor)
+    ///     .bind("127.0.0.1:0", |_| Accept::upgrade(Listener::new()))?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = Some(header);
         self
     }
 
@@ -333,16 +352,16 @@ impl ServerBuilder {
             .transpose()?;
         let trusted = Trusted::parse(&self.trusted_proxies)
             .map_err(|e| Error::InvalidRequest(format!("trusted_proxies: {e}")))?;
-        if (self.proxy_protocol || self.forwarded_headers) && trusted.is_empty() {
+        if (self.proxy_protocol || self.forwarded_header.is_some()) && trusted.is_empty() {
             return Err(Error::InvalidRequest(
-                "proxy_protocol and forwarded_headers need trusted_proxies: whose word to take"
+                "proxy_protocol and forwarded_header need trusted_proxies: whose word to take"
                     .into(),
             ));
         }
         let forwarding = driver::Forwarding {
             trusted,
             proxy_protocol: self.proxy_protocol,
-            headers: self.forwarded_headers,
+            header: self.forwarded_header,
         };
         let listener = driver::listen(addr)?;
         let addr = listener.local_addr()?;
@@ -398,7 +417,7 @@ impl Server {
             require_origin: false,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
-            forwarded_headers: false,
+            forwarded_header: None,
         }
     }
 

@@ -26,3 +26,11 @@ pub use mock::{DEFAULT_STEP_TIMEOUT, MockFrame, MockRequest, MockResponse, MockS
 pub fn callbacks_entered_at_cancel(ws: &crate::WebSocket) -> Option<u64> {
     ws.shared.entered_at_cancel()
 }
+
+/// How many broadcast compressors the calling thread keeps ([`Prepared`](crate::Prepared)
+/// deflates a message once per compressor, and keeps each for the thread's life). For
+/// syncws's own tests of that bound; not part of the API.
+#[doc(hidden)]
+pub fn prepared_compressors() -> usize {
+    crate::prepared::compressors_on_this_thread()
+}

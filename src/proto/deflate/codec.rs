@@ -19,6 +19,8 @@ pub struct Deflater {
     c: Option<Compress>,
     window_bits: u8,
     no_context_takeover: bool,
+    /// The params' `shared_frames`.
+    shared_frames: bool,
     level: u32,
 }
 
@@ -33,16 +35,16 @@ impl Deflater {
             c: None,
             window_bits: params.send_max_window_bits,
             no_context_takeover: params.send_no_context_takeover,
+            shared_frames: params.shared_frames && params.send_no_context_takeover,
             level: level.min(9),
         })
     }
 
     /// `(window_bits, level)` when every message is compressed on its own (no context
-    /// takeover), so a message compressed once with these serves every connection that has
-    /// them: a prepared message's frame.
+    /// takeover) with the server's own window, so a message compressed once with these serves
+    /// every connection that has them: a prepared message's frame.
     pub(crate) fn shareable(&self) -> Option<(u8, u32)> {
-        self.no_context_takeover
-            .then_some((self.window_bits, self.level))
+        self.shared_frames.then_some((self.window_bits, self.level))
     }
 
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
@@ -180,6 +182,7 @@ mod tests {
             send_no_context_takeover: send_nct,
             recv_no_context_takeover: recv_nct,
             send_max_window_bits: bits,
+            shared_frames: false,
         }
     }
 

@@ -256,6 +256,7 @@ pub fn check_response(values: &[&str], offered: bool) -> Result<Option<Params>, 
             send_no_context_takeover: w.client_no_context_takeover,
             recv_no_context_takeover: w.server_no_context_takeover,
             send_max_window_bits: client_bits,
+            shared_frames: false,
         });
     }
     Ok(accepted)
@@ -299,6 +300,7 @@ pub fn negotiate(values: &[&str], s: &ServerSettings) -> Option<(Params, String)
             send_no_context_takeover: server_nct,
             recv_no_context_takeover: client_nct,
             send_max_window_bits: server_bits,
+            shared_frames: server_nct && server_bits == s.server_max_window_bits,
         };
         return Some((params, response));
     }
@@ -315,6 +317,7 @@ mod tests {
             send_no_context_takeover: send_nct,
             recv_no_context_takeover: recv_nct,
             send_max_window_bits: bits,
+            shared_frames: false,
         }
     }
 

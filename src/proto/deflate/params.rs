@@ -14,6 +14,12 @@ pub struct Params {
     pub recv_no_context_takeover: bool,
     /// The largest window we may compress with.
     pub send_max_window_bits: u8,
+    /// A broadcast's prepared frame, deflated once, may be shared with this connection: the
+    /// server compresses without context takeover and with the window it chose for itself
+    /// (`server_max_window_bits` as configured), not a smaller one the client asked for. A
+    /// client choosing its own window gets each broadcast compressed for it alone, so clients
+    /// cannot make a broadcaster keep one compressor per window size (Hardening III, item 5).
+    pub shared_frames: bool,
 }
 
 /// The server role's compression settings.

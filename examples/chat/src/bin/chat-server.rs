@@ -65,17 +65,20 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let name = arg(&args, "--name").unwrap_or_else(|| listen.clone());
+    // The URL may carry Redis's password: shown without userinfo and query, as syncws shows
+    // URLs in its own logs.
+    let shown_url = syncws::redact_url(&redis_url);
     let client = match redis::Client::open(redis_url.as_str()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("chat-server: {redis_url}: {e}");
+            eprintln!("chat-server: {shown_url}: {e}");
             return ExitCode::from(2);
         }
     };
     let (publisher, subscriber) = match (connect(&client), connect(&client)) {
         (Ok(p), Ok(s)) => (p, s),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("chat-server: cannot reach Redis at {redis_url}: {e}");
+            eprintln!("chat-server: cannot reach Redis at {shown_url}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -107,40 +110,44 @@ fn main() -> ExitCode {
     });
 
     let server_name = name.clone();
-    let server =
-        Server::builder()
-            .server_no_context_takeover(true)
-            .bind(listen.as_str(), move |_| {
-                let (room, publisher, name) =
-                    (room.clone(), publisher.clone(), server_name.clone());
-                let leaving = room.clone();
-                Accept::upgrade(
-                    Listener::new()
-                        .on_open(move |ws, _| {
-                            ws.send(format!("welcome {name}"));
-                            room.lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push(ws.clone());
-                        })
-                        // Client -> Redis, in the order it arrives (one reader thread per client).
-                        .on_message(move |ws, m| {
-                            if let Message::Text(text) = m {
-                                let mut redis =
-                                    publisher.lock().unwrap_or_else(PoisonError::into_inner);
-                                if let Err(e) = redis.publish(text) {
-                                    eprintln!("chat-server: publish failed: {e}");
-                                    let _ = ws.close(1011, Some("broker unavailable"));
-                                }
+    // The broadcast pattern of docs/deploying.md: chat lines, not files (a larger message
+    // closes its sender with 1009), and each sender held to 64 KiB/s (bursts of 256 KiB) by
+    // TCP flow control, so one client flooding the room slows itself, not everyone else's
+    // queues: a receiver that reads faster than the senders together stays connected.
+    let server = Server::builder()
+        .server_no_context_takeover(true)
+        .max_message_size(64 * 1024)
+        .max_receive_rate(64 * 1024, 256 * 1024)
+        .bind(listen.as_str(), move |_| {
+            let (room, publisher, name) = (room.clone(), publisher.clone(), server_name.clone());
+            let leaving = room.clone();
+            Accept::upgrade(
+                Listener::new()
+                    .on_open(move |ws, _| {
+                        ws.send(format!("welcome {name}"));
+                        room.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(ws.clone());
+                    })
+                    // Client -> Redis, in the order it arrives (one reader thread per client).
+                    .on_message(move |ws, m| {
+                        if let Message::Text(text) = m {
+                            let mut redis =
+                                publisher.lock().unwrap_or_else(PoisonError::into_inner);
+                            if let Err(e) = redis.publish(text) {
+                                eprintln!("chat-server: publish failed: {e}");
+                                let _ = ws.close(1011, Some("broker unavailable"));
                             }
-                        })
-                        .on_ended(move |ws, _| {
-                            leaving
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .retain(|w| !w.same_socket(ws));
-                        }),
-                )
-            });
+                        }
+                    })
+                    .on_ended(move |ws, _| {
+                        leaving
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .retain(|w| !w.same_socket(ws));
+                    }),
+            )
+        });
     let server = match server {
         Ok(s) => s,
         Err(e) => {
