@@ -775,40 +775,22 @@ impl WebSocketListener for EchoSocket {
 // TLS material
 // ---------------------------------------------------------------------------------------------
 
-/// A fresh self-signed certificate for `localhost` and 127.0.0.1: (cert PEM, PKCS#8 key PEM).
-fn make_certificate() -> Result<(Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::{BigNum, MsbOption};
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::rsa::Rsa;
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-    use openssl::x509::{X509, X509NameBuilder};
-
-    let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", "localhost")?;
-    let name = name.build();
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
-    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(30)?);
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(san)?;
-    b.sign(&key, MessageDigest::sha256())?;
-    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+/// A fresh self-signed certificate for `localhost` and 127.0.0.1, valid for 30 days: (cert PEM,
+/// PKCS#8 key PEM). rcgen, so the example builds wherever syncws does.
+fn make_certificate() -> Result<(Vec<u8>, Vec<u8>), rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    // Its own CA, so that clients can trust it as a root.
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(30);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem().into_bytes(), key.serialize_pem().into_bytes()))
 }
 
 fn write_certificate(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {

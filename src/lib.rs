@@ -63,7 +63,8 @@
 // docs.rs builds with nightly rustdoc and `--cfg docsrs` (`[package.metadata.docs.rs]`): there
 // each feature-gated item says which feature it needs. `.ci/run` builds the docs the same way.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The one exception, with its measured reason, is `driver/os_thread.rs`.
+// The one exception, with its measured reason, is `driver/platform/threads/linux.rs` (and the
+// socket flags of `driver/platform/sockets.rs`, through socket2 and libc's safe wrappers).
 #![deny(unsafe_code)]
 
 mod client;

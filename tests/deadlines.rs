@@ -101,6 +101,9 @@ fn the_close_timer_counts_from_close_when_the_close_frame_is_written_slowly() {
     peer.join().unwrap();
 }
 
+// Linux only: it shrinks the client's send buffer, and the only way to the descriptor of a
+// syncws client from outside is /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn the_close_timer_is_not_restarted_by_a_slow_write_of_the_close_frames_batch() {
     // The interleaving: messages and `close()` are queued while the socket connects, so the
@@ -164,6 +167,7 @@ fn the_close_timer_is_not_restarted_by_a_slow_write_of_the_close_frames_batch() 
 }
 
 /// Sets `SO_SNDBUF` to 8 KiB on this process's TCP socket whose local port is `port`.
+#[cfg(target_os = "linux")]
 fn shrink_send_buffer(port: u16) {
     use std::os::fd::BorrowedFd;
     let mut inodes = Vec::new();

@@ -340,10 +340,14 @@ fn an_evicted_tls_handshake_is_shut_down_without_plaintext() {
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     // The TLS read the shutdown ended fails too: counted as the eviction only. The thread has
     // counted (or not) before it closes its descriptor; once only ours is left, it is final.
-    let port = first.local_addr().unwrap().port();
-    assert!(eventually(|| common::connection_fds_on_port(port) == 1));
-    let s = server.stats();
-    assert_eq!((s.evicted, s.refused_bad_handshake), (1, 0), "{s:?}");
+    // (Linux only: the descriptor is seen in /proc.)
+    #[cfg(target_os = "linux")]
+    {
+        let port = first.local_addr().unwrap().port();
+        assert!(eventually(|| common::connection_fds_on_port(port) == 1));
+        let s = server.stats();
+        assert_eq!((s.evicted, s.refused_bad_handshake), (1, 0), "{s:?}");
+    }
 }
 
 /// Hardening III, item 7: a handshake whose thread is answering (the handler runs, the answer
@@ -384,10 +388,11 @@ fn handshakes_that_are_answering_keep_their_places_and_a_newcomer_is_refused() {
             s
         })
         .collect();
-    // Both places are held by threads in the handler: the newcomer is answered at once.
+    // Both places are held by threads in the handler: the newcomer is answered at once, as it
+    // connects. (It sends nothing first: a server that closes with a request unread resets the
+    // connection, and Windows then drops the 503 the client had not read yet.)
     let mut newcomer = TcpStream::connect(addr).unwrap();
     newcomer.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    let _ = newcomer.write_all(request.as_bytes());
     assert_eq!(
         status_line(&mut newcomer).expect("an answer without waiting for the handlers"),
         "HTTP/1.1 503 Service Unavailable: too many connections handshaking (max_handshaking 2)"

@@ -6,7 +6,9 @@
 
 mod common;
 
+#[cfg(target_os = "linux")]
 use std::collections::HashSet;
+#[cfg(target_os = "linux")]
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -52,9 +54,7 @@ impl Recording {
         let _ = self.tx.send(Rec {
             event,
             thread: t.id(),
-            // The OS-level name (what ps, top and gdb show): socket threads are not std
-            // threads, so `t.name()` is None on them.
-            thread_name: task_comm(os_tid()),
+            thread_name: current_thread_name(),
             state: ws.state(),
         });
     }
@@ -224,7 +224,25 @@ fn request(server: &Server) -> Request {
     Request::builder(&server.url()).build().unwrap()
 }
 
+/// The calling thread's name as the OS has it (what ps, top and a debugger show). On Linux
+/// socket threads are not std threads (`thread::current().name()` is None on them), so it is
+/// read from /proc; elsewhere they are std threads, named by `thread::Builder`.
+fn current_thread_name() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        task_comm(os_tid())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::thread::current().name().map(str::to_owned)
+    }
+}
+
+// The helpers below read /proc (Linux): the OS's own view of this process's threads and
+// descriptors, which the tests that use them check (they are Linux-only for it).
+
 /// The OS thread id of the calling thread.
+#[cfg(target_os = "linux")]
 fn os_tid() -> u32 {
     let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
     link.file_name()
@@ -233,17 +251,20 @@ fn os_tid() -> u32 {
         .unwrap_or_else(|| panic!("unexpected /proc/thread-self target {link:?}"))
 }
 
+#[cfg(target_os = "linux")]
 fn task_comm(tid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
         .ok()
         .map(|s| s.trim_end().to_owned())
 }
 
+#[cfg(target_os = "linux")]
 fn task_exists(tid: u32) -> bool {
     Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
 /// OS thread ids of this process's `syncws-reader` / `syncws-writer` threads.
+#[cfg(target_os = "linux")]
 fn socket_threads() -> HashSet<u32> {
     std::fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
@@ -257,6 +278,7 @@ fn socket_threads() -> HashSet<u32> {
         .collect()
 }
 
+#[cfg(target_os = "linux")]
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
@@ -726,6 +748,8 @@ fn panic_in_the_terminal_callback_is_swallowed() {
 // 8. Threads exit and descriptors are released
 // ---------------------------------------------------------------------------------------------
 
+// Linux only: it reads the OS's threads or descriptors from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
     let _lock = serial();
@@ -796,6 +820,8 @@ fn both_threads_of_both_sockets_exit_when_the_socket_ends() {
     );
 }
 
+// Linux only: it reads the OS's threads or descriptors from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
     let _lock = serial();
@@ -862,6 +888,8 @@ fn twenty_sequential_sockets_leak_no_threads_or_descriptors() {
     );
 }
 
+// Linux only: it reads the OS's threads or descriptors from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn pooled_socket_threads_serve_later_sockets() {
     let _lock = serial();
@@ -914,6 +942,8 @@ fn pooled_socket_threads_serve_later_sockets() {
     }
 }
 
+// Linux only: it reads the OS's threads or descriptors from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn each_socket_holds_one_descriptor() {
     let _lock = serial();
@@ -940,6 +970,7 @@ fn each_socket_holds_one_descriptor() {
 }
 
 /// Context switches of a thread so far (it sleeps or is woken: each wake-up is one).
+#[cfg(target_os = "linux")]
 fn voluntary_switches(tid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
         .ok()
@@ -951,6 +982,9 @@ fn voluntary_switches(tid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+// Linux only: it reads the OS's threads from /proc, and it is about the inline writes, which
+// only Linux has (`driver/platform/sockets.rs`; `--cfg syncws_portable_sockets` takes them away).
+#[cfg(all(target_os = "linux", not(syncws_portable_sockets)))]
 #[test]
 fn request_response_does_not_wake_the_writer_threads() {
     // With the writers parked, the client's `send` and the server's echo from its callback

@@ -248,6 +248,7 @@ fn after_cancel_returns_no_callback_but_the_terminal_one_runs() {
 
 /// The kernel's timer for this process's TCP connections to or from `port` (not listeners):
 /// `/proc/net/tcp`'s `tr` field, where 2 is the keepalive timer.
+#[cfg(target_os = "linux")]
 fn tcp_timers_on_port(port: u16) -> Vec<u8> {
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
     text.lines()
@@ -261,6 +262,8 @@ fn tcp_timers_on_port(port: u16) -> Vec<u8> {
         .collect()
 }
 
+// Linux only: the kernel's keepalive timer is read from /proc/net/tcp.
+#[cfg(target_os = "linux")]
 #[test]
 fn tcp_keepalive_is_on_by_default_in_both_roles_and_can_be_turned_off() {
     for (keepalive, want) in [(Some(Duration::from_secs(60)), 2u8), (None, 0u8)] {

@@ -6,8 +6,9 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::process;
 use common::raw::*;
 use common::*;
 use syncws::{Accept, Client, Event, Listener, Request, Server};
@@ -21,25 +22,22 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn threads() -> usize {
-    proc_status("Threads:")
+/// Whether the process's threads come down to at most `base + extra` within the slow
+/// effects' bound. Threads are counted from /proc (Linux); elsewhere this holds trivially, and
+/// the tests check the behaviour around it (503s, evictions, a good client opening) only.
+fn threads_settle(base: Option<usize>, extra: usize) -> bool {
+    let Some(base) = base else {
+        return true;
+    };
+    eventually_within(SLOW_EFFECTS, || {
+        process::threads().is_some_and(|t| t <= base + extra)
+    })
 }
 
-fn rss_kib() -> usize {
-    proc_status("VmRSS:")
-}
-
-fn proc_status(field: &str) -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .expect("/proc/self/status")
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect(field)
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("fd").count()
+/// How many MiB the process's RSS grew since `base` (Linux: /proc); `None` elsewhere, where
+/// a test cannot weigh the process and checks the rest.
+fn rss_grown_mib(base: Option<usize>) -> Option<usize> {
+    Some(process::rss_kib()?.saturating_sub(base?) / 1024)
 }
 
 fn echo_server(builder: syncws::ServerBuilder) -> Server {
@@ -140,8 +138,8 @@ fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_w
             .thread_keep_alive(Duration::ZERO),
     );
     let addr = server.local_addr();
-    let base_threads = threads();
-    let base_rss = rss_kib();
+    let base_threads = process::threads();
+    let base_rss = process::rss_kib();
     let mut flood = Vec::with_capacity(FLOOD);
     for i in 0..FLOOD {
         let mut s = connect_raw(addr);
@@ -154,12 +152,13 @@ fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_w
     // The bound: at most CAP connections (and so threads) are in their handshake; the rest
     // were evicted, oldest first, as newer ones arrived.
     assert!(
-        eventually_within(SLOW_EFFECTS, || threads() <= base_threads + CAP + 8),
-        "{} threads for a flood of {FLOOD} (base {base_threads}, cap {CAP})",
-        threads()
+        threads_settle(base_threads, CAP + 8),
+        "{:?} threads for a flood of {FLOOD} (base {base_threads:?}, cap {CAP})",
+        process::threads()
     );
-    let grown_mib = rss_kib().saturating_sub(base_rss) / 1024;
-    assert!(grown_mib < 64, "RSS grew {grown_mib} MiB under the flood");
+    if let Some(grown_mib) = rss_grown_mib(base_rss) {
+        assert!(grown_mib < 64, "RSS grew {grown_mib} MiB under the flood");
+    }
     // A client arriving now is the newest: it gets its handshake within 2 s (its own connect
     // and read timeouts, so a slower open fails it).
     well_behaved_client_opens(&server.url(), Duration::from_secs(2))
@@ -168,7 +167,7 @@ fn slowloris_flood_of_2000_costs_bounded_threads_and_a_good_client_still_opens_w
     let closed = flood.iter().filter(|s| !would_block(s)).count();
     assert!(closed >= FLOOD - CAP, "only {closed} of {FLOOD} evicted");
     drop(flood);
-    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 4));
+    assert!(threads_settle(base_threads, 4));
 }
 
 /// Whether a read on `s` would block now (it is open and silent) rather than see EOF/an error.
@@ -188,39 +187,60 @@ fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_th
     let _lock = serial();
     const CAP: usize = 1024;
     const SILENT: usize = 1100;
+    // The cap must be reached before the first silent client's ping goes unanswered, so the
+    // pings wait for all the handshakes. How long those take is measured here, on a tenth of
+    // them against another server, not assumed: under Wine they take ten times Linux's time.
+    let ping = {
+        let warmup = echo_server(Server::builder().thread_keep_alive(Duration::ZERO));
+        let started = Instant::now();
+        let probe: Vec<TcpStream> = (0..SILENT / 10)
+            .map(|_| raw_upgrade(warmup.local_addr(), "").0)
+            .collect();
+        let all = started.elapsed() * 10;
+        drop(probe);
+        (all * 2).max(Duration::from_secs(3))
+    };
+    let pong_timeout = Duration::from_secs(2);
     let server = echo_server(
         Server::builder()
             .max_connections(CAP)
             // Every client here is 127.0.0.1: this test is about the total cap, so the
             // per-address one (tests/fairness.rs) is lifted to it.
             .max_connections_per_ip(CAP)
-            .ping_interval(Duration::from_secs(3))
+            .ping_interval(ping)
+            .pong_timeout(pong_timeout)
             .thread_keep_alive(Duration::ZERO),
     );
     let addr = server.local_addr();
-    let base_threads = threads();
+    let base_threads = process::threads();
     let mut silent = Vec::new();
     let (mut upgraded, mut refused) = (0, 0);
     for _ in 0..SILENT {
-        let (s, status) = raw_upgrade(addr, "");
-        match status {
-            101 => upgraded += 1,
-            503 => refused += 1,
-            other => panic!("status {other}"),
+        let mut s = connect_raw(addr);
+        s.write_all(upgrade_request("").as_bytes())
+            .expect("request");
+        match read_head(&mut s) {
+            Ok(head) if status_of(&head) == 101 => upgraded += 1,
+            Ok(head) if status_of(&head) == 503 => refused += 1,
+            Ok(head) => panic!("{head}"),
+            // The refusals linger a second each, counted among this address's handshakes, so
+            // once 32 linger the next is refused without a thread: a 503 written as it is
+            // closed, which Windows drops when the reset (the request was not read) comes
+            // first (docs/deploying.md). Linux delivers the 503.
+            Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::ConnectionReset => refused += 1,
+            Err(e) => panic!("response head: {e}"),
         }
         silent.push(s);
     }
     // The cap holds: exactly CAP are established (two threads each), the rest were told 503.
     assert_eq!((upgraded, refused), (CAP, SILENT - CAP));
-    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 2 * CAP + 8));
+    assert!(threads_settle(base_threads, 2 * CAP + 8));
     // They never answer the server's pings: each fails its pong timeout and frees its slot,
     // so a well-behaved client gets in (without pings it would be refused with 503).
     assert!(
-        eventually_within(SLOW_EFFECTS, || well_behaved_client_opens(
-            &server.url(),
-            Duration::from_secs(2)
-        )
-        .is_ok()),
+        eventually_within(ping + pong_timeout + SLOW_EFFECTS, || {
+            well_behaved_client_opens(&server.url(), Duration::from_secs(2)).is_ok()
+        }),
         "slots held by silent clients were never freed"
     );
     // What a silent client saw: the server's ping, then the connection dropped (a peer that
@@ -232,7 +252,7 @@ fn eleven_hundred_silent_upgraded_clients_get_503_past_the_cap_and_pings_free_th
         assert_eq!(f.b0 & 0x0f, 0x9, "only pings before the drop");
     }
     drop(silent);
-    assert!(eventually_within(SLOW_EFFECTS, || threads() <= base_threads + 4));
+    assert!(threads_settle(base_threads, 4));
 }
 
 #[test]
@@ -289,7 +309,7 @@ fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
     let server = echo_server(Server::builder().write_timeout(Duration::from_secs(120)));
     let (mut s, status) = raw_upgrade(server.local_addr(), "");
     assert_eq!(status, 101);
-    let base = rss_kib();
+    let base = process::rss_kib();
     // A million 125-byte pings, never reading a pong: unanswered pongs would be 150 MB.
     let ping = masked(0x89, &[0x55; 125]);
     let batch: Vec<u8> = ping
@@ -310,11 +330,12 @@ fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
     // Let the server take the whole flood while we do not read: it must keep reading (the
     // writer thread finishing proves it) with its pong queue capped.
     writer.join().expect("the server stopped reading the flood");
-    let grown_mib = rss_kib().saturating_sub(base) / 1024;
-    assert!(
-        grown_mib < 48,
-        "RSS grew {grown_mib} MiB under the ping flood"
-    );
+    if let Some(grown_mib) = rss_grown_mib(base) {
+        assert!(
+            grown_mib < 48,
+            "RSS grew {grown_mib} MiB under the ping flood"
+        );
+    }
     // Then we read: pongs (at most one per ping), then the answer to our close.
     assert_eq!(read_until_close_frame(&mut s), 1000);
 }
@@ -328,7 +349,7 @@ fn a_deflate_bomb_is_refused_with_1009_before_it_is_inflated() {
         "Sec-WebSocket-Extensions: permessage-deflate\r\n",
     );
     assert_eq!(status, 101);
-    let base = rss_kib();
+    let base = process::rss_kib();
     // 256 MiB of zeros compress to about 256 KiB: one frame, far past the 1 MiB limit.
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     let zeros = vec![0u8; 1 << 20];
@@ -342,11 +363,12 @@ fn a_deflate_bomb_is_refused_with_1009_before_it_is_inflated() {
     let frame = masked(0xc2, &compressed); // FIN, RSV1, binary
     let _ = s.write_all(&frame);
     assert_eq!(read_until_close_frame(&mut s), 1009);
-    let grown_mib = rss_kib().saturating_sub(base) / 1024;
-    assert!(
-        grown_mib < 32,
-        "RSS grew {grown_mib} MiB inflating the bomb"
-    );
+    if let Some(grown_mib) = rss_grown_mib(base) {
+        assert!(
+            grown_mib < 32,
+            "RSS grew {grown_mib} MiB inflating the bomb"
+        );
+    }
 }
 
 #[test]
@@ -403,11 +425,15 @@ fn a_one_mib_header_is_refused_with_431() {
     writer.join().unwrap();
 }
 
+// Linux only: what it checks is the process's threads and descriptors, read from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn ten_thousand_connect_and_drop_cycles_leave_no_thread_or_descriptor_behind() {
     let _lock = serial();
     let server = echo_server(Server::builder().thread_keep_alive(Duration::ZERO));
     let addr = server.local_addr();
+    let threads = || process::threads().expect("/proc");
+    let fd_count = || process::fd_count().expect("/proc");
     let base_threads = threads();
     let base_fds = fd_count();
     for i in 0..10_000 {
@@ -443,8 +469,11 @@ fn ten_thousand_connect_and_drop_cycles_leave_no_thread_or_descriptor_behind() {
 }
 
 /// The per-connection memory budget `docs/robustness.md` states for the server's defaults.
+#[cfg(target_os = "linux")]
 const BUDGET_PER_CONNECTION_MIB: usize = 3;
 
+// Linux only: what it checks is the process's RSS, read from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn peers_doing_their_worst_stay_within_the_stated_memory_budget() {
     let _lock = serial();
@@ -470,6 +499,7 @@ fn peers_doing_their_worst_stay_within_the_stated_memory_budget() {
             }))
         })
         .unwrap();
+    let rss_kib = || process::rss_kib().expect("/proc");
     let base = rss_kib();
     let mut peers = Vec::new();
     for _ in 0..PEERS {

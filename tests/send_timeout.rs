@@ -57,7 +57,10 @@ fn chunk(i: usize) -> Vec<u8> {
 /// and the error of the one that did not.
 fn fill(ws: &syncws::WebSocket) -> (usize, SendTimeoutError) {
     for i in 0..100_000 {
-        if let Err(e) = ws.send_timeout(chunk(i), Duration::from_millis(20)) {
+        // Long enough that a timeout means the peer's buffers are full, not that the writer
+        // thread was slow to wake (where there are no inline writes it does every write, and
+        // under Wine a wake-up can take tens of milliseconds).
+        if let Err(e) = ws.send_timeout(chunk(i), Duration::from_millis(250)) {
             return (i, e);
         }
     }

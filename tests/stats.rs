@@ -213,6 +213,9 @@ fn a_server_counts_the_cap_handshakes_in_progress_and_evictions() {
         .bind("127.0.0.1:0", |_| Accept::upgrade(Listener::new()))
         .unwrap();
     let first = syncws::connect(&server.url()).unwrap();
+    // Its handshake counts until its thread is done with it, a moment after the 101: with
+    // max_handshaking_per_ip 1 a second connection before that is refused for the address.
+    assert!(eventually(|| server.stats().handshaking == 0));
     assert!(syncws::connect(&server.url()).is_err(), "max_connections 1");
     assert_eq!(server.stats().refused_cap, 1);
     // The refusal's handshake slot is free once its client has gone.

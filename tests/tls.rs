@@ -2,7 +2,7 @@
 //! waiting for data never blocks the writer (src/driver/transport/).
 //!
 //! Every test here runs under whichever TLS backend the build has (`tests/common/tls.rs` makes
-//! syncws's clients and servers; OpenSSL plays the hand-written peers): `cargo test --test tls`
+//! syncws's clients and servers; the tests' own rustls plays the hand-written peers): `cargo test --test tls`
 //! for native-tls, `cargo test --no-default-features --features rustls --test tls` for rustls.
 //! Tests that only one backend can pass are cfg-gated and say why.
 #![cfg(any(feature = "native-tls", feature = "rustls"))]
@@ -513,7 +513,7 @@ fn wss_server_initiated_close_handshake() {
 fn wss_protocol_violation_is_answered_with_close_1002_over_tls() {
     let tls = test_tls();
     let (peer_tx, peer_rx) = crossbeam_channel::bounded::<Result<Vec<u8>, String>>(1);
-    let (url, peer) = openssl_server(&tls, None, move |ssl| {
+    let (url, peer) = peer_server(&tls, None, move |ssl| {
         let result = (|| -> Result<Vec<u8>, String> {
             let mut tls = ssl.map_err(|e| e.to_string())?;
             tls.get_ref()
@@ -631,55 +631,52 @@ fn read_any_frame(stream: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     Ok((h[0], payload))
 }
 
+/// The raw TLS peers' stream: rustls (the tests' own), over one TCP connection.
+type PeerStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
 /// Reads until the peer ends the TLS session; true when it sent close_notify (an orderly
-/// end), false for a bare TCP close or a reset.
-fn ends_with_close_notify(ssl: &mut openssl::ssl::SslStream<TcpStream>) -> bool {
+/// end: rustls reads 0 bytes after it), false for a bare TCP close or a reset (an error).
+fn ends_with_close_notify(s: &mut impl Read) -> bool {
     let mut buf = [0u8; 1024];
     loop {
-        match ssl.read(&mut buf) {
-            Ok(0) => {
-                return ssl
-                    .get_shutdown()
-                    .contains(openssl::ssl::ShutdownState::RECEIVED);
-            }
+        match s.read(&mut buf) {
+            Ok(0) => return true,
             Ok(_) => {}
             Err(_) => return false,
         }
     }
 }
 
-/// An OpenSSL server on a fresh port for one connection, presenting `tls`'s certificate; with
-/// `client_ca`, it requires a client certificate issued by it.
-fn openssl_server<T: Send + 'static>(
+/// Ends our side of a peer's TLS session in order: close_notify, then TCP's FIN.
+fn end_session(s: &mut PeerStream) {
+    s.conn.send_close_notify();
+    let _ = s.flush();
+    let _ = s.sock.shutdown(std::net::Shutdown::Write);
+}
+
+/// A TLS server of the tests' own (rustls) on a fresh port for one connection, presenting
+/// `tls`'s certificate; with `client_ca`, it requires a client certificate issued by it. The
+/// script gets the stream once the handshake is done, or the handshake's error.
+fn peer_server<T: Send + 'static>(
     tls: &TestTls,
     client_ca: Option<&[u8]>,
-    script: impl FnOnce(std::io::Result<openssl::ssl::SslStream<TcpStream>>) -> T + Send + 'static,
+    script: impl FnOnce(std::io::Result<PeerStream>) -> T + Send + 'static,
 ) -> (String, std::thread::JoinHandle<T>) {
-    use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
-    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    let mut chain = openssl::x509::X509::stack_from_pem(&tls.chain)
-        .unwrap()
-        .into_iter();
-    b.set_certificate(&chain.next().unwrap()).unwrap();
-    for ca in chain {
-        b.add_extra_chain_cert(ca).unwrap();
-    }
-    b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(&tls.key).unwrap())
-        .unwrap();
-    if let Some(ca) = client_ca {
-        b.cert_store_mut()
-            .add_cert(openssl::x509::X509::from_pem(ca).unwrap())
-            .unwrap();
-        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
-    }
-    let acceptor = b.build();
+    let config = rustls_server_config(tls, client_ca);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
     let handle = std::thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
+        let (mut tcp, _) = listener.accept().unwrap();
         tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-        let ssl = acceptor.accept(tcp).map_err(std::io::Error::other);
-        script(ssl)
+        tcp.set_write_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        let handshake = (|| {
+            let mut conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut tcp)?;
+            }
+            Ok(rustls::StreamOwned::new(conn, tcp))
+        })();
+        script(handshake)
     });
     (url, handle)
 }
@@ -710,35 +707,25 @@ fn wss_client_certificate_is_presented_to_a_server_that_requires_one() {
     };
 
     // With the identity: the server sees the client's certificate and echoes one message.
-    let (url, peer) = openssl_server(&server_tls, Some(&client_id.ca), |ssl| {
+    let presented = certs(&client_id.chain).remove(0);
+    let (url, peer) = peer_server(&server_tls, Some(&client_id.ca), move |ssl| {
         let mut ssl = ssl.expect("TLS with a client certificate");
-        let subject = ssl.ssl().peer_certificate().expect("a client certificate");
-        let cn = String::from_utf8(
-            subject
-                .subject_name()
-                .entries()
-                .next()
-                .unwrap()
-                .data()
-                .as_slice()
-                .to_vec(),
-        )
-        .unwrap();
+        let seen = ssl.conn.peer_certificates().expect("a client certificate")[0].clone();
         upgrade_by_hand(&mut ssl).unwrap();
         let (_, payload) = read_any_frame(&mut ssl).unwrap();
         ssl.write_all(&server_frame(0x81, &payload)).unwrap();
-        cn
+        seen == presented
     });
     let (listener, events) = syncws::channel();
     let ws = connector(true).new_web_socket(request(&url), listener);
     expect_open(&events);
     assert!(ws.send("hello"));
     assert_eq!(expect_message(&events), Message::Text("hello".into()));
-    assert_eq!(peer.join().unwrap(), "syncws-test-client");
+    assert!(peer.join().unwrap(), "the server saw another certificate");
     ws.cancel();
 
     // Without it: the server refuses the TLS session and the socket fails before it opens.
-    let (url, peer) = openssl_server(&server_tls, Some(&client_id.ca), |ssl| ssl.is_err());
+    let (url, peer) = peer_server(&server_tls, Some(&client_id.ca), |ssl| ssl.is_err());
     let (listener, events) = syncws::channel();
     let _ws = connector(false).new_web_socket(request(&url), listener);
     let error = expect_failure(&events);
@@ -762,9 +749,12 @@ fn wss_server_sends_close_notify_after_a_close_it_started() {
         .unwrap();
     let tcp = TcpStream::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
-    let mut ssl = b.build().connect("localhost", tcp).unwrap();
+    let conn = rustls::ClientConnection::new(
+        rustls_client_config(&tls.ca, None),
+        "localhost".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut ssl = rustls::StreamOwned::new(conn, tcp);
     ssl.write_all(
         b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -786,7 +776,7 @@ fn wss_server_sends_close_notify_after_a_close_it_started() {
 #[test]
 fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
     let tls = test_tls();
-    let (url, peer) = openssl_server(&tls, None, |ssl| {
+    let (url, peer) = peer_server(&tls, None, |ssl| {
         let mut ssl = ssl.unwrap();
         upgrade_by_hand(&mut ssl).unwrap();
         ssl.write_all(&server_frame(0x88, &1000u16.to_be_bytes()))
@@ -794,8 +784,7 @@ fn wss_client_sends_close_notify_at_the_end_of_a_clean_close() {
         let (b0, _) = read_any_frame(&mut ssl).unwrap();
         assert_eq!(b0, 0x88);
         // As a server does: close_notify, then TCP's FIN; then see how the client ends.
-        let _ = ssl.shutdown();
-        ssl.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+        end_session(&mut ssl);
         ends_with_close_notify(&mut ssl)
     });
     let client = tls_client(&tls);
@@ -814,7 +803,7 @@ fn wss_client_ends_the_session_after_the_close_handshake_when_the_server_waits_f
     // close handshake, for the client to end the session. A client that waited for the server
     // instead would wait out the server's close timeout.
     let tls = test_tls();
-    let (url, peer) = openssl_server(&tls, None, |ssl| {
+    let (url, peer) = peer_server(&tls, None, |ssl| {
         let mut ssl = ssl.unwrap();
         upgrade_by_hand(&mut ssl).unwrap();
         let (b0, payload) = read_any_frame(&mut ssl).unwrap();
@@ -846,14 +835,15 @@ fn wss_peer_ending_the_session_without_a_close_frame_fails_with_unexpected_eof()
     // way no close frame came, which is what the socket reports.
     for with_close_notify in [true, false] {
         let tls = test_tls();
-        let (url, peer) = openssl_server(&tls, None, move |ssl| {
+        let (url, peer) = peer_server(&tls, None, move |ssl| {
             let mut ssl = ssl.unwrap();
             upgrade_by_hand(&mut ssl).unwrap();
             ssl.write_all(&server_frame(0x81, b"last")).unwrap();
             if with_close_notify {
-                let _ = ssl.shutdown();
+                ssl.conn.send_close_notify();
+                ssl.flush().unwrap();
             }
-            ssl.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
+            ssl.sock.shutdown(std::net::Shutdown::Both).unwrap();
         });
         let (listener, events) = syncws::channel();
         let ws = tls_client(&tls).new_web_socket(request(&url), listener);
@@ -869,14 +859,12 @@ fn wss_peer_ending_the_session_without_a_close_frame_fails_with_unexpected_eof()
     }
 }
 
-/// A peer that asks for a TLS 1.3 key update (rustls can send one; OpenSSL's Rust binding
-/// cannot): the session goes on both ways, so the socket took the peer's new keys and answered
-/// with its own key update before its next record (the peer could not read the echo
-/// otherwise). The peer is rustls; the socket is the build's default backend.
-#[cfg(feature = "rustls")]
+/// A peer that asks for a TLS 1.3 key update: the session goes on both ways, so the socket
+/// took the peer's new keys and answered with its own key update before its next record (the
+/// peer could not read the echo otherwise). The peer is rustls; the socket is the build's
+/// default backend.
 #[test]
 fn wss_key_update_requested_by_the_peer_is_answered_and_the_session_goes_on() {
-    use syncws::rustls;
     let tls = test_tls();
     let config = rustls_server_config(&tls, None);
     let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -979,7 +967,7 @@ fn rustls_client_config_trusting_the_test_ca_connects() {
 
 #[cfg(feature = "rustls")]
 #[test]
-fn rustls_server_config_serves_a_rustls_client_and_an_openssl_client() {
+fn rustls_server_config_serves_a_rustls_client() {
     let tls = test_tls();
     let server =
         EchoServer::with_builder(Server::builder().rustls(rustls_server_config(&tls, None)))
@@ -989,27 +977,6 @@ fn rustls_server_config_serves_a_rustls_client_and_an_openssl_client() {
         .rustls_config(rustls_client_config(&tls.ca, None))
         .build();
     echo_and_close(&rustls_client, &server.url());
-
-    // OpenSSL, verifying the server against the test CA.
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    b.cert_store_mut()
-        .add_cert(openssl::x509::X509::from_pem(&tls.ca).unwrap())
-        .unwrap();
-    let tcp = TcpStream::connect(server.local_addr()).unwrap();
-    tcp.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-    let mut ssl = b.build().connect("localhost", tcp).unwrap();
-    ssl.write_all(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let head = read_head(&mut ssl).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    ssl.write_all(&masked_frame(0x81, b"from openssl")).unwrap();
-    assert_eq!(
-        read_any_frame(&mut ssl).unwrap(),
-        (0x81, b"from openssl".to_vec())
-    );
 }
 
 #[cfg(all(feature = "rustls", feature = "native-tls"))]

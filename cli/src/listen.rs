@@ -17,7 +17,7 @@ use crate::output::for_terminal;
     long_about = "Listens on ADDR (host:port; port 0 picks a free one) and upgrades every \
         request, whatever its path. By default each message is echoed back to its sender; \
         --broadcast sends every message to every connected client (the sender too); --exec \
-        runs a program per connection (through `sh -c`), writes each text message to its \
+        runs a program per connection (through `sh -c`; `cmd /C` on Windows), writes each text message to its \
         standard input as one line (newlines and carriage returns inside a message become \
         spaces) and sends each line of its standard output back as a text message (a program that stops reading its input while messages keep coming gets \
         its connection closed with 1008). The first line on standard error says where it \
@@ -38,7 +38,7 @@ pub struct Args {
     /// get the others closed; a client that cannot take 4 MiB queued for it is closed with 1008.
     #[arg(long, conflicts_with = "exec")]
     broadcast: bool,
-    /// For each connection, run this command (with `sh -c`): text messages in on its
+    /// For each connection, run this command (with `sh -c`; `cmd /C` on Windows): text messages in on its
     /// standard input, one line each (newlines inside a message become spaces), its output
     /// lines out as messages. The connection closes when it exits, or with
     /// 1008 if it stops reading its input while messages keep coming.
@@ -121,8 +121,14 @@ fn feed_stdin(stdin: ChildStdin, lines: Receiver<String>, ws: WebSocket) {
 impl Conn {
     fn start_child(&mut self, ws: &WebSocket) {
         let Some(command) = &self.command else { return };
-        let spawned = Command::new("sh")
-            .arg("-c")
+        // The platform's shell: `sh -c` on Unix, `cmd /C` on Windows.
+        let (shell, flag) = if cfg!(windows) {
+            ("cmd", "/C")
+        } else {
+            ("sh", "-c")
+        };
+        let spawned = Command::new(shell)
+            .arg(flag)
             .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

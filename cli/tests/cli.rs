@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-// The root crate's throwaway certificates (openssl only, no syncws feature).
+// The root crate's throwaway certificates (rcgen only, no syncws feature).
 #[path = "../../tests/common/certs.rs"]
 mod certs;
 

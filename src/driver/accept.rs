@@ -5,6 +5,7 @@ use super::admission::Full;
 use super::clock::{deadline_after, timeout_deadline};
 use super::head::{HeadError, read_head};
 use super::outbox::Inbox;
+use super::platform;
 use super::pool::{self, Job, ThreadRole};
 use super::reader::{Opened, Reader};
 use super::serve::{
@@ -134,6 +135,7 @@ fn upgrade(
             }
         }
     }
+    let raw = tcp.clone();
     let halves = match &server.tls {
         None => Ok(transport::plain(tcp)),
         Some(acceptor) => transport::tls_accept(tcp, acceptor, deadline, on_timeout),
@@ -145,6 +147,14 @@ fn upgrade(
             // An evicted handshake is counted as evicted, not again here.
             if ticket.answering() {
                 Counters::add(&server.counters.refused_bad_handshake);
+                // A TLS refusal (a certificate the server does not take): its alert is on its
+                // way, and the client's last records may be unread. Closing now would reset
+                // the connection, and a client that reads after the reset (always on Windows)
+                // loses the alert that says why: linger as an HTTP refusal does.
+                if matches!(e, Error::Tls(_)) {
+                    let _ = raw.shutdown(std::net::Shutdown::Write);
+                    transport::drain_until_eof(&raw, Some(deadline_after(REFUSAL_LINGER)));
+                }
             }
             return None;
         }
@@ -360,6 +370,7 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Serve>) {
                 continue;
             }
         };
+        platform::sockets::prepare(&tcp);
         let tcp = Arc::new(tcp);
         // `None`: refused at once, every place held by a handshake that is answering.
         let Some(ticket) = shared.begin_handshake(tcp.clone(), peer) else {

@@ -1,7 +1,7 @@
 //! A process-wide pool of parked socket threads, so that once warm a connect spawns none.
 //!
 //! Threads are pooled by role (`syncws-reader`, `syncws-writer`: the name a thread carries for
-//! life) and stack size, and started by [`os_thread`] (two memory mappings each, not std's
+//! life) and stack size, and started by [`threads`] (on Linux two memory mappings each, not std's
 //! four). A thread that finishes its socket waits for the next one for the
 //! keep-alive of the socket it ran, then exits, so the pool shrinks back to nothing when the
 //! process stops opening sockets. A keep-alive of zero means no pooling.
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::os_thread;
+use super::platform::threads;
 
 /// A socket thread's job. It returns how long its thread should then wait for another job.
 pub(crate) type Job = Box<dyn FnOnce() -> Duration + Send>;
@@ -97,14 +97,14 @@ pub(crate) fn spawn(role: ThreadRole, stack_size: usize, job: Job) -> Result<(),
     let p = pool.clone();
     let slot = Arc::new(Mutex::new(Some(job)));
     let theirs = slot.clone();
-    let main: os_thread::Main = Box::new(move || {
+    let main: threads::Main = Box::new(move || {
         let first = theirs.lock().take();
         drop(theirs);
         if let Some(job) = first {
             worker(&p, job);
         }
     });
-    match os_thread::spawn(role.name(), stack_size, main) {
+    match threads::spawn(role.name(), stack_size, main) {
         Ok(()) => Ok(()),
         // The thread never ran: the job is still in the slot.
         Err((e, _main)) => match slot.lock().take() {
@@ -135,7 +135,7 @@ fn worker(pool: &Pool, first: Job) {
     let mut keep_alive = run(first);
     loop {
         // A parked thread keeps only the stack it needs to wait.
-        os_thread::release_unused_stack();
+        threads::release_unused_stack();
         let Some(job) = wait_for_job(pool, &slot, keep_alive) else {
             return;
         };

@@ -57,8 +57,10 @@ pub(super) struct Reader {
     callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
-    /// `max_receive_rate`'s bucket, if there is a limit.
+    /// `max_receive_rate`'s bucket, if there is a limit, and `counts.bytes` when it was last
+    /// charged.
     bucket: Option<Bucket>,
+    charged: u64,
     /// What was received, published to `shared.received` (messages as each is handed over,
     /// the rest once per read).
     counts: Counts,
@@ -77,6 +79,7 @@ impl Reader {
             role,
             max_message_size: config.max_message_size,
             bucket: (config.max_receive_rate).map(|rate| Bucket::new(rate, Instant::now())),
+            charged: 0,
             counts: Counts::default(),
         }
     }
@@ -145,10 +148,20 @@ impl Reader {
         }
         let _ = self.shared().opened_at.set(std::time::SystemTime::now());
         let encoder = Encoder::new(self.role, deflate.as_ref(), config.encoder());
-        let write = super::transport::for_writer(write, config, &self.shared().close_deadline);
+        let write_timeout = config.write_timeout;
+        // What the write watcher calls for a write stalled past its deadline (Windows): the
+        // socket fails as a write that timed out would make it. Weak: the write half lives in
+        // the socket.
+        let weak = Arc::downgrade(self.shared());
+        let on_stall = super::transport::OnStall(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.write_failed(std::io::ErrorKind::TimedOut.into(), write_timeout);
+            }
+        }));
+        let write =
+            super::transport::for_writer(write, config, &self.shared().close_deadline, on_stall);
         self.shared().outbox.open(write, encoder);
         let keep_alive = config.thread_keep_alive;
-        let write_timeout = config.write_timeout;
         let shared = self.shared().clone();
         shared.writer_started();
         let job: Job = Box::new(move || {
@@ -187,7 +200,7 @@ impl Reader {
             Err(e) => return self.fail_with_close(&mut read, e),
         }
         // The connect and handshake (TLS above all) ran deeper than the read loop will.
-        super::os_thread::release_unused_stack();
+        super::platform::threads::release_unused_stack();
         let mut decoder = Decoder::new(self.role, self.max_message_size, inflater);
         self.counts.wire = leftover.len() as u64;
         let cause = self.read_loop(&mut read, leftover, &mut decoder);
@@ -219,10 +232,6 @@ impl Reader {
                 };
                 pos += used;
                 let Some(event) = event else { continue };
-                let message_len = match &event {
-                    Incoming::Message(m) => Some(m.len()),
-                    _ => None,
-                };
                 // A pong is counted by the session as it is handled: its frame is published
                 // first, so a snapshot never has more pongs than frames. (Messages are
                 // published with the read, below; control frames are few.)
@@ -239,9 +248,9 @@ impl Reader {
                         if !self.wait_for_backlog() {
                             return Cause::Dropped(None);
                         }
-                        if let Some(len) = message_len
-                            && !self.rest_after(len)
-                        {
+                        // `max_receive_rate` (one test without a limit): the messages since the
+                        // last charge are counted in `counts.bytes` already.
+                        if self.bucket.is_some() && !self.rest_for_rate() {
                             return Cause::Dropped(None);
                         }
                     }
@@ -313,13 +322,19 @@ impl Reader {
         !shared.has_failed()
     }
 
-    /// `max_receive_rate`: after a message of `len` bytes, rests (reads nothing, so TCP holds
-    /// the peer back) until the bucket allows more. Returns false if the socket failed or was
-    /// canceled meanwhile.
-    fn rest_after(&mut self, len: usize) -> bool {
+    /// `max_receive_rate`: charges the bucket for the message payload received since the last
+    /// charge, and rests (reads nothing, so TCP holds the peer back) until it allows more.
+    /// Returns false if the socket failed or was canceled meanwhile. Out of line: only sockets
+    /// with a limit come here.
+    #[cold]
+    #[inline(never)]
+    fn rest_for_rate(&mut self) -> bool {
+        let received = self.counts.bytes.wrapping_sub(self.charged);
+        self.charged = self.counts.bytes;
         let Some(bucket) = &mut self.bucket else {
             return true;
         };
+        let len = usize::try_from(received).unwrap_or(usize::MAX);
         let Some(rest) = bucket.charge(len, Instant::now()) else {
             return true;
         };

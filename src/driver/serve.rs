@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use super::admission::{AddrKey, Admission, Evicted, Full, Limits, Place, Rekeyed};
 use super::callbacks::Callbacks;
 use super::clock::deadline_after;
+use super::platform;
 use super::shared::Shared;
 use super::transport::Acceptor;
 use crate::config::Config;
@@ -175,10 +176,9 @@ pub(crate) fn refuse_at_once(tcp: &TcpStream, tls: bool, why: Full) {
             reason: why.reason(),
         };
         let bytes = handshake::encode_refusal(&refusal, &[]);
-        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        let _ = socket2::SockRef::from(tcp).send_with_flags(&bytes, flags);
+        platform::sockets::send_refusal(tcp, &bytes);
     }
-    let _ = tcp.shutdown(std::net::Shutdown::Both);
+    platform::sockets::shut_down(tcp);
 }
 
 impl Serve {
@@ -316,7 +316,7 @@ impl Serve {
     pub(crate) fn stop(&self) {
         let handshaking = self.admission.lock().take_handshaking();
         for h in handshaking {
-            let _ = h.tcp.shutdown(std::net::Shutdown::Both);
+            platform::sockets::shut_down(&h.tcp);
         }
         let sockets: Vec<Arc<Shared>> = std::mem::take(&mut *self.sockets.lock());
         for s in &sockets {

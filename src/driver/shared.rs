@@ -7,7 +7,7 @@
 //! is taken only by state changes (open, close, a pong, a failure, a timer, the end), never by
 //! `send`.
 
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 #[cfg(feature = "testing")]
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use super::backlog::Backlog;
 use super::dns::Abort;
 use super::outbox::{Inbox, Outbox, SendError};
+use super::platform;
 use super::rest::Rest;
 use super::transport::{CloseDeadline, is_stall};
 use crate::config::Config;
@@ -44,7 +45,7 @@ impl Core {
     /// Shuts the TCP connection down both ways, which wakes a reader blocked in `read`.
     fn shutdown(&self) {
         if let Some(s) = &self.socket {
-            let _ = s.shutdown(Shutdown::Both);
+            platform::sockets::shut_down(s);
         }
     }
 }
@@ -196,7 +197,7 @@ impl Shared {
         }
         let mut core = self.core.lock();
         if core.session.is_failing() {
-            let _ = tcp.shutdown(Shutdown::Both);
+            platform::sockets::shut_down(tcp);
             return false;
         }
         core.socket = Some(tcp.clone());

@@ -329,7 +329,10 @@ fn connect_tcp(host: &str, port: u16, dial: &Dial) -> Result<TcpStream, Error> {
             left.min(dial.attempt)
         };
         match TcpStream::connect_timeout(&addr, attempt) {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                super::platform::sockets::prepare(&s);
+                return Ok(s);
+            }
             Err(e) => last = Some(e),
         }
     }

@@ -1,6 +1,11 @@
-//! Throwaway certificates (a CA and a leaf it issued), made with the openssl crate: no syncws
-//! and no feature of it, so the CLI's tests (cli/tests) include this file too.
+//! Throwaway certificates (a CA and a leaf it issued), made with rcgen: portable (no OpenSSL),
+//! and no syncws nor any feature of it, so the CLI's tests (cli/tests) include this file too.
 #![allow(dead_code)]
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
+};
 
 /// A certificate for one name (a DNS name and 127.0.0.1) and the CA that issued it.
 #[derive(Clone)]
@@ -20,93 +25,55 @@ pub fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-/// A fresh CA, valid now, and a leaf for `cn` (also its DNS name; and 127.0.0.1) it issued,
-/// valid between the two Unix times. P-256 keys: quick to make, and both backends take them.
-pub fn issue(cn: &str, not_before: i64, not_after: i64) -> TestTls {
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+fn at(unix: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix).expect("a representable time")
+}
 
-    let new_key = || {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve");
-        PKey::from_ec_key(EcKey::generate(&group).expect("ec key")).expect("pkey")
-    };
+/// Eight random bytes, from the OS (through the key generator: a fresh key's bytes are).
+fn random_tag() -> String {
+    let key = KeyPair::generate().expect("key");
+    let der = key.serialize_der();
+    der[der.len() - 8..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fresh CA, valid now, and a leaf for `cn` (also its DNS name; and 127.0.0.1) it issued,
+/// valid between the two Unix times. P-256 keys: quick to make, and every backend takes them.
+pub fn issue(cn: &str, not_before: i64, not_after: i64) -> TestTls {
     let now = unix_now();
-    let ca_key = new_key();
     // A name of its own: a client that trusts another test CA must see an unknown issuer, not
     // a known one whose signature does not match.
-    let mut tag = [0u8; 8];
-    openssl::rand::rand_bytes(&mut tag).expect("rand");
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let ca_name = name(&format!("syncws test CA {tag} for {cn}"));
-    let mut b = builder(&ca_name, &ca_name, &ca_key, now - 86_400, now + 2 * 86_400);
-    b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
-        .expect("bc");
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .expect("ku"),
-    )
-    .expect("ku");
-    b.sign(&ca_key, openssl::hash::MessageDigest::sha256())
-        .expect("sign ca");
-    let ca = b.build();
+    let tag = random_tag();
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("syncws test CA {tag} for {cn}"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = at(now - 86_400);
+    ca.not_after = at(now + 2 * 86_400);
+    ca.serial_number = Some(SerialNumber::from_slice(tag.as_bytes()));
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
 
-    let key = new_key();
-    let mut b = builder(&name(cn), &ca_name, &key, not_before, not_after);
-    b.append_extension(BasicConstraints::new().build().expect("bc"))
-        .expect("bc");
-    let san = SubjectAlternativeName::new()
-        .dns(cn)
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(Some(&ca), None))
-        .expect("san");
-    b.append_extension(san).expect("san");
-    b.sign(&ca_key, openssl::hash::MessageDigest::sha256())
-        .expect("sign leaf");
-    let leaf = b.build();
+    let key = KeyPair::generate().expect("key");
+    let mut leaf =
+        CertificateParams::new(vec![cn.to_owned(), "127.0.0.1".to_owned()]).expect("params");
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.not_before = at(not_before);
+    leaf.not_after = at(not_after);
+    leaf.serial_number = Some(SerialNumber::from_slice(random_tag().as_bytes()));
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf.signed_by(&key, &issuer).expect("leaf certificate");
 
-    let ca_pem = ca.to_pem().expect("pem");
-    let mut chain = leaf.to_pem().expect("pem");
+    let ca_pem = ca_cert.pem().into_bytes();
+    let mut chain = leaf_cert.pem().into_bytes();
     chain.extend_from_slice(&ca_pem);
     TestTls {
         ca: ca_pem,
         chain,
-        key: key.private_key_to_pem_pkcs8().expect("key pem"),
+        key: key.serialize_pem().into_bytes(),
     }
-}
-
-fn name(cn: &str) -> openssl::x509::X509Name {
-    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
-    name.append_entry_by_text("CN", cn).expect("cn");
-    name.build()
-}
-
-fn builder(
-    subject: &openssl::x509::X509Name,
-    issuer: &openssl::x509::X509Name,
-    key: &openssl::pkey::PKey<openssl::pkey::Private>,
-    not_before: i64,
-    not_after: i64,
-) -> openssl::x509::X509Builder {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::{BigNum, MsbOption};
-    let mut b = openssl::x509::X509::builder().expect("x509");
-    b.set_version(2).expect("version");
-    let mut serial = BigNum::new().expect("bn");
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).expect("rand");
-    b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
-        .expect("serial");
-    b.set_subject_name(subject).expect("subject");
-    b.set_issuer_name(issuer).expect("issuer");
-    b.set_pubkey(key).expect("pubkey");
-    b.set_not_before(&Asn1Time::from_unix(not_before).expect("t"))
-        .expect("nb");
-    b.set_not_after(&Asn1Time::from_unix(not_after).expect("t"))
-        .expect("na");
-    b
 }

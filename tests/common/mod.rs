@@ -5,7 +5,12 @@
 pub mod certs;
 #[cfg(any(feature = "native-tls", feature = "rustls"))]
 pub mod echo;
+pub mod process;
 pub mod raw;
+// Not every test file uses it.
+#[cfg(target_os = "linux")]
+#[allow(unused_imports)]
+pub use process::connection_fds_on_port;
 #[cfg(any(feature = "native-tls", feature = "rustls"))]
 pub mod tls;
 // Not every test file uses TLS.
@@ -70,39 +75,4 @@ pub fn evict_a_silent_handshake(server: &syncws::Server) -> (TcpStream, TcpStrea
     let answer = raw::read_answer(&silent);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     (silent, second)
-}
-
-/// Descriptors of this process that are TCP connections (not listeners) to or from `port`:
-/// counts exactly one connection's sockets, whatever other tests leave closing meanwhile.
-pub fn connection_fds_on_port(port: u16) -> usize {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 10 || f[3] == "0A" {
-                continue;
-            }
-            let port_of = |addr: &str| {
-                addr.rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-            };
-            if port_of(f[1]) == Some(port) || port_of(f[2]) == Some(port) {
-                inodes.insert(f[9].to_owned());
-            }
-        }
-    }
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| {
-            let t = target.to_string_lossy();
-            t.strip_prefix("socket:[")
-                .and_then(|r| r.strip_suffix(']'))
-                .is_some_and(|inode| inodes.contains(inode))
-        })
-        .count()
 }

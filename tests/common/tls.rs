@@ -5,6 +5,10 @@
 //!
 //! Certificates come as a CA and a leaf it issued: webpki (rustls) refuses a CA certificate
 //! used as a server's own certificate, so a lone self-signed one would not do for both.
+//!
+//! The rustls configs are made with the tests' own rustls (a dev-dependency, the same crate
+//! syncws's `rustls` feature uses), so the raw TLS peers of tests/tls.rs have them in every
+//! build.
 
 pub use super::certs::{TestTls, issue, unix_now};
 use syncws::{Client, ClientBuilder, Server, ServerBuilder};
@@ -76,12 +80,10 @@ pub fn server_tls(tls: &TestTls) -> ServerBuilder {
 
 /// A rustls client config (ring) trusting exactly `ca_pem`, with `identity` as its client
 /// certificate if given.
-#[cfg(feature = "rustls")]
 pub fn rustls_client_config(
     ca_pem: &[u8],
     identity: Option<&TestTls>,
-) -> std::sync::Arc<syncws::rustls::ClientConfig> {
-    use syncws::rustls;
+) -> std::sync::Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs(ca_pem) {
         roots.add(cert).expect("root");
@@ -101,12 +103,10 @@ pub fn rustls_client_config(
 
 /// A rustls server config (ring) presenting `tls`'s certificate; with `client_ca`, it
 /// requires a client certificate issued by that CA.
-#[cfg(feature = "rustls")]
 pub fn rustls_server_config(
     tls: &TestTls,
     client_ca: Option<&[u8]>,
-) -> std::sync::Arc<syncws::rustls::ServerConfig> {
-    use syncws::rustls;
+) -> std::sync::Arc<rustls::ServerConfig> {
     let b = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("versions");
@@ -132,21 +132,18 @@ pub fn rustls_server_config(
     )
 }
 
-#[cfg(feature = "rustls")]
-fn provider() -> std::sync::Arc<syncws::rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(syncws::rustls::crypto::ring::default_provider())
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
-#[cfg(feature = "rustls")]
-fn certs(pem: &[u8]) -> Vec<syncws::rustls::pki_types::CertificateDer<'static>> {
-    use syncws::rustls::pki_types::{CertificateDer, pem::PemObject};
+pub fn certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate PEM")
 }
 
-#[cfg(feature = "rustls")]
-fn private_key(pem: &[u8]) -> syncws::rustls::pki_types::PrivateKeyDer<'static> {
-    use syncws::rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+pub fn private_key(pem: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
     PrivateKeyDer::from_pem_slice(pem).expect("key PEM")
 }

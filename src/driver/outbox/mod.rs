@@ -28,7 +28,9 @@
 //!   the link, take the staged batch, write with `MSG_DONTWAIT`. What the socket does not take
 //!   waits in the link's batch for the writer, which is then woken. That removes the thread
 //!   hand-off from a request/response round trip; it is tried at most once per read of the
-//!   reader, so bursts are still batched by the writer.
+//!   reader, so bursts are still batched by the writer. Only where a write can be kept from
+//!   waiting (Linux, `MSG_DONTWAIT`; see `driver/platform/sockets.rs`): elsewhere the writer
+//!   writes everything.
 
 mod batch;
 mod link;
@@ -48,6 +50,7 @@ use link::{Link, Mode};
 pub(crate) use queue::{Control, Outgoing};
 use queue::{Queue, Spare};
 
+use crate::driver::platform;
 use crate::driver::transport::WriteHalf;
 use crate::message::Message;
 use crate::proto::encoder::{Encoder, Fit, Shared};
@@ -542,6 +545,8 @@ impl Outbox {
             q.writer_parked = false;
             let reads = self.reads.load(Ordering::Relaxed);
             match inline {
+                // Where a write cannot be kept from waiting, the writer writes everything.
+                _ if !platform::sockets::WRITES_WITHOUT_WAITING => Wake::Writer,
                 Inline::Never => Wake::Writer,
                 Inline::Always => Wake::Inline,
                 Inline::OncePerRead if q.inline_at_read != reads => {

@@ -3,12 +3,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::super::platform;
 use super::session::Session;
+use super::stall::{self, CloseDeadline, OnStall, Stall, WRITE_SLICE};
 use super::tcp::{READ_CHUNK, is_stall};
 pub(crate) use super::tcp::{set_deadline, write_all_by};
 
@@ -35,42 +37,27 @@ pub(crate) struct WriteHalf {
     pub stall: Stall,
 }
 
-/// One blocking write call waits at most this long (the socket's send timeout) before the
-/// writer looks at its deadlines again.
-pub(crate) const WRITE_SLICE: Duration = Duration::from_millis(500);
-
-/// The close deadline as the writer's blocking writes see it: set once, when the close starts
-/// (the session decides it; `None` inside: never).
-pub(crate) type CloseDeadline = Arc<OnceLock<Option<Instant>>>;
-
-/// When a blocking write stops waiting for a peer that does not read: after `write_timeout` with
-/// no byte accepted (progress, not calls: a peer that reads a byte now and then keeps it going),
-/// or once the socket's close deadline, which runs from `close()`, has passed.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Stall {
-    pub write_timeout: Option<Duration>,
-    pub close_deadline: Option<CloseDeadline>,
-}
-
-impl Stall {
-    /// Whether the close deadline has passed.
-    pub(crate) fn close_expired(&self, now: Instant) -> bool {
-        self.close_deadline
-            .as_ref()
-            .and_then(|d| d.get().copied().flatten())
-            .is_some_and(|d| now >= d)
-    }
-
-    fn give_up(&self, last_progress: Instant) -> bool {
-        let now = Instant::now();
-        self.write_timeout
-            .is_some_and(|t| now.saturating_duration_since(last_progress) >= t)
-            || self.close_expired(now)
+/// Reads and throws away raw bytes from `tcp` until the peer closes or `deadline`; true when
+/// the peer closed. The scratch buffer is on the heap: this runs under the read loop's frame,
+/// and every stack page a pooled thread touches stays resident for the life of the thread.
+pub(crate) fn drain_until_eof(tcp: &TcpStream, deadline: Option<Instant>) -> bool {
+    let mut scratch = vec![0u8; 4096];
+    loop {
+        if set_deadline(tcp, deadline).is_err() {
+            return false;
+        }
+        match (&*tcp).read(&mut scratch) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
 /// Writes `a` then `b` on a socket whose send timeout is a `WRITE_SLICE`: a slice without
-/// progress is retried until `stall` gives up. While both have bytes, one vectored write per
+/// progress is retried until `stall` gives up (on Windows each call waits for the whole time
+/// left instead, and a timeout is final: `platform::sockets`). While both have bytes, one vectored write per
 /// round, so a large `b` (a payload behind its frame header) goes out without being copied.
 fn write_all_stalling(
     tcp: &TcpStream,
@@ -81,6 +68,13 @@ fn write_all_stalling(
     let mut tcp = tcp;
     let mut last_progress = Instant::now();
     while !a.is_empty() || !b.is_empty() {
+        // Where a timed-out write cannot be resumed (Windows), the call blocks without a timeout
+        // and the write watcher ends it if it stalls past a deadline.
+        let _watched = if platform::sockets::TIMED_OUT_WRITES_RESUME {
+            None
+        } else {
+            stall::watched(stall, last_progress)
+        };
         let written = match (a.is_empty(), b.is_empty()) {
             (true, _) => tcp.write(b),
             (false, true) => tcp.write(a),
@@ -90,7 +84,13 @@ fn write_all_stalling(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_stall(&e) && !stall.give_up(last_progress) => continue,
+            Err(e)
+                if is_stall(&e)
+                    && platform::sockets::TIMED_OUT_WRITES_RESUME
+                    && !stall.give_up(last_progress) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         last_progress = Instant::now();
@@ -106,19 +106,24 @@ fn write_all_stalling(
 
 /// Prepares the write half for the writer thread: a blocking write waits a slice at a time,
 /// so that the write timeout (progress, not calls) and the close deadline are looked at even
-/// while a peer that reads slowly keeps the write going.
+/// while a peer that reads slowly keeps the write going. Where a timed-out write cannot be
+/// resumed (Windows) the write watcher looks at them instead, and calls `on_stall`.
 pub(crate) fn for_writer(
     mut io: WriteHalf,
     config: &crate::config::Config,
     close_deadline: &CloseDeadline,
+    on_stall: OnStall,
 ) -> WriteHalf {
     let slice = config
         .write_timeout_option()
         .map_or(WRITE_SLICE, |t| t.min(WRITE_SLICE));
-    let _ = io.tcp.set_write_timeout(Some(slice));
+    // Slices only where a timed-out write can be resumed; elsewhere the watcher keeps time.
+    let timeout = platform::sockets::TIMED_OUT_WRITES_RESUME.then_some(slice);
+    let _ = io.tcp.set_write_timeout(timeout);
     io.stall = Stall {
         write_timeout: config.write_timeout_option(),
         close_deadline: Some(close_deadline.clone()),
+        on_stall: Some(on_stall),
     };
     io
 }
@@ -227,41 +232,9 @@ impl ReadHalf {
 
     /// Reads and throws away raw bytes until the peer closes or `deadline`; used while closing,
     /// when nothing more is to be delivered.
-    ///
-    /// The scratch buffer is on the heap: this runs under the read loop's frame, and every
-    /// stack page a pooled thread touches stays resident for the life of the thread.
     pub(crate) fn drain_until_eof(&mut self, deadline: Option<Instant>) -> bool {
-        let mut scratch = vec![0u8; 4096];
-        loop {
-            if set_deadline(&self.tcp, deadline).is_err() {
-                return false;
-            }
-            match (&*self.tcp).read(&mut scratch) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
+        drain_until_eof(&self.tcp, deadline)
     }
-}
-
-/// Writes what the socket takes now without waiting: `MSG_DONTWAIT` on this one call, so the
-/// descriptor the reader blocks on stays blocking. Returns bytes written; 0 when the socket's
-/// buffer is full.
-fn send_now(tcp: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-    let sock = socket2::SockRef::from(tcp);
-    let mut done = 0;
-    while done < buf.len() {
-        match sock.send_with_flags(&buf[done..], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 impl WriteHalf {
@@ -331,10 +304,10 @@ impl WriteHalf {
     /// not take stays pending ([`has_pending`](Self::has_pending)) for the next write.
     pub(crate) fn write_nonblocking(&mut self, plain: &[u8]) -> io::Result<usize> {
         if self.tls.is_none() {
-            return send_now(&self.tcp, plain);
+            return platform::sockets::send_now(&self.tcp, plain);
         }
         self.encrypt(plain)?;
-        let n = send_now(&self.tcp, &self.cipher[self.cipher_pos..])?;
+        let n = platform::sockets::send_now(&self.tcp, &self.cipher[self.cipher_pos..])?;
         self.cipher_pos += n;
         if !self.has_pending() {
             self.cipher_written();

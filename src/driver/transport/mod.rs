@@ -24,9 +24,11 @@ mod native;
 #[cfg(feature = "rustls")]
 mod rustls;
 mod session;
+mod stall;
 mod tcp;
 mod tls;
 
-pub(crate) use halves::{CloseDeadline, ReadHalf, WriteHalf, for_writer, plain, set_deadline};
+pub(crate) use halves::{ReadHalf, WriteHalf, drain_until_eof, for_writer, plain, set_deadline};
+pub(crate) use stall::{CloseDeadline, OnStall};
 pub(crate) use tcp::is_stall;
 pub(crate) use tls::{Acceptor, Connector, default_connector, tls_accept, tls_connect};

@@ -1,4 +1,4 @@
-//! Socket threads started with `pthread_create` directly (Linux).
+//! Socket threads started with `pthread_create` directly: the Linux path of [`threads`](super).
 //!
 //! A thread from `std::thread` costs four memory mappings: its stack and guard page, and the
 //! alternate signal stack (and its guard page) that std sets up on every thread to report stack
@@ -14,13 +14,15 @@
 //! Everything else std needs works on such threads: thread-locals and their destructors,
 //! `thread::current()`, `catch_unwind`, parking.
 #![allow(unsafe_code)]
+// Every `unsafe` block below calls glibc's (or musl's) pthread, sysconf and madvise as Linux
+// defines them; this module is compiled for `target_os = "linux"` only.
 
 use std::ffi::CStr;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
-/// What the thread runs.
+/// What a socket thread runs.
 pub(crate) type Main = Box<dyn FnOnce() + Send>;
 
 /// The closure and the name, handed to the new thread through one pointer.
