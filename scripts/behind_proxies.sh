@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The server role behind real reverse proxies (issue 18): Debian's nginx and HAProxy in front
+# The server role behind real reverse proxies: Debian's nginx and HAProxy in front
 # of syncws servers, plain and with TLS terminated at the proxy, HAProxy's send-proxy-v2 and
 # nginx's stream proxy_protocol, and an nginx route with a 3 s proxy_read_timeout for the idle
 # tests; then runs tests/behind_proxies.rs against them.

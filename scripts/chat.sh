@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scale-out chat (examples/chat, issue 18): Redis, HAProxy and three chat-server processes;
+# The scale-out chat (examples/chat): Redis, HAProxy and three chat-server processes;
 # chat-check connects reconnecting clients through HAProxy, checks every message reaches
 # every client exactly once and in order per sender, kills the process holding the first
 # client, and checks its clients come back on another process and keep chatting.
@@ -35,7 +35,7 @@ started() {
 }
 
 # A Redis URL's password never reaches the output: chat-server names the URL it cannot reach
-# without its userinfo (Hardening III, item 6).
+# without its userinfo.
 free_port DEAD_PORT
 if "$BIN/chat-server" --listen 127.0.0.1:0 --redis "redis://chat:s3cret-pw@127.0.0.1:$DEAD_PORT/" \
     >"$work/redacted.log" 2>&1; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `syncws connect` driven as a person would, in a real terminal under tmux (issue 17): type a
+# `syncws connect` driven as a person would, in a real terminal under tmux: type a
 # line, see it echoed, press Ctrl-D, see the close with 1000, and the program exits 0. And a
 # message carrying an escape sequence (the echo server sends back what we typed) is shown with
-# the escape spelled out, not obeyed by the terminal (Hardening III, item 6).
+# the escape spelled out, not obeyed by the terminal.
 #
 #   scripts/cli_tmux.sh
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Windows and macOS from this Linux machine (issue "Every desktop"): a Debian sid root with
+# Windows and macOS from this Linux machine: a Debian sid root with
 # rustc/cargo and std's source (for -Zbuild-std), mingw-w64 and Wine 10, in which
 #
 #   windows-test   builds the root package's tests for x86_64-pc-windows-gnu and runs them

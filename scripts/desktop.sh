@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The desktop example (examples/desktop, eframe/egui) in a real window under Xvfb (issue 17):
+# The desktop example (examples/desktop, eframe/egui) in a real window under Xvfb:
 # its self-test connects to an embedded echo server, sends a message, waits until the echo is
 # on screen and saves a PNG of the window; this script checks the run and the PNG (the
 # window's size, not blank).

@@ -57,6 +57,9 @@ if ! cargo +nightly fuzz --help >/dev/null 2>&1; then
 fi
 
 cd fuzz
+# A build directory of its own when one is set for everything (CI's): the fuzz build's flags
+# (--cfg fuzzing, sanitizers) would otherwise rebuild the main one's artifacts.
+[ -z "${CARGO_TARGET_DIR:-}" ] || export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
 echo "== cargo +nightly fuzz build (all targets)"
 build_start=$(date +%s)
 nice -n 19 cargo +nightly fuzz build

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test kit's MockServer against a foreign client, Python `websockets` (issue 16): a
+# The test kit's MockServer against a foreign client, Python `websockets`: a
 # refusal, then a script of every step a foreign client can answer (see
 # examples/mock_foreign.rs and scripts/mock_foreign_client.py).
 #

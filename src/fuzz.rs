@@ -1,11 +1,11 @@
-//! The pure protocol layer, for the fuzz targets in `fuzz/` (feature `fuzzing`; hidden from
-//! the docs; not a stable API).
+//! The pure protocol layer, for the fuzz targets in `fuzz/` (`--cfg fuzzing`, which
+//! cargo-fuzz sets; hidden from the docs; not a stable API).
 //!
 //! The targets and the invariants they check live in the fuzz crate (`fuzz/src/`, see
 //! `docs/fuzzing.md`); this module only names what they drive. Each module below re-exports
 //! the items the targets name from the crate's private module of the same name (the types
 //! those items return are `pub` too, so that they may appear in a public signature, but stay
-//! unnamed here), so nothing is reachable from outside the crate without this feature. The
+//! unnamed here), so nothing is reachable from outside the crate without this cfg. The
 //! functions of `proxy` and `redirect_response` stand in for crate-internal constructors and
 //! methods of public types (`Proxy`, `Response`), which cannot be re-exported without making
 //! them public for everyone.
@@ -51,9 +51,11 @@ pub mod frame {
 /// The opening handshake: the server's half (request checks, the 101) and the client's
 /// (response parsing and checks).
 pub mod handshake {
+    pub use crate::proto::handshake::head::MAX_HEADERS;
+    pub use crate::proto::handshake::key::accept_key;
     pub use crate::proto::handshake::{
-        ClientHello, MAX_HEADER_BYTES, MAX_HEADERS, OriginPolicy, Policy, accept, accept_key,
-        check_response, encode_accept, normalize_origin, parse_request, parse_response,
+        ClientHello, MAX_HEADER_BYTES, OriginPolicy, Policy, accept, check_response, encode_accept,
+        normalize_origin, parse_request, parse_response,
     };
 }
 
@@ -87,11 +89,11 @@ pub mod utf8 {
     pub use crate::proto::utf8::Validator;
 }
 
-/// The environment's proxy rules (`src/proxy.rs`).
+/// The environment's proxy rules (`src/proxy/env.rs`).
 pub mod proxy {
     use super::{Debug, Error, Proxy};
 
-    pub use crate::proxy::is_loopback;
+    pub use crate::proxy::env::is_loopback;
 
     /// `Proxy::from_env` with `lookup` as the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Proxy {

@@ -1,4 +1,4 @@
-//! Caller-supplied arguments that used to be able to panic a socket thread (issue 8, item 4):
+//! Caller-supplied arguments at their extremes never panic a socket thread:
 //! every duration knob at zero and at `Duration::MAX`, and a reader thread the OS refuses.
 
 mod common;

@@ -164,7 +164,7 @@ fn echo_from_0_b_to_4_mib_with_deflate_through_each_proxy() {
     }
 }
 
-/// Hardening III, items 1 and 2: what a client writes in `Forwarded` or `X-Forwarded-For`, or
+/// What a client writes in `Forwarded` or `X-Forwarded-For`, or
 /// a byte that is not UTF-8 in X-Forwarded-For, does not change the address the backend
 /// believes: through nginx and HAProxy it sees the client's real one.
 #[test]

@@ -279,7 +279,7 @@ fn slow_receiver(
     (reader, is_ready)
 }
 
-/// Hardening III, item 4: one client flooding a room must not get every other member closed
+/// One client flooding a room must not get every other member closed
 /// as "too slow". Without a per-sender rate, a flood of 64 KiB messages (under the server's
 /// 1 MiB message limit) fills every receiver's send queue faster than a 2 MB/s link drains it,
 /// and `WhenFull::Close(1008)` closes them all. With the pattern's `max_receive_rate`, the
@@ -355,7 +355,7 @@ fn one_flooding_sender_does_not_get_the_other_members_closed() {
     flooder.websocket().cancel();
 }
 
-/// Hardening III, item 5: a client offering `server_max_window_bits` makes the server compress
+/// A client offering `server_max_window_bits` makes the server compress
 /// with that window. Before, broadcast frames were shared per window size, so seven clients
 /// offering 9 to 15 made each broadcast compress seven times and every broadcasting thread keep
 /// seven compressors (~1.7 MiB) for life. Now only the server's own window is shared; the

@@ -1,4 +1,4 @@
-//! Engine behaviours of issue 7, over real sockets: fragmentation of large messages, pongs
+//! Engine behaviours, over real sockets: fragmentation of large messages, pongs
 //! between fragments, the thread stack knob.
 
 mod common;

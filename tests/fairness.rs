@@ -1,4 +1,4 @@
-//! One host cannot starve the others (issue Hardening II, item 4): per-address caps on
+//! One host cannot starve the others: per-address caps on
 //! handshaking and established connections, over real sockets. Clients are bound to different
 //! loopback addresses (on Linux all of 127/8 is local) with socket2 before they connect, so the
 //! server sees them as different hosts.
@@ -350,7 +350,7 @@ fn an_evicted_tls_handshake_is_shut_down_without_plaintext() {
     }
 }
 
-/// Hardening III, item 7: a handshake whose thread is answering (the handler runs, the answer
+/// A handshake whose thread is answering (the handler runs, the answer
 /// and its linger follow) keeps its place until the thread is free, so threads never outnumber
 /// `max_handshaking`. Before, evicting it only took it out of the count while its thread went
 /// on, and a newcomer's thread ran beside it; now, with every place held by threads that are

@@ -205,7 +205,7 @@ fn the_forwarded_header_is_believed_from_trusted_proxies_only() {
     assert_eq!(seen_ip(&seen), "127.0.0.1");
 }
 
-/// Hardening III, item 1: nginx and HAProxy append to X-Forwarded-For and pass a `Forwarded`
+/// Nginx and HAProxy append to X-Forwarded-For and pass a `Forwarded`
 /// the client wrote through untouched; a server reading X-Forwarded-For never believes it,
 /// for the address or for the per-address quota.
 #[test]
@@ -231,7 +231,7 @@ fn a_forwarded_header_the_client_wrote_is_not_believed_beside_x_forwarded_for() 
     assert_eq!(seen_ip(&seen), "203.0.113.51");
 }
 
-/// Hardening III, item 2: nginx joins what the client sent with the address it saw into one
+/// Nginx joins what the client sent with the address it saw into one
 /// value (`"\xff, <client>"`); the client's garbage must not make it look like the proxy, and an
 /// unreadable hop the proxy appended is refused, never taken as the proxy.
 #[test]
@@ -252,7 +252,7 @@ fn garbage_left_of_the_client_is_skipped_and_an_unreadable_last_hop_is_refused_w
     assert_eq!(server.stats().refused_bad_handshake, 1);
 }
 
-/// Hardening III, item 3: once a PROXY header names the client, its handshake counts under the
+/// Once a PROXY header names the client, its handshake counts under the
 /// client's address. One client's idle PROXY-only connections then evict only each other,
 /// never another proxied client's handshake (before, all were the proxy's, and the victim, the
 /// oldest, went first).
@@ -290,7 +290,7 @@ fn one_proxied_clients_idle_connections_do_not_evict_another_proxied_clients_han
     assert_eq!(seen_ip(&seen), "192.0.2.2");
 }
 
-/// Hardening III, item 3: `max_handshaking_per_ip` applies to proxied clients once their
+/// `max_handshaking_per_ip` applies to proxied clients once their
 /// PROXY header names them (before, a trusted proxy's connections were all exempt).
 #[test]
 fn max_handshaking_per_ip_applies_to_a_proxied_client() {

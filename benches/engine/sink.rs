@@ -3,9 +3,7 @@
 //! It reads the socket 128 KiB at a time into one buffer and walks the frames in place:
 //! binary payloads are skipped (counted, never unmasked, copied or allocated), and only small
 //! frames (text, close, ping) are kept whole. So the sink costs little per message, and the
-//! send scenarios measure the client rather than the server. (Until Engine v3 the sink was
-//! tungstenite's own `read()`: up to 128 KiB per read into the free part of its buffer, and an
-//! unmasked payload and a `Message` for every message.)
+//! send scenarios measure the client rather than the server.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

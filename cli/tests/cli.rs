@@ -634,7 +634,7 @@ fn listen_origin_refuses_other_origins_with_403() {
     }
 }
 
-/// Hardening III, item 6: what the peer controls reaches the terminal escaped: a close reason,
+/// What the peer controls reaches the terminal escaped: a close reason,
 /// a refusal's body, and (on stderr, always a person's) error texts. A peer's ESC sequence
 /// must not clear the screen or retitle the window.
 #[test]
@@ -669,7 +669,7 @@ fn messages_to_a_pipe_are_not_escaped() {
     assert_eq!(stdout(&out), "tab\there\x1b[0m\n");
 }
 
-/// Hardening III, item 6: `--exec` gives the program one line per text message; newlines and
+/// `--exec` gives the program one line per text message; newlines and
 /// carriage returns inside a message become spaces (as websocat's line mode does), so a peer
 /// cannot make one message read as several lines.
 #[test]

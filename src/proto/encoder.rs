@@ -369,7 +369,7 @@ impl Encoder {
 
     /// Encodes a whole message at once (all its fragments). The driver encodes fragment by
     /// fragment; the tests and the fuzz targets use this.
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    #[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
     pub fn message(&mut self, out: &mut Vec<u8>, message: Message) -> Result<(), Error> {
         self.start(message)?;
         while self.next_fragment(out).is_none() {}

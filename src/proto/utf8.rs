@@ -36,7 +36,7 @@ impl Validator {
     }
 
     /// Checks that the text ends on a whole character.
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, fuzzing))]
     pub fn finish(&self, buf: &[u8]) -> Result<(), Invalid> {
         if self.valid_up_to == buf.len() {
             Ok(())

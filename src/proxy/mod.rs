@@ -3,14 +3,12 @@
 //! in `proto/tunnel.rs`, the I/O in `driver/tunnel.rs`.
 
 mod endpoint;
-mod env;
+pub(crate) mod env;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub(crate) use endpoint::{Endpoint, Scheme};
-#[cfg(feature = "fuzzing")]
-pub use env::is_loopback;
 
 use endpoint::parse_proxy_url;
 use env::EnvProxy;

@@ -3,11 +3,10 @@
 //!
 //! Everything senders, the reader (pongs) and the writer share is one [`Queue`] behind one
 //! short lock, held for the moment it takes to queue an item or to encode a small message and
-//! never across I/O or compression. One lock instead of a lock-free gate, counters and
-//! channels: `send` pays two atomic operations (the lock and the unlock) where the lock-free
-//! version paid seven, and the gate, the limits, the queue and the writer's "parked" flag are
-//! decided together, so no fences or in-flight counts are needed to keep a message from
-//! falling behind the close frame or a wake-up from being lost.
+//! never across I/O or compression: `send` pays two atomic operations (the lock and the
+//! unlock), and the gate, the limits, the queue and the writer's "parked" flag are decided
+//! together, so no fences or in-flight counts are needed to keep a message from falling behind
+//! the close frame or a wake-up from being lost.
 //!
 //! - **The gate** is `sealed`: a close, a failure, a cancel and the end set it under the
 //!   lock, so a message whose `send` returned true was queued before the close frame.

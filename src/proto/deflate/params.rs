@@ -18,7 +18,7 @@ pub struct Params {
     /// server compresses without context takeover and with the window it chose for itself
     /// (`server_max_window_bits` as configured), not a smaller one the client asked for. A
     /// client choosing its own window gets each broadcast compressed for it alone, so clients
-    /// cannot make a broadcaster keep one compressor per window size (Hardening III, item 5).
+    /// cannot make a broadcaster keep one compressor per window size.
     pub shared_frames: bool,
 }
 

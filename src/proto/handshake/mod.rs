@@ -3,8 +3,8 @@
 //! ([`head`]) and the key and its accept value ([`key`]).
 
 mod client;
-mod head;
-mod key;
+pub(crate) mod head;
+pub(crate) mod key;
 mod origin;
 mod refusal;
 mod server;
@@ -19,11 +19,7 @@ pub(crate) use refusal::{Refusal, encode_refusal};
 pub(crate) use server::Accepted;
 // `pub` where the fuzz targets reach them through `crate::fuzz`.
 pub use client::{check_response, parse_response};
-#[cfg(feature = "fuzzing")]
-pub use head::MAX_HEADERS;
-#[cfg(feature = "fuzzing")]
-pub use key::accept_key;
 pub use server::{ClientHello, Policy, accept, parse_request};
-// The fuzz targets build 101s by hand.
-#[cfg(any(feature = "fuzzing", feature = "testing"))]
+// The test kit's mock server and the fuzz targets write 101s of their own.
+#[cfg(any(fuzzing, feature = "testing"))]
 pub use server::encode_accept;
