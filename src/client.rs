@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, socket_options};
 use crate::driver;
-use crate::driver::Shared;
+use crate::driver::Socket;
 use crate::driver::backlog::Backlog;
 use crate::driver::callbacks::Callbacks;
 use crate::driver::transport::{self, Connector};
@@ -82,12 +82,12 @@ impl Client {
         listener: Box<dyn WebSocketListener>,
     ) -> WebSocket {
         let tls = self.tls_source();
-        let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
+        let (socket, inbox) = Socket::new(request, crate::proto::Role::Client, &self.inner.config);
         let ws = WebSocket {
-            shared: shared.clone(),
+            socket: socket.clone(),
         };
         let callbacks = Bound::new(ws.clone(), listener);
-        driver::spawn_client(shared, inbox, self.inner.config.clone(), tls, callbacks);
+        driver::spawn_client(socket, inbox, self.inner.config.clone(), tls, callbacks);
         ws
     }
 
@@ -114,13 +114,13 @@ impl Client {
         backlog: Arc<Backlog>,
         callbacks: Box<dyn Callbacks>,
     ) -> Result<(WebSocket, crate::response::Response), crate::error::Error> {
-        let (shared, inbox) = Shared::new(request, crate::proto::Role::Client, &self.inner.config);
-        let _ = shared.backlog.set(backlog);
+        let (socket, inbox) = Socket::new(request, crate::proto::Role::Client, &self.inner.config);
+        let _ = socket.pause.backlog.set(backlog);
         let ws = WebSocket {
-            shared: shared.clone(),
+            socket: socket.clone(),
         };
         let response = driver::connect_here(
-            shared,
+            socket,
             inbox,
             self.inner.config.clone(),
             self.tls_source(),
@@ -155,7 +155,7 @@ impl ClientBuilder {
     /// and the proxy's handshake (`CONNECT` or SOCKS5) together; a proxy that does not answer
     /// in time fails the socket with [`Error::ConnectTimeout`](crate::Error::ConnectTimeout).
     ///
-    /// The whole connect, redirects included, ends within `connect_timeout + read_timeout`
+    /// The whole connect, redirects included, ends within `connect_timeout + handshake_timeout`
     /// (20 s by default): each redirect's hop gets what is left of that, not a fresh
     /// budget.
     pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {

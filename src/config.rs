@@ -14,7 +14,7 @@ type ResolveFn = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
 
 /// Resolves a host name and port to socket addresses. The default asks the system
 /// (`getaddrinfo`); [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver) sets
-/// another. The driver runs it on a thread of its own (`driver/dns.rs`).
+/// another. The driver runs it on a thread of its own (`driver/connect/dns.rs`).
 #[derive(Clone)]
 pub(crate) struct Resolver(Arc<ResolveFn>);
 
@@ -47,7 +47,8 @@ impl std::fmt::Debug for Resolver {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub connect_timeout: Duration,
-    pub read_timeout: Duration,
+    /// TLS, the upgrade request and its answer, from the TCP connection on.
+    pub handshake_timeout: Duration,
     pub write_timeout: Duration,
     pub ping_interval: Option<Duration>,
     pub pong_timeout: Option<Duration>,
@@ -89,7 +90,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             ping_interval: None,
             pong_timeout: None,
@@ -344,10 +345,20 @@ macro_rules! socket_options {
 
         /// How long the opening handshake may take once connected: TLS, writing the upgrade
         /// request or answer (a peer that never reads cannot hold it), and the peer's HTTP
-        /// head, however slowly it trickles. Default 10 s.
-        pub fn read_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.config.read_timeout = timeout;
+        /// head, however slowly it trickles; past it the socket fails with
+        /// [`Error::ReadTimeout`](crate::Error::ReadTimeout) (a server drops the connection).
+        /// Default 10 s.
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.config.handshake_timeout = timeout;
             self
+        }
+
+        /// The former name of [`handshake_timeout`](Self::handshake_timeout): it bounds the
+        /// opening handshake, not reads in general (after the handshake there is no read
+        /// timeout; pings find dead peers).
+        #[deprecated(since = "0.2.0", note = "renamed `handshake_timeout`")]
+        pub fn read_timeout(self, timeout: std::time::Duration) -> Self {
+            self.handshake_timeout(timeout)
         }
     };
 }

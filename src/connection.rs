@@ -76,8 +76,8 @@ impl Client {
 /// An open web socket used by blocking calls: [`recv`](Self::recv) waits for the next message.
 ///
 /// Made by [`connect`] or [`Client::connect`]. Messages are buffered up to 4 MiB
-/// ([`DEFAULT_CHANNEL_LIMIT`](crate::DEFAULT_CHANNEL_LIMIT), each message counted as its
-/// payload plus [`EVENT_CHARGE`](crate::EVENT_CHARGE)); past that the socket stops
+/// ([`DEFAULT_CHANNEL_LIMIT`], each message counted as its
+/// payload plus [`EVENT_CHARGE`]); past that the socket stops
 /// reading until `recv` catches up, so a fast peer cannot exhaust memory (see
 /// [`channel`](crate::channel) for what a full buffer does to pings and to the peer's close).
 /// Everything else is as for [`WebSocket`]: `send` and `close` never block, all queued messages

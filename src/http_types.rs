@@ -4,28 +4,21 @@
 //! Header values keep their bytes both ways: nothing is converted through text.
 
 use crate::error::Error;
+use crate::header;
 use crate::request::Request;
 use crate::response::Response;
-
-/// Headers of an `http::Request` that syncws writes itself and takes over from the URL and the
-/// client's settings: a request made for another WebSocket client (tungstenite's
-/// `into_client_request()` adds them) converts without error.
-const WRITTEN_BY_SYNCWS: &[&str] = &[
-    "host",
-    "upgrade",
-    "connection",
-    "sec-websocket-key",
-    "sec-websocket-version",
-];
 
 /// An `http::Request<()>` for a client: a GET with an absolute `ws`, `wss`, `http` or `https`
 /// URI.
 ///
 /// - `Sec-WebSocket-Protocol` becomes the offered subprotocols, in order.
-/// - `Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key` and `Sec-WebSocket-Version` are
-///   dropped: syncws writes them itself (from the URI, with a fresh key).
 /// - `Sec-WebSocket-Extensions` is refused: compression is a client setting
 ///   ([`ClientBuilder::compression`](crate::ClientBuilder::compression)).
+/// - The other headers syncws writes itself (the handshake's: `Host`, `Upgrade`,
+///   `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Accept`, and the framing ones) are
+///   dropped: they come from the URI and the client's settings, with a fresh key, so a request
+///   made for another WebSocket client (tungstenite's `into_client_request()` adds some)
+///   converts without error.
 /// - Every other header is kept with its value's exact bytes, in order. A value marked
 ///   sensitive (`HeaderValue::set_sensitive`) becomes a [sensitive
 ///   header](crate::RequestBuilder::sensitive_header): it stays with its origin across
@@ -63,8 +56,12 @@ impl TryFrom<http::Request<()>> for Request {
         let mut builder = Request::builder(&uri.to_string());
         for (name, value) in request.headers() {
             let lower = name.as_str();
-            if WRITTEN_BY_SYNCWS.contains(&lower) {
-                continue;
+            if lower == "sec-websocket-extensions" {
+                return Err(Error::InvalidRequest(
+                    "Sec-WebSocket-Extensions: compression is a client setting \
+                     (ClientBuilder::compression), not a header"
+                        .into(),
+                ));
             }
             if lower == "sec-websocket-protocol" {
                 let Ok(list) = value.to_str() else {
@@ -75,6 +72,9 @@ impl TryFrom<http::Request<()>> for Request {
                 for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     builder = builder.subprotocol(p);
                 }
+                continue;
+            }
+            if header::written_by_syncws(lower) {
                 continue;
             }
             builder = if value.is_sensitive() {

@@ -239,7 +239,7 @@ impl Prepared {
 // `send_prepared` is the socket's, but written here: the socket's module knows nothing of
 // broadcast, so the two do not import each other.
 impl WebSocket {
-    /// Queues a [`Prepared`](crate::Prepared) message, as [`send`](Self::send) queues a
+    /// Queues a [`Prepared`] message, as [`send`](Self::send) queues a
     /// message: false if the socket is closing or closed, or the queue is full (which starts
     /// a close with 1001). The socket writes the prepared, shared frame when its encoding
     /// allows it, else encodes the message itself.
@@ -257,7 +257,7 @@ impl WebSocket {
     }
 
     pub(crate) fn send_prepared_inner(&self, prepared: &Prepared) -> Result<(), SendError> {
-        self.shared
+        self.socket
             .outbox
             .send_prepared(prepared.message(), &|shared| prepared.frame(shared))
     }

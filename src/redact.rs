@@ -49,7 +49,7 @@ pub fn url(text: &str) -> String {
     }
 }
 
-/// The by-hand cut of [`url`] for text that is not a URL with a host.
+/// The by-hand cut of [`url`](fn@url) for text that is not a URL with a host.
 fn unparsed(text: &str) -> String {
     let text = &text[..text.find(['?', '#']).unwrap_or(text.len())];
     // The authority starts after `scheme://` or a leading `//`; without either, at the start

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{SendError, Shared};
+use crate::driver::{SendError, Socket};
 use crate::error::Error;
 use crate::message::Message;
 use crate::proto::close;
@@ -23,13 +23,13 @@ pub use crate::proto::session::State;
 /// - [`cancel`](Self::cancel) drops the connection at once, discarding queued messages.
 #[derive(Clone)]
 pub struct WebSocket {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) socket: Arc<Socket>,
 }
 
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("url", &self.shared.request.shown_url())
+            .field("url", &self.socket.request.shown_url())
             .field("state", &self.state())
             .field("queue_size", &self.queue_size())
             .finish()
@@ -39,19 +39,19 @@ impl std::fmt::Debug for WebSocket {
 impl WebSocket {
     /// The request this socket was opened with (for a server socket: the client's request).
     pub fn request(&self) -> &Request {
-        &self.shared.request
+        &self.socket.request
     }
 
     /// The address of the other end of the TCP connection, once it is connected: the server's
     /// (or, through a proxy, the proxy's) for a client socket, the client's for a server one.
     /// `None` while connecting; still known after the socket ended.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.shared.addrs.get().map(|&(_, peer)| peer)
+        self.socket.addrs.get().map(|&(_, peer)| peer)
     }
 
     /// The local address of the TCP connection, once it is connected.
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.shared.addrs.get().map(|&(local, _)| local)
+        self.socket.addrs.get().map(|&(local, _)| local)
     }
 
     /// Whether `other` is a handle on this same socket (handles are clones): to find a
@@ -66,12 +66,12 @@ impl WebSocket {
     /// # Ok(()) }
     /// ```
     pub fn same_socket(&self, other: &WebSocket) -> bool {
-        std::sync::Arc::ptr_eq(&self.shared, &other.shared)
+        std::sync::Arc::ptr_eq(&self.socket, &other.socket)
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.shared.state()
+        self.socket.state()
     }
 
     /// A snapshot of the socket's traffic: messages, payload and wire bytes and frames each
@@ -91,13 +91,13 @@ impl WebSocket {
     /// # Ok(()) }
     /// ```
     pub fn stats(&self) -> crate::stats::Stats {
-        self.shared.stats()
+        self.socket.stats()
     }
 
     /// Payload bytes queued by `send` and not yet written to the socket (text counted as UTF-8
     /// bytes; framing not included). After a failure it may stay non-zero: those bytes were lost.
     pub fn queue_size(&self) -> u64 {
-        self.shared.outbox.queue_size()
+        self.socket.outbox.queue_size()
     }
 
     /// Queues a message: `&str`/`String` as text, `Vec<u8>`/`&[u8]` as binary.
@@ -109,7 +109,7 @@ impl WebSocket {
     /// close
     /// with 1001. Never blocks.
     pub fn send(&self, message: impl Into<Message>) -> bool {
-        self.queued(self.shared.send(message.into()))
+        self.queued(self.socket.send(message.into()))
     }
 
     /// What the non-blocking sends (`send`, `send_prepared`) make of the admission: a full
@@ -121,9 +121,9 @@ impl WebSocket {
             Err(SendError::Full) => {
                 log::warn!(
                     "send queue would exceed {} bytes; closing with 1001",
-                    self.shared.outbox.max_queue_size()
+                    self.socket.outbox.max_queue_size()
                 );
-                self.shared.close(Some(1001), "");
+                self.socket.close(Some(1001), "");
                 false
             }
         }
@@ -164,7 +164,7 @@ impl WebSocket {
         message: impl Into<Message>,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError> {
-        match self.shared.outbox.send_waiting(message.into(), timeout) {
+        match self.socket.outbox.send_waiting(message.into(), timeout) {
             Ok(()) => Ok(()),
             Err((SendError::TooLarge, m)) => Err(SendTimeoutError::TooLarge(m)),
             Err((SendError::Timeout | SendError::Full, m)) => Err(SendTimeoutError::Timeout(m)),
@@ -182,8 +182,8 @@ impl WebSocket {
     /// callback with a long timeout.
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
-        let shared = &self.shared;
-        shared.outbox.wait_drained(deadline, || shared.has_failed())
+        let socket = &self.socket;
+        socket.outbox.wait_drained(deadline, || socket.has_failed())
     }
 
     /// Starts a graceful close: queues a close frame with `code` and `reason` behind every
@@ -198,7 +198,7 @@ impl WebSocket {
     pub fn close(&self, code: u16, reason: Option<&str>) -> Result<bool, Error> {
         let reason = reason.unwrap_or("");
         close::validate(code, reason)?;
-        Ok(self.shared.close(Some(code), reason))
+        Ok(self.socket.close(Some(code), reason))
     }
 
     /// Drops the connection now, discarding queued messages. The listener gets
@@ -209,7 +209,7 @@ impl WebSocket {
     /// running is not waited for (`cancel` never waits for application code); to know the
     /// listener is done, call [`wait_finished`](Self::wait_finished) from outside it.
     pub fn cancel(&self) {
-        self.shared.cancel();
+        self.socket.cancel();
     }
 
     /// Blocks until the socket has finished (its terminal callback delivered, its listener
@@ -219,11 +219,11 @@ impl WebSocket {
     /// Called from one of the socket's own callbacks it returns false at once instead of
     /// waiting for itself.
     pub fn wait_finished(&self, timeout: Duration) -> bool {
-        if self.shared.on_reader_thread() {
-            return self.shared.is_finished();
+        if self.socket.on_reader_thread() {
+            return self.socket.is_finished();
         }
         // A timeout too large to add to now means "forever".
-        self.shared
+        self.socket
             .wait_finished(Instant::now().checked_add(timeout))
     }
 }

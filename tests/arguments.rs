@@ -13,7 +13,7 @@ fn every_duration_knob_accepts_zero_and_max() {
     for d in [Duration::ZERO, Duration::MAX] {
         let server = EchoServer::with_builder(
             Server::builder()
-                .read_timeout(d)
+                .handshake_timeout(d)
                 .write_timeout(d)
                 .ping_interval(d)
                 .pong_timeout(d)
@@ -23,7 +23,7 @@ fn every_duration_knob_accepts_zero_and_max() {
         .unwrap();
         let client = Client::builder()
             .connect_timeout(d)
-            .read_timeout(d)
+            .handshake_timeout(d)
             .write_timeout(d)
             .ping_interval(d)
             .pong_timeout(d)

@@ -222,7 +222,7 @@ fn never_reading_peer() -> (
 fn a_server_that_never_reads_cannot_hold_connect_with_a_large_request() {
     let (url, peer, done) = never_reading_peer();
     let client = Client::builder()
-        .read_timeout(Duration::from_secs(1))
+        .handshake_timeout(Duration::from_secs(1))
         .build();
     // A large cookie is enough to fill the connection's buffers (on loopback they take over
     // a mebibyte at once, so 4 MiB; on a real network far less would do).
@@ -317,7 +317,7 @@ fn a_redirect_chain_shares_one_deadline() {
     }
     let client = Client::builder()
         .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(1))
+        .handshake_timeout(Duration::from_secs(1))
         .build();
     let t0 = Instant::now();
     let result = client.connect(Request::builder(&next).build().unwrap());

@@ -317,24 +317,46 @@ fn the_accept_handler_sees_the_clients_address() {
     assert_eq!(request("ws://localhost/").peer_addr(), None);
 }
 
-#[test]
-fn the_server_role_defaults_refuse_messages_over_1_mib_and_upgrades_past_max_connections() {
+/// A server with `max_connections(cap)`: the first client opens (its socket and events are
+/// returned), a second one meanwhile is refused with 503 (the refusal is returned).
+fn one_open_and_one_refused(
+    cap: usize,
+) -> (Server, syncws::WebSocket, syncws::Events, syncws::Response) {
     let server = Server::builder()
-        .max_connections(1)
+        .max_connections(cap)
         .bind("127.0.0.1:0", |_| Accept::upgrade(Listener::new()))
         .unwrap();
     let (listener, events) = syncws::channel();
     let first = Client::new().new_web_socket(request(&server.url()), listener);
     expect_open(&events);
-    // A second client while the only slot is taken: 503.
     let (listener, second_events) = syncws::channel();
     let _second = Client::new().new_web_socket(request(&server.url()), listener);
     match next(&second_events) {
         Event::Ended(syncws::Ended::Failed { response, .. }) => {
-            assert_eq!(response.expect("an HTTP answer").status(), 503)
+            let response = *response.expect("an HTTP answer");
+            assert_eq!(response.status(), 503);
+            (server, first, events, response)
         }
         e => panic!("expected 503, got {e:?}"),
     }
+}
+
+/// Every cap of the server counts a value under 1 as 1, as its docs say: `max_connections(0)`
+/// once refused every upgrade, while the three other caps were raised to 1.
+#[test]
+fn max_connections_under_one_counts_as_one() {
+    let (_server, _first, _events, refusal) = one_open_and_one_refused(0);
+    assert!(
+        refusal.reason().contains("(max_connections 1)"),
+        "{}",
+        refusal.reason()
+    );
+}
+
+#[test]
+fn the_server_role_defaults_refuse_messages_over_1_mib_and_upgrades_past_max_connections() {
+    // A second client while the only slot is taken: 503.
+    let (_server, first, events, _refusal) = one_open_and_one_refused(1);
     // 1 MiB is accepted by default, one byte more is refused with 1009.
     assert!(first.send(vec![0u8; 1 << 20]));
     assert!(first.send(vec![0u8; (1 << 20) + 1]));

@@ -113,7 +113,7 @@ fn read_until_close_frame(s: &mut TcpStream) -> u16 {
 fn well_behaved_client_opens(url: &str, timeout: Duration) -> Result<(), String> {
     let client = Client::builder()
         .connect_timeout(timeout)
-        .read_timeout(timeout)
+        .handshake_timeout(timeout)
         .build();
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(Request::builder(url).build().unwrap(), listener);

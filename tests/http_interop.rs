@@ -53,6 +53,39 @@ fn a_request_built_for_tungstenite_connects() {
     assert_eq!(conn.recv().unwrap(), syncws::Message::Binary(Vec::new()));
 }
 
+/// Every header syncws writes itself is dropped by the conversion, not only the five a
+/// tungstenite request carries: a `Content-Length: 0` or a stray `Sec-WebSocket-Accept` (which
+/// the request builder refuses) once failed the conversion.
+#[test]
+fn every_header_syncws_writes_is_dropped_by_the_conversion() {
+    let (server, seen) = recording_server();
+    let http_request = http::Request::get(server.url())
+        .header("Host", "elsewhere.example")
+        .header("Content-Length", "0")
+        .header("Transfer-Encoding", "chunked")
+        .header("Sec-WebSocket-Accept", "not yours")
+        .header("X-Kept", "yes")
+        .body(())
+        .unwrap();
+    let request = Request::try_from(http_request).unwrap();
+    let mut conn = syncws::Client::new().connect(request).unwrap();
+    assert_eq!(conn.recv().unwrap(), syncws::Message::Binary(Vec::new()));
+    let got = seen.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert_eq!(got.headers()["x-kept"], "yes");
+    for dropped in [
+        "content-length",
+        "transfer-encoding",
+        "sec-websocket-accept",
+    ] {
+        assert!(
+            !got.headers().contains_key(dropped),
+            "{dropped} reached the server"
+        );
+    }
+    // The server saw the URI's host, not the request's.
+    assert_ne!(got.headers()["host"], "elsewhere.example");
+}
+
 #[test]
 fn header_bytes_that_are_not_utf8_survive_both_ways() {
     let (server, seen) = recording_server();

@@ -809,7 +809,7 @@ fn trickling_response_head_fails_with_read_timeout() {
         }
     });
     let client = Client::builder()
-        .read_timeout(Duration::from_millis(500))
+        .handshake_timeout(Duration::from_millis(500))
         .build();
     let (ws, events) = connect(&client, &url);
     let (error, _) = expect_failure(&events);
@@ -828,7 +828,7 @@ fn silent_server_fails_with_read_timeout() {
         drop(s);
     });
     let client = Client::builder()
-        .read_timeout(Duration::from_millis(500))
+        .handshake_timeout(Duration::from_millis(500))
         .build();
     let (ws, events) = connect(&client, &url);
     let (error, response) = expect_failure(&events);

@@ -922,7 +922,7 @@ fn fails_with_the_connect_timeout(proxy: Proxy) {
     let client = Client::builder()
         .proxy(proxy)
         .connect_timeout(timeout)
-        .read_timeout(Duration::from_secs(300))
+        .handshake_timeout(Duration::from_secs(300))
         .build();
     let error = failure(&client, "ws://127.0.0.1:9/");
     assert!(

@@ -576,11 +576,15 @@ fn wss_client_against_plain_ws_server_fails_instead_of_hanging() {
     // The server waits a long time for a valid request, so only the client's own handling
     // (TLS failure or its 1 s read timeout) can end this within EVENT_TIMEOUT.
     let server =
-        EchoServer::with_builder(Server::builder().read_timeout(Duration::from_secs(60))).unwrap();
+        EchoServer::with_builder(Server::builder().handshake_timeout(Duration::from_secs(60)))
+            .unwrap();
     assert!(server.url().starts_with("ws://"));
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let tls = test_tls();
-    let client = tls.client().read_timeout(Duration::from_secs(1)).build();
+    let client = tls
+        .client()
+        .handshake_timeout(Duration::from_secs(1))
+        .build();
     let (listener, events) = syncws::channel();
     let ws = client.new_web_socket(request(&url), listener);
     let error = expect_failure(&events);

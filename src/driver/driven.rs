@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::callbacks::Callbacks;
-use super::outbox::Outgoing;
-use super::reader::Reader;
-use super::shared::Shared;
+use super::read::Reader;
+use super::socket::Socket;
+use super::write::Outgoing;
 use crate::config::Config;
 use crate::error::Error;
 use crate::message::Message;
@@ -40,21 +40,21 @@ pub(crate) struct Driven {
 }
 
 impl Driven {
-    pub(crate) fn new(shared: Arc<Shared>, callbacks: Box<dyn Callbacks>, config: &Config) -> Self {
+    pub(crate) fn new(socket: Arc<Socket>, callbacks: Box<dyn Callbacks>, config: &Config) -> Self {
         Driven {
-            reader: Reader::new(shared, callbacks, Role::Client, config),
+            reader: Reader::new(socket, callbacks, Role::Client, config),
             log: Vec::new(),
             cancel_logged: false,
         }
     }
 
-    fn shared(&self) -> &Arc<Shared> {
-        self.reader.shared()
+    fn socket(&self) -> &Arc<Socket> {
+        self.reader.socket()
     }
 
     /// Moves what the application queued (and a cancel) into the log.
     fn collect(&mut self) {
-        for item in self.shared().outbox.take_queued() {
+        for item in self.socket().outbox.take_queued() {
             self.log.push(match item {
                 Outgoing::Message(m) => Did::Send(m),
                 // Only an open connection's outbox (`Outbox::open`, which gives it an encoder
@@ -67,7 +67,7 @@ impl Driven {
                 Outgoing::FailClose(code) => Did::Close(Some(code), String::new()),
             });
         }
-        if !self.cancel_logged && self.shared().with_session(|s| s.was_canceled()) {
+        if !self.cancel_logged && self.socket().with_session(|s| s.was_canceled()) {
             self.cancel_logged = true;
             self.log.push(Did::Cancel);
         }
@@ -80,7 +80,7 @@ impl Driven {
     }
 
     pub(crate) fn state(&self) -> State {
-        self.shared().state()
+        self.socket().state()
     }
 
     /// The handshake succeeded with `response`: `on_open`.
@@ -90,13 +90,17 @@ impl Driven {
         }
         self.enter_reader();
         if self
-            .shared()
+            .socket()
             .with_session(|s| s.opened(Instant::now(), false))
             .is_err()
         {
             return self.end(Cause::Dropped(None));
         }
-        let _ = self.shared().opened_at.set(std::time::SystemTime::now());
+        let _ = self
+            .socket()
+            .traffic
+            .opened_at
+            .set(std::time::SystemTime::now());
         match self.reader.call(|c| c.open(response)) {
             Ok(_) => {}
             Err(e) => self.fail_with_close(e),
@@ -131,7 +135,7 @@ impl Driven {
 
     /// A callback failed (it panicked): close 1011 is queued, and the socket ends.
     fn fail_with_close(&mut self, error: Error) {
-        self.shared().fail_with_close(error);
+        self.socket().fail_with_close(error);
         self.end(Cause::Dropped(None));
     }
 
@@ -160,12 +164,12 @@ impl Driven {
     /// Whether the socket has ended: its terminal callback delivered. With no writer, the
     /// reader's end (`Reader::finish`, run once, by `end`) finishes the socket there and then.
     pub(crate) fn is_ended(&self) -> bool {
-        self.shared().is_finished()
+        self.socket().is_finished()
     }
 
     /// The caller's thread plays the reader's part from here on: a callback's `wait_finished`
     /// returns at once, as on a reader thread (the reader's end clears it).
     fn enter_reader(&self) {
-        self.shared().enter_reader();
+        self.socket().enter_reader();
     }
 }

@@ -29,7 +29,7 @@ pub(crate) type Job = Box<dyn FnOnce() -> Duration + Send>;
 pub(crate) enum ThreadRole {
     Reader,
     Writer,
-    /// Runs name lookups (`dns.rs`), which can block for as long as the system resolver likes.
+    /// Runs name lookups (`connect/dns.rs`), which can block for as long as the system resolver likes.
     Resolver,
 }
 

@@ -1,6 +1,6 @@
 //! Proxies: the public [`Proxy`] type, and the pure rules behind it: proxy URLs and what they
-//! name ([`endpoint`]), the environment variables and `no_proxy` ([`env`]). The handshakes are
-//! in `proto/tunnel.rs`, the I/O in `driver/tunnel.rs`.
+//! name ([`endpoint`]), the environment variables and `no_proxy` ([`env`](mod@env)). The handshakes are
+//! in `proto/tunnel.rs`, the I/O in `driver/connect/tunnel.rs`.
 
 mod endpoint;
 pub(crate) mod env;

@@ -1,6 +1,6 @@
 //! A server handler's answer to an upgrade request.
 
-use crate::driver::Admit;
+use crate::driver::Decision;
 use crate::header::Header;
 use crate::listener::{Bound, WebSocketListener};
 use crate::websocket::WebSocket;
@@ -120,22 +120,22 @@ impl Accept {
 
     /// The driver's view of this answer: the listener is bound to its socket once the socket
     /// exists.
-    pub(crate) fn into_admit(self) -> Admit {
+    pub(crate) fn into_decision(self) -> Decision {
         match self.answer {
             Answer::Upgrade {
                 subprotocol,
                 listener,
-            } => Admit::Upgrade {
+            } => Decision::Upgrade {
                 subprotocol,
                 headers: self.headers,
-                bind: Box::new(move |shared| {
+                bind: Box::new(move |socket| {
                     let ws = WebSocket {
-                        shared: shared.clone(),
+                        socket: socket.clone(),
                     };
                     Bound::new(ws, listener)
                 }),
             },
-            Answer::Reject { status, reason } => Admit::Reject {
+            Answer::Reject { status, reason } => Decision::Reject {
                 status,
                 reason,
                 headers: self.headers,

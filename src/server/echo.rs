@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::accept::Accept;
-use super::bind::{Server, ServerBuilder};
+use super::{Server, ServerBuilder};
 use crate::error::Error;
 use crate::listener::Listener;
 

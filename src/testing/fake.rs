@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::Config;
-use crate::driver::Shared;
+use crate::driver::Socket;
 use crate::driver::driven::{Did, Driven};
 use crate::error::Error;
 use crate::factory::WebSocketFactory;
@@ -157,14 +157,14 @@ impl FakeFactory {
 
 impl WebSocketFactory for FakeFactory {
     fn new_web_socket(&self, request: Request, listener: Box<dyn WebSocketListener>) -> WebSocket {
-        let (shared, _inbox) = Shared::new(request, Role::Client, &self.config);
+        let (socket, _inbox) = Socket::new(request, Role::Client, &self.config);
         let ws = WebSocket {
-            shared: shared.clone(),
+            socket: socket.clone(),
         };
         let callbacks = Bound::new(ws.clone(), listener);
         let socket = FakeSocket {
             ws: ws.clone(),
-            driven: Arc::new(Mutex::new(Driven::new(shared, callbacks, &self.config))),
+            driven: Arc::new(Mutex::new(Driven::new(socket, callbacks, &self.config))),
         };
         self.made().sockets.push(socket);
         ws

@@ -24,7 +24,7 @@ pub use mock::{DEFAULT_STEP_TIMEOUT, MockFrame, MockRequest, MockResponse, MockS
 /// the API.
 #[doc(hidden)]
 pub fn callbacks_entered_at_cancel(ws: &crate::WebSocket) -> Option<u64> {
-    ws.shared.entered_at_cancel()
+    ws.socket.gate.entered_at_cancel()
 }
 
 /// How many broadcast compressors the calling thread keeps ([`Prepared`](crate::Prepared)

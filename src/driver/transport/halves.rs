@@ -9,7 +9,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::super::platform;
-use super::session::Session;
+use super::engine::TlsEngine;
 use super::stall::{self, CloseDeadline, OnStall, Stall, WRITE_SLICE};
 use super::tcp::{READ_CHUNK, is_stall};
 pub(crate) use super::tcp::{set_deadline, write_all_by};
@@ -17,7 +17,7 @@ pub(crate) use super::tcp::{set_deadline, write_all_by};
 /// The reading side, owned by the reader thread.
 pub(crate) struct ReadHalf {
     pub tcp: Arc<TcpStream>,
-    tls: Option<Arc<Mutex<Session>>>,
+    tls: Option<Arc<Mutex<TlsEngine>>>,
     /// Ciphertext read from TCP; `raw[raw_pos..raw_len]` is what the session has not taken yet.
     raw: Vec<u8>,
     raw_pos: usize,
@@ -29,7 +29,7 @@ pub(crate) struct ReadHalf {
 /// The writing side, owned by the writer thread (or by the reader during the handshake).
 pub(crate) struct WriteHalf {
     pub tcp: Arc<TcpStream>,
-    tls: Option<Arc<Mutex<Session>>>,
+    tls: Option<Arc<Mutex<TlsEngine>>>,
     /// Ciphertext not yet written, from `cipher_pos` on: what a non-blocking write left.
     cipher: Vec<u8>,
     cipher_pos: usize,
@@ -156,7 +156,7 @@ pub(crate) fn plain(tcp: Arc<TcpStream>) -> (ReadHalf, WriteHalf) {
 #[cfg_attr(not(any(feature = "native-tls", feature = "rustls")), allow(dead_code))]
 pub(super) fn split_tls(
     tcp: Arc<TcpStream>,
-    session: Session,
+    session: TlsEngine,
     leftover: Vec<u8>,
 ) -> (ReadHalf, WriteHalf) {
     let w = tcp.clone();

@@ -3,7 +3,7 @@
 //! A blocking TLS stream cannot be shared by a reader and a writer thread: the reader would
 //! hold it (and any lock around it) while waiting for data, and the writer could not send. So
 //! the threads do the TCP I/O themselves, outside any lock, and hold the session's lock
-//! ([`Session`]) only for the moment it takes to encrypt or decrypt:
+//! ([`TlsEngine`](engine::TlsEngine)) only for the moment it takes to encrypt or decrypt:
 //!
 //! ```text
 //!   reader thread                                   writer thread
@@ -11,11 +11,12 @@
 //!                          session.read_plain() }         session.take_output() } ──▶ tcp.write_all
 //! ```
 //!
-//! Each backend is one module: [`native`] runs a `native_tls` session over an in-memory
-//! transport (`Pipe`), [`rustls`] drives a `rustls::Connection`, which is sans-I/O already.
+//! Each backend is one module: `native.rs` runs a `native_tls` session over an in-memory
+//! transport (`Pipe`), `rustls.rs` drives a `rustls::Connection`, which is sans-I/O already.
 //! With no TLS feature there is no session type at all, and a `wss` URL fails before it
 //! connects (`client.rs`).
 
+mod engine;
 mod halves;
 #[cfg(any(feature = "native-tls", feature = "rustls"))]
 mod handshake;
@@ -23,7 +24,6 @@ mod handshake;
 mod native;
 #[cfg(feature = "rustls")]
 mod rustls;
-mod session;
 mod stall;
 mod tcp;
 mod tls;

@@ -46,9 +46,9 @@ impl Write for Pipe {
 }
 
 /// A native-tls session whose records go through a [`Pipe`].
-pub(super) struct Session(native_tls::TlsStream<Pipe>);
+pub(super) struct NativeEngine(native_tls::TlsStream<Pipe>);
 
-impl Session {
+impl NativeEngine {
     /// The pipe holds whatever it is given: all of `cipher` is taken.
     pub(super) fn feed(&mut self, cipher: &[u8]) -> io::Result<usize> {
         self.0.get_mut().incoming.extend_from_slice(cipher);
@@ -92,7 +92,7 @@ pub(super) fn connect(
     domain: &str,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(NativeEngine, Vec<u8>), Error> {
     let start = connector.connect(domain, Pipe::default());
     finish_handshake(tcp, start, deadline, on_timeout)
 }
@@ -103,7 +103,7 @@ pub(super) fn accept(
     acceptor: &native_tls::TlsAcceptor,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(NativeEngine, Vec<u8>), Error> {
     let start = acceptor.accept(Pipe::default());
     finish_handshake(tcp, start, deadline, on_timeout)
 }
@@ -115,7 +115,7 @@ fn finish_handshake(
     mut result: Result<native_tls::TlsStream<Pipe>, native_tls::HandshakeError<Pipe>>,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(NativeEngine, Vec<u8>), Error> {
     let mut raw = vec![0u8; super::handshake::READ_CHUNK];
     let mut stream = loop {
         match result {
@@ -132,5 +132,5 @@ fn finish_handshake(
     };
     let out = std::mem::take(&mut stream.get_mut().outgoing);
     super::handshake::handshake_write(tcp, &out, deadline, on_timeout)?;
-    Ok((Session(stream), Vec::new()))
+    Ok((NativeEngine(stream), Vec::new()))
 }

@@ -18,20 +18,20 @@ use crate::error::Error;
 
 /// A rustls session. Boxed: a `Connection` is over 1 KiB, and the session enum would be that
 /// size for native-tls sessions too.
-pub(super) struct Session(Box<Connection>);
+pub(super) struct RustlsEngine(Box<Connection>);
 
 /// A rustls error as the `io::Error` a read or a write of the session returns.
 fn io_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-impl Session {
-    fn new(mut conn: Connection) -> Session {
+impl RustlsEngine {
+    fn new(mut conn: Connection) -> RustlsEngine {
         // The writer takes the records out right after each encryption, so rustls's own cap
         // (64 KiB, after which `writer()` accepts nothing) would only split a write in two;
         // the amount is bounded by what the writer hands over, as with native-tls.
         conn.set_buffer_limit(None);
-        Session(Box::new(conn))
+        RustlsEngine(Box::new(conn))
     }
 
     /// Feeds `cipher` record by record (rustls takes at most 4 KiB a call), and stops as soon
@@ -142,12 +142,12 @@ pub(super) fn connect(
     domain: &str,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(RustlsEngine, Vec<u8>), Error> {
     let name = ServerName::try_from(domain.to_owned())
         .map_err(|e| Error::Tls(format!("{domain:?} is not a valid TLS server name: {e}")))?;
     let conn =
         ClientConnection::new(config.clone(), name).map_err(|e| Error::Tls(e.to_string()))?;
-    finish_handshake(tcp, Session::new(conn.into()), deadline, on_timeout)
+    finish_handshake(tcp, RustlsEngine::new(conn.into()), deadline, on_timeout)
 }
 
 /// Runs the server side of a rustls handshake.
@@ -156,15 +156,15 @@ pub(super) fn accept(
     config: &Arc<ServerConfig>,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(RustlsEngine, Vec<u8>), Error> {
     let conn = ServerConnection::new(config.clone()).map_err(|e| Error::Tls(e.to_string()))?;
-    finish_handshake(tcp, Session::new(conn.into()), deadline, on_timeout)
+    finish_handshake(tcp, RustlsEngine::new(conn.into()), deadline, on_timeout)
 }
 
 /// Writes whatever the session has to send, by the handshake's deadline.
 fn write_out(
     tcp: &TcpStream,
-    session: &mut Session,
+    session: &mut RustlsEngine,
     out: &mut Vec<u8>,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
@@ -179,10 +179,10 @@ fn write_out(
 /// share a segment with its Finished) is returned for the read half.
 fn finish_handshake(
     tcp: &TcpStream,
-    mut session: Session,
+    mut session: RustlsEngine,
     deadline: Instant,
     on_timeout: &dyn Fn() -> Error,
-) -> Result<(Session, Vec<u8>), Error> {
+) -> Result<(RustlsEngine, Vec<u8>), Error> {
     let mut raw = vec![0u8; super::handshake::READ_CHUNK];
     let mut out = Vec::new();
     loop {

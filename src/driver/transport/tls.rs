@@ -5,13 +5,13 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(any(feature = "native-tls", feature = "rustls"))]
+use super::engine::TlsEngine;
 use super::halves::{ReadHalf, WriteHalf, split_tls};
 #[cfg(feature = "native-tls")]
 use super::native;
 #[cfg(feature = "rustls")]
 use super::rustls;
-#[cfg(any(feature = "native-tls", feature = "rustls"))]
-use super::session::Session;
 use crate::error::Error;
 
 /// Why a `wss` URL fails in a build without a TLS backend.
@@ -75,10 +75,10 @@ pub(crate) fn tls_connect(
     let (session, leftover) = match *connector {
         #[cfg(feature = "native-tls")]
         Connector::Native(ref c) => native::connect(&tcp, c, domain, deadline, &on_timeout)
-            .map(|(s, rest)| (Session::Native(s), rest))?,
+            .map(|(s, rest)| (TlsEngine::Native(s), rest))?,
         #[cfg(feature = "rustls")]
         Connector::Rustls(ref c) => rustls::connect(&tcp, c, domain, deadline, &on_timeout)
-            .map(|(s, rest)| (Session::Rustls(s), rest))?,
+            .map(|(s, rest)| (TlsEngine::Rustls(s), rest))?,
     };
     Ok(split_tls(tcp, session, leftover))
 }
@@ -97,10 +97,10 @@ pub(crate) fn tls_accept(
     let (session, leftover) = match *acceptor {
         #[cfg(feature = "native-tls")]
         Acceptor::Native(ref a) => native::accept(&tcp, a, deadline, &on_timeout)
-            .map(|(s, rest)| (Session::Native(s), rest))?,
+            .map(|(s, rest)| (TlsEngine::Native(s), rest))?,
         #[cfg(feature = "rustls")]
         Acceptor::Rustls(ref c) => rustls::accept(&tcp, c, deadline, &on_timeout)
-            .map(|(s, rest)| (Session::Rustls(s), rest))?,
+            .map(|(s, rest)| (TlsEngine::Rustls(s), rest))?,
     };
     Ok(split_tls(tcp, session, leftover))
 }

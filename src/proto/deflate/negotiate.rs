@@ -226,7 +226,7 @@ fn read_params(params: &[(String, Option<String>)]) -> Result<Written, String> {
 }
 
 /// Checks the server's `Sec-WebSocket-Extensions` against the client's offer
-/// ([`CLIENT_OFFER`], or nothing when `offered` is false). `Ok(None)`: no extension in use.
+/// ([`CLIENT_OFFER`](super::CLIENT_OFFER), or nothing when `offered` is false). `Ok(None)`: no extension in use.
 pub fn check_response(values: &[&str], offered: bool) -> Result<Option<Params>, String> {
     let elements = parse_elements(values)?;
     let mut accepted = None;

@@ -15,7 +15,7 @@ pub(crate) use head::MAX_BODY_BYTES;
 pub use head::MAX_HEADER_BYTES;
 pub(crate) use key::new_key;
 pub use origin::{OriginPolicy, normalize_origin};
-pub(crate) use refusal::{Refusal, encode_refusal};
+pub(crate) use refusal::{Refusal, RefusalKind, encode_refusal};
 pub(crate) use server::Accepted;
 // `pub` where the fuzz targets reach them through `crate::fuzz`.
 pub use client::{check_response, parse_response};

@@ -1,7 +1,7 @@
 //! Which pages may open a socket: the `Origin` header against the server's allow-list
 //! (cross-site WebSocket hijacking, `docs/connecting.md`).
 
-use super::refusal::{Refusal, refuse};
+use super::refusal::{Refusal, forbidden_origin};
 use super::target::parse_authority;
 use crate::header::{self, Header};
 
@@ -52,7 +52,7 @@ pub(super) fn check_origin(headers: &[Header], policy: &OriginPolicy) -> Result<
     let (first, second) = (origins.next(), origins.next());
     let Some(origin) = first else {
         if policy.required {
-            return Err(refuse(403, "Forbidden: no Origin header"));
+            return Err(forbidden_origin("Forbidden: no Origin header"));
         }
         return Ok(());
     };
@@ -60,13 +60,13 @@ pub(super) fn check_origin(headers: &[Header], policy: &OriginPolicy) -> Result<
         return Ok(());
     };
     if second.is_some() {
-        return Err(refuse(403, "Forbidden: more than one Origin header"));
+        return Err(forbidden_origin("Forbidden: more than one Origin header"));
     }
     let normalized = std::str::from_utf8(origin)
         .ok()
         .and_then(|o| normalize_origin(o.trim()));
     match normalized {
         Some(o) if allowed.contains(&o) => Ok(()),
-        _ => Err(refuse(403, "Forbidden: origin not allowed")),
+        _ => Err(forbidden_origin("Forbidden: origin not allowed")),
     }
 }

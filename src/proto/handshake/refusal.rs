@@ -11,12 +11,33 @@ pub struct Refusal {
     /// The reason phrase; for the server's own refusals it says what was wrong, after the
     /// status's usual phrase (`Bad Request: more than one Host header`).
     pub reason: String,
+    /// What kind of refusal it is (what the server's statistics count it as).
+    pub kind: RefusalKind,
+}
+
+/// What a [`Refusal`] is about, for the server to count it by (a status says what the client
+/// reads, not why: a future 403 need not be about the origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The request is not a valid upgrade request (or not one this server takes).
+    Request,
+    /// The page's origin is not allowed (`allowed_origins`, `require_origin`).
+    Origin,
 }
 
 pub(super) fn refuse(status: u16, reason: &str) -> Refusal {
     Refusal {
         status,
         reason: reason.to_owned(),
+        kind: RefusalKind::Request,
+    }
+}
+
+/// A refusal for the page's origin: 403.
+pub(super) fn forbidden_origin(reason: &str) -> Refusal {
+    Refusal {
+        kind: RefusalKind::Origin,
+        ..refuse(403, reason)
     }
 }
 
@@ -24,6 +45,7 @@ pub(super) fn bad_request(why: &str) -> Refusal {
     Refusal {
         status: 400,
         reason: format!("Bad Request: {why}"),
+        kind: RefusalKind::Request,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The server's half of the opening handshake (RFC 6455 §4.2), as a pure function of the bytes:
 //! the client's upgrade request and a [`Policy`] in; out either a [`ClientHello`] (what the
 //! accept handler sees, with the URL the client asked for) or a [`Refusal`]; then the bytes of
-//! the 101 ([`accept`]) or of the refusal ([`encode_refusal`]).
+//! the 101 ([`accept`]) or of the refusal ([`encode_refusal`](super::refusal::encode_refusal)).
 //!
 //! The URL a handler sees is built from the request target and the `Host` header with the `url`
 //! crate's setters, never by pasting strings together: `Host: example.com/admin?` with
@@ -192,7 +192,7 @@ pub fn encode_accept(
 mod tests {
     use super::*;
     use crate::proto::handshake::origin::normalize_origin;
-    use crate::proto::handshake::refusal::encode_refusal;
+    use crate::proto::handshake::refusal::{RefusalKind, encode_refusal};
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -575,6 +575,7 @@ mod tests {
         let r = Refusal {
             status: 503,
             reason: "Service Unavailable: too many\r\nX: y".into(),
+            kind: RefusalKind::Request,
         };
         let text = String::from_utf8(encode_refusal(&r, &[])).unwrap();
         assert_eq!(

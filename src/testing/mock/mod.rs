@@ -1,13 +1,16 @@
-//! The scriptable mock server: `script` is what to answer (plain data), `conn` plays it on
-//! one connection, `server` accepts, `shared` is what their threads share (the queue, the
-//! record, the failures), `record` is what was received.
+//! The scriptable mock server: `response` builds what to answer and `script` is it as plain
+//! data, `conn` plays it on one connection (`conn/wire.rs` its frames), `server` accepts,
+//! `shared` is what their threads share (the queue, the record, the failures), `record` is what
+//! was received.
 
 mod conn;
 mod record;
+mod response;
 mod script;
 mod server;
 mod shared;
 
 pub use record::{MockFrame, MockRequest};
-pub use script::{DEFAULT_STEP_TIMEOUT, MockResponse};
+pub use response::MockResponse;
+pub use script::DEFAULT_STEP_TIMEOUT;
 pub use server::MockServer;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{After, Conn};
 use super::record::{MockFrame, MockRequest};
-use super::script::MockResponse;
+use super::response::MockResponse;
 use super::shared::{Inner, State};
 
 /// A scriptable WebSocket server on 127.0.0.1, for tests (feature `testing`).

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::record::{MockFrame, MockRequest};
-use super::script::MockResponse;
+use super::response::MockResponse;
 use crate::proto::frame::OpCode;
 
 /// The largest frame or message the mock accepts from a client.

@@ -1,7 +1,7 @@
 //! The client's TCP leg: to the server directly, or to a proxy and through its tunnel.
 //!
 //! [`open`] returns a `TcpStream` on which the next byte read is the server's: TLS and the
-//! upgrade (`connect.rs`) run over it exactly as over a direct connection. Through a proxy the
+//! upgrade ([`hop`](super::hop)) run over it exactly as over a direct connection. Through a proxy the
 //! whole leg — TCP connect to the proxy and its handshake — must finish within the connect
 //! timeout.
 
@@ -9,10 +9,11 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::dns::{self, Abort, LookupError};
-use super::head::{HeadError, read_head};
-use super::transport::is_stall;
+use super::dns::{self, LookupError};
 use crate::config::Resolver;
+use crate::driver::head::{HeadError, read_head};
+use crate::driver::socket::Abort;
+use crate::driver::transport::is_stall;
 use crate::error::Error;
 use crate::proto::handshake::MAX_HEADER_BYTES;
 use crate::proto::tunnel::{self, AnswerError, Method, Reply, SocksError, SocksTarget};
@@ -330,7 +331,7 @@ fn connect_tcp(host: &str, port: u16, dial: &Dial) -> Result<TcpStream, Error> {
         };
         match TcpStream::connect_timeout(&addr, attempt) {
             Ok(s) => {
-                super::platform::sockets::prepare(&s);
+                crate::driver::platform::sockets::prepare(&s);
                 return Ok(s);
             }
             Err(e) => last = Some(e),

@@ -13,11 +13,11 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
-use parking_lot::Mutex;
+use crossbeam_channel::select;
 
-use super::pool::{self, Job, ThreadRole};
 use crate::config::Resolver;
+use crate::driver::pool::{self, Job, ThreadRole};
+use crate::driver::socket::Abort;
 use crate::error::Error;
 
 /// Stack of a lookup thread: `getaddrinfo` and the NSS modules it loads want more than a
@@ -25,40 +25,6 @@ use crate::error::Error;
 const LOOKUP_STACK: usize = 256 * 1024;
 /// How long an idle lookup thread waits in the pool for the next lookup.
 const LOOKUP_KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// Fires once, for good: a socket's `cancel()` fires it, and every wait on it ends at once,
-/// now and later (its channel disconnects).
-pub(crate) struct Abort {
-    tx: Mutex<Option<Sender<()>>>,
-    rx: Receiver<()>,
-}
-
-impl Abort {
-    pub(crate) fn new() -> Abort {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        Abort {
-            tx: Mutex::new(Some(tx)),
-            rx,
-        }
-    }
-
-    pub(crate) fn fire(&self) {
-        self.tx.lock().take();
-    }
-
-    /// Disconnected once fired: `select!` on it returns at once.
-    pub(crate) fn receiver(&self) -> &Receiver<()> {
-        &self.rx
-    }
-}
-
-impl std::fmt::Debug for Abort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Abort")
-            .field("fired", &self.tx.lock().is_none())
-            .finish()
-    }
-}
 
 /// Why a lookup gave no addresses.
 #[derive(Debug)]

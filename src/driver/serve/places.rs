@@ -1,6 +1,6 @@
 //! Who the server role lets in, and whom it lets go, so that one host cannot starve the others.
 //!
-//! Plain bookkeeping, no I/O: the server keeps an [`Admission`] behind one lock, asks it for a
+//! Plain bookkeeping, no I/O: the server keeps a [`Places`] behind one lock, asks it for a
 //! place on every accept and every upgrade, and shuts down (with a short 503) the handshakes it
 //! says to evict. Addresses are counted per [`AddrKey`]: an IPv4 address, or an IPv6 /64.
 //!
@@ -13,7 +13,7 @@
 //!   else is left alone. A handshake that is answering is never evicted (its thread is busy
 //!   anyway); a cap held only by such handshakes refuses the newcomer instead.
 //! - **Behind a trusted proxy** its connections are counted under the proxy's address, exempt
-//!   from the per-address cap, until the client is known ([`Admission::rekey`]): then under the
+//!   from the per-address cap, until the client is known ([`Places::rekey`]): then under the
 //!   client's, with the client's cap.
 //! - **Established connections**: at most `max_connections` in all and
 //!   `max_connections_per_ip` per address; past either, the upgrade is refused with a
@@ -129,16 +129,16 @@ impl<T> PerAddr<T> {
     }
 }
 
-/// Where a handshake is, for [`Admission::end`] and [`Admission::rekey`].
+/// Where a handshake is, for [`Places::end`] and [`Places::rekey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Place {
     pub addr: AddrKey,
     pub id: u64,
-    /// It has moved on to answering (see [`Admission::answering`]).
+    /// It has moved on to answering (see [`Places::answering`]).
     pub answering: bool,
 }
 
-/// What [`Admission::rekey`] did.
+/// What [`Places::rekey`] did.
 #[derive(Debug)]
 pub(crate) enum Rekeyed<T> {
     /// The handshake counts under the new address now, at this place; these were evicted to
@@ -159,7 +159,7 @@ pub(crate) enum Rekeyed<T> {
 /// reading can be evicted; when every place is held by handshakes that are answering, a new
 /// connection is refused instead.
 #[derive(Debug)]
-pub(crate) struct Admission<T> {
+pub(crate) struct Places<T> {
     limits: Limits,
     next_id: u64,
     /// Handshakes in all, reading and answering.
@@ -173,14 +173,14 @@ pub(crate) struct Admission<T> {
     established_by_addr: HashMap<AddrKey, usize>,
 }
 
-impl<T> Admission<T> {
+impl<T> Places<T> {
     /// (handshakes in progress, established connections).
     pub(crate) fn counts(&self) -> (usize, usize) {
         (self.handshaking, self.established)
     }
 
-    pub(crate) fn new(limits: Limits) -> Admission<T> {
-        Admission {
+    pub(crate) fn new(limits: Limits) -> Places<T> {
+        Places {
             limits,
             next_id: 0,
             handshaking: 0,
@@ -420,8 +420,8 @@ mod tests {
         AddrKey::V4(Ipv4Addr::new(10, 0, 0, last))
     }
 
-    fn admission(handshaking: usize, per_ip: usize) -> Admission<&'static str> {
-        Admission::new(Limits {
+    fn admission(handshaking: usize, per_ip: usize) -> Places<&'static str> {
+        Places::new(Limits {
             max_handshaking: handshaking,
             max_handshaking_per_ip: per_ip,
             max_connections: 4,
@@ -435,7 +435,7 @@ mod tests {
 
     /// Begins a handshake that must be admitted; returns its place and whom it evicted.
     fn begin(
-        a: &mut Admission<&'static str>,
+        a: &mut Places<&'static str>,
         addr: AddrKey,
         conn: &'static str,
     ) -> (Place, Vec<(&'static str, Full)>) {

@@ -1,4 +1,5 @@
-//! A TLS session of either backend as plain memory, behind the lock both halves share.
+//! A TLS session of either backend as plain memory (a `TlsEngine`), behind the lock both halves
+//! share.
 
 use std::io;
 
@@ -9,28 +10,28 @@ use super::rustls;
 
 /// A TLS session of either backend, as plain memory: ciphertext in and out, plaintext in and
 /// out. None of its methods does I/O or blocks.
-pub(super) enum Session {
+pub(super) enum TlsEngine {
     #[cfg(feature = "native-tls")]
-    Native(native::Session),
+    Native(native::NativeEngine),
     #[cfg(feature = "rustls")]
-    Rustls(rustls::Session),
+    Rustls(rustls::RustlsEngine),
 }
 
 // `match *self` with `ref mut` bindings, so that the matches are still valid (and empty) in a
-// build with no backend, where `Session` has no variants.
+// build with no backend, where `TlsEngine` has no variants.
 #[cfg_attr(
     not(any(feature = "native-tls", feature = "rustls")),
     allow(unused_variables, clippy::ptr_arg)
 )]
-impl Session {
+impl TlsEngine {
     /// Takes ciphertext from the network; returns how much of it the session took (it may
     /// stop early once it has plaintext to hand out, or after the peer's close_notify).
     pub(super) fn feed(&mut self, cipher: &[u8]) -> io::Result<usize> {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref mut s) => s.feed(cipher),
+            TlsEngine::Native(ref mut s) => s.feed(cipher),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref mut s) => s.feed(cipher),
+            TlsEngine::Rustls(ref mut s) => s.feed(cipher),
         }
     }
 
@@ -39,9 +40,9 @@ impl Session {
     pub(super) fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref mut s) => s.read_plain(buf),
+            TlsEngine::Native(ref mut s) => s.read_plain(buf),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref mut s) => s.read_plain(buf),
+            TlsEngine::Rustls(ref mut s) => s.read_plain(buf),
         }
     }
 
@@ -49,9 +50,9 @@ impl Session {
     pub(super) fn write_plain(&mut self, plain: &[u8]) -> io::Result<()> {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref mut s) => s.write_plain(plain),
+            TlsEngine::Native(ref mut s) => s.write_plain(plain),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref mut s) => s.write_plain(plain),
+            TlsEngine::Rustls(ref mut s) => s.write_plain(plain),
         }
     }
 
@@ -59,9 +60,9 @@ impl Session {
     pub(super) fn take_output(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref mut s) => s.take_output(out),
+            TlsEngine::Native(ref mut s) => s.take_output(out),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref mut s) => s.take_output(out),
+            TlsEngine::Rustls(ref mut s) => s.take_output(out),
         }
     }
 
@@ -69,9 +70,9 @@ impl Session {
     pub(super) fn has_output(&self) -> bool {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref s) => s.has_output(),
+            TlsEngine::Native(ref s) => s.has_output(),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref s) => s.has_output(),
+            TlsEngine::Rustls(ref s) => s.has_output(),
         }
     }
 
@@ -79,9 +80,9 @@ impl Session {
     pub(super) fn close_notify(&mut self) {
         match *self {
             #[cfg(feature = "native-tls")]
-            Session::Native(ref mut s) => s.close_notify(),
+            TlsEngine::Native(ref mut s) => s.close_notify(),
             #[cfg(feature = "rustls")]
-            Session::Rustls(ref mut s) => s.close_notify(),
+            TlsEngine::Rustls(ref mut s) => s.close_notify(),
         }
     }
 }

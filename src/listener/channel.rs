@@ -1,208 +1,15 @@
-//! How the application hears about a socket: a trait, closures, or a channel of events.
+//! [`channel`]: a socket's events as values, received on another thread ([`Events`]), with a
+//! bound on what waits there unreceived.
 
 use std::sync::Arc;
 
+use super::WebSocketListener;
 use crate::driver::backlog::Backlog;
-use crate::driver::callbacks::Callbacks;
 use crate::ended::Ended;
 use crate::error::Error;
 use crate::message::Message;
 use crate::response::Response;
 use crate::websocket::WebSocket;
-
-/// Receives a socket's events. Every method has a default that does nothing.
-///
-/// # Guarantees
-/// - All callbacks of one socket run on that socket's reader thread, one at a time, in wire
-///   order: `on_open` first (if the handshake succeeds), then messages, `on_closing` when the
-///   peer's close frame arrives, then exactly one of `on_closed` or `on_failure`, and nothing
-///   after it. Failures found by the writer thread, a timer or [`WebSocket::cancel`] are
-///   reported from that same thread.
-/// - Callbacks may call `send`, `close` and `cancel` on their own socket: none of them blocks.
-/// - A slow callback delays reading on its own socket only (and so the peer's writes, through
-///   TCP flow control); pings keep being answered once it returns.
-/// - A panic in a callback is caught: the socket sends close 1011 and reports
-///   [`Error::ListenerPanicked`] through `on_failure`. A panic in `on_closed` or `on_failure` is
-///   logged and swallowed.
-#[allow(unused_variables)]
-pub trait WebSocketListener: Send + 'static {
-    /// The handshake succeeded; messages may flow.
-    fn on_open(&mut self, ws: &WebSocket, response: &Response) {}
-    /// A whole message arrived (fragments reassembled, text checked as UTF-8).
-    fn on_message(&mut self, ws: &WebSocket, message: Message) {}
-    /// The peer sent its close frame. Unless `close` was called already, the socket answers with
-    /// the same code right after this returns; call `close` here to answer differently.
-    fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {}
-    /// Both close frames were exchanged and the connection is closed. Carries the peer's code
-    /// and reason. Terminal.
-    fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {}
-    /// The socket failed: handshake error, network error, protocol violation by the peer,
-    /// timeout, or cancel. `response` is the server's answer when the handshake got that far.
-    /// Terminal.
-    fn on_failure(&mut self, ws: &WebSocket, error: Error, response: Option<&Response>) {}
-    /// The socket ended, however it did: called once, last. The default hands a clean close
-    /// to [`on_closed`](Self::on_closed) and anything else to
-    /// [`on_failure`](Self::on_failure); override it instead of those two to handle the end
-    /// as one value ([`Ended`]).
-    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
-        match ended {
-            Ended::Closed { code, reason, .. } => self.on_closed(ws, code, &reason),
-            Ended::Failed { error, response } => self.on_failure(ws, error, response.as_deref()),
-        }
-    }
-}
-
-/// A listener bound to its socket's handle: what the driver calls ([`Callbacks`]), in the
-/// terms of the public API ([`WebSocketListener`] with a `&WebSocket`).
-pub(crate) struct Bound {
-    ws: WebSocket,
-    listener: Box<dyn WebSocketListener>,
-}
-
-impl Bound {
-    pub(crate) fn new(ws: WebSocket, listener: Box<dyn WebSocketListener>) -> Box<Bound> {
-        Box::new(Bound { ws, listener })
-    }
-}
-
-impl Callbacks for Bound {
-    fn open(&mut self, response: &Response) {
-        self.listener.on_open(&self.ws, response);
-    }
-    fn message(&mut self, message: Message) {
-        self.listener.on_message(&self.ws, message);
-    }
-    fn closing(&mut self, code: u16, reason: &str) {
-        self.listener.on_closing(&self.ws, code, reason);
-    }
-    fn ended(&mut self, ended: Ended) {
-        self.listener.on_ended(&self.ws, ended);
-    }
-}
-
-type OpenFn = Box<dyn FnMut(&WebSocket, &Response) + Send>;
-type MessageFn = Box<dyn FnMut(&WebSocket, Message) + Send>;
-type CloseFn = Box<dyn FnMut(&WebSocket, u16, &str) + Send>;
-type FailureFn = Box<dyn FnMut(&WebSocket, Error, Option<&Response>) + Send>;
-type EndedFn = Box<dyn FnMut(&WebSocket, Ended) + Send>;
-
-/// A [`WebSocketListener`] made of closures; events without a closure are ignored.
-///
-/// ```no_run
-/// let listener = syncws::Listener::new()
-///     .on_open(|ws, _response| {
-///         ws.send("hello");
-///     })
-///     .on_message(|ws, message| {
-///         println!("got {message:?}");
-///         let _ = ws.close(1000, None);
-///     })
-///     .on_failure(|_ws, error, _response| eprintln!("failed: {error}"));
-/// # let _ = listener;
-/// ```
-#[derive(Default)]
-pub struct Listener {
-    open: Option<OpenFn>,
-    message: Option<MessageFn>,
-    closing: Option<CloseFn>,
-    closed: Option<CloseFn>,
-    failure: Option<FailureFn>,
-    ended: Option<EndedFn>,
-}
-
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").finish_non_exhaustive()
-    }
-}
-
-impl Listener {
-    /// A listener that ignores everything until closures are added.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Runs `f` in [`WebSocketListener::on_open`].
-    pub fn on_open(mut self, f: impl FnMut(&WebSocket, &Response) + Send + 'static) -> Self {
-        self.open = Some(Box::new(f));
-        self
-    }
-
-    /// Runs `f` in [`WebSocketListener::on_message`].
-    pub fn on_message(mut self, f: impl FnMut(&WebSocket, Message) + Send + 'static) -> Self {
-        self.message = Some(Box::new(f));
-        self
-    }
-
-    /// Runs `f` in [`WebSocketListener::on_closing`].
-    pub fn on_closing(mut self, f: impl FnMut(&WebSocket, u16, &str) + Send + 'static) -> Self {
-        self.closing = Some(Box::new(f));
-        self
-    }
-
-    /// Runs `f` in [`WebSocketListener::on_closed`].
-    pub fn on_closed(mut self, f: impl FnMut(&WebSocket, u16, &str) + Send + 'static) -> Self {
-        self.closed = Some(Box::new(f));
-        self
-    }
-
-    /// Runs `f` in [`WebSocketListener::on_failure`].
-    pub fn on_failure(
-        mut self,
-        f: impl FnMut(&WebSocket, Error, Option<&Response>) + Send + 'static,
-    ) -> Self {
-        self.failure = Some(Box::new(f));
-        self
-    }
-}
-
-impl Listener {
-    /// Runs `f` in [`WebSocketListener::on_ended`], instead of the `on_closed` and
-    /// `on_failure` closures: the end as one value.
-    pub fn on_ended(mut self, f: impl FnMut(&WebSocket, Ended) + Send + 'static) -> Self {
-        self.ended = Some(Box::new(f));
-        self
-    }
-}
-
-impl WebSocketListener for Listener {
-    fn on_open(&mut self, ws: &WebSocket, response: &Response) {
-        if let Some(f) = &mut self.open {
-            f(ws, response)
-        }
-    }
-    fn on_message(&mut self, ws: &WebSocket, message: Message) {
-        if let Some(f) = &mut self.message {
-            f(ws, message)
-        }
-    }
-    fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {
-        if let Some(f) = &mut self.closing {
-            f(ws, code, reason)
-        }
-    }
-    fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {
-        if let Some(f) = &mut self.closed {
-            f(ws, code, reason)
-        }
-    }
-    fn on_failure(&mut self, ws: &WebSocket, error: Error, response: Option<&Response>) {
-        if let Some(f) = &mut self.failure {
-            f(ws, error, response)
-        }
-    }
-    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
-        match &mut self.ended {
-            Some(f) => f(ws, ended),
-            None => match ended {
-                Ended::Closed { code, reason, .. } => self.on_closed(ws, code, &reason),
-                Ended::Failed { error, response } => {
-                    self.on_failure(ws, error, response.as_deref())
-                }
-            },
-        }
-    }
-}
 
 /// One listener callback, as delivered by [`channel`].
 #[derive(Debug)]
@@ -259,7 +66,7 @@ pub const DEFAULT_CHANNEL_LIMIT: usize = 4 * 1024 * 1024;
 ///   (a pong cannot be read either) and restarts once reading resumes.
 /// - The peer's close frame is not read either: after `close()`, keep receiving until the
 ///   terminal event, or the close timer fails the socket with
-///   [`Error::CloseTimeout`](crate::Error::CloseTimeout).
+///   [`Error::CloseTimeout`].
 ///
 /// One channel may serve several sockets (clone the listener half); they share the bound.
 ///
@@ -383,7 +190,7 @@ pub(crate) fn charge(event: &Event) -> usize {
 impl WebSocketListener for ChannelListener {
     fn on_open(&mut self, ws: &WebSocket, response: &Response) {
         // Before any message is read: from here on the reader waits for room.
-        let _ = ws.shared.backlog.set(self.backlog.clone());
+        let _ = ws.socket.pause.backlog.set(self.backlog.clone());
         self.deliver(Event::Open(response.clone()));
     }
     fn on_message(&mut self, _ws: &WebSocket, message: Message) {
@@ -398,7 +205,7 @@ impl WebSocketListener for ChannelListener {
     // The terminal callbacks, not `on_ended`: a listener that wraps this one and forwards
     // them still delivers the end.
     fn on_closed(&mut self, ws: &WebSocket, code: u16, reason: &str) {
-        let by_peer = ws.shared.with_session(|s| s.closed_by_peer());
+        let by_peer = ws.socket.with_session(|s| s.closed_by_peer());
         self.deliver(Event::Ended(Ended::Closed {
             code,
             reason: reason.to_owned(),

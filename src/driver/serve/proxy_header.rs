@@ -5,8 +5,8 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use super::head::HeadSource;
-use super::transport::is_stall;
+use crate::driver::head::HeadSource;
+use crate::driver::transport::is_stall;
 use crate::proto::forwarded::{self, Length};
 
 /// The client the header names (`None`: the proxy's own connection, keep its address).

@@ -1,10 +1,10 @@
-//! A server's settings ([`ServerBuilder`]) and the running server they bind ([`Server`]).
+//! A server's settings ([`ServerBuilder`]), and the [`Server`] they bind.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::net::ToSocketAddrs;
+use std::thread;
 use std::time::Duration;
 
+use super::Server;
 use super::accept::Accept;
 use crate::config::{Config, socket_options};
 use crate::driver::transport::Acceptor;
@@ -24,33 +24,6 @@ const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 const DEFAULT_MAX_HANDSHAKING: usize = 256;
 /// Default of [`ServerBuilder::max_handshaking_per_ip`]: an eighth of all.
 const DEFAULT_MAX_HANDSHAKING_PER_IP: usize = 32;
-
-/// A listening web socket server. Stops (and cancels its open sockets) when dropped.
-///
-/// ```no_run
-/// use syncws::{Accept, Listener, Server};
-/// let server = Server::builder().bind("127.0.0.1:0", |request| {
-///     if request.url().path() != "/chat" {
-///         return Accept::reject(404, "Not Found");
-///     }
-///     Accept::upgrade(Listener::new().on_message(|ws, message| {
-///         ws.send(message);
-///     }))
-/// })?;
-/// println!("listening on {}", server.url());
-/// # Ok::<(), syncws::Error>(())
-/// ```
-pub struct Server {
-    addr: SocketAddr,
-    serve: Arc<Serve>,
-    accept_thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish()
-    }
-}
 
 /// Settings for a [`Server`]; see [`Server::builder`].
 pub struct ServerBuilder {
@@ -86,6 +59,27 @@ impl std::fmt::Debug for ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// The defaults, as [`Server::builder`] gives them.
+    pub(super) fn new() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::server_default(),
+            deflate: deflate::ServerSettings::default(),
+            tls: None,
+            limits: Limits {
+                max_handshaking: DEFAULT_MAX_HANDSHAKING,
+                max_handshaking_per_ip: DEFAULT_MAX_HANDSHAKING_PER_IP,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            },
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            allowed_origins: None,
+            require_origin: false,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            forwarded_header: None,
+        }
+    }
+
     socket_options!();
 
     /// Serves `wss` with this native-tls identity (feature `native-tls`, on by default).
@@ -132,7 +126,7 @@ impl ServerBuilder {
     /// # let _ = server; Ok(()) }
     /// ```
     #[cfg(feature = "rustls")]
-    pub fn rustls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+    pub fn rustls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(Acceptor::Rustls(config));
         self
     }
@@ -168,9 +162,10 @@ impl ServerBuilder {
     /// The most upgraded connections open at once. A client that completes its handshake
     /// while this many are open is answered `503 Service Unavailable: too many connections
     /// (max_connections 1024)`. Default 1024, which with the server's default limits bounds the
-    /// worst case at about 3 GiB (the budget is worked out in `docs/robustness.md`).
+    /// worst case at about 3 GiB (the budget is worked out in `docs/robustness.md`). Values
+    /// under 1 count as 1, as for every cap: a server that upgrades nobody is stopped instead.
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.limits.max_connections = n;
+        self.limits.max_connections = n.max(1);
         self
     }
 
@@ -213,13 +208,6 @@ impl ServerBuilder {
     /// cap off (then only `max_handshaking` applies). Values under 1 count as 1.
     pub fn max_handshaking_per_ip(mut self, n: usize) -> Self {
         self.limits.max_handshaking_per_ip = n.max(1);
-        self
-    }
-
-    /// How long a client has, once connected, to finish TLS and send its whole upgrade
-    /// request, however slowly it trickles; the same setting as `read_timeout`. Default 10 s.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.read_timeout = timeout;
         self
     }
 
@@ -377,7 +365,8 @@ impl ServerBuilder {
             },
             deflate,
         };
-        let handler: Box<driver::Handler> = Box::new(move |request| handler(request).into_admit());
+        let handler: Box<driver::Handler> =
+            Box::new(move |request| handler(request).into_decision());
         let serve = Serve::new(
             self.config,
             policy,
@@ -391,111 +380,6 @@ impl ServerBuilder {
         let accept_thread = thread::Builder::new()
             .name("syncws-accept".into())
             .spawn(move || driver::accept_loop(listener, s))?;
-        Ok(Server {
-            addr,
-            serve,
-            accept_thread: Some(accept_thread),
-        })
-    }
-}
-
-impl Server {
-    /// Starts configuring a server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            config: Config::server_default(),
-            deflate: deflate::ServerSettings::default(),
-            tls: None,
-            limits: Limits {
-                max_handshaking: DEFAULT_MAX_HANDSHAKING,
-                max_handshaking_per_ip: DEFAULT_MAX_HANDSHAKING_PER_IP,
-                max_connections: DEFAULT_MAX_CONNECTIONS,
-                max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
-            },
-            stop_timeout: DEFAULT_STOP_TIMEOUT,
-            allowed_origins: None,
-            require_origin: false,
-            trusted_proxies: Vec::new(),
-            proxy_protocol: false,
-            forwarded_header: None,
-        }
-    }
-
-    /// Binds `addr` with default settings; see [`ServerBuilder::bind`].
-    pub fn bind<A, H>(addr: A, handler: H) -> Result<Server, Error>
-    where
-        A: ToSocketAddrs,
-        H: Fn(&Request) -> Accept + Send + Sync + 'static,
-    {
-        Server::builder().bind(addr, handler)
-    }
-
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// A snapshot of the server's connections: open, accepted, in their handshake, and the
-    /// refusals by reason (the caps, the origin check, bad handshakes, the handler, eviction).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), syncws::Error> {
-    /// use syncws::{Accept, Server};
-    /// let server = Server::builder().bind("127.0.0.1:0", |_| Accept::reject(401, "no"))?;
-    /// let _ = syncws::connect(&server.url());
-    /// assert_eq!(server.stats().refused_by_handler, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn stats(&self) -> crate::stats::ServerStats {
-        self.serve.stats()
-    }
-
-    /// The `ws://` (or `wss://`) URL of the server, with `localhost` for a loopback address.
-    pub fn url(&self) -> String {
-        let scheme = if self.serve.tls.is_some() {
-            "wss"
-        } else {
-            "ws"
-        };
-        if self.addr.ip().is_loopback() {
-            format!("{scheme}://localhost:{}/", self.addr.port())
-        } else {
-            format!("{scheme}://{}/", self.addr)
-        }
-    }
-
-    /// Stops the server: stops accepting, drops the connections still in their handshake,
-    /// and closes every open socket with 1001 ("going away", reason `server stopping`) behind
-    /// what is queued on it. Waits up to [`stop_timeout`](ServerBuilder::stop_timeout) (5 s by
-    /// default) for the close handshakes, then cancels the sockets still open (their listeners
-    /// get `on_failure(Error::Canceled)`) and returns once they have ended (up to 1 s more).
-    ///
-    /// Dropping the server does the same.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        let Some(handle) = self.accept_thread.take() else {
-            return;
-        };
-        self.serve.begin_stopping();
-        // Wake the blocking accept with a connection of our own.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        let _ = handle.join();
-        self.serve.stop();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown();
+        Ok(Server::running(addr, serve, accept_thread))
     }
 }

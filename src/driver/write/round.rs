@@ -5,16 +5,17 @@ use std::time::{Duration, Instant};
 
 use super::link::{Link, Mode, Stop};
 use super::{
-    BUFFER_LINGER, BULK, CloseMark, IDLE_BUFFER, INLINE_BATCH, Inbox, LINGER, Outbox, Progress,
+    BUFFER_LINGER, BULK, CloseMark, IDLE_BUFFER, INLINE_BATCH, LINGER, Outbox, Progress,
+    WriterState,
 };
 
 impl Outbox {
     /// One round of the writer: takes what senders staged and what is queued, encodes the
     /// queued items (up to 256 KiB) without the queue's lock, and writes the batch, blocking.
     /// What was taken is written even when taking it ends the writer.
-    pub(crate) fn step(&self, inbox: &mut Inbox) -> Result<Progress, Stop> {
-        if inbox.bulk {
-            self.linger(inbox);
+    pub(crate) fn step(&self, writer_state: &mut WriterState) -> Result<Progress, Stop> {
+        if writer_state.bulk {
+            self.linger(writer_state);
         }
         let mut link_guard = self.link.lock();
         let link = link_guard.as_mut().ok_or(Stop::Ending)?;
@@ -33,18 +34,18 @@ impl Outbox {
                 // A large payload is still being written: nothing goes behind it yet.
                 None
             } else {
-                q.take_work(&mut inbox.spare)
+                q.take_work(&mut writer_state.spare)
             }
         };
         let filled = match work {
             Some(mut work) => {
                 let filled = work.encode(&mut link.batch);
-                self.queue().give_back(work, &mut inbox.spare);
+                self.queue().give_back(work, &mut writer_state.spare);
                 filled
             }
             None => Ok(()),
         };
-        inbox.bulk = link.batch.pending().0.len() >= BULK;
+        writer_state.bulk = link.batch.pending().0.len() >= BULK;
         let written = link.write(Mode::Writer);
         self.wire_written(link);
         let close = match written? {
@@ -63,9 +64,9 @@ impl Outbox {
             // Big buffers go once the socket has been idle for a while, not at every pause of
             // a busy one (a 1 MiB buffer freed between two messages is mapped and faulted in
             // again for the next).
-            self.shrink_when_idle(inbox, link);
+            self.shrink_when_idle(writer_state, link);
         } else {
-            inbox.idle_since = None;
+            writer_state.idle_since = None;
         }
         Ok(Progress { close, idle })
     }
@@ -76,7 +77,7 @@ impl Outbox {
     /// the peer gets a few large writes instead of many small ones, each of which wakes its
     /// reader. Only in a bulk flow: a message after a pause, or a request in a round trip,
     /// goes out at once.
-    fn linger(&self, inbox: &Inbox) {
+    fn linger(&self, writer_state: &WriterState) {
         {
             let mut q = self.queue();
             let small = !q.staged.is_empty() && q.staged.bytes.len() < INLINE_BATCH;
@@ -85,28 +86,28 @@ impl Outbox {
             }
             q.writer_lingering = true;
         }
-        inbox.parker.park_timeout(LINGER);
+        writer_state.parker.park_timeout(LINGER);
         self.queue().writer_lingering = false;
     }
 
-    fn shrink_when_idle(&self, inbox: &mut Inbox, link: &mut Link) {
+    fn shrink_when_idle(&self, writer_state: &mut WriterState, link: &mut Link) {
         let mut q = self.queue();
         if q.staged.capacity() <= IDLE_BUFFER && link.capacity() <= IDLE_BUFFER {
-            inbox.idle_since = None;
+            writer_state.idle_since = None;
             return;
         }
         let now = Instant::now();
-        let since = *inbox.idle_since.get_or_insert(now);
+        let since = *writer_state.idle_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= BUFFER_LINGER {
             q.staged.shrink(IDLE_BUFFER);
             link.shrink(IDLE_BUFFER);
-            inbox.idle_since = None;
+            writer_state.idle_since = None;
         }
     }
 
     /// When the writer should look again to free its idle buffers, if it holds big ones.
-    pub(crate) fn shrink_deadline(&self, inbox: &Inbox) -> Option<Instant> {
-        inbox
+    pub(crate) fn shrink_deadline(&self, writer_state: &WriterState) -> Option<Instant> {
+        writer_state
             .idle_since
             .and_then(|since| since.checked_add(BUFFER_LINGER))
     }
@@ -114,7 +115,7 @@ impl Outbox {
     /// Parks the writer until woken or `deadline`, unless it has work. It says it sleeps
     /// under the queue's lock, after looking for work there, so whoever queues an item after
     /// that look sees it asleep and wakes it.
-    pub(crate) fn park(&self, inbox: &Inbox, deadline: Option<Instant>) {
+    pub(crate) fn park(&self, writer_state: &WriterState, deadline: Option<Instant>) {
         {
             let mut q = self.queue();
             if !q.idle() || q.broken {
@@ -123,8 +124,8 @@ impl Outbox {
             q.writer_parked = true;
         }
         match deadline {
-            Some(d) => inbox.parker.park_deadline(d),
-            None => inbox.parker.park(),
+            Some(d) => writer_state.parker.park_deadline(d),
+            None => writer_state.parker.park(),
         }
         self.queue().writer_parked = false;
     }
