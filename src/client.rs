@@ -82,12 +82,19 @@ impl Client {
         listener: Box<dyn WebSocketListener>,
     ) -> WebSocket {
         let tls = self.tls_source();
-        let (socket, inbox) = Socket::new(request, crate::proto::Role::Client, &self.inner.config);
+        let (socket, writer_state) =
+            Socket::new(request, crate::proto::Role::Client, &self.inner.config);
         let ws = WebSocket {
             socket: socket.clone(),
         };
         let callbacks = Bound::new(ws.clone(), listener);
-        driver::spawn_client(socket, inbox, self.inner.config.clone(), tls, callbacks);
+        driver::spawn_client(
+            socket,
+            writer_state,
+            self.inner.config.clone(),
+            tls,
+            callbacks,
+        );
         ws
     }
 
@@ -114,14 +121,15 @@ impl Client {
         backlog: Arc<Backlog>,
         callbacks: Box<dyn Callbacks>,
     ) -> Result<(WebSocket, crate::response::Response), crate::error::Error> {
-        let (socket, inbox) = Socket::new(request, crate::proto::Role::Client, &self.inner.config);
+        let (socket, writer_state) =
+            Socket::new(request, crate::proto::Role::Client, &self.inner.config);
         let _ = socket.pause.backlog.set(backlog);
         let ws = WebSocket {
             socket: socket.clone(),
         };
         let response = driver::connect_here(
             socket,
-            inbox,
+            writer_state,
             self.inner.config.clone(),
             self.tls_source(),
             callbacks,
@@ -131,6 +139,16 @@ impl Client {
 }
 
 impl Client {
+    /// Whether its `Connection`s take large messages in parts from the start.
+    pub(crate) fn streams_from_start(&self) -> bool {
+        self.inner.config.streams_from_start()
+    }
+
+    /// The largest message a socket of this client takes whole (`max_message_size`).
+    pub(crate) fn max_message_size(&self) -> u64 {
+        self.inner.config.max_message_size
+    }
+
     /// The most payload bytes a socket of this client queues (`max_queue_size`).
     pub(crate) fn max_queue_size(&self) -> u64 {
         self.inner.config.max_queue_size

@@ -55,6 +55,8 @@ pub(crate) struct Config {
     pub close_timeout: Option<Duration>,
     pub max_queue_size: u64,
     pub max_message_size: u64,
+    /// The largest message received as a stream (`None`: `max_message_size`).
+    pub max_streamed_message_size: Option<u64>,
     /// Offer (client) or accept (server) permessage-deflate.
     pub compression: bool,
     /// Messages smaller than this go out uncompressed.
@@ -97,6 +99,7 @@ impl Default for Config {
             close_timeout: Some(Duration::from_secs(60)),
             max_queue_size: 16 * 1024 * 1024,
             max_message_size: 64 * 1024 * 1024,
+            max_streamed_message_size: None,
             compression: true,
             min_compress_size: 1024,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
@@ -167,6 +170,29 @@ pub(crate) const SERVER_PING_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) const SERVER_MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 /// The server's send queue limit per connection.
 pub(crate) const SERVER_MAX_QUEUE_SIZE: u64 = 1024 * 1024;
+
+/// A message received as a stream is handed over in parts of about this size.
+pub(crate) const PART_SIZE: usize = 64 * 1024;
+
+impl Config {
+    /// Whether a `Connection` takes large messages in parts from its start, not only from
+    /// its first `recv_stream`: when streams may be larger than whole messages, the first
+    /// message must not be refused whole for its size.
+    pub(crate) fn streams_from_start(&self) -> bool {
+        self.max_streamed_message_size
+            .is_some_and(|s| s > self.max_message_size)
+    }
+
+    /// How the decoder hands over messages received as streams.
+    pub(crate) fn parts(&self) -> crate::proto::decoder::Parts {
+        crate::proto::decoder::Parts {
+            size: PART_SIZE,
+            max_message_size: self
+                .max_streamed_message_size
+                .unwrap_or(self.max_message_size),
+        }
+    }
+}
 
 /// Default zlib level; see `docs/compression.md` for the measurement behind it.
 pub(crate) const DEFAULT_COMPRESSION_LEVEL: u32 = 3;
@@ -251,6 +277,19 @@ macro_rules! socket_options {
         /// 1009 before its payload is buffered. Default 64 MiB.
         pub fn max_message_size(mut self, bytes: u64) -> Self {
             self.config.max_message_size = bytes;
+            self
+        }
+
+        /// The largest incoming message received as a stream
+        /// ([`Connection::recv_stream`](crate::Connection::recv_stream),
+        /// [`WebSocketListener::on_message_part`](crate::WebSocketListener::on_message_part),
+        /// a [`ByteStream`](crate::ByteStream)); a bigger one fails the socket with close 1009
+        /// once it passes the limit. Default: `max_message_size`. A stream's memory is one part
+        /// (64 KiB) whatever its size, so this may be raised far above `max_message_size`, or
+        /// lifted with `u64::MAX`; what it still answers is a peer that sends one message for
+        /// ever (a disk filled by an application that writes streams to files).
+        pub fn max_streamed_message_size(mut self, bytes: u64) -> Self {
+            self.config.max_streamed_message_size = Some(bytes);
             self
         }
 

@@ -97,6 +97,12 @@ pub enum Error {
     ListenerPanicked(String),
     /// The socket was canceled by [`WebSocket::cancel`](crate::WebSocket::cancel).
     Canceled,
+    /// The `Read` a streamed message was being sent from failed, or a text stream was not
+    /// UTF-8 ([`WebSocket::send_stream`](crate::WebSocket::send_stream)). If part of the
+    /// message had been queued, the socket sent close 1011 and failed with this error (a
+    /// message cannot be taken back once its first frame is out); if nothing had, only the
+    /// send failed.
+    MessageSource(Arc<io::Error>),
     /// A conversion to or from an `http` crate type failed (feature `http`).
     Http(String),
     /// The socket was closed cleanly: both close frames were exchanged. Returned by the
@@ -175,7 +181,7 @@ impl Error {
             Error::Protocol(e) => Some(e.close_code()),
             Error::InvalidUtf8 => Some(1007),
             Error::MessageTooLarge { .. } => Some(1009),
-            Error::ListenerPanicked(_) => Some(1011),
+            Error::ListenerPanicked(_) | Error::MessageSource(_) => Some(1011),
             _ => None,
         }
     }
@@ -257,6 +263,11 @@ impl fmt::Display for Error {
                 write!(f, "a listener callback panicked: {m} (sent close 1011)")
             }
             Error::Canceled => write!(f, "the web socket was canceled"),
+            Error::MessageSource(e) => write!(
+                f,
+                "the source of a streamed message failed: {e} (once part of it was sent, the \
+                 socket sent close 1011)"
+            ),
             Error::Http(e) => write!(f, "converting to or from an http type: {e}"),
             Error::Closed { code, reason } if reason.is_empty() => {
                 write!(f, "the web socket is closed (the peer's code {code})")
@@ -274,7 +285,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             // The io::Error itself, not the Arc: callers downcast to io::Error.
-            Error::Io(e) => Some(e.as_ref()),
+            Error::Io(e) | Error::MessageSource(e) => Some(e.as_ref()),
             _ => None,
         }
     }

@@ -67,6 +67,7 @@
 // socket flags of `driver/platform/sockets.rs`, through socket2 and libc's safe wrappers).
 #![deny(unsafe_code)]
 
+mod byte_stream;
 mod client;
 mod config;
 mod connection;
@@ -100,8 +101,9 @@ pub mod testing;
 mod waiting;
 mod websocket;
 
+pub use byte_stream::{ByteReader, ByteStream, ByteWriter, MAX_WRITE};
 pub use client::{Client, ClientBuilder};
-pub use connection::{Connection, connect};
+pub use connection::{Connection, MessageReader, connect};
 pub use ended::Ended;
 pub use error::{Error, ProtocolError};
 pub use factory::WebSocketFactory;
@@ -110,7 +112,7 @@ pub use listener::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, Listener,
     WebSocketListener, channel, channel_with_limit, channel_with_waker,
 };
-pub use message::Message;
+pub use message::{Message, MessageKind, MessagePart};
 pub use prepared::{Delivery, Prepared, WhenFull};
 pub use proto::forwarded::ForwardedHeader;
 pub use proxy::Proxy;

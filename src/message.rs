@@ -80,3 +80,73 @@ impl<const N: usize> From<&[u8; N]> for Message {
         Message::Binary(b.to_vec())
     }
 }
+
+/// Whether a message is text or binary, for the messages sent and received as streams
+/// ([`WebSocket::send_stream`](crate::WebSocket::send_stream),
+/// [`Connection::recv_stream`](crate::Connection::recv_stream)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// Text (opcode 0x1): valid UTF-8 as a whole.
+    Text,
+    /// Binary (opcode 0x2).
+    Binary,
+}
+
+impl Message {
+    /// Whether this is a text or a binary message.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+        }
+    }
+}
+
+/// A piece of a large incoming message, for a listener that takes large messages in parts
+/// ([`WebSocketListener::on_message_part`](crate::WebSocketListener::on_message_part)): the
+/// parts of one message come in order, nothing but the socket's control frames between them.
+///
+/// A text message's parts each end on a whole character, so every part is valid UTF-8 on its
+/// own ([`as_text`](Self::as_text)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePart {
+    pub(crate) kind: MessageKind,
+    pub(crate) first: bool,
+    pub(crate) last: bool,
+    pub(crate) data: Vec<u8>,
+}
+
+impl MessagePart {
+    /// The message's kind.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// Whether this is the message's first part.
+    pub fn is_first(&self) -> bool {
+        self.first
+    }
+
+    /// Whether this is the message's last part (it may be empty).
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+
+    /// The part's payload bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// A text part's text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self.kind {
+            MessageKind::Text => std::str::from_utf8(&self.data).ok(),
+            MessageKind::Binary => None,
+        }
+    }
+
+    /// The payload, to keep.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+}

@@ -1,11 +1,12 @@
 //! The public handle of a socket; the state it shares with its threads is in the driver.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::driver::{SendError, Socket};
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Message, MessageKind};
 use crate::proto::close;
 use crate::request::Request;
 
@@ -85,6 +86,8 @@ impl WebSocket {
     /// let ws = syncws::Client::new().new_web_socket(syncws::Request::builder(&server.url()).build()?, listener);
     /// ws.send("ping me");
     /// # for e in events.iter() { if matches!(e, syncws::Event::Message(_)) { break; } }
+    /// // Counted once written: the echo can come back before the writer has counted it.
+    /// assert!(ws.wait_drained(std::time::Duration::from_secs(10)));
     /// let stats = ws.stats();
     /// assert_eq!(stats.messages_sent, 1);
     /// println!("{} bytes on the wire for {} of payload", stats.wire_bytes_sent, stats.bytes_sent);
@@ -170,6 +173,49 @@ impl WebSocket {
             Err((SendError::Timeout | SendError::Full, m)) => Err(SendTimeoutError::Timeout(m)),
             Err((SendError::Closed, m)) => Err(SendTimeoutError::Closed(m)),
         }
+    }
+
+    /// Sends what `source` yields, to its end, as one message of `kind`, without holding it
+    /// whole: it is read a part at a time (the fragment size, at most half of
+    /// `max_queue_size`) and each part goes out as one frame. Returns the bytes sent once the
+    /// last part is queued (as [`send`](Self::send) returns once a message is queued;
+    /// [`wait_drained`](Self::wait_drained) says when it is written).
+    ///
+    /// - **Backpressure**: each part counts in [`queue_size`](Self::queue_size) as it is
+    ///   read, and the next is read only once the queue has room for it, so a slow peer holds
+    ///   the reading back and memory stays at a few parts, whatever the size of the source.
+    /// - **Contiguous**: the message's frames go out with no other data message between
+    ///   them; messages other threads send meanwhile are queued behind it. Pings and pongs
+    ///   still go between its frames (RFC 6455 §5.4). One streamed message at a time: a
+    ///   second `send_stream` on the same socket waits for the first.
+    /// - **Compression**: with permessage-deflate, the message is compressed as one,
+    ///   across its frames.
+    /// - [`cancel`](Self::cancel) (or a failure) ends it at once: the call returns the
+    ///   socket's error. [`close`](Self::close) from another thread waits for it: the close
+    ///   frame goes behind its last part (the state stays `Open` until then).
+    /// - **A failing source**: an error from `source` (or, for text, bytes that are not UTF-8)
+    ///   is returned as [`Error::MessageSource`]. If nothing of the message was queued yet,
+    ///   the socket is untouched; otherwise it fails with close 1011, because a message
+    ///   cannot be taken back once its first frame is out and a truncated one would be
+    ///   delivered as if whole.
+    ///
+    /// It blocks the calling thread for as long as the source takes and the queue is full,
+    /// so do not call it from a listener callback: callbacks run on the socket's reader
+    /// thread. A text message's parts are checked as UTF-8 as they are read.
+    ///
+    /// ```
+    /// use syncws::MessageKind;
+    /// let server = syncws::EchoServer::start()?;
+    /// let mut conn = syncws::connect(&server.url())?;
+    /// let file: &[u8] = &[7u8; 100_000]; // a `File` works the same
+    /// let sent = conn.websocket().send_stream(MessageKind::Binary, file)?;
+    /// assert_eq!(sent, 100_000);
+    /// assert_eq!(conn.recv()?.len(), 100_000);
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn send_stream(&self, kind: MessageKind, mut source: impl Read) -> Result<u64, Error> {
+        self.socket
+            .send_stream(kind == MessageKind::Text, &mut source)
     }
 
     /// Waits up to `timeout` until everything queued has been written to the connection

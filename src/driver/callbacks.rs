@@ -4,6 +4,7 @@
 
 use crate::ended::Ended;
 use crate::message::Message;
+use crate::proto::decoder::Part;
 use crate::response::Response;
 
 /// What the reader tells the application, in order: the open, each message, the peer's close,
@@ -12,7 +13,19 @@ use crate::response::Response;
 pub(crate) trait Callbacks: Send {
     fn open(&mut self, response: &Response) {}
     fn message(&mut self, message: Message) {}
+    /// Whether large messages are to come in parts (`part`) rather than whole: asked before
+    /// each read, and it holds for the messages that start in it.
+    fn wants_parts(&self) -> bool {
+        false
+    }
+    /// A piece of a large message, when `wants_parts` said so.
+    fn part(&mut self, part: Part) {}
     fn closing(&mut self, code: u16, reason: &str) {}
+    /// Whether the peer's close is answered as soon as `closing` returns (if the application
+    /// did not answer in it). False: the application answers when it is done writing.
+    fn answers_peer_close(&self) -> bool {
+        true
+    }
     /// Once, last.
     fn ended(&mut self, ended: Ended) {}
     /// The reader is about to block (in a read, or waiting for room): whatever the

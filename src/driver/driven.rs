@@ -20,6 +20,7 @@ use crate::message::Message;
 use crate::proto::Role;
 use crate::proto::close::CloseFrame;
 use crate::proto::decoder::Incoming;
+use crate::proto::frame::OpCode;
 use crate::proto::session::{Cause, State};
 use crate::response::Response;
 
@@ -37,6 +38,8 @@ pub(crate) struct Driven {
     /// Taken from the outbox, not yet handed to the caller.
     log: Vec<Did>,
     cancel_logged: bool,
+    /// A streamed message's parts so far (text?, payload).
+    streamed: Option<(bool, Vec<u8>)>,
 }
 
 impl Driven {
@@ -45,6 +48,7 @@ impl Driven {
             reader: Reader::new(socket, callbacks, Role::Client, config),
             log: Vec::new(),
             cancel_logged: false,
+            streamed: None,
         }
     }
 
@@ -65,6 +69,30 @@ impl Driven {
                 }
                 Outgoing::Close(code, reason) => Did::Close(code, reason),
                 Outgoing::FailClose(code) => Did::Close(Some(code), String::new()),
+                // A streamed message is recorded whole, once its last part is in.
+                Outgoing::Part {
+                    opcode,
+                    payload,
+                    first,
+                    last,
+                } => {
+                    if first {
+                        self.streamed = Some((opcode == OpCode::Text, Vec::new()));
+                    }
+                    let Some((text, mut data)) = self.streamed.take() else {
+                        continue;
+                    };
+                    data.extend_from_slice(&payload);
+                    if !last {
+                        self.streamed = Some((text, data));
+                        continue;
+                    }
+                    Did::Send(match (text, String::from_utf8(data)) {
+                        (true, Ok(s)) => Message::Text(s),
+                        (_, Ok(s)) => Message::Binary(s.into_bytes()),
+                        (_, Err(e)) => Message::Binary(e.into_bytes()),
+                    })
+                }
             });
         }
         if !self.cancel_logged && self.socket().with_session(|s| s.was_canceled()) {

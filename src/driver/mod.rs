@@ -28,6 +28,8 @@ pub(crate) mod transport;
 mod write;
 
 pub(crate) use connect::{TlsSource, connect_here, spawn_client};
-pub(crate) use serve::{Decision, Forwarding, Handler, Limits, Serve, accept_loop, listen};
+pub(crate) use serve::{
+    Decision, Forwarding, Handler, Limits, Opening, Serve, accept_loop, listen,
+};
 pub(crate) use socket::Socket;
 pub(crate) use write::SendError;

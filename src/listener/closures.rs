@@ -3,7 +3,7 @@
 use super::WebSocketListener;
 use crate::ended::Ended;
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Message, MessagePart};
 use crate::response::Response;
 use crate::websocket::WebSocket;
 
@@ -11,6 +11,7 @@ type OpenFn = Box<dyn FnMut(&WebSocket, &Response) + Send>;
 type MessageFn = Box<dyn FnMut(&WebSocket, Message) + Send>;
 type CloseFn = Box<dyn FnMut(&WebSocket, u16, &str) + Send>;
 type FailureFn = Box<dyn FnMut(&WebSocket, Error, Option<&Response>) + Send>;
+type PartFn = Box<dyn FnMut(&WebSocket, MessagePart) + Send>;
 type EndedFn = Box<dyn FnMut(&WebSocket, Ended) + Send>;
 
 /// A [`WebSocketListener`] made of closures; events without a closure are ignored.
@@ -31,6 +32,7 @@ type EndedFn = Box<dyn FnMut(&WebSocket, Ended) + Send>;
 pub struct Listener {
     open: Option<OpenFn>,
     message: Option<MessageFn>,
+    part: Option<PartFn>,
     closing: Option<CloseFn>,
     closed: Option<CloseFn>,
     failure: Option<FailureFn>,
@@ -58,6 +60,27 @@ impl Listener {
     /// Runs `f` in [`WebSocketListener::on_message`].
     pub fn on_message(mut self, f: impl FnMut(&WebSocket, Message) + Send + 'static) -> Self {
         self.message = Some(Box::new(f));
+        self
+    }
+
+    /// Runs `f` in [`WebSocketListener::on_message_part`]: with it, large messages come in
+    /// parts ([`WebSocketListener::receives_parts`] is true), smaller ones whole through
+    /// `on_message`.
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// let mut file = std::fs::File::create("upload.bin")?;
+    /// let listener = syncws::Listener::new().on_message_part(move |_ws, part| {
+    ///     file.write_all(part.data()).expect("disk");
+    /// });
+    /// # let _ = listener;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_message_part(
+        mut self,
+        f: impl FnMut(&WebSocket, MessagePart) + Send + 'static,
+    ) -> Self {
+        self.part = Some(Box::new(f));
         self
     }
 
@@ -101,6 +124,14 @@ impl WebSocketListener for Listener {
     fn on_message(&mut self, ws: &WebSocket, message: Message) {
         if let Some(f) = &mut self.message {
             f(ws, message)
+        }
+    }
+    fn receives_parts(&self) -> bool {
+        self.part.is_some()
+    }
+    fn on_message_part(&mut self, ws: &WebSocket, part: MessagePart) {
+        if let Some(f) = &mut self.part {
+            f(ws, part)
         }
     }
     fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {

@@ -4,7 +4,6 @@
 mod channel;
 mod closures;
 
-pub(crate) use channel::charge;
 pub use channel::{
     ChannelListener, DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, Events, channel,
     channel_with_limit, channel_with_waker,
@@ -14,7 +13,8 @@ pub use closures::Listener;
 use crate::driver::callbacks::Callbacks;
 use crate::ended::Ended;
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Message, MessageKind, MessagePart};
+use crate::proto::decoder::Part;
 use crate::response::Response;
 use crate::websocket::WebSocket;
 
@@ -38,6 +38,23 @@ pub trait WebSocketListener: Send + 'static {
     fn on_open(&mut self, ws: &WebSocket, response: &Response) {}
     /// A whole message arrived (fragments reassembled, text checked as UTF-8).
     fn on_message(&mut self, ws: &WebSocket, message: Message) {}
+    /// Whether large messages come in parts, through
+    /// [`on_message_part`](Self::on_message_part), instead of whole. Default false: every
+    /// message arrives whole, within `max_message_size`.
+    ///
+    /// When true, a message that grows past 64 KiB (or past `max_message_size`) is handed
+    /// over as it arrives, in parts of about 64 KiB, and may be as large as
+    /// `max_streamed_message_size` allows (`ClientBuilder`, `ServerBuilder`); smaller
+    /// messages still come whole, through `on_message`. Asked before each read of the socket,
+    /// for the messages that start in it.
+    fn receives_parts(&self) -> bool {
+        false
+    }
+    /// A part of a large message, when [`receives_parts`](Self::receives_parts) says so: its
+    /// parts come in order ([`MessagePart::is_first`] to [`MessagePart::is_last`]), with no
+    /// other message between them. The socket reads nothing while this runs, so a slow
+    /// consumer holds the peer back (TCP flow control) and memory stays at one part.
+    fn on_message_part(&mut self, ws: &WebSocket, part: MessagePart) {}
     /// The peer sent its close frame. Unless `close` was called already, the socket answers with
     /// the same code right after this returns; call `close` here to answer differently.
     fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {}
@@ -79,6 +96,22 @@ impl Callbacks for Bound {
     }
     fn message(&mut self, message: Message) {
         self.listener.on_message(&self.ws, message);
+    }
+    fn wants_parts(&self) -> bool {
+        self.listener.receives_parts()
+    }
+    fn part(&mut self, part: Part) {
+        let part = MessagePart {
+            kind: if part.text {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            },
+            first: part.first,
+            last: part.last,
+            data: part.data,
+        };
+        self.listener.on_message_part(&self.ws, part);
     }
     fn closing(&mut self, code: u16, reason: &str) {
         self.listener.on_closing(&self.ws, code, reason);

@@ -119,6 +119,8 @@ pub(crate) fn retryable(error: &Error, status: Option<u16>, opened: bool) -> boo
         | Error::InvalidCloseCode(_)
         | Error::ReasonTooLong(_)
         | Error::ListenerPanicked(_)
+        // The application's own source failed: a new connection would not mend it.
+        | Error::MessageSource(_)
         | Error::Canceled
         | Error::Http(_)
         | Error::Closed { .. } => false,

@@ -4,6 +4,16 @@
 //! how many bytes it used and, at most, one event. Payload bytes are copied exactly once, from
 //! the read buffer into the message being assembled; a partial frame header (at most 14 bytes)
 //! is the only thing kept between calls, so the read buffer can always be reused whole.
+//!
+//! **Parts.** With [`set_parts`](Decoder::set_parts), a message that grows past the part size
+//! (or past `max_message_size`) is handed over in [`Part`]s as it arrives instead of whole,
+//! so its memory is one part, not the message: the streamed receive. Its limit is then the
+//! streamed one. A compressed message is inflated a part at a time: compressed input that
+//! would inflate past the part waits in the decoder ([`has_pending`](Decoder::has_pending))
+//! until the part is handed over, so a small input that inflates to gigabytes still costs one
+//! part of memory at a time. Text parts end on whole characters (an incomplete one at the end
+//! of a part starts the next), and invalid UTF-8 fails with 1007 as it lands, as whole
+//! messages do.
 
 use crate::error::{Error, ProtocolError};
 use crate::message::Message;
@@ -20,12 +30,40 @@ pub(crate) use super::Role;
 pub enum Incoming {
     /// A whole data message, reassembled, inflated and (text) UTF-8 checked.
     Message(Message),
+    /// A piece of a message received in parts (see [`Decoder::set_parts`]).
+    Part(Part),
     /// A ping, with its payload.
     Ping(Vec<u8>),
     /// A pong, with its payload.
     Pong(Vec<u8>),
     /// The peer's close frame.
     Close(CloseFrame),
+}
+
+/// One piece of a message received in parts: the pieces of one message come in order, with
+/// nothing between them but control frames' events.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Part {
+    /// A text message's part: valid UTF-8, ending on a whole character.
+    pub text: bool,
+    /// The message's first part.
+    pub first: bool,
+    /// The message's last part (it may be empty).
+    pub last: bool,
+    /// The payload, inflated.
+    pub data: Vec<u8>,
+}
+
+/// How the decoder hands over large messages: in parts of `size` bytes (see
+/// [`Decoder::set_parts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// A message is handed over in parts once it has this many bytes (or more than
+    /// `max_message_size`); each part has about this many.
+    pub size: usize,
+    /// The largest message received in parts (inflated size), in place of
+    /// `max_message_size`.
+    pub max_message_size: u64,
 }
 
 /// The largest payload reserved up front for a frame whose announced length we have not seen yet.
@@ -39,6 +77,12 @@ struct FrameInProgress {
 
 struct MessageInProgress {
     text: bool,
+    /// Handed over in parts of this size (the decoder's setting when the message started).
+    parts: Option<Parts>,
+    /// Its first part was handed over.
+    parted: bool,
+    /// Payload bytes (inflated) handed over in earlier parts.
+    handed: u64,
     /// RSV1 was set on the first frame: the payload is deflated (RFC 7692).
     compressed: bool,
     /// Payload bytes received on the wire (before inflating).
@@ -60,6 +104,12 @@ pub struct Decoder {
     inflater: Option<Inflater>,
     /// Unmasked compressed bytes on their way to the inflater (server role only).
     scratch: Vec<u8>,
+    /// How large messages are handed over, for messages that start from now on.
+    parts: Option<Parts>,
+    /// A message received in parts: compressed payload (unmasked) read from the input and
+    /// not yet inflated, because the part being filled is full; and how much of it is used.
+    pending: Vec<u8>,
+    pending_pos: usize,
     /// Frames whose header was read (for the socket's statistics).
     frames: u64,
 }
@@ -79,8 +129,38 @@ impl Decoder {
             control: Vec::new(),
             inflater,
             scratch: Vec::new(),
+            parts: None,
+            pending: Vec::new(),
+            pending_pos: 0,
             frames: 0,
         }
+    }
+
+    /// Hands messages that start from now on over in parts once they grow past
+    /// `parts.size` bytes or past `max_message_size` (`None`: every message whole, within
+    /// `max_message_size`). A message in progress keeps the setting it started with.
+    pub fn set_parts(&mut self, parts: Option<Parts>) {
+        self.parts = parts.map(|p| Parts {
+            size: p.size.max(1),
+            ..p
+        });
+    }
+
+    /// Whether the decoder has something to hand over without more input: a message in parts
+    /// whose compressed payload inflates past the part in progress. Call
+    /// [`decode`](Self::decode) (with no input, if there is none) until it is false.
+    pub fn has_pending(&self) -> bool {
+        self.pending_pos < self.pending.len()
+            || self
+                .message
+                .as_ref()
+                .is_some_and(|m| m.parts.is_some_and(|p| m.data.len() >= p.size))
+            // A frame whose input was all read while its inflating waited: it ends (and its
+            // message's last part goes) on the next call.
+            || self
+                .frame
+                .as_ref()
+                .is_some_and(|f| f.done == f.header.len)
     }
 
     /// Frames whose header was read so far.
@@ -94,6 +174,11 @@ impl Decoder {
     /// input after an event. After an error the connection must be failed with the error's
     /// close code; the decoder is not usable any more.
     pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Incoming>), Error> {
+        // A message in parts: a full part, or compressed input left from an earlier call,
+        // goes first.
+        if let Some(part) = self.next_pending_part()? {
+            return Ok((0, Some(part)));
+        }
         let mut pos = 0;
         loop {
             if self.frame.is_none() {
@@ -106,8 +191,12 @@ impl Decoder {
                 }
             }
             pos += self.read_payload(&input[pos..])?;
+            if let Some(part) = self.full_part()? {
+                return Ok((pos, Some(part)));
+            }
             let complete = match &self.frame {
-                Some(f) => f.done == f.header.len,
+                // A compressed frame in parts is complete once its input is inflated too.
+                Some(f) => f.done == f.header.len && self.pending_pos == self.pending.len(),
                 None => false,
             };
             if !complete {
@@ -176,7 +265,7 @@ impl Decoder {
                 let Some(m) = &self.message else {
                     return Err(Error::Protocol(ProtocolError::ContinuationWithoutMessage));
                 };
-                self.check_size(m.wire_len, header.len)?;
+                self.check_size(m.wire_len, header.len, m.parts)?;
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
@@ -184,12 +273,19 @@ impl Decoder {
                         opcode: header.opcode.bits(),
                     }));
                 }
-                self.check_size(0, header.len)?;
+                self.check_size(0, header.len, self.parts)?;
+                let reserve = match self.parts {
+                    Some(p) => header.len.min(p.size as u64),
+                    None => header.len,
+                };
                 self.message = Some(MessageInProgress {
                     text: header.opcode == OpCode::Text,
+                    parts: self.parts,
+                    parted: false,
+                    handed: 0,
                     compressed: header.rsv1,
                     wire_len: 0,
-                    data: Vec::with_capacity(header.len.min(MAX_RESERVE) as usize),
+                    data: Vec::with_capacity(reserve.min(MAX_RESERVE) as usize),
                     utf8: utf8::Validator::default(),
                 });
             }
@@ -205,15 +301,26 @@ impl Decoder {
         Ok(())
     }
 
-    fn check_size(&self, have: u64, more: u64) -> Result<(), Error> {
+    /// The wire size a message may reach: `max_message_size`, or the streamed limit for a
+    /// message in parts.
+    fn check_size(&self, have: u64, more: u64, parts: Option<Parts>) -> Result<(), Error> {
         let size = have.saturating_add(more);
-        if size > self.max_message_size {
-            return Err(Error::MessageTooLarge {
-                size,
-                limit: self.max_message_size,
-            });
+        let limit = self.limit(parts);
+        if size > limit {
+            return Err(Error::MessageTooLarge { size, limit });
         }
         Ok(())
+    }
+
+    fn limit(&self, parts: Option<Parts>) -> u64 {
+        parts.map_or(self.max_message_size, |p| p.max_message_size)
+    }
+
+    /// The bytes a message in parts collects before a part is handed over: the part size,
+    /// or less under `max_message_size`, so that what is handed over whole always fits it.
+    fn part_size(&self, parts: Parts) -> usize {
+        let whole_max = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
+        parts.size.min(whole_max.saturating_add(1)).max(1)
     }
 
     /// Copies as much of the current frame's payload as `input` holds; returns bytes used.
@@ -244,6 +351,16 @@ impl Decoder {
         };
         m.wire_len += n as u64;
         match (&mut self.inflater, m.compressed) {
+            (Some(_), true) if m.parts.is_some() => {
+                // Inflated a part at a time (`inflate_pending`): kept until then.
+                let start = self.pending.len();
+                self.pending.extend_from_slice(chunk);
+                if let Some(key) = f.header.mask {
+                    mask::apply(&mut self.pending[start..], key, offset);
+                }
+                self.inflate_pending()?;
+                return Ok(n);
+            }
             (Some(inflater), true) => {
                 let plain = match f.header.mask {
                     Some(key) => {
@@ -267,11 +384,109 @@ impl Decoder {
         // A whole single-frame text message that arrived in one piece is checked once, when it
         // becomes a `String`; text arriving in pieces is checked as each piece lands, so bad
         // UTF-8 fails at the first bad fragment (RFC 6455 §8.1).
-        let whole_in_one = f.header.fin && offset == 0 && f.done == f.header.len && !m.compressed;
+        // (In parts the validator also says where a text part may end: it sees everything.)
+        let whole_in_one = f.header.fin
+            && offset == 0
+            && f.done == f.header.len
+            && !m.compressed
+            && m.parts.is_none();
         if m.text && !whole_in_one {
             m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
         }
         Ok(n)
+    }
+
+    /// A message in parts: inflates pending compressed input into the part being filled, up
+    /// to the part size, within the streamed limit; validates text as it lands.
+    fn inflate_pending(&mut self) -> Result<(), Error> {
+        let Some(m) = &mut self.message else {
+            return Ok(());
+        };
+        let (Some(parts), Some(inflater)) = (m.parts, &mut self.inflater) else {
+            return Ok(());
+        };
+        let whole_max = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
+        let cap = parts.size.min(whole_max.saturating_add(1)).max(1);
+        let left = parts.max_message_size.saturating_sub(m.handed);
+        // One byte past the limit is enough to know it is passed.
+        let cap = cap.min(
+            usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        );
+        let used = inflater.inflate_some(&self.pending[self.pending_pos..], &mut m.data, cap)?;
+        self.pending_pos += used;
+        if self.pending_pos == self.pending.len() {
+            self.pending.clear();
+            self.pending_pos = 0;
+        }
+        let size = m.handed.saturating_add(m.data.len() as u64);
+        if size > parts.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size,
+                limit: parts.max_message_size,
+            });
+        }
+        if m.text {
+            m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// Before new input: a part that is full, or more of the pending compressed input.
+    fn next_pending_part(&mut self) -> Result<Option<Incoming>, Error> {
+        if self.pending_pos < self.pending.len() {
+            if let Some(part) = self.full_part()? {
+                return Ok(Some(part));
+            }
+            self.inflate_pending()?;
+        }
+        self.full_part()
+    }
+
+    /// A message in parts whose part in progress is full: that part, handed over. A text
+    /// part ends on a whole character; the start of an incomplete one goes to the next.
+    fn full_part(&mut self) -> Result<Option<Incoming>, Error> {
+        let Some(m) = &self.message else {
+            return Ok(None);
+        };
+        let Some(parts) = m.parts else {
+            return Ok(None);
+        };
+        if m.data.len() < self.part_size(parts) {
+            return Ok(None);
+        }
+        Ok(self.take_part())
+    }
+
+    /// Hands over the data collected so far as a part that is not the last. A text part ends
+    /// on a whole character; the start of an incomplete one goes to the next part.
+    fn take_part(&mut self) -> Option<Incoming> {
+        let m = self.message.as_mut()?;
+        let size = m.parts?.size;
+        let cut = if m.text {
+            m.utf8.valid_up_to()
+        } else {
+            m.data.len()
+        };
+        let mut next = Vec::with_capacity(size.min(MAX_RESERVE as usize));
+        next.extend_from_slice(&m.data[cut..]);
+        m.data.truncate(cut);
+        let data = std::mem::replace(&mut m.data, next);
+        m.utf8 = utf8::Validator::default();
+        if m.text && !m.data.is_empty() {
+            // A character's first bytes, already known to be a valid start.
+            let _ = m.utf8.feed(&m.data);
+        }
+        let first = !m.parted;
+        m.parted = true;
+        m.handed = m.handed.saturating_add(data.len() as u64);
+        Some(Incoming::Part(Part {
+            text: m.text,
+            first,
+            last: false,
+            data,
+        }))
     }
 
     fn finish_frame(&mut self) -> Result<Option<Incoming>, Error> {
@@ -289,11 +504,28 @@ impl Decoder {
                 let Some(mut m) = self.message.take() else {
                     return Ok(None);
                 };
+                let limit = match m.parts {
+                    Some(p) => p.max_message_size.saturating_sub(m.handed),
+                    None => self.max_message_size,
+                };
                 if let (Some(inflater), true) = (&mut self.inflater, m.compressed) {
-                    inflater.finish(&mut m.data, self.max_message_size)?;
+                    inflater.finish(&mut m.data, limit)?;
                     if m.text {
                         m.utf8.feed(&m.data).map_err(|_| Error::InvalidUtf8)?;
                     }
+                }
+                let whole = !m.parted && m.data.len() as u64 <= self.max_message_size;
+                if m.parts.is_some() && !whole {
+                    // The last part: its text must end on a whole character.
+                    if m.text && m.utf8.valid_up_to() != m.data.len() {
+                        return Err(Error::InvalidUtf8);
+                    }
+                    return Ok(Some(Incoming::Part(Part {
+                        text: m.text,
+                        first: !m.parted,
+                        last: true,
+                        data: m.data,
+                    })));
                 }
                 let message = if m.text {
                     // `from_utf8` is the one check for a single frame that came whole (the
@@ -583,5 +815,229 @@ mod tests {
         bytes.extend(frame(true, 0, b"", None));
         let ev = run(&mut client(), &bytes, 64).unwrap();
         assert_eq!(ev, [Incoming::Message(Message::Binary(vec![]))]);
+    }
+
+    // ---- parts (streamed receipt) ----
+
+    use crate::proto::deflate::Params;
+    use crate::proto::encoder::{Encoder, EncoderConfig};
+
+    /// Feeds `input` in pieces as the reader does (decoding until the piece is used and
+    /// nothing is pending), collecting events or the first error.
+    fn run_parts(d: &mut Decoder, input: &[u8], piece: usize) -> Result<Vec<Incoming>, Error> {
+        let mut events = Vec::new();
+        for chunk in input.chunks(piece.max(1)) {
+            let mut pos = 0;
+            while pos < chunk.len() || d.has_pending() {
+                let (used, ev) = d.decode(&chunk[pos..])?;
+                pos += used;
+                events.extend(ev);
+            }
+        }
+        Ok(events)
+    }
+
+    fn parted(role: Role, max_whole: u64, size: usize, max: u64, inflate: bool) -> Decoder {
+        let params = Params {
+            send_no_context_takeover: false,
+            recv_no_context_takeover: false,
+            send_max_window_bits: 15,
+            shared_frames: false,
+        };
+        let mut d = Decoder::new(role, max_whole, inflate.then(|| Inflater::new(&params)));
+        d.set_parts(Some(Parts {
+            size,
+            max_message_size: max,
+        }));
+        d
+    }
+
+    /// The parts' payload, put together; checks the flags and each part's size on the way.
+    fn joined(events: &[Incoming], most: usize) -> (bool, Vec<u8>) {
+        let mut data = Vec::new();
+        let mut text = false;
+        for (i, e) in events.iter().enumerate() {
+            let Incoming::Part(p) = e else {
+                panic!("event {i} is not a part: {e:?}")
+            };
+            assert_eq!(p.first, i == 0, "part {i}");
+            assert_eq!(p.last, i == events.len() - 1, "part {i}");
+            assert!(p.data.len() <= most, "part {i} has {} bytes", p.data.len());
+            if p.text {
+                assert!(
+                    std::str::from_utf8(&p.data).is_ok(),
+                    "part {i} is not whole text"
+                );
+            }
+            text = p.text;
+            data.extend_from_slice(&p.data);
+        }
+        (text, data)
+    }
+
+    fn client_frames(payload: &[u8], op: u8, fragment: usize) -> Vec<u8> {
+        let mut input = Vec::new();
+        let chunks: Vec<&[u8]> = payload.chunks(fragment).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            let opcode = if i == 0 { op } else { 0 };
+            input.extend(frame(i == chunks.len() - 1, opcode, c, None));
+        }
+        input
+    }
+
+    #[test]
+    fn a_large_message_comes_in_parts_and_a_small_one_whole() {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let input = client_frames(&payload, 2, 70_000);
+        for piece in [1000, 4096, 65536, usize::MAX] {
+            let mut d = parted(Role::Client, 1 << 30, 64 * 1024, 1 << 30, false);
+            let events = run_parts(&mut d, &input, piece).unwrap();
+            // A part is one part size, plus at most one read.
+            let (text, data) = joined(&events, 64 * 1024 + piece.min(input.len()));
+            assert!(!text);
+            assert_eq!(data, payload, "piece {piece}");
+            assert!(events.len() >= 4, "piece {piece}: {} parts", events.len());
+        }
+        let mut d = parted(Role::Client, 1 << 30, 64 * 1024, 1 << 30, false);
+        let small = run_parts(&mut d, &frame(true, 2, &[9; 1000], None), 100).unwrap();
+        assert_eq!(
+            small,
+            vec![Incoming::Message(Message::Binary(vec![9; 1000]))]
+        );
+    }
+
+    #[test]
+    fn text_parts_end_on_whole_characters_and_bad_text_fails_as_it_lands() {
+        let text = "κόσμε 𝄞 € ".repeat(20_000);
+        let input = client_frames(text.as_bytes(), 1, 33_333);
+        for piece in [7, 1000, 65536] {
+            let mut d = parted(Role::Client, 1 << 30, 10_000, 1 << 30, false);
+            let events = run_parts(&mut d, &input, piece).unwrap();
+            let (is_text, data) = joined(&events, 10_000 + piece);
+            assert!(is_text);
+            assert_eq!(data, text.as_bytes());
+        }
+        // A surrogate (ED A0 80) 200 KB in: parts before it are handed over, then 1007.
+        let mut bad = vec![b'a'; 200_000];
+        bad.extend_from_slice(&[0xED, 0xA0, 0x80]);
+        bad.extend_from_slice(&[b'b'; 1000]);
+        let mut d = parted(Role::Client, 1 << 30, 64 * 1024, 1 << 30, false);
+        let mut events = Vec::new();
+        let mut failed = None;
+        for chunk in client_frames(&bad, 1, 50_000).chunks(4096) {
+            let mut pos = 0;
+            while pos < chunk.len() || d.has_pending() {
+                match d.decode(&chunk[pos..]) {
+                    Ok((used, ev)) => {
+                        pos += used;
+                        events.extend(ev);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        assert_eq!(failed.map(|e| e.close_code()), Some(Some(1007)));
+        assert!(events.len() >= 2, "parts came before the bad byte");
+        // A text message that ends inside a character fails too.
+        let mut d = parted(Role::Client, 1 << 30, 64 * 1024, 1 << 30, false);
+        let mut cut = vec![b'a'; 100_000];
+        cut.push(0xE2);
+        let r = run_parts(&mut d, &client_frames(&cut, 1, 100_001), 4096);
+        assert!(matches!(r, Err(Error::InvalidUtf8)), "{r:?}");
+    }
+
+    #[test]
+    fn the_streamed_limit_applies_to_parts_and_max_message_size_to_whole_messages() {
+        let payload = vec![1u8; 200_000];
+        let input = client_frames(&payload, 2, 50_000);
+        // Whole messages are limited to 100 KB; streams to 150 KB.
+        let mut d = parted(Role::Client, 100_000, 64 * 1024, 150_000, false);
+        let r = run_parts(&mut d, &input, 4096);
+        assert!(
+            matches!(r, Err(Error::MessageTooLarge { limit: 150_000, .. })),
+            "{r:?}"
+        );
+        // Lifted: it all comes, in parts.
+        let mut d = parted(Role::Client, 100_000, 64 * 1024, u64::MAX, false);
+        let (_, data) = joined(&run_parts(&mut d, &input, 4096).unwrap(), 70_000);
+        assert_eq!(data.len(), 200_000);
+        // Over max_message_size but under the part size: still parts, never whole.
+        let mut d = parted(Role::Client, 1000, 64 * 1024, u64::MAX, false);
+        let events = run_parts(&mut d, &frame(true, 2, &[3; 5000], None), 5000).unwrap();
+        let (_, data) = joined(&events, 5000);
+        assert_eq!(data, vec![3; 5000]);
+    }
+
+    /// A streamed message from the encoder (parts compressed as one message, masked) through
+    /// a parted decoder with inflate: what a decompression bomb costs is one part at a time.
+    #[test]
+    fn compressed_parts_round_trip_and_inflate_a_part_at_a_time() {
+        let params = Params {
+            send_no_context_takeover: false,
+            recv_no_context_takeover: false,
+            send_max_window_bits: 15,
+            shared_frames: false,
+        };
+        let config = EncoderConfig {
+            min_compress_size: 0,
+            fragment_size: 1 << 20,
+            compression_level: 6,
+        };
+        let mut e = Encoder::new(Role::Client, Some(&params), config);
+        // 8 MiB of zeros in 4 parts: each compresses to a few KiB.
+        let part = vec![0u8; 2 << 20];
+        let mut wire = Vec::new();
+        for i in 0..4 {
+            let mut out = Vec::new();
+            let payload = e
+                .part(&mut out, OpCode::Binary, part.clone(), i == 0, i == 3)
+                .unwrap();
+            out.extend_from_slice(&payload);
+            wire.extend_from_slice(&out);
+            // A ping between two parts, as the writer may put one.
+            e.control(&mut wire, OpCode::Ping, b"p");
+        }
+        assert!(wire.len() < 100_000, "compressed to {} bytes", wire.len());
+        // One compressed frame whose input is all read before it is all inflated: its last
+        // part comes with no more input (`has_pending` says so).
+        let mut one = Vec::new();
+        let mut e1 = Encoder::new(Role::Server, Some(&params), config);
+        let payload = e1
+            .part(&mut one, OpCode::Binary, vec![7u8; 1 << 20], true, true)
+            .unwrap();
+        one.extend_from_slice(&payload);
+        let mut d = parted(Role::Client, 16 << 20, 64 * 1024, 1 << 30, true);
+        let events = run_parts(&mut d, &one, one.len()).unwrap();
+        let (_, data) = joined(&events, 64 * 1024);
+        assert_eq!(data, vec![7u8; 1 << 20]);
+        let mut d = parted(Role::Server, 1 << 20, 64 * 1024, 1 << 30, true);
+        let events = run_parts(&mut d, &wire, 4096).unwrap();
+        let pings = events
+            .iter()
+            .filter(|e| matches!(e, Incoming::Ping(_)))
+            .count();
+        assert_eq!(pings, 4);
+        let parts: Vec<Incoming> = events
+            .into_iter()
+            .filter(|e| matches!(e, Incoming::Part(_)))
+            .collect();
+        let (_, data) = joined(&parts, 64 * 1024);
+        assert_eq!(data.len(), 8 << 20);
+        assert!(data.iter().all(|&b| b == 0));
+        // The same wire, whole (no parts), within a large enough limit: one message.
+        let params_recv = Inflater::new(&params);
+        let mut whole = Decoder::new(Role::Server, 16 << 20, Some(params_recv));
+        let events = run(&mut whole, &wire, 4096).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Incoming::Message(m) if m.len() == 8 << 20))
+        );
     }
 }

@@ -341,6 +341,49 @@ impl Encoder {
         }
     }
 
+    /// Encodes one part of a message sent in parts (a streamed message), as one frame:
+    /// appends its header to `out` and hands back the payload to write right after it
+    /// (masked in place, compressed when permessage-deflate is in use), so a large part is
+    /// not copied. The `first` part's frame carries the message's opcode (and RSV1 when
+    /// compressed), the others are continuations; the `last` one has FIN. The parts of one
+    /// message must be encoded in order, with no other data message between them (control
+    /// frames may come between, RFC 6455 §5.4).
+    pub(crate) fn part(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: Vec<u8>,
+        first: bool,
+        last: bool,
+    ) -> Result<Vec<u8>, Error> {
+        debug_assert!(self.current.is_none(), "a whole message is in progress");
+        let compressed = self.deflater.is_some();
+        let mut payload = match &mut self.deflater {
+            Some(d) => {
+                let mut out = Vec::new();
+                d.compress_part(&payload, &mut out, last)?;
+                out
+            }
+            None => payload,
+        };
+        let (opcode, rsv1) = if first {
+            (opcode, compressed)
+        } else {
+            (OpCode::Continuation, false)
+        };
+        let mask = self.mask();
+        log::trace!(
+            "frame out: {opcode:?} fin={last} len={} rsv1={rsv1} (a part)",
+            payload.len()
+        );
+        frame::encode_header(out, last, rsv1, opcode, payload.len(), mask);
+        self.counted_frame();
+        if let Some(key) = mask {
+            super::mask::apply(&mut payload, key, 0);
+        }
+        Ok(payload)
+    }
+
     /// Whether a message of `len` bytes would be compressed.
     pub(crate) fn would_compress(&self, len: usize) -> bool {
         self.deflater.is_some() && len >= self.config.min_compress_size

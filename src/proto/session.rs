@@ -242,6 +242,17 @@ impl Session {
         true
     }
 
+    /// A failure close is queued or on the wire (`fail_with_close`, from any thread): the
+    /// connection should stay up a moment for it to reach the peer.
+    pub(crate) fn close_frame_pending(&self) -> bool {
+        self.failure.is_some() && self.ours != OurClose::None && self.state != State::Canceled
+    }
+
+    /// The first failure recorded (a cancel included), if any.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.failure.clone()
+    }
+
     /// Whether `cancel()` ended (or is ending) the socket.
     #[cfg(feature = "testing")]
     pub(crate) fn was_canceled(&self) -> bool {
@@ -355,7 +366,8 @@ impl Session {
     /// included) wins over `cause`, so a cancel that came before this call is reported even if
     /// the reader had seen a clean close; a cancel after it finds the socket ended.
     pub(crate) fn end(&mut self, cause: Cause) -> Ended {
-        let recorded = self.failure.take();
+        // Kept: a streamed send that ends with the socket says why (`failure`).
+        let recorded = self.failure.clone();
         let ended = match (cause, recorded) {
             (_, Some(error)) => Ended::Failed {
                 error,

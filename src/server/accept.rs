@@ -1,6 +1,8 @@
 //! A server handler's answer to an upgrade request.
 
-use crate::driver::Decision;
+use crate::byte_stream::ByteStream;
+use crate::connection::Connection;
+use crate::driver::{Decision, Opening};
 use crate::header::Header;
 use crate::listener::{Bound, WebSocketListener};
 use crate::websocket::WebSocket;
@@ -33,6 +35,12 @@ enum Answer {
         subprotocol: Option<String>,
         listener: Box<dyn WebSocketListener>,
     },
+    Connection {
+        subprotocol: Option<String>,
+        serve: Box<dyn FnOnce(Connection) + Send>,
+        /// The connection is a byte stream's (see `Accept::byte_stream`).
+        byte_stream: bool,
+    },
     Reject {
         status: u16,
         reason: String,
@@ -44,6 +52,11 @@ impl std::fmt::Debug for Accept {
         let mut d = match &self.answer {
             Answer::Upgrade { subprotocol, .. } => {
                 let mut d = f.debug_struct("Upgrade");
+                d.field("subprotocol", subprotocol);
+                d
+            }
+            Answer::Connection { subprotocol, .. } => {
+                let mut d = f.debug_struct("Connection");
                 d.field("subprotocol", subprotocol);
                 d
             }
@@ -73,6 +86,76 @@ impl Accept {
         Accept::answer(Answer::Upgrade {
             subprotocol: Some(subprotocol.to_owned()),
             listener: Box::new(listener),
+        })
+    }
+
+    /// Upgrade with no subprotocol, and serve the socket as a blocking [`Connection`]: `serve`
+    /// gets it once the 101 is written, on a thread of its own (`syncws-conn`, a plain
+    /// thread that ends when `serve` returns), and may block on it for the connection's
+    /// life: `recv`, `recv_stream`, a [`ByteStream`](crate::ByteStream). Dropping the
+    /// `Connection` closes the socket (1000), as on the client side.
+    ///
+    /// ```
+    /// use syncws::{Accept, Server};
+    /// let server = Server::bind("127.0.0.1:0", |_| {
+    ///     Accept::connection(|mut conn| {
+    ///         // One thread per connection, blocking calls: an echo.
+    ///         while let Ok(message) = conn.recv() {
+    ///             conn.send(message);
+    ///         }
+    ///     })
+    /// })?;
+    /// let mut client = syncws::connect(&server.url())?;
+    /// client.send("hi");
+    /// assert_eq!(client.recv()?.as_text(), Some("hi"));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn connection(serve: impl FnOnce(Connection) + Send + 'static) -> Accept {
+        Accept::answer(Answer::Connection {
+            subprotocol: None,
+            serve: Box::new(serve),
+            byte_stream: false,
+        })
+    }
+
+    /// Upgrade with no subprotocol, and serve the socket as a [`ByteStream`]
+    /// on a thread of its own, as [`connection`](Self::connection) does: the peer's bytes
+    /// are read, and its close heard, as a byte stream's from the start.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use syncws::{Accept, ByteStream, Server};
+    /// let server = Server::bind("127.0.0.1:0", |_| {
+    ///     Accept::byte_stream(|stream| {
+    ///         let (mut reader, mut writer) = stream.split();
+    ///         let _ = std::io::copy(&mut reader, &mut writer);
+    ///     })
+    /// })?;
+    /// let mut stream = ByteStream::connect(&server.url())?;
+    /// stream.write_all(b"echo")?;
+    /// let mut got = [0u8; 4];
+    /// stream.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"echo");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn byte_stream(serve: impl FnOnce(ByteStream) + Send + 'static) -> Accept {
+        Accept::answer(Answer::Connection {
+            subprotocol: None,
+            serve: Box::new(move |conn| serve(ByteStream::new(conn))),
+            byte_stream: true,
+        })
+    }
+
+    /// As [`connection`](Self::connection), confirming `subprotocol` (one the client
+    /// offered).
+    pub fn connection_with(
+        subprotocol: &str,
+        serve: impl FnOnce(Connection) + Send + 'static,
+    ) -> Accept {
+        Accept::answer(Answer::Connection {
+            subprotocol: Some(subprotocol.to_owned()),
+            serve: Box::new(serve),
+            byte_stream: false,
         })
     }
 
@@ -128,11 +211,39 @@ impl Accept {
             } => Decision::Upgrade {
                 subprotocol,
                 headers: self.headers,
-                bind: Box::new(move |socket| {
+                bind: Box::new(move |opening: Opening<'_>| {
                     let ws = WebSocket {
-                        socket: socket.clone(),
+                        socket: opening.socket.clone(),
                     };
                     Bound::new(ws, listener)
+                }),
+            },
+            Answer::Connection {
+                subprotocol,
+                serve,
+                byte_stream,
+            } => Decision::Upgrade {
+                subprotocol,
+                headers: self.headers,
+                bind: Box::new(move |opening: Opening<'_>| {
+                    let ws = WebSocket {
+                        socket: opening.socket.clone(),
+                    };
+                    let (feed, unconnected) =
+                        Connection::feed(opening.config.streams_from_start(), byte_stream);
+                    let conn = unconnected.into_connection(
+                        ws,
+                        opening.response.clone(),
+                        opening.config.max_message_size,
+                    );
+                    let spawned = std::thread::Builder::new()
+                        .name("syncws-conn".into())
+                        .spawn(move || serve(conn));
+                    if let Err(e) = spawned {
+                        // The connection went with the closure: dropping it closed the socket.
+                        log::error!("could not start a thread for a server connection: {e}");
+                    }
+                    Box::new(feed)
                 }),
             },
             Answer::Reject { status, reason } => Decision::Reject {

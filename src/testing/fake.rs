@@ -157,7 +157,7 @@ impl FakeFactory {
 
 impl WebSocketFactory for FakeFactory {
     fn new_web_socket(&self, request: Request, listener: Box<dyn WebSocketListener>) -> WebSocket {
-        let (socket, _inbox) = Socket::new(request, Role::Client, &self.config);
+        let (socket, _writer_state) = Socket::new(request, Role::Client, &self.config);
         let ws = WebSocket {
             socket: socket.clone(),
         };

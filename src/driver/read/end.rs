@@ -4,22 +4,17 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Reader;
 use crate::config::Config;
 use crate::driver::callbacks::{Callbacks, NoCallbacks};
 use crate::driver::clock::deadline_after;
-use crate::driver::socket::Socket;
+use crate::driver::socket::{FAIL_LINGER, Socket};
 use crate::driver::transport::ReadHalf;
 use crate::error::Error;
 use crate::panics;
 use crate::proto::Role;
 use crate::proto::session::Cause;
-
-/// How long a failing socket waits for the peer to close TCP after our close frame, so the
-/// frame is not lost to a reset.
-const FAIL_LINGER: Duration = Duration::from_secs(2);
 
 impl Reader {
     /// After the peer's close: wait for the connection to end (the writer's close deadline
@@ -35,6 +30,17 @@ impl Reader {
     pub(super) fn fail_with_close_cause(&mut self, read: &mut ReadHalf, error: Error) -> Cause {
         log::debug!("failing connection: {error}");
         if self.socket().fail_with_close(error) {
+            read.drain_until_eof(Some(deadline_after(FAIL_LINGER)));
+        }
+        Cause::Dropped(None)
+    }
+
+    /// Another thread failed the socket (a cancel, a timer, a streamed send's source, a
+    /// `Connection` refusing a message whole): if that queued a failure close, linger as
+    /// [`fail_with_close_cause`](Self::fail_with_close_cause) does, so the writer gets the
+    /// frame out before the connection is taken away.
+    pub(super) fn failed_elsewhere(&mut self, read: &mut ReadHalf) -> Cause {
+        if self.socket().with_session(|s| s.close_frame_pending()) {
             read.drain_until_eof(Some(deadline_after(FAIL_LINGER)));
         }
         Cause::Dropped(None)

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::panics;
 use crate::proto::Role;
+use crate::proto::decoder::Parts;
 use crate::proto::deflate::{self, Inflater};
 use crate::proto::rate::Bucket;
 use crate::response::Response;
@@ -51,6 +52,8 @@ pub(super) struct Reader {
     callbacks: Box<dyn Callbacks>,
     role: Role,
     max_message_size: u64,
+    /// How messages received as streams are handed over, when the callbacks want parts.
+    parts: Parts,
     /// `max_receive_rate`'s bucket, if there is a limit, and `counts.bytes` when it was last
     /// charged.
     bucket: Option<Bucket>,
@@ -72,6 +75,7 @@ impl Reader {
             callbacks,
             role,
             max_message_size: config.max_message_size,
+            parts: config.parts(),
             bucket: (config.max_receive_rate).map(|rate| Bucket::new(rate, Instant::now())),
             charged: 0,
             counts: Counts::default(),

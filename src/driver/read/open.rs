@@ -115,7 +115,10 @@ impl Reader {
         drop(response);
         match opened {
             Ok(true) => {}
-            Ok(false) => return self.finish(Cause::Dropped(None)),
+            Ok(false) => {
+                let cause = self.failed_elsewhere(&mut read);
+                return self.finish(cause);
+            }
             Err(e) => return self.fail_with_close(&mut read, e),
         }
         // The connect and handshake (TLS above all) ran deeper than the read loop will.

@@ -34,8 +34,12 @@ impl Reader {
         let mut size = READ_BUF_MIN;
         let mut short_reads = 0u32;
         loop {
+            // Whether large messages go to the callbacks in parts, for those starting now.
+            decoder.set_parts(self.callbacks.wants_parts().then_some(self.parts));
             let mut pos = 0;
-            while pos < len {
+            // A message in parts may have more to hand over than the input holds (a
+            // compressed one inflates a part at a time).
+            while pos < len || decoder.has_pending() {
                 let (used, event) = match decoder.decode(&buf[pos..len]) {
                     Ok(r) => r,
                     Err(e) => return self.fail_with_close_cause(read, e),
@@ -51,7 +55,7 @@ impl Reader {
                 match self.handle(event) {
                     // A callback (or another thread) canceled or failed the socket: deliver
                     // nothing more, even what is already in the buffer.
-                    Ok(false) if self.socket().has_failed() => return Cause::Dropped(None),
+                    Ok(false) if self.socket().has_failed() => return self.failed_elsewhere(read),
                     // A pull-style listener's bound is looked at after every event, not only
                     // before a read: one read of empty frames holds tens of thousands of them.
                     Ok(false) => {
@@ -178,6 +182,15 @@ impl Reader {
                 self.call(|c| c.message(m))?;
                 Ok(false)
             }
+            Incoming::Part(part) => {
+                if part.last {
+                    self.counts.messages = self.counts.messages.wrapping_add(1);
+                }
+                self.counts.bytes = self.counts.bytes.wrapping_add(part.data.len() as u64);
+                self.socket.traffic.received.published_message(self.counts);
+                self.call(|c| c.part(part))?;
+                Ok(false)
+            }
             Incoming::Ping(payload) => {
                 self.socket().outbox.pong(payload);
                 Ok(false)
@@ -194,8 +207,11 @@ impl Reader {
                 if !self.call(|c| c.closing(code, &reason))? {
                     return Ok(false);
                 }
-                // Answer with the peer's code unless the application answered itself.
-                self.socket().close(answer, "");
+                // Answer with the peer's code unless the application answered itself, or
+                // answers when it is done writing (a byte stream's half-close).
+                if self.callbacks.answers_peer_close() {
+                    self.socket().answer_close(answer);
+                }
                 if end_tcp {
                     // Our close went out before the peer's arrived: this side ends TCP now,
                     // with close_notify under TLS.

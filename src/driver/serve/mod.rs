@@ -48,7 +48,15 @@ use crate::stats::ServerStats;
 pub(crate) type Handler = dyn Fn(&Request) -> Decision + Send + Sync;
 
 /// Makes the callbacks of a socket the handler agreed to upgrade, once the socket exists.
-pub(crate) type Bind = Box<dyn FnOnce(&Arc<Socket>) -> Box<dyn Callbacks> + Send>;
+pub(crate) type Bind = Box<dyn FnOnce(Opening<'_>) -> Box<dyn Callbacks> + Send>;
+
+/// What a socket's callbacks are made from: the socket, the 101 it was opened with, and the
+/// server's settings.
+pub(crate) struct Opening<'a> {
+    pub socket: &'a Arc<Socket>,
+    pub response: &'a crate::response::Response,
+    pub config: &'a Config,
+}
 
 /// What the handler decided for one upgrade request.
 pub(crate) enum Decision {

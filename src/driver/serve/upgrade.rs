@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use super::refusal::{self, Refused};
 use super::ticket::{ConnectionGuard, HandshakeTicket, Unmoved};
-use super::{Bind, Counters, Decision, Serve, proxy_header};
+use super::{Bind, Counters, Decision, Opening, Serve, proxy_header};
 use crate::driver::clock::timeout_deadline;
 use crate::driver::head::{HeadError, read_head};
 use crate::driver::pool::{self, Job, ThreadRole};
@@ -334,7 +334,11 @@ impl Conn<'_> {
         socket.attach(&read.tcp, self.client);
         socket.enter_reader();
         self.server.track(&socket);
-        let callbacks = (answer.bind)(&socket);
+        let callbacks = (answer.bind)(Opening {
+            socket: &socket,
+            response: &answer.open.response,
+            config,
+        });
         let reader = Reader::new(socket, callbacks, Role::Server, config);
         Ok(Switched {
             reader,

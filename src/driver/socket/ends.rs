@@ -34,7 +34,17 @@ impl Ends {
     pub(crate) fn reader_done(&self) -> bool {
         let mut state = self.state.lock();
         state.reader_done = true;
+        // A writer lingering for the reader (`wait_reader_done`) looks again.
+        self.finished_cv.notify_all();
         !state.writer_running
+    }
+
+    /// Waits until the reader is done or `deadline`. Returns whether it is done.
+    pub(crate) fn wait_reader_done(&self, deadline: Instant) -> bool {
+        let mut state = self.state.lock();
+        wait_until(&self.finished_cv, &mut state, Some(deadline), |s| {
+            s.reader_done
+        })
     }
 
     /// The writer's job has ended (or never started); returns whether it is the last, to

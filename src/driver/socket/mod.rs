@@ -26,13 +26,14 @@ mod lifecycle;
 mod pause;
 mod rest;
 mod stats;
+mod stream;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::transport::is_stall;
-use super::write::{Outbox, SendError, WriterState};
+use super::write::{CloseSeal, Outbox, SendError, WriterState};
 use crate::config::Config;
 use crate::error::Error;
 use crate::message::Message;
@@ -45,6 +46,10 @@ use gate::Gate;
 pub(crate) use lifecycle::Lifecycle;
 use pause::Pause;
 use stats::Traffic;
+
+/// How long a failing socket waits for the peer to close TCP after our close frame, so the
+/// frame is not lost to a reset.
+pub(crate) const FAIL_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct Socket {
     pub request: Request,
@@ -64,7 +69,7 @@ impl Socket {
     /// A socket for `request`, not yet connected, and its writer's own state (for the writer
     /// thread, once the connection opens).
     pub(crate) fn new(request: Request, role: Role, config: &Config) -> (Arc<Socket>, WriterState) {
-        let (outbox, writer_state) = Outbox::new(config.max_queue_size);
+        let (outbox, writer_state) = Outbox::new(config.max_queue_size, config.fragment_size);
         let socket = Arc::new(Socket {
             request,
             lifecycle: Lifecycle::new(Session::new(role, config.timers())),
@@ -121,10 +126,27 @@ impl Socket {
 
     /// Queues our close frame if none is queued yet and the socket has not ended. Returns
     /// whether this call queued it. A message whose `send` returned true is never behind it.
+    /// While a streamed message is being sent, the close frame waits for its last part (it
+    /// returns true then: the close is on its way).
     pub(crate) fn close(&self, code: Option<u16>, reason: &str) -> bool {
+        match self.outbox.seal_for_close(code, reason) {
+            CloseSeal::Already => return false,
+            CloseSeal::Deferred => return true,
+            CloseSeal::Now => {}
+        }
+        self.queue_close(code, reason)
+    }
+
+    /// Answers the peer's close: at once, even during a streamed message (the peer takes no
+    /// more data; the message is left unfinished, which a close frame may do).
+    pub(crate) fn answer_close(&self, code: Option<u16>) -> bool {
         if !self.outbox.seal() {
             return false;
         }
+        self.queue_close(code, "")
+    }
+
+    fn queue_close(&self, code: Option<u16>, reason: &str) -> bool {
         if self.with_session(|s| s.close(Instant::now())).is_none() {
             return false;
         }
@@ -245,6 +267,17 @@ impl Socket {
         self.gate.leave_reader();
         if self.ends.reader_done() {
             self.finish_up();
+        }
+    }
+
+    /// After a failure close and its FIN, the writer gives the reader `linger` to see the
+    /// peer close TCP (the reader lingers so itself when it failed the socket); a reader still
+    /// blocked in a read after that (another thread failed the socket, and the peer keeps the
+    /// connection open) is woken by shutting the connection down.
+    pub(crate) fn linger_for_reader(&self, linger: std::time::Duration) {
+        let deadline = crate::driver::clock::deadline_after(linger);
+        if !self.ends.wait_reader_done(deadline) {
+            self.shut_down();
         }
     }
 

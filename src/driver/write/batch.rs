@@ -87,6 +87,17 @@ impl Batch {
         self.counted(len);
     }
 
+    /// The batch ends with a streamed message's part (`len` bytes of application payload;
+    /// its frame's payload `tail`); the message counts once its `last` part is in.
+    pub(super) fn set_part_tail(&mut self, tail: Vec<u8>, len: u64, last: bool) {
+        self.tail = Some(Tail::Owned(tail));
+        self.tail_pos = 0;
+        self.payload = self.payload.saturating_add(len);
+        if last {
+            self.messages = self.messages.saturating_add(1);
+        }
+    }
+
     /// Whether the batch ends with a tail still to write (nothing may be appended).
     pub(super) fn has_tail(&self) -> bool {
         self.tail.is_some()

@@ -55,6 +55,7 @@ mod queue;
 mod room;
 mod round;
 mod send;
+mod stream;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,7 @@ pub(crate) use link::Stop;
 #[cfg(feature = "testing")]
 pub(crate) use queue::Outgoing;
 use queue::{Queue, Spare};
+pub(crate) use stream::CloseSeal;
 pub(crate) use writer::run as run_writer;
 
 use crate::driver::transport::WriteHalf;
@@ -173,12 +175,16 @@ pub(crate) struct Outbox {
     /// Messages queued and not yet written: bounds the queue's memory when messages are tiny
     /// or empty, which `queue_size` (payload bytes, as OkHttp counts) does not see.
     max_queued_messages: u64,
-    /// Senders waiting for room (`send_timeout`, `wait_drained`).
+    /// Senders waiting for room (`send_timeout`, `wait_drained`, a streamed message).
     room: room::Room,
+    /// The largest payload of one outgoing frame: a streamed message's part size.
+    fragment_size: usize,
+    /// One streamed message at a time.
+    stream_turn: parking_lot::Mutex<()>,
 }
 
 impl Outbox {
-    pub(crate) fn new(max_queue_size: u64) -> (Outbox, WriterState) {
+    pub(crate) fn new(max_queue_size: u64, fragment_size: usize) -> (Outbox, WriterState) {
         let parker = Parker::new();
         let outbox = Outbox {
             queue: Mutex::new(Queue {
@@ -196,6 +202,8 @@ impl Outbox {
             max_queue_size,
             max_queued_messages: crate::config::max_queued_messages(max_queue_size),
             room: room::Room::default(),
+            fragment_size: fragment_size.max(1),
+            stream_turn: parking_lot::Mutex::new(()),
         };
         let writer = WriterState {
             parker,
@@ -238,7 +246,12 @@ impl Outbox {
 
     /// Closes the gate (no more sends); returns whether this call closed it.
     pub(crate) fn seal(&self) -> bool {
-        let sealed = !std::mem::replace(&mut self.queue().sealed, true);
+        let sealed = {
+            let mut q = self.queue();
+            // A streamed message takes no more parts either.
+            q.stream_open = false;
+            !std::mem::replace(&mut q.sealed, true)
+        };
         // No send succeeds any more, and a failure (which seals again) ends the wait for a
         // drain: waiters look again. Cheap when nobody waits.
         self.room.changed();
@@ -278,6 +291,10 @@ impl Outbox {
             Outgoing::Message(message) => {
                 (b.saturating_add(message.len() as u64), m.saturating_add(1))
             }
+            Outgoing::Part { payload, first, .. } => (
+                b.saturating_add(payload.len() as u64),
+                m.saturating_add(u64::from(*first)),
+            ),
             _ => (b, m),
         });
         self.written(bytes, messages);

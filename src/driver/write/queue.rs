@@ -41,6 +41,14 @@ pub(crate) enum Outgoing {
         frame: Arc<[u8]>,
         len: u64,
     },
+    /// One part of a streamed message, one frame: the message's `opcode` (text or binary),
+    /// whether it is its first part and its last.
+    Part {
+        opcode: OpCode,
+        payload: Vec<u8>,
+        first: bool,
+        last: bool,
+    },
 }
 
 /// What the control queue carries, ahead of the data queue.
@@ -93,6 +101,15 @@ pub(super) struct Queue {
     /// Payload bytes and messages ever queued (mirrored into atomics for `queue_size`).
     pub queued_bytes: u64,
     pub queued_messages: u64,
+    /// A streamed message is being queued: data messages queued meanwhile wait in `held`,
+    /// behind it, and nothing is staged, so its parts go out contiguous.
+    pub streaming: bool,
+    /// Its parts may still be queued: false once a failure, a cancel or the end sealed the
+    /// gate (a `close()` only defers itself until the stream ends).
+    pub stream_open: bool,
+    pub held: VecDeque<Outgoing>,
+    /// A `close()` that came during the stream: queued when it ends.
+    pub close_after_stream: Option<(Option<u16>, String)>,
 }
 
 impl Queue {
@@ -110,6 +127,7 @@ impl Queue {
     /// and free, and nothing is queued ahead that must go first.
     pub(super) fn takes_direct_frame(&self, len: usize) -> bool {
         len <= DIRECT_MAX
+            && !self.streaming
             && !self.close_encoded
             && !self.broken
             && self.control.is_empty()
@@ -185,7 +203,8 @@ impl Queue {
                 }
                 Some(Outgoing::Prepared { frame, .. }) => frame.len() < ZERO_COPY_MIN,
                 Some(Outgoing::Close(..)) => true,
-                Some(Outgoing::Masked { .. } | Outgoing::FailClose(_)) | None => false,
+                Some(Outgoing::Masked { .. } | Outgoing::FailClose(_) | Outgoing::Part { .. })
+                | None => false,
             };
             if !light {
                 break;
@@ -339,6 +358,18 @@ fn encode_item(
             } else {
                 batch.set_shared_tail(frame, len);
             }
+        }
+        Outgoing::Part {
+            opcode,
+            payload,
+            first,
+            last,
+        } => {
+            let len = payload.len() as u64;
+            let frame_payload = encoder
+                .part(&mut batch.bytes, opcode, payload, first, last)
+                .map_err(Stop::Encode)?;
+            batch.set_part_tail(frame_payload, len, last);
         }
         Outgoing::Close(code, reason) => {
             encoder.close(&mut batch.bytes, code, &reason);

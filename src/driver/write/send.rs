@@ -68,6 +68,9 @@ impl Outbox {
             self.queued_item(q, Inline::OncePerRead, true);
             // Freed after the lock, on the caller's thread.
             drop(message);
+        } else if q.streaming {
+            // Behind the streamed message: its parts stay contiguous.
+            q.held.push_back(Outgoing::Message(message));
         } else {
             q.data.push_back(Outgoing::Message(message));
             self.queued_item(q, Inline::OncePerRead, false);
@@ -100,6 +103,8 @@ impl Outbox {
             // thread is woken per socket.
             q.stage_frame(&frame, len);
             self.queued_item(q, Inline::Always, true);
+        } else if q.streaming {
+            q.held.push_back(Outgoing::Prepared { frame, len });
         } else {
             q.data.push_back(Outgoing::Prepared { frame, len });
             self.queued_item(q, Inline::OncePerRead, false);
@@ -108,7 +113,7 @@ impl Outbox {
     }
 
     /// Counts `bytes` in `messages` as queued (negative to take back a count), under the lock.
-    fn count_queued(&self, q: &mut Queue, bytes: u64, messages: u64) {
+    pub(super) fn count_queued(&self, q: &mut Queue, bytes: u64, messages: u64) {
         q.queued_bytes = q.queued_bytes.wrapping_add(bytes);
         q.queued_messages = q.queued_messages.wrapping_add(messages);
         self.queued.bytes.store(q.queued_bytes, Ordering::Release);
@@ -141,11 +146,16 @@ impl Outbox {
             };
             return Err((SendError::Closed, message));
         }
-        q.data.push_back(Outgoing::Masked {
+        let item = Outgoing::Masked {
             opcode,
             payload,
             key,
-        });
+        };
+        if q.streaming {
+            q.held.push_back(item);
+            return Ok(());
+        }
+        q.data.push_back(item);
         self.queued_item(q, Inline::OncePerRead, false);
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{CloseMark, Stop, WriterState};
-use crate::driver::socket::Socket;
+use crate::driver::socket::{FAIL_LINGER, Socket};
 use crate::proto::session::Action;
 
 /// Runs the writer of `socket` until the socket ends.
@@ -37,8 +37,10 @@ pub(crate) fn run(socket: Arc<Socket>, mut writer_state: WriterState, write_time
                 }
             }
             CloseMark::FailClose => {
-                // After a failure close, a FIN: the reader lingers for the peer's.
+                // After a failure close, a FIN: the reader lingers for the peer's, within
+                // the same bound whichever thread failed the socket.
                 outbox.finish_output();
+                socket.linger_for_reader(FAIL_LINGER);
                 break;
             }
         }

@@ -49,6 +49,20 @@ impl Deflater {
 
     /// Compresses one whole message into `out` (cleared first), without the sync-flush tail.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.compress_part(input, out, true)
+    }
+
+    /// Compresses one part of a message sent in parts (a streamed message) into `out`
+    /// (cleared first), continuing the message's deflate stream. Each part ends on a sync
+    /// flush, so the peer can inflate it as it arrives; the `last` part's sync-flush tail is
+    /// stripped, as a whole message's is (RFC 7692 §7.2.1: one message, one stream, whatever
+    /// its frames), and the context is then reset or kept as negotiated.
+    pub fn compress_part(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        last: bool,
+    ) -> Result<(), Error> {
         let (bits, level) = (self.window_bits, self.level);
         let c = self.c.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
@@ -65,6 +79,10 @@ impl Deflater {
             if consumed == input.len() && out.len() < out.capacity() {
                 break;
             }
+        }
+        if !last {
+            // A sync point inside the message: the tail stays, it is part of the stream.
+            return Ok(());
         }
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
@@ -158,6 +176,48 @@ impl Inflater {
             });
         }
         Ok(())
+    }
+
+    /// Inflates from `input` onto the end of `out` until the input is used up or `out` holds
+    /// `cap` bytes, whichever comes first; returns how much of the input was used. For a
+    /// message received in parts: the caller hands `out` over once it is full and calls again
+    /// with the rest of the input, so memory is one part, however far the input inflates.
+    pub fn inflate_some(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        cap: usize,
+    ) -> Result<usize, Error> {
+        let d = self.d.get_or_insert_with(|| Decompress::new(false));
+        let mut pos = 0;
+        while !self.ended && pos < input.len() && out.len() < cap {
+            let start = out.len();
+            let room = (cap - start).min(INFLATE_STEP);
+            out.resize(start + room, 0);
+            let (in0, out0) = (d.total_in(), d.total_out());
+            let status = d
+                .decompress(&input[pos..], &mut out[start..], FlushDecompress::Sync)
+                .map_err(|e| {
+                    Error::Protocol(ProtocolError::InvalidCompressedData {
+                        message: e.to_string(),
+                    })
+                })?;
+            let used = (d.total_in() - in0) as usize;
+            let produced = (d.total_out() - out0) as usize;
+            out.truncate(start + produced);
+            pos += used;
+            if status == Status::StreamEnd {
+                // As in `inflate`: what follows the stream's end is ignored.
+                self.ended = true;
+                pos = input.len();
+            } else if used == 0 && produced == 0 {
+                return Err(Error::Protocol(ProtocolError::CompressedDataStalled));
+            }
+        }
+        if self.ended {
+            pos = input.len();
+        }
+        Ok(pos)
     }
 
     /// Ends a message: restores the stripped tail and flushes its output.

@@ -3,20 +3,27 @@
 //! (`driver/handoff.rs`: one hand-off per read instead of one per message), bounded as
 //! [`channel`](crate::channel) is; the same threads, limits and guarantees.
 
+mod feed;
+mod stream;
+
+pub use stream::MessageReader;
+pub(crate) use stream::io_error;
+
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::driver::backlog::Backlog;
-use crate::driver::callbacks::Callbacks;
-use crate::driver::handoff::{self, INLINE_MAX, Received, RecvError};
+use crate::driver::handoff::{self, RecvError};
 use crate::ended::Ended;
 use crate::error::Error;
-use crate::listener::{DEFAULT_CHANNEL_LIMIT, EVENT_CHARGE, Event, charge};
-use crate::message::Message;
+use crate::listener::DEFAULT_CHANNEL_LIMIT;
+use crate::message::{Message, MessageKind};
 use crate::request::Request;
 use crate::response::Response;
 use crate::websocket::{SendTimeoutError, WebSocket};
+use feed::{Feed, Handed, Modes, handed};
 
 /// Connects to `url` with the default [`Client`] and blocks until the socket is open.
 ///
@@ -35,9 +42,14 @@ use crate::websocket::{SendTimeoutError, WebSocket};
 /// # Ok::<(), syncws::Error>(())
 /// ```
 pub fn connect(url: &str) -> Result<Connection, Error> {
-    static DEFAULT: OnceLock<Client> = OnceLock::new();
     let request = Request::builder(url).build()?;
-    DEFAULT.get_or_init(Client::new).connect(request)
+    default_client().connect(request)
+}
+
+/// The client `connect` (and `ByteStream::connect`) use: made once, its threads pooled.
+pub(crate) fn default_client() -> &'static Client {
+    static DEFAULT: OnceLock<Client> = OnceLock::new();
+    DEFAULT.get_or_init(Client::new)
 }
 
 impl Client {
@@ -61,15 +73,19 @@ impl Client {
     /// # Ok::<(), syncws::Error>(())
     /// ```
     pub fn connect(&self, request: Request) -> Result<Connection, Error> {
-        let backlog = Arc::new(Backlog::new(DEFAULT_CHANNEL_LIMIT));
-        let (tx, events) = handoff::handoff(backlog.clone());
-        let (ws, response) = self.connect_fed(request, backlog, Box::new(Feed(tx)))?;
-        Ok(Connection {
-            ws,
-            events,
-            response,
-            ended: None,
-        })
+        self.connect_connection(request, false)
+    }
+
+    /// `connect`, the connection a byte stream's (`byte_stream`) from its start.
+    pub(crate) fn connect_connection(
+        &self,
+        request: Request,
+        byte_stream: bool,
+    ) -> Result<Connection, Error> {
+        let (feed, half) = Connection::feed(self.streams_from_start(), byte_stream);
+        let backlog = half.backlog.clone();
+        let (ws, response) = self.connect_fed(request, backlog, Box::new(feed))?;
+        Ok(half.into_connection(ws, response, self.max_message_size()))
     }
 }
 
@@ -77,7 +93,7 @@ impl Client {
 ///
 /// Made by [`connect`] or [`Client::connect`]. Messages are buffered up to 4 MiB
 /// ([`DEFAULT_CHANNEL_LIMIT`], each message counted as its
-/// payload plus [`EVENT_CHARGE`]); past that the socket stops
+/// payload plus [`EVENT_CHARGE`](crate::EVENT_CHARGE)); past that the socket stops
 /// reading until `recv` catches up, so a fast peer cannot exhaust memory (see
 /// [`channel`](crate::channel) for what a full buffer does to pings and to the peer's close).
 /// Everything else is as for [`WebSocket`]: `send` and `close` never block, all queued messages
@@ -101,10 +117,51 @@ impl Client {
 /// ```
 pub struct Connection {
     ws: WebSocket,
-    events: handoff::Receiver<Event>,
+    events: handoff::Receiver<Handed>,
     response: Response,
     /// How the socket ended, once `recv` saw it: every later `recv` says the same.
     ended: Option<Ended>,
+    /// The largest message `recv` puts together from parts.
+    max_message_size: u64,
+    /// Shared with the reader: how this connection receives (parts, a byte stream).
+    modes: Arc<Modes>,
+    /// Dropping it closes the socket (a byte stream's halves close it themselves).
+    close_on_drop: bool,
+    /// A large message `recv_timeout` was putting together from parts when it timed out.
+    assembling: Option<(MessageKind, Vec<u8>)>,
+    /// A stream was dropped before its end: the rest of its parts are skipped.
+    skipping: bool,
+}
+
+/// A `Connection` before its socket exists: the receiving half of the hand-off, whose
+/// sending half ([`Feed`]) becomes the socket's callbacks.
+pub(crate) struct Unconnected {
+    events: handoff::Receiver<Handed>,
+    backlog: Arc<Backlog>,
+    modes: Arc<Modes>,
+}
+
+impl Unconnected {
+    /// The `Connection` of the socket `ws`, opened with `response`.
+    pub(crate) fn into_connection(
+        self,
+        ws: WebSocket,
+        response: Response,
+        max_message_size: u64,
+    ) -> Connection {
+        let _ = ws.socket.pause.backlog.set(self.backlog);
+        Connection {
+            ws,
+            events: self.events,
+            response,
+            ended: None,
+            max_message_size,
+            modes: self.modes,
+            close_on_drop: true,
+            assembling: None,
+            skipping: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -117,6 +174,26 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// The two halves of a connection's hand-off: the socket's callbacks, and the rest.
+    /// `parts`: large messages come in parts from the start; `byte_stream`: the connection
+    /// of a byte stream from the start (before anything is read, so that a peer that writes
+    /// and closes at once is heard as a byte stream's peer).
+    pub(crate) fn feed(parts: bool, byte_stream: bool) -> (Feed, Unconnected) {
+        let backlog = Arc::new(Backlog::new(DEFAULT_CHANNEL_LIMIT));
+        let (tx, events) = handoff::handoff(backlog.clone());
+        let modes = Arc::new(Modes::default());
+        modes.parts.store(parts || byte_stream, Ordering::Relaxed);
+        modes.half_close.store(byte_stream, Ordering::Relaxed);
+        (
+            Feed::new(tx, modes.clone()),
+            Unconnected {
+                events,
+                backlog,
+                modes,
+            },
+        )
+    }
+
     /// The server's response to the opening handshake.
     pub fn response(&self) -> &Response {
         &self.response
@@ -160,6 +237,13 @@ impl Connection {
         self.ws.send_timeout(message, timeout)
     }
 
+    /// Sends what `source` yields as one message of `kind`, streamed a part at a time, as
+    /// [`WebSocket::send_stream`]: blocks while the send queue is full, returns the bytes
+    /// sent once the last part is queued.
+    pub fn send_stream(&self, kind: MessageKind, source: impl std::io::Read) -> Result<u64, Error> {
+        self.ws.send_stream(kind, source)
+    }
+
     /// Waits up to `timeout` until everything queued has been written, as
     /// [`WebSocket::wait_drained`].
     pub fn wait_drained(&self, timeout: Duration) -> bool {
@@ -193,22 +277,76 @@ impl Connection {
         self.next(Some(deadline))
     }
 
-    /// The next message, `Ok(None)` once `deadline` has passed, or how the socket ended.
+    /// The next message, `Ok(None)` once `deadline` has passed, or how the socket ended. A
+    /// large message that came in parts (once a stream was asked for) is put together,
+    /// within `max_message_size`.
     fn next(&mut self, mut deadline: Option<LazyDeadline>) -> Result<Option<Message>, Error> {
+        loop {
+            let part = match self.next_handed(deadline.as_mut())? {
+                None => return Ok(None),
+                Some(Handed::Message(m)) => return Ok(Some(m)),
+                Some(Handed::Part(part)) => part,
+                Some(Handed::Ended(_) | Handed::PeerClosed) => continue,
+            };
+            let kind = if part.text {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            };
+            let (_, data) = self.assembling.get_or_insert((kind, Vec::new()));
+            let size = (data.len() as u64).saturating_add(part.data.len() as u64);
+            if size > self.max_message_size {
+                // What `recv` would have refused whole: the socket fails as it would have.
+                self.assembling = None;
+                self.skipping = !part.last;
+                self.ws.socket.fail_with_close(Error::MessageTooLarge {
+                    size,
+                    limit: self.max_message_size,
+                });
+                continue;
+            }
+            if data.is_empty() {
+                *data = part.data;
+            } else {
+                data.extend_from_slice(&part.data);
+            }
+            if !part.last {
+                continue;
+            }
+            let Some((kind, data)) = self.assembling.take() else {
+                continue;
+            };
+            return Ok(Some(match kind {
+                MessageKind::Binary => Message::Binary(data),
+                // Each part ended on a whole character (the decoder saw to it).
+                MessageKind::Text => match String::from_utf8(data) {
+                    Ok(s) => Message::Text(s),
+                    Err(e) => Message::Binary(e.into_bytes()),
+                },
+            }));
+        }
+    }
+
+    /// The next thing handed over, parts of a dropped stream skipped: `Ok(None)` once
+    /// `deadline` has passed; the end is remembered and returned as its error (as now on).
+    fn next_handed(
+        &mut self,
+        mut deadline: Option<&mut LazyDeadline>,
+    ) -> Result<Option<Handed>, Error> {
         loop {
             if let Some(ended) = &self.ended {
                 return Err(error_of(ended));
             }
-            match self
+            let received = self
                 .events
-                .recv(|| deadline.as_mut().map(LazyDeadline::remaining))
-                .map(event)
-            {
-                Ok(event) => {
-                    if let Some(m) = self.take(event) {
-                        return Ok(Some(m));
-                    }
-                }
+                .recv(|| deadline.as_mut().map(|d| d.remaining()))
+                .map(handed);
+            match received {
+                Ok(Handed::Ended(ended)) => self.ended = Some(ended),
+                // Only a byte stream takes it; `recv` waits for the end that follows.
+                Ok(Handed::PeerClosed) if !self.modes.half_close.load(Ordering::Relaxed) => {}
+                Ok(Handed::Part(p)) if self.skipping => self.skipping = !p.last,
+                Ok(handed) => return Ok(Some(handed)),
                 Err(RecvError::Timeout) => return Ok(None),
                 Err(RecvError::Disconnected) => {
                     self.ended = Some(Ended::Failed {
@@ -220,15 +358,9 @@ impl Connection {
         }
     }
 
-    /// Handles one event: a message is returned, the end is remembered.
-    fn take(&mut self, event: Event) -> Option<Message> {
-        match event {
-            Event::Message(m) => return Some(m),
-            Event::Ended(ended) => self.ended = Some(ended),
-            // Nothing else is handed over (see `Feed`).
-            _ => {}
-        }
-        None
+    /// From now on large messages come in parts (for a stream); `recv` puts them together.
+    fn want_parts(&self) {
+        self.modes.parts.store(true, Ordering::Relaxed);
     }
 }
 
@@ -246,53 +378,21 @@ fn error_of(ended: &Ended) -> Error {
 impl Drop for Connection {
     fn drop(&mut self) {
         // Ok(false) when a close was already started or the socket ended: nothing to do.
-        let _ = self.ws.close(1000, None);
-    }
-}
-
-/// The reader's side of a `Connection`: events go to the caller's thread in batches, one per
-/// read of the reader (and at once for the open, the peer's close and the end).
-struct Feed(handoff::Sender<Event>);
-
-impl Feed {
-    fn push(&mut self, event: Event) {
-        let charge = charge(&event);
-        self.0.push(event, charge);
-    }
-}
-
-impl Callbacks for Feed {
-    // No `open`: `Client::connect` upgraded on the caller's thread and has the response.
-    fn message(&mut self, message: Message) {
-        if message.len() <= INLINE_MAX {
-            // Copied into the batch, and freed here; the caller's thread makes its own copy.
-            let charge = message.len().saturating_add(EVENT_CHARGE);
-            let text = matches!(message, Message::Text(_));
-            self.0.push_bytes(text, message.as_bytes(), charge);
-        } else {
-            self.push(Event::Message(message));
+        if self.close_on_drop {
+            let _ = self.ws.close(1000, None);
         }
-    }
-    // No `closing` either: a `Connection` answers the peer's close itself and reports the
-    // end that follows, so waking its caller for the close frame would be a wasted hand-off.
-    fn ended(&mut self, ended: Ended) {
-        self.push(Event::Ended(ended));
-        self.0.flush();
-    }
-    fn flush(&mut self) {
-        self.0.flush();
     }
 }
 
 /// A `recv_timeout` deadline whose clock is read only when the receive has to wait, and then
 /// once: a message already waiting costs no clock read.
-struct LazyDeadline {
+pub(crate) struct LazyDeadline {
     timeout: Duration,
     deadline: Option<Option<Instant>>,
 }
 
 impl LazyDeadline {
-    fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         LazyDeadline {
             timeout,
             deadline: None,
@@ -300,7 +400,7 @@ impl LazyDeadline {
     }
 
     /// The time left: the whole timeout on the first call, then what remains of it.
-    fn remaining(&mut self) -> Duration {
+    pub(crate) fn remaining(&mut self) -> Duration {
         match self.deadline {
             None => {
                 // Set on the first wait, which the receiver starts at once.
@@ -311,19 +411,5 @@ impl LazyDeadline {
             Some(None) => Duration::MAX,
             Some(Some(d)) => d.saturating_duration_since(Instant::now()),
         }
-    }
-}
-
-/// An event as the caller's thread receives it: a small message is made here, from the
-/// batch's bytes (valid UTF-8 for text: the decoder checked it).
-fn event(received: Received<Event>) -> Event {
-    match received {
-        Received::Other(event) => event,
-        Received::Bytes { text: false, bytes } => Event::Message(Message::Binary(bytes)),
-        Received::Bytes { text: true, bytes } => match String::from_utf8(bytes) {
-            Ok(s) => Event::Message(Message::Text(s)),
-            // Cannot happen (the decoder validated it); a binary message says what came.
-            Err(e) => Event::Message(Message::Binary(e.into_bytes())),
-        },
     }
 }
