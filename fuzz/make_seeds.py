@@ -66,6 +66,10 @@ def decoder_seeds():
     big = struct.pack(">H", 0xFFFF)  # ~1 MiB
     def seed(name, flags, wire, limit=big, chunk=7):
         write("decoder", name, bytes([flags]) + limit + bytes([chunk]) + wire)
+        # parts: the same, with a part size (2 bytes) after the limit; small parts, so that
+        # every seed's messages are handed over in several.
+        write("parts", name, bytes([flags]) + limit + struct.pack(">H", 5) + bytes([chunk])
+              + wire)
 
     hello = "Hello κόσμε €".encode()
     seed("text_client", reads(3), frame(TEXT, hello))

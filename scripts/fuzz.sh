@@ -21,7 +21,7 @@ usage() {
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -ge 1 ]] || usage
 seconds=$1
 shift
-all=(decoder roundtrip handshake_request server_request handshake_response extensions utf8 close proxy
+all=(decoder parts roundtrip handshake_request server_request handshake_response extensions utf8 close proxy
     redirect forwarded)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
@@ -31,7 +31,7 @@ targets=("$@")
 # a second of work.
 max_len() {
     case $1 in
-        decoder | roundtrip) echo 16384 ;;
+        decoder | parts | roundtrip) echo 16384 ;;
         handshake_request | server_request | handshake_response) echo 8192 ;;
         extensions) echo 2048 ;;
         utf8) echo 512 ;;

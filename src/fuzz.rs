@@ -28,7 +28,7 @@ pub mod close {
 
 /// Incoming bytes to messages and control frames.
 pub mod decoder {
-    pub use crate::proto::decoder::{Decoder, Incoming};
+    pub use crate::proto::decoder::{Decoder, Incoming, Part, Parts};
 }
 
 /// permessage-deflate: negotiation (both roles) and the per-message codec.

@@ -132,6 +132,11 @@ pub use websocket::{SendTimeoutError, State, WebSocket};
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+// So are the streams guide's (docs/streams.md).
+#[doc = include_str!("../docs/streams.md")]
+#[cfg(doctest)]
+pub struct StreamsDoctests;
+
 // So are the test kit's (docs/testing.md).
 #[doc = include_str!("../docs/testing.md")]
 #[cfg(all(doctest, feature = "testing"))]

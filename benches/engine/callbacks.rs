@@ -75,7 +75,7 @@ pub fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> 
 }
 
 /// Cancels the socket if a run fails midway; a no-op once it has finished.
-struct CancelOnDrop(syncws::WebSocket);
+pub struct CancelOnDrop(pub syncws::WebSocket);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

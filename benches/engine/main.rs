@@ -24,7 +24,8 @@
 //! - `server` (with `sink`, its `/sink` route), `scale_server`: the two server children;
 //! - `clients`: the clients behind one trait, one module each;
 //! - `scenarios`: what one run does (rtt, send, recv, connect); `callbacks`: syncws's
-//!   callback-style runs (receiving in `on_message`, rtt-callback);
+//!   callback-style runs (receiving in `on_message`, rtt-callback); `streams`: the streamed
+//!   send and receive (send-stream, recv-stream);
 //! - `many`, `many_blocking`, `many_syncws`: the idle and scale client children.
 
 mod callbacks;
@@ -41,6 +42,7 @@ mod scale_server;
 mod scenarios;
 mod server;
 mod sink;
+mod streams;
 
 use std::io::{self, Read};
 use std::net::TcpStream;

@@ -69,18 +69,26 @@ pub enum Scenario {
     RecvSmall,
     SendLarge,
     RecvLarge,
+    /// `large` MiB as one message sent from a `Read` (syncws; raw and tungstenite send the
+    /// same bytes as whole 1 MiB messages).
+    SendStream,
+    /// `large` messages of 1 MiB, each received as a stream (syncws; raw and tungstenite
+    /// receive them whole).
+    RecvStream,
     Connect,
     Idle,
     Scale,
 }
 
-const SCENARIOS: [Scenario; 9] = [
+const SCENARIOS: [Scenario; 11] = [
     Scenario::Rtt,
     Scenario::RttCallback,
     Scenario::SendSmall,
     Scenario::RecvSmall,
     Scenario::SendLarge,
     Scenario::RecvLarge,
+    Scenario::SendStream,
+    Scenario::RecvStream,
     Scenario::Connect,
     Scenario::Idle,
     Scenario::Scale,
@@ -95,6 +103,8 @@ impl Scenario {
             Scenario::RecvSmall => "recv-small",
             Scenario::SendLarge => "send-large",
             Scenario::RecvLarge => "recv-large",
+            Scenario::SendStream => "send-stream",
+            Scenario::RecvStream => "recv-stream",
             Scenario::Connect => "connect",
             Scenario::Idle => "idle",
             Scenario::Scale => "scale",
@@ -117,6 +127,7 @@ impl Scenario {
             Scenario::RecvSmall => &[("rate", "msg/s (higher is better)")],
             Scenario::SendLarge => &[("rate", "MiB/s (higher is better)")],
             Scenario::RecvLarge => &[("rate", "MiB/s (higher is better)")],
+            Scenario::SendStream | Scenario::RecvStream => &[("rate", "MiB/s (higher is better)")],
             Scenario::Connect => &[("rate", "conn/s (higher is better)")],
             Scenario::Idle => &[
                 ("rss", "RSS KiB per socket (lower is better)"),

@@ -11,10 +11,16 @@ use crate::clients::{Conn, Got};
 use crate::many::run_many;
 use crate::options::{Counts, Lib, Scenario};
 use crate::report::{Outcome, latencies};
+use crate::streams;
 use crate::{CHECK_EVERY, Deadline, LARGE, RTT_TEXT, RUN_TIMEOUT, SMALL};
 
 pub fn run_one(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Outcome, String> {
     match (lib, sc) {
+        // The streamed paths: syncws's `send_stream` / `recv_stream` / `on_message_part`;
+        // raw and tungstenite move the same bytes as whole messages (`run_with`).
+        (Lib::Syncws | Lib::SyncwsConn, Scenario::SendStream | Scenario::RecvStream) => {
+            streams::run(sc, lib, port, c)
+        }
         (Lib::Raw, _) => run_with::<RawConn>(sc, lib, port, c),
         (Lib::Tungstenite, _) => run_with::<TungConn>(sc, lib, port, c),
         // A listener library is used through its listener: messages are handled in
@@ -60,11 +66,11 @@ fn run_with<C: Conn>(sc: Scenario, lib: Lib, port: u16, c: &Counts) -> Result<Ou
             "rate",
             c.small as f64 / recv_n::<C>(port, c.small, SMALL)?,
         )]),
-        Scenario::SendLarge => {
+        Scenario::SendLarge | Scenario::SendStream => {
             let secs = send_n::<C>(port, c.large, LARGE)?;
             Outcome::of(vec![("rate", mib(c.large, secs))])
         }
-        Scenario::RecvLarge => Outcome::of(vec![(
+        Scenario::RecvLarge | Scenario::RecvStream => Outcome::of(vec![(
             "rate",
             mib(c.large, recv_n::<C>(port, c.large, LARGE)?),
         )]),

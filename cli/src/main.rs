@@ -3,6 +3,7 @@
 //! `syncws help <subcommand>`.
 
 mod bench;
+mod bridge;
 mod connect;
 mod listen;
 mod output;
@@ -40,12 +41,14 @@ impl From<Exit> for ExitCode {
     long_about = "A WebSocket client, test server and load generator, built on the syncws library.\n\n\
         syncws connect URL     talk to a server: stdin lines out, messages printed\n\
         syncws listen ADDR     a server to try things out: echo, broadcast, or a program\n\
-        syncws bench URL       many connections, many messages: throughput and latency",
+        syncws bench URL       many connections, many messages: throughput and latency\n\
+        syncws bridge FROM TO  forward TCP or Unix sockets to web sockets, or back",
     after_help = "Examples:\n  \
         syncws connect wss://echo.example.org/\n  \
         echo hello | syncws connect ws://127.0.0.1:9000/ --json\n  \
         syncws listen 127.0.0.1:9000 --broadcast\n  \
-        syncws bench ws://127.0.0.1:9000/ -c 50 -n 1000 -s 64"
+        syncws bench ws://127.0.0.1:9000/ -c 50 -n 1000 -s 64\n  \
+        syncws bridge tcp-l:127.0.0.1:6380 ws://127.0.0.1:8080/"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,6 +60,7 @@ enum Command {
     Connect(connect::Args),
     Listen(listen::Args),
     Bench(bench::Args),
+    Bridge(bridge::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +69,6 @@ fn main() -> ExitCode {
         Command::Connect(args) => connect::run(args).into(),
         Command::Listen(args) => listen::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Bridge(args) => bridge::run(args),
     }
 }

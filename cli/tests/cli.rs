@@ -376,7 +376,7 @@ fn bench_reports_throughput_and_percentiles_as_json() {
 
 #[test]
 fn help_reads_like_a_man_page_with_examples() {
-    for sub in ["connect", "listen", "bench"] {
+    for sub in ["connect", "listen", "bench", "bridge"] {
         let out = run(&[sub, "--help"], "");
         assert_eq!(out.status.code(), Some(0));
         let text = stdout(&out);
@@ -686,4 +686,102 @@ fn listen_exec_gives_the_program_one_line_per_message() {
         conn.recv_timeout(WAIT).unwrap(),
         Some(Message::Text("got next".into()))
     );
+}
+
+/// A running `syncws bridge`, and where its first stderr line says it listens.
+struct Bridge {
+    child: Child,
+    at: String,
+}
+
+impl Bridge {
+    fn start(from: &str, to: &str) -> Bridge {
+        let mut child = Command::new(BIN)
+            .args(["bridge", from, to])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let at = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split(", ").next())
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_owned();
+        std::thread::spawn(move || for _ in lines {});
+        Bridge { child, at }
+    }
+
+    /// The host:port after the `tcp-l:` or `ws-l:`.
+    fn addr(&self) -> &str {
+        self.at.split_once(':').map(|(_, a)| a).unwrap()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tcp-l: to ws://: bytes written to the TCP port reach the web socket server as binary
+/// messages (the echo server sends them back), and a half-close ends the web socket's
+/// direction only.
+#[test]
+fn bridge_tcp_l_to_a_web_socket_carries_bytes_both_ways() {
+    let server = EchoServer::start().unwrap();
+    let bridge = Bridge::start("tcp-l:127.0.0.1:0", &server.url());
+    let mut tcp = TcpStream::connect(bridge.addr()).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let writer = {
+        let mut tcp = tcp.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            tcp.write_all(&data).unwrap();
+            tcp.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut got = Vec::new();
+    tcp.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the bytes came back changed");
+}
+
+/// ws-l: to tcp:: a web socket client's bytes reach a TCP server, and its answer comes back.
+#[test]
+fn bridge_ws_l_to_tcp_carries_bytes_both_ways() {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("tcp:{}", upstream.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = upstream.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        s.write_all(format!("you said {line}").as_bytes()).unwrap();
+    });
+    let bridge = Bridge::start("ws-l:127.0.0.1:0", &target);
+    let mut stream = syncws::ByteStream::connect(&format!("ws://{}/", bridge.addr())).unwrap();
+    stream.set_read_timeout(Some(WAIT));
+    stream.write_all(b"hello\n").unwrap();
+    let mut got = String::new();
+    stream.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "you said hello\n");
+}
+
+#[test]
+fn bridge_refuses_endpoints_it_cannot_join() {
+    for (from, to) in [
+        ("tcp-l:127.0.0.1:0", "tcp:127.0.0.1:1"),
+        ("ws-l:127.0.0.1:0", "ws://127.0.0.1:1/"),
+        ("udp:1", "ws://127.0.0.1:1/"),
+    ] {
+        let out = run(&["bridge", from, to], "");
+        assert_eq!(out.status.code(), Some(2), "{from} {to}: {}", stderr(&out));
+        assert!(stderr(&out).contains("syncws bridge:"), "{}", stderr(&out));
+    }
 }

@@ -4,7 +4,7 @@
 use syncws::Message;
 use syncws::fuzz::Role;
 use syncws::fuzz::close::{self, CloseFrame};
-use syncws::fuzz::decoder::{Decoder, Incoming};
+use syncws::fuzz::decoder::{Decoder, Incoming, Parts};
 use syncws::fuzz::deflate::{self, Inflater, Params, ServerSettings};
 use syncws::fuzz::encoder::{Encoder, EncoderConfig};
 use syncws::fuzz::frame::OpCode;
@@ -43,6 +43,7 @@ fn check_event(event: &Incoming, max_message_size: u64) {
             assert!(code.is_some() || reason.is_empty());
             assert!(reason.len() <= close::MAX_REASON_BYTES);
         }
+        Incoming::Part(_) => panic!("a part from a decoder not set to parts"),
     }
 }
 
@@ -168,6 +169,185 @@ pub fn decoder(data: &[u8]) {
         );
     } else {
         assert_eq!(whole, pieces, "read whole vs in pieces {reads:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// parts
+
+/// Slack over `part size + largest read` that one part may hold: the inflater's output still
+/// in flight when a part is cut (a deflate match is at most 258 bytes) and a text part's
+/// carried incomplete character.
+const PART_SLACK: usize = 1024;
+
+/// Feeds `input` to a decoder in parts mode as the reader thread does: each read decoded in a
+/// loop, then, with no more input, until `has_pending` is false. Parts are joined back into
+/// messages (checking their flags, their sizes and that text parts are whole characters), so
+/// the run compares with a whole-message run.
+fn decode_parts(
+    role: Role,
+    max_message_size: u64,
+    parts: Parts,
+    inflater: Option<Inflater>,
+    input: &[u8],
+    reads: &[usize],
+) -> Run {
+    let mut decoder = Decoder::new(role, max_message_size, inflater);
+    decoder.set_parts(Some(parts));
+    let max_read = reads.iter().copied().max().unwrap_or(0);
+    let part_bound = parts.size + max_read + PART_SLACK;
+    let mut run = Run {
+        events: Vec::new(),
+        failed: None,
+    };
+    // The message being joined: (text, bytes so far).
+    let mut joining: Option<(bool, Vec<u8>)> = None;
+    let mut start = 0;
+    for &size in reads {
+        let buf = &input[start..start + size];
+        start += size;
+        let mut pos = 0;
+        // Rounds without input are bounded: each hands over a part or ends the pending work.
+        let mut idle_rounds = 0usize;
+        while pos < buf.len() || decoder.has_pending() {
+            let rest = &buf[pos..];
+            let (used, event) = match decoder.decode(rest) {
+                Ok(r) => r,
+                Err(e) => {
+                    run.failed = Some(e.close_code().unwrap_or(1011));
+                    return run;
+                }
+            };
+            assert!(used <= rest.len(), "used {used} of {} bytes", rest.len());
+            match &event {
+                None => assert_eq!(used, rest.len(), "no event, yet input left over"),
+                Some(_) if used == 0 => {
+                    idle_rounds += 1;
+                    assert!(
+                        idle_rounds <= 1 << 20,
+                        "parts without end and no input used"
+                    );
+                }
+                Some(_) => {}
+            }
+            if used == 0 && event.is_none() {
+                // No input and nothing pending handed over: has_pending must have been false.
+                assert!(
+                    !decoder.has_pending(),
+                    "has_pending, yet decode gives nothing"
+                );
+            }
+            pos += used;
+            let Some(event) = event else { continue };
+            match event {
+                Incoming::Part(part) => {
+                    assert!(
+                        part.data.len() <= part_bound,
+                        "part of {} bytes (part size {}, reads up to {max_read})",
+                        part.data.len(),
+                        parts.size
+                    );
+                    if part.text {
+                        assert!(
+                            std::str::from_utf8(&part.data).is_ok(),
+                            "text part cut mid-character"
+                        );
+                    }
+                    match &mut joining {
+                        None => {
+                            assert!(part.first, "a part that is not first, with no message open");
+                            joining = Some((part.text, part.data));
+                        }
+                        Some((text, data)) => {
+                            assert!(!part.first, "a first part inside a message");
+                            assert_eq!(*text, part.text, "a message's parts change kind");
+                            data.extend_from_slice(&part.data);
+                        }
+                    }
+                    let joined_len = joining.as_ref().map_or(0, |(_, d)| d.len()) as u64;
+                    assert!(
+                        joined_len <= parts.max_message_size,
+                        "parts past the streamed limit"
+                    );
+                    if part.last {
+                        let (text, data) = joining.take().expect("joined above");
+                        run.events.push(Incoming::Message(if text {
+                            Message::Text(String::from_utf8(data).expect("whole characters"))
+                        } else {
+                            Message::Binary(data)
+                        }));
+                    }
+                }
+                Incoming::Message(m) => {
+                    assert!(
+                        joining.is_none(),
+                        "a whole message inside a message in parts"
+                    );
+                    run.events.push(Incoming::Message(m));
+                }
+                other => {
+                    check_event(&other, max_message_size);
+                    run.events.push(other);
+                }
+            }
+        }
+    }
+    run
+}
+
+/// The decoder handing messages over in parts, against itself handing them over whole.
+///
+/// Input: byte 0 = flags (as `decoder`), bytes 1-2 = `max_message_size` / 16, bytes 3-4 = the
+/// part size (0 reads as 1), byte 5 = seed of the read sizes, the rest = the bytes on the wire.
+/// Both decoders get the same reads and the same limit (the streamed one equal to the whole
+/// one).
+///
+/// Checks that parts joined give exactly the messages, control frames and failure (close code
+/// included) of the whole decoding; that parts come in order (first, middle, last) with
+/// nothing but control frames between them, text parts on whole characters; that each part
+/// stays within the part size plus one read (memory is a part, not the message); and that a
+/// decoder with something pending always hands it over without more input, in bounded steps.
+pub fn parts(data: &[u8]) {
+    let mut b = Bytes(data);
+    let flags = b.u8();
+    let max_message_size = (u64::from(b.u16()) << 4).min(MAX_MESSAGE_SIZE);
+    let part_size = usize::from(b.u16()).max(1);
+    let seed = b.u8();
+    let wire = b.rest();
+    let role = if flags & 1 != 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let deflate = flags & 2 != 0;
+    let peer_nct = flags & 4 != 0;
+    let max_read = [1, 7, 64, 1024][usize::from((flags >> 3) & 3)];
+    let inflater = || deflate.then(|| negotiated_inflater(role, peer_nct));
+    let mut rng = Rng::new(&[seed, flags]);
+    let reads = chunk_sizes(wire.len(), max_read, &mut rng);
+
+    let whole = decode_reads(role, max_message_size, inflater(), wire, &reads);
+    let parts = Parts {
+        size: part_size,
+        max_message_size,
+    };
+    let parted = decode_parts(role, max_message_size, parts, inflater(), wire, &reads);
+    if deflate {
+        // Parts inflate lazily, so which fault a broken compressed message meets first can
+        // differ, as between reads (see `decoder`); that it fails cannot.
+        assert_eq!(
+            whole.events, parted.events,
+            "whole vs in parts of {part_size}"
+        );
+        assert_eq!(
+            whole.failed.is_some(),
+            parted.failed.is_some(),
+            "whole ({:?}) vs in parts of {part_size} ({:?})",
+            whole.failed,
+            parted.failed
+        );
+    } else {
+        assert_eq!(whole, parted, "whole vs in parts of {part_size}");
     }
 }
 
@@ -313,7 +493,7 @@ pub fn roundtrip(data: &[u8]) {
             Some(Incoming::Ping(p)) => encoder.control(&mut wire, OpCode::Ping, p),
             Some(Incoming::Pong(p)) => encoder.control(&mut wire, OpCode::Pong, p),
             Some(Incoming::Close(f)) => encoder.close(&mut wire, f.code, &f.reason),
-            None => unreachable!(),
+            Some(Incoming::Part(_)) | None => unreachable!("only whole events are pushed"),
         }
     }
     let inflater = params.as_ref().map(|p| Inflater::new(&p.1));

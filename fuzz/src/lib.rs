@@ -9,19 +9,19 @@
 
 mod close;
 mod extensions;
+mod forwarded;
 mod frames;
 mod heads;
 mod proxy;
-mod forwarded;
 mod redirect;
 mod utf8;
 
 pub use close::close;
 pub use extensions::extensions;
-pub use frames::{decoder, roundtrip};
+pub use forwarded::forwarded;
+pub use frames::{decoder, parts, roundtrip};
 pub use heads::{ALLOWED_ORIGINS, handshake_request, handshake_response, server_request};
 pub use proxy::proxy;
-pub use forwarded::forwarded;
 pub use redirect::redirect;
 pub use utf8::utf8;
 

@@ -150,11 +150,8 @@ impl Decoder {
     /// whose compressed payload inflates past the part in progress. Call
     /// [`decode`](Self::decode) (with no input, if there is none) until it is false.
     pub fn has_pending(&self) -> bool {
-        self.pending_pos < self.pending.len()
-            || self
-                .message
-                .as_ref()
-                .is_some_and(|m| m.parts.is_some_and(|p| m.data.len() >= p.size))
+        self.inflater_pending()
+            || self.message.as_ref().is_some_and(|m| self.part_full(m))
             // A frame whose input was all read while its inflating waited: it ends (and its
             // message's last part goes) on the next call.
             || self
@@ -191,14 +188,21 @@ impl Decoder {
                 }
             }
             pos += self.read_payload(&input[pos..])?;
-            if let Some(part) = self.full_part()? {
-                return Ok((pos, Some(part)));
-            }
             let complete = match &self.frame {
                 // A compressed frame in parts is complete once its input is inflated too.
-                Some(f) => f.done == f.header.len && self.pending_pos == self.pending.len(),
+                Some(f) => f.done == f.header.len && !self.inflater_pending(),
                 None => false,
             };
+            // A message that ends here is finished as a whole (if nothing of it was handed
+            // over yet); otherwise a full part goes now.
+            let ends_message = complete
+                && self
+                    .frame
+                    .as_ref()
+                    .is_some_and(|f| f.header.fin && !f.header.opcode.is_control());
+            if !ends_message && let Some(part) = self.full_part()? {
+                return Ok((pos, Some(part)));
+            }
             if !complete {
                 return Ok((pos, None));
             }
@@ -318,9 +322,13 @@ impl Decoder {
 
     /// The bytes a message in parts collects before a part is handed over: the part size,
     /// or less under `max_message_size`, so that what is handed over whole always fits it.
-    fn part_size(&self, parts: Parts) -> usize {
+    /// Text parts have at least 4 bytes (the longest character), so that a full part always
+    /// holds a whole character: a part never ends inside one, and a smaller part could be
+    /// empty, and the next, for ever.
+    fn part_size(&self, parts: Parts, text: bool) -> usize {
         let whole_max = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
-        parts.size.min(whole_max.saturating_add(1)).max(1)
+        let size = parts.size.min(whole_max.saturating_add(1)).max(1);
+        if text { size.max(4) } else { size }
     }
 
     /// Copies as much of the current frame's payload as `input` holds; returns bytes used.
@@ -399,14 +407,20 @@ impl Decoder {
     /// A message in parts: inflates pending compressed input into the part being filled, up
     /// to the part size, within the streamed limit; validates text as it lands.
     fn inflate_pending(&mut self) -> Result<(), Error> {
+        let cap = match &self.message {
+            Some(MessageInProgress {
+                parts: Some(parts),
+                text,
+                ..
+            }) => self.part_size(*parts, *text),
+            _ => return Ok(()),
+        };
         let Some(m) = &mut self.message else {
             return Ok(());
         };
         let (Some(parts), Some(inflater)) = (m.parts, &mut self.inflater) else {
             return Ok(());
         };
-        let whole_max = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
-        let cap = parts.size.min(whole_max.saturating_add(1)).max(1);
         let left = parts.max_message_size.saturating_sub(m.handed);
         // One byte past the limit is enough to know it is passed.
         let cap = cap.min(
@@ -433,9 +447,20 @@ impl Decoder {
         Ok(())
     }
 
+    /// A message in parts has compressed input not inflated yet, or output the inflater
+    /// holds back because the part filled up.
+    fn inflater_pending(&self) -> bool {
+        self.pending_pos < self.pending.len()
+            || (self
+                .message
+                .as_ref()
+                .is_some_and(|m| m.parts.is_some() && m.compressed)
+                && self.inflater.as_ref().is_some_and(Inflater::has_output))
+    }
+
     /// Before new input: a part that is full, or more of the pending compressed input.
     fn next_pending_part(&mut self) -> Result<Option<Incoming>, Error> {
-        if self.pending_pos < self.pending.len() {
+        if self.inflater_pending() {
             if let Some(part) = self.full_part()? {
                 return Ok(Some(part));
             }
@@ -447,16 +472,16 @@ impl Decoder {
     /// A message in parts whose part in progress is full: that part, handed over. A text
     /// part ends on a whole character; the start of an incomplete one goes to the next.
     fn full_part(&mut self) -> Result<Option<Incoming>, Error> {
-        let Some(m) = &self.message else {
-            return Ok(None);
-        };
-        let Some(parts) = m.parts else {
-            return Ok(None);
-        };
-        if m.data.len() < self.part_size(parts) {
-            return Ok(None);
+        match &self.message {
+            Some(m) if self.part_full(m) => Ok(self.take_part()),
+            _ => Ok(None),
         }
-        Ok(self.take_part())
+    }
+
+    /// Whether a message in parts has a full part to hand over.
+    fn part_full(&self, m: &MessageInProgress) -> bool {
+        m.parts
+            .is_some_and(|parts| m.data.len() >= self.part_size(parts, m.text))
     }
 
     /// Hands over the data collected so far as a part that is not the last. A text part ends
@@ -828,8 +853,12 @@ mod tests {
         let mut events = Vec::new();
         for chunk in input.chunks(piece.max(1)) {
             let mut pos = 0;
+            let mut idle = 0;
             while pos < chunk.len() || d.has_pending() {
                 let (used, ev) = d.decode(&chunk[pos..])?;
+                // Rounds that use no input must end: each hands over real data.
+                idle = if used == 0 { idle + 1 } else { 0 };
+                assert!(idle < 100_000, "the decoder spins without using input");
                 pos += used;
                 events.extend(ev);
             }
@@ -950,6 +979,52 @@ mod tests {
         cut.push(0xE2);
         let r = run_parts(&mut d, &client_frames(&cut, 1, 100_001), 4096);
         assert!(matches!(r, Err(Error::InvalidUtf8)), "{r:?}");
+    }
+
+    #[test]
+    fn a_part_size_smaller_than_a_character_still_makes_progress() {
+        // Found by the `parts` fuzz target: with parts of 1 byte, a 3-byte character made an
+        // empty part, and another, for ever; and compressed text stopped inflating with an
+        // incomplete character filling the part. A text part is now at least 4 bytes.
+        let text = "Hello κόσμε €";
+        let input = client_frames(text.as_bytes(), 1, text.len());
+        for piece in [1, 2, 5] {
+            let mut d = parted(Role::Client, 1 << 30, 1, 1 << 30, false);
+            let events = run_parts(&mut d, &input, piece).unwrap();
+            assert!(
+                events.len() < 2 * text.len(),
+                "piece {piece}: {} events",
+                events.len()
+            );
+            let (is_text, data) = joined(&events, 4 + piece);
+            assert!(is_text);
+            assert_eq!(data, text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn compressed_text_in_tiny_parts_never_stalls_on_a_split_character() {
+        // Found by the `parts` fuzz target: inflating stopped at the part's size while the
+        // part ended in an incomplete character, so it was never full and never grew.
+        let text = "κόσμε € 𝄞 ".repeat(50);
+        let params = Params {
+            send_no_context_takeover: false,
+            recv_no_context_takeover: false,
+            send_max_window_bits: 15,
+            shared_frames: false,
+        };
+        let mut deflater = crate::proto::deflate::Deflater::new(&params, 6).unwrap();
+        let mut body = Vec::new();
+        deflater.compress(text.as_bytes(), &mut body).unwrap();
+        let mut input = frame(true, 1, &body, None);
+        input[0] |= 0x40; // RSV1: compressed
+        for (size, piece) in [(1, 1), (5, 3), (5, 7), (6, 1000)] {
+            let mut d = parted(Role::Client, 1 << 30, size, 1 << 30, true);
+            let events = run_parts(&mut d, &input, piece).unwrap();
+            let (is_text, data) = joined(&events, 4 + piece + 300);
+            assert!(is_text);
+            assert_eq!(data, text.as_bytes(), "parts of {size}, reads of {piece}");
+        }
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Accept {
     /// Upgrade with no subprotocol, and serve the socket as a blocking [`Connection`]: `serve`
     /// gets it once the 101 is written, on a thread of its own (`syncws-conn`, a plain
     /// thread that ends when `serve` returns), and may block on it for the connection's
-    /// life: `recv`, `recv_stream`, a [`ByteStream`](crate::ByteStream). Dropping the
+    /// life: `recv`, `recv_stream`, a [`ByteStream`]. Dropping the
     /// `Connection` closes the socket (1000), as on the client side.
     ///
     /// ```

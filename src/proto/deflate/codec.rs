@@ -106,6 +106,9 @@ pub struct Inflater {
     /// The current message's deflate stream ended (BFINAL); the rest of its input is ignored
     /// and the next message needs a fresh stream.
     ended: bool,
+    /// The last `inflate_some` filled its output to the cap: the inflater may hold more
+    /// output for input it already took, to be drained before more input is needed.
+    may_have_output: bool,
 }
 
 impl Inflater {
@@ -115,6 +118,7 @@ impl Inflater {
             d: None,
             no_context_takeover: params.recv_no_context_takeover,
             ended: false,
+            may_have_output: false,
         }
     }
 
@@ -178,10 +182,12 @@ impl Inflater {
         Ok(())
     }
 
-    /// Inflates from `input` onto the end of `out` until the input is used up or `out` holds
-    /// `cap` bytes, whichever comes first; returns how much of the input was used. For a
-    /// message received in parts: the caller hands `out` over once it is full and calls again
-    /// with the rest of the input, so memory is one part, however far the input inflates.
+    /// Inflates from `input` onto the end of `out` until the input is used up (and what the
+    /// inflater holds for it is out) or `out` holds `cap` bytes, whichever comes first; returns
+    /// how much of the input was used. For a message received in parts: the caller hands `out`
+    /// over once it is full and calls again with the rest of the input (empty when it was all
+    /// used, while [`has_output`](Self::has_output)), so memory is one part, however far the
+    /// input inflates.
     pub fn inflate_some(
         &mut self,
         input: &[u8],
@@ -190,7 +196,7 @@ impl Inflater {
     ) -> Result<usize, Error> {
         let d = self.d.get_or_insert_with(|| Decompress::new(false));
         let mut pos = 0;
-        while !self.ended && pos < input.len() && out.len() < cap {
+        while !self.ended && out.len() < cap && (pos < input.len() || self.may_have_output) {
             let start = out.len();
             let room = (cap - start).min(INFLATE_STEP);
             out.resize(start + room, 0);
@@ -206,22 +212,36 @@ impl Inflater {
             let produced = (d.total_out() - out0) as usize;
             out.truncate(start + produced);
             pos += used;
+            // A full output may have left output behind in the inflater.
+            self.may_have_output = produced == room;
             if status == Status::StreamEnd {
                 // As in `inflate`: what follows the stream's end is ignored.
                 self.ended = true;
                 pos = input.len();
             } else if used == 0 && produced == 0 {
-                return Err(Error::Protocol(ProtocolError::CompressedDataStalled));
+                if pos < input.len() {
+                    return Err(Error::Protocol(ProtocolError::CompressedDataStalled));
+                }
+                // Drained: nothing was left behind.
+                self.may_have_output = false;
             }
         }
         if self.ended {
             pos = input.len();
+            self.may_have_output = false;
         }
         Ok(pos)
     }
 
+    /// Whether the last [`inflate_some`](Self::inflate_some) stopped at its cap with output
+    /// possibly left in the inflater: call it again, with no input if there is none.
+    pub fn has_output(&self) -> bool {
+        self.may_have_output
+    }
+
     /// Ends a message: restores the stripped tail and flushes its output.
     pub fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), Error> {
+        self.may_have_output = false;
         self.inflate(&TAIL, out, limit)?;
         if (self.ended || self.no_context_takeover)
             && let Some(d) = &mut self.d
