@@ -25,7 +25,12 @@ pub struct Request {
     headers: Vec<Header>,
     subprotocols: Vec<String>,
     peer_addr: Option<std::net::SocketAddr>,
+    /// The application's value for the socket ([`RequestBuilder::data`]).
+    data: Option<SocketData>,
 }
+
+/// An application's value attached to a socket: see [`WebSocket::data`](crate::WebSocket::data).
+pub(crate) type SocketData = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +51,13 @@ impl Request {
             url: url.to_owned(),
             headers: Vec::new(),
             subprotocols: Vec::new(),
+            data: None,
         }
+    }
+
+    /// The application's value attached with [`RequestBuilder::data`].
+    pub(crate) fn socket_data(&self) -> Option<&SocketData> {
+        self.data.as_ref()
     }
 
     /// The URL, with its scheme normalised to `ws` or `wss`. On the server, what the client
@@ -123,6 +134,7 @@ impl Request {
             headers,
             subprotocols,
             peer_addr,
+            data: None,
         }
     }
 }
@@ -133,6 +145,7 @@ pub struct RequestBuilder {
     url: String,
     headers: Vec<Header>,
     subprotocols: Vec<String>,
+    data: Option<SocketData>,
 }
 
 impl std::fmt::Debug for RequestBuilder {
@@ -214,6 +227,21 @@ impl RequestBuilder {
         self
     }
 
+    /// Attaches the application's `value` to the socket made from this request, for every
+    /// callback to read with [`WebSocket::data`](crate::WebSocket::data) (a session id, a
+    /// room, what the user typed to open it) without a map keyed by socket. Not sent.
+    ///
+    /// ```
+    /// struct Room(&'static str);
+    /// let request = syncws::Request::builder("ws://127.0.0.1:9/").data(Room("lobby")).build()?;
+    /// # let _ = request;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn data<T: std::any::Any + Send + Sync>(mut self, value: T) -> RequestBuilder {
+        self.data = Some(std::sync::Arc::new(value));
+        self
+    }
+
     /// Checks the URL and headers.
     pub fn build(self) -> Result<Request, Error> {
         // The URL in an error is redacted: it may carry a token or a password.
@@ -262,6 +290,7 @@ impl RequestBuilder {
             headers: self.headers,
             subprotocols: self.subprotocols,
             peer_addr: None,
+            data: self.data,
         })
     }
 }

@@ -70,6 +70,25 @@ impl WebSocket {
         std::sync::Arc::ptr_eq(&self.socket, &other.socket)
     }
 
+    /// The application's value attached to this socket, if it is a `T`: on the server what
+    /// the handler gave [`Accept::data`](crate::Accept::data), on the client what the request
+    /// carried ([`RequestBuilder::data`](crate::RequestBuilder::data)). Every clone of the
+    /// handle and every callback sees the same value, for the socket's whole life; for
+    /// state that changes, attach a `Mutex` or an atomic.
+    ///
+    /// ```
+    /// struct Room(&'static str);
+    /// let server = syncws::EchoServer::start()?;
+    /// let request = syncws::Request::builder(&server.url()).data(Room("lobby")).build()?;
+    /// let conn = syncws::Client::new().connect(request)?;
+    /// assert_eq!(conn.websocket().data::<Room>().map(|r| r.0), Some("lobby"));
+    /// assert!(conn.websocket().data::<String>().is_none(), "another type: none");
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn data<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.socket.data.get()?.downcast_ref::<T>()
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.socket.state()
@@ -101,6 +120,48 @@ impl WebSocket {
     /// bytes; framing not included). After a failure it may stay non-zero: those bytes were lost.
     pub fn queue_size(&self) -> u64 {
         self.socket.outbox.queue_size()
+    }
+
+    /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5) now: ahead of queued
+    /// data, as the automatic keepalive pings go, which keep working alongside. Its pong comes
+    /// to [`WebSocketListener::on_pong`](crate::WebSocketListener::on_pong) with the round
+    /// trip (and counts in [`stats`](Self::stats)' `pongs_received` and `last_rtt`). Use a
+    /// payload of your own (a counter, a timestamp) to tell your pings' pongs apart.
+    ///
+    /// Returns false, sending nothing, if the payload is longer than 125 bytes, the socket is
+    /// not open (connecting, or its close frame already written), or 1024 of its pings wait in
+    /// the queue already (a peer that reads nothing cannot make a loop of pings grow memory).
+    /// Of pings not answered yet the newest 16 are remembered for their round trip; an older
+    /// one's pong still comes, without it. Never blocks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = syncws::EchoServer::start()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let listener = syncws::Listener::new()
+    ///     .on_open(|ws, _| {
+    ///         ws.ping(&b"42"[..]);
+    ///     })
+    ///     .on_pong(move |_ws, payload, rtt| {
+    ///         let _ = tx.send((payload.to_vec(), rtt));
+    ///     });
+    /// let request = syncws::Request::builder(&server.url()).build()?;
+    /// let ws = syncws::Client::new().new_web_socket(request, listener);
+    /// let (payload, rtt) = rx.recv_timeout(Duration::from_secs(5)).expect("a pong");
+    /// assert_eq!(payload, b"42");
+    /// assert!(rtt.is_some());
+    /// # ws.cancel();
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn ping(&self, payload: impl Into<Vec<u8>>) -> bool {
+        let payload = payload.into();
+        // RFC 6455 §5.5: a control frame's payload is at most 125 bytes.
+        if payload.len() > 125 || self.state() != State::Open {
+            return false;
+        }
+        self.socket
+            .with_session(|s| s.app_ping_sent(payload.clone(), Instant::now()));
+        self.socket.outbox.app_ping(payload)
     }
 
     /// Queues a message: `&str`/`String` as text, `Vec<u8>`/`&[u8]` as binary.

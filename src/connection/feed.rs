@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::driver::callbacks::Callbacks;
 use crate::driver::handoff::{self, INLINE_MAX, Received};
@@ -46,6 +47,9 @@ pub(crate) struct Modes {
     /// A byte stream: the peer's close ends its reads at once, and is answered when the
     /// caller is done writing (a half-close), not right away.
     pub half_close: AtomicBool,
+    /// Callers of `Connection::ping` waiting for their pong: its payload and where its
+    /// round trip goes.
+    pub pong_waiters: parking_lot::Mutex<Vec<(Vec<u8>, crossbeam_channel::Sender<Duration>)>>,
 }
 
 impl Feed {
@@ -85,6 +89,14 @@ impl Callbacks for Feed {
     }
     fn part(&mut self, part: Part) {
         self.push(Handed::Part(part));
+    }
+    fn pong(&mut self, payload: &[u8], rtt: Option<Duration>) {
+        let Some(rtt) = rtt else { return };
+        let mut waiters = self.modes.pong_waiters.lock();
+        if let Some(i) = waiters.iter().position(|(p, _)| p == payload) {
+            let (_, tx) = waiters.swap_remove(i);
+            let _ = tx.try_send(rtt);
+        }
     }
     // `closing` only for a byte stream: a `Connection` answers the peer's close itself and
     // reports the end that follows, so waking its caller for the close frame would be a

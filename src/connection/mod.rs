@@ -237,6 +237,38 @@ impl Connection {
         self.ws.send_timeout(message, timeout)
     }
 
+    /// Sends a ping with `payload` (at most 125 bytes) and waits up to `timeout` for its pong:
+    /// the round trip, or `None` if it was not sent (payload too long, socket not open: see
+    /// [`WebSocket::ping`]) or not answered in time. Messages arriving meanwhile wait for
+    /// `recv` as usual; the automatic keepalive pings go on alongside. Use a payload of your
+    /// own per call (a counter) when several threads ping at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = syncws::EchoServer::start()?;
+    /// let conn = syncws::connect(&server.url())?;
+    /// let rtt = conn.ping(&b"1"[..], Duration::from_secs(5)).expect("a pong");
+    /// assert!(rtt < Duration::from_secs(5));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn ping(&self, payload: impl Into<Vec<u8>>, timeout: Duration) -> Option<Duration> {
+        let payload = payload.into();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.modes.pong_waiters.lock().push((payload.clone(), tx));
+        let rtt = if self.ws.ping(payload.clone()) {
+            rx.recv_timeout(timeout).ok()
+        } else {
+            None
+        };
+        if rtt.is_none() {
+            let mut waiters = self.modes.pong_waiters.lock();
+            if let Some(i) = waiters.iter().position(|(p, _)| *p == payload) {
+                waiters.swap_remove(i);
+            }
+        }
+        rtt
+    }
+
     /// Sends what `source` yields as one message of `kind`, streamed a part at a time, as
     /// [`WebSocket::send_stream`]: blocks while the send queue is full, returns the bytes
     /// sent once the last part is queued.

@@ -2,6 +2,8 @@
 //! behind [`Callbacks`] with the socket's handle (`listener::Bound`), so the driver knows
 //! neither the listener trait nor `WebSocket`.
 
+use std::time::Duration;
+
 use crate::ended::Ended;
 use crate::message::Message;
 use crate::proto::decoder::Part;
@@ -20,6 +22,10 @@ pub(crate) trait Callbacks: Send {
     }
     /// A piece of a large message, when `wants_parts` said so.
     fn part(&mut self, part: Part) {}
+    /// The peer's ping (already answered: its pong is queued).
+    fn ping(&mut self, payload: &[u8]) {}
+    /// A pong; `rtt` when it answered one of our pings.
+    fn pong(&mut self, payload: &[u8], rtt: Option<Duration>) {}
     fn closing(&mut self, code: u16, reason: &str) {}
     /// Whether the peer's close is answered as soon as `closing` returns (if the application
     /// did not answer in it). False: the application answers when it is done writing.

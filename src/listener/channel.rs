@@ -30,6 +30,17 @@ pub enum Event {
     /// ([`WebSocketListener::on_closed`]) or a failure ([`WebSocketListener::on_failure`]).
     /// The last event.
     Ended(Ended),
+    /// [`WebSocketListener::on_ping`]: the peer's ping, already answered. Only from a
+    /// channel that asked ([`ChannelListener::with_ping_events`]).
+    Ping(Vec<u8>),
+    /// [`WebSocketListener::on_pong`]: a pong, with the round trip when it answers one of
+    /// our pings. Only from a channel that asked ([`ChannelListener::with_ping_events`]).
+    Pong {
+        /// The pong's payload.
+        payload: Vec<u8>,
+        /// The round trip, when it answers one of our pings.
+        rtt: Option<std::time::Duration>,
+    },
 }
 
 impl Event {
@@ -98,6 +109,7 @@ pub fn channel_with_limit(bytes: usize) -> (ChannelListener, Events) {
             tx,
             backlog: backlog.clone(),
             wake: None,
+            pings: false,
         },
         Events {
             rx,
@@ -152,6 +164,8 @@ pub struct ChannelListener {
     backlog: Arc<Backlog>,
     /// Called after each event is queued ([`channel_with_waker`]).
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Pings and pongs are delivered too ([`with_ping_events`](Self::with_ping_events)).
+    pings: bool,
 }
 
 impl std::fmt::Debug for ChannelListener {
@@ -163,6 +177,19 @@ impl std::fmt::Debug for ChannelListener {
 }
 
 impl ChannelListener {
+    /// Delivers pings and pongs too, as [`Event::Ping`] and [`Event::Pong`]. Off by default,
+    /// so an application written before these events sees none.
+    ///
+    /// ```
+    /// let (listener, events) = syncws::channel();
+    /// let listener = listener.with_ping_events();
+    /// # let _ = (listener, events);
+    /// ```
+    pub fn with_ping_events(mut self) -> Self {
+        self.pings = true;
+        self
+    }
+
     /// Queues `event`, charging the backlog for it; nothing is charged if nobody receives any
     /// more, so no reader waits for ever.
     fn deliver(&self, event: Event) {
@@ -182,6 +209,7 @@ impl ChannelListener {
 pub(crate) fn charge(event: &Event) -> usize {
     let payload = match event {
         Event::Message(m) => m.len(),
+        Event::Ping(p) | Event::Pong { payload: p, .. } => p.len(),
         _ => 0,
     };
     payload.saturating_add(EVENT_CHARGE)
@@ -195,6 +223,19 @@ impl WebSocketListener for ChannelListener {
     }
     fn on_message(&mut self, _ws: &WebSocket, message: Message) {
         self.deliver(Event::Message(message));
+    }
+    fn on_ping(&mut self, _ws: &WebSocket, payload: &[u8]) {
+        if self.pings {
+            self.deliver(Event::Ping(payload.to_vec()));
+        }
+    }
+    fn on_pong(&mut self, _ws: &WebSocket, payload: &[u8], rtt: Option<std::time::Duration>) {
+        if self.pings {
+            self.deliver(Event::Pong {
+                payload: payload.to_vec(),
+                rtt,
+            });
+        }
     }
     fn on_closing(&mut self, _ws: &WebSocket, code: u16, reason: &str) {
         self.deliver(Event::Closing {

@@ -1,5 +1,7 @@
 //! [`Listener`]: a [`WebSocketListener`] made of closures.
 
+use std::time::Duration;
+
 use super::WebSocketListener;
 use crate::ended::Ended;
 use crate::error::Error;
@@ -13,6 +15,8 @@ type CloseFn = Box<dyn FnMut(&WebSocket, u16, &str) + Send>;
 type FailureFn = Box<dyn FnMut(&WebSocket, Error, Option<&Response>) + Send>;
 type PartFn = Box<dyn FnMut(&WebSocket, MessagePart) + Send>;
 type EndedFn = Box<dyn FnMut(&WebSocket, Ended) + Send>;
+type PingFn = Box<dyn FnMut(&WebSocket, &[u8]) + Send>;
+type PongFn = Box<dyn FnMut(&WebSocket, &[u8], Option<Duration>) + Send>;
 
 /// A [`WebSocketListener`] made of closures; events without a closure are ignored.
 ///
@@ -33,6 +37,8 @@ pub struct Listener {
     open: Option<OpenFn>,
     message: Option<MessageFn>,
     part: Option<PartFn>,
+    ping: Option<PingFn>,
+    pong: Option<PongFn>,
     closing: Option<CloseFn>,
     closed: Option<CloseFn>,
     failure: Option<FailureFn>,
@@ -84,6 +90,22 @@ impl Listener {
         self
     }
 
+    /// Runs `f` in [`WebSocketListener::on_ping`]: the peer's pings (already answered).
+    pub fn on_ping(mut self, f: impl FnMut(&WebSocket, &[u8]) + Send + 'static) -> Self {
+        self.ping = Some(Box::new(f));
+        self
+    }
+
+    /// Runs `f` in [`WebSocketListener::on_pong`]: pongs, with the round trip when one
+    /// answers our ping ([`WebSocket::ping`] or a keepalive).
+    pub fn on_pong(
+        mut self,
+        f: impl FnMut(&WebSocket, &[u8], Option<Duration>) + Send + 'static,
+    ) -> Self {
+        self.pong = Some(Box::new(f));
+        self
+    }
+
     /// Runs `f` in [`WebSocketListener::on_closing`].
     pub fn on_closing(mut self, f: impl FnMut(&WebSocket, u16, &str) + Send + 'static) -> Self {
         self.closing = Some(Box::new(f));
@@ -132,6 +154,16 @@ impl WebSocketListener for Listener {
     fn on_message_part(&mut self, ws: &WebSocket, part: MessagePart) {
         if let Some(f) = &mut self.part {
             f(ws, part)
+        }
+    }
+    fn on_ping(&mut self, ws: &WebSocket, payload: &[u8]) {
+        if let Some(f) = &mut self.ping {
+            f(ws, payload)
+        }
+    }
+    fn on_pong(&mut self, ws: &WebSocket, payload: &[u8], rtt: Option<Duration>) {
+        if let Some(f) = &mut self.pong {
+            f(ws, payload, rtt)
         }
     }
     fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {

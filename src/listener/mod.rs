@@ -10,6 +10,8 @@ pub use channel::{
 };
 pub use closures::Listener;
 
+use std::time::Duration;
+
 use crate::driver::callbacks::Callbacks;
 use crate::ended::Ended;
 use crate::error::Error;
@@ -55,6 +57,13 @@ pub trait WebSocketListener: Send + 'static {
     /// other message between them. The socket reads nothing while this runs, so a slow
     /// consumer holds the peer back (TCP flow control) and memory stays at one part.
     fn on_message_part(&mut self, ws: &WebSocket, part: MessagePart) {}
+    /// The peer sent a ping with `payload`. It is answered already (its pong is queued, as
+    /// RFC 6455 §5.5.2 asks): this is for seeing it, a heartbeat the peer sends, say.
+    fn on_ping(&mut self, ws: &WebSocket, payload: &[u8]) {}
+    /// A pong arrived with `payload`. `rtt` is the round trip when it answers one of our
+    /// pings ([`WebSocket::ping`], or an automatic keepalive ping), `None` for an unsolicited
+    /// pong (a heartbeat, RFC 6455 §5.5.3) or one we no longer remember.
+    fn on_pong(&mut self, ws: &WebSocket, payload: &[u8], rtt: Option<Duration>) {}
     /// The peer sent its close frame. Unless `close` was called already, the socket answers with
     /// the same code right after this returns; call `close` here to answer differently.
     fn on_closing(&mut self, ws: &WebSocket, code: u16, reason: &str) {}
@@ -112,6 +121,12 @@ impl Callbacks for Bound {
             data: part.data,
         };
         self.listener.on_message_part(&self.ws, part);
+    }
+    fn ping(&mut self, payload: &[u8]) {
+        self.listener.on_ping(&self.ws, payload);
+    }
+    fn pong(&mut self, payload: &[u8], rtt: Option<Duration>) {
+        self.listener.on_pong(&self.ws, payload, rtt);
     }
     fn closing(&mut self, code: u16, reason: &str) {
         self.listener.on_closing(&self.ws, code, reason);

@@ -16,7 +16,7 @@
 //!      └── failure / cancel / end(Failed) ──────────────────┴────────────────────▶ Canceled
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Role;
 use super::close::CloseFrame;
@@ -77,6 +77,9 @@ enum OurClose {
     Written,
 }
 
+/// Application pings awaiting their pong that a session remembers (older ones are forgotten).
+pub(crate) const MAX_APP_PINGS: usize = 16;
+
 /// One socket's lifecycle.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -107,6 +110,9 @@ pub(crate) struct Session {
     last_rtt: Option<std::time::Duration>,
     /// Pongs that answered our pings.
     pongs: u64,
+    /// The application's own pings (`WebSocket::ping`) not answered yet, oldest first, at
+    /// most [`MAX_APP_PINGS`]: a pong that echoes one gives its round trip.
+    app_pings: std::collections::VecDeque<(Vec<u8>, Instant)>,
     /// `cancel()` was called while the socket was live.
     canceled: bool,
 }
@@ -129,6 +135,7 @@ impl Session {
             ping_token: None,
             last_rtt: None,
             pongs: 0,
+            app_pings: std::collections::VecDeque::new(),
             canceled: false,
         }
     }
@@ -301,21 +308,37 @@ impl Session {
         true
     }
 
-    /// A pong arrived at `now`: it answers our ping only if it echoes its payload (then the
-    /// time since the ping is the last round trip). An unsolicited pong (RFC 6455 §5.5.3
-    /// allows them, as a heartbeat) proves nothing about our pings.
-    pub(crate) fn pong(&mut self, payload: &[u8], now: Instant) -> bool {
-        let Some((token, sent)) = self.ping_token else {
-            return false;
-        };
-        if payload != token {
-            return false;
+    /// A pong arrived at `now`: it answers a ping of ours only if it echoes its payload (then
+    /// the time since that ping is a round trip, returned). Our keepalive ping's answer also
+    /// counts for the keepalive; an application ping's answer only gives its round trip. An
+    /// unsolicited pong (RFC 6455 §5.5.3 allows them, as a heartbeat) proves nothing.
+    pub(crate) fn pong(&mut self, payload: &[u8], now: Instant) -> Option<Duration> {
+        if let Some((token, sent)) = self.ping_token
+            && payload == token
+        {
+            let rtt = now.saturating_duration_since(sent);
+            self.pongs = self.pongs.saturating_add(1);
+            self.last_rtt = Some(rtt);
+            // One answer per ping: a repeated pong measures nothing.
+            self.ping_token = None;
+            return Some(rtt);
         }
+        let i = self.app_pings.iter().position(|(p, _)| p == payload)?;
+        let (_, sent) = self.app_pings.remove(i)?;
+        let rtt = now.saturating_duration_since(sent);
         self.pongs = self.pongs.saturating_add(1);
-        self.last_rtt = Some(now.saturating_duration_since(sent));
-        // One answer per ping: a repeated pong measures nothing.
-        self.ping_token = None;
-        true
+        self.last_rtt = Some(rtt);
+        Some(rtt)
+    }
+
+    /// The application sent a ping with `payload` at `now` (`WebSocket::ping`): its pong will
+    /// give a round trip. Past [`MAX_APP_PINGS`] unanswered, the oldest is forgotten (its pong
+    /// then comes without one), so a peer that never answers costs nothing that grows.
+    pub(crate) fn app_ping_sent(&mut self, payload: Vec<u8>, now: Instant) {
+        if self.app_pings.len() >= MAX_APP_PINGS {
+            self.app_pings.pop_front();
+        }
+        self.app_pings.push_back((payload, now));
     }
 
     /// The ping [`Action::SendPing`] asked for carries `token`, sent at `now`.
@@ -601,11 +624,11 @@ mod tests {
         let mut s = Session::new(Role::Server, config(Some(5), 5, None));
         s.opened(t0, false).unwrap();
         // An unsolicited pong before any ping, and one with the wrong payload, do not count.
-        assert!(!s.pong(&[], t0));
+        assert!(s.pong(&[], t0).is_none());
         assert_eq!(s.poll(t0 + 5 * S, false), Some(Action::SendPing));
         s.ping_sent([1, 2, 3, 4, 5, 6, 7, 8], t0);
-        assert!(!s.pong(&[], t0));
-        assert!(!s.pong(&[8, 7, 6, 5, 4, 3, 2, 1], t0));
+        assert!(s.pong(&[], t0).is_none());
+        assert!(s.pong(&[8, 7, 6, 5, 4, 3, 2, 1], t0).is_none());
         assert_eq!(s.poll(t0 + 10 * S, false), Some(Action::Fail));
         assert!(matches!(
             s.end(Cause::Dropped(None)),
@@ -620,11 +643,36 @@ mod tests {
         assert_eq!(s.poll(t0 + 5 * S, false), Some(Action::SendPing));
         s.ping_sent([9; 8], t0 + 5 * S);
         let ms = Duration::from_millis(1);
-        assert!(s.pong(&[9; 8], t0 + 5 * S + 200 * ms));
+        assert!(s.pong(&[9; 8], t0 + 5 * S + 200 * ms).is_some());
         // One answer per ping: a repeat neither counts nor measures.
-        assert!(!s.pong(&[9; 8], t0 + 5 * S + 900 * ms));
+        assert!(s.pong(&[9; 8], t0 + 5 * S + 900 * ms).is_none());
         assert_eq!(s.pong_stats(), (1, Some(200 * ms)));
         assert_eq!(s.poll(t0 + 10 * S, false), Some(Action::SendPing));
+    }
+
+    #[test]
+    fn an_application_pings_pong_gives_its_round_trip_and_few_are_remembered() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut s = Session::new(Role::Client, config(None, 10, None));
+        s.app_ping_sent(b"one".to_vec(), t0);
+        s.app_ping_sent(b"two".to_vec(), t0 + 5 * ms);
+        // Answers in any order, each once; an unknown payload gives nothing.
+        assert_eq!(s.pong(b"two", t0 + 7 * ms), Some(2 * ms));
+        assert_eq!(s.pong(b"two", t0 + 8 * ms), None);
+        assert_eq!(s.pong(b"zzz", t0 + 8 * ms), None);
+        assert_eq!(s.pong(b"one", t0 + 9 * ms), Some(9 * ms));
+        assert_eq!(s.pong_stats(), (2, Some(9 * ms)));
+        // A peer that never answers: only the newest MAX_APP_PINGS are remembered.
+        for i in 0..MAX_APP_PINGS + 5 {
+            s.app_ping_sent(i.to_string().into_bytes(), t0);
+        }
+        assert_eq!(s.app_pings.len(), MAX_APP_PINGS);
+        assert_eq!(s.pong(b"0", t0), None);
+        assert!(
+            s.pong((MAX_APP_PINGS + 4).to_string().as_bytes(), t0)
+                .is_some()
+        );
     }
 
     #[test]
@@ -638,7 +686,7 @@ mod tests {
         assert_eq!(s.poll(t0 + 10 * S, true), None);
         // The pong is read once reading resumes; the ping slot that passed meanwhile is not
         // made up, the next goes out an interval later.
-        assert!(s.pong(&[1; 8], t0));
+        assert!(s.pong(&[1; 8], t0).is_some());
         assert_eq!(s.poll(t0 + 10 * S, false), None);
         assert_eq!(s.poll(t0 + 15 * S, false), Some(Action::SendPing));
         s.ping_sent([2; 8], t0);

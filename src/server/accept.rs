@@ -28,6 +28,7 @@ use crate::websocket::WebSocket;
 pub struct Accept {
     answer: Answer,
     headers: Vec<Header>,
+    data: Option<crate::request::SocketData>,
 }
 
 enum Answer {
@@ -171,7 +172,34 @@ impl Accept {
         Accept {
             answer,
             headers: Vec::new(),
+            data: None,
         }
+    }
+
+    /// Attaches the application's `value` to the socket this upgrade makes, for every
+    /// callback to read with [`WebSocket::data`] (the user the request authenticated, the
+    /// room its path names, its claims), without a map keyed by socket. Set before the first
+    /// callback; ignored on a rejection.
+    ///
+    /// ```
+    /// use syncws::{Accept, Listener, Server};
+    /// struct User(String);
+    /// let server = Server::bind("127.0.0.1:0", |request| {
+    ///     let name = request.header("X-User").unwrap_or("guest").to_owned();
+    ///     Accept::upgrade(Listener::new().on_message(|ws, m| {
+    ///         let user = ws.data::<User>().expect("set at the upgrade");
+    ///         ws.send(format!("{}: {}", user.0, m.as_text().unwrap_or("")));
+    ///     }))
+    ///     .data(User(name))
+    /// })?;
+    /// let mut conn = syncws::connect(&server.url())?;
+    /// conn.send("hi");
+    /// assert_eq!(conn.recv()?.as_text(), Some("guest: hi"));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    pub fn data<T: std::any::Any + Send + Sync>(mut self, value: T) -> Accept {
+        self.data = Some(std::sync::Arc::new(value));
+        self
     }
 
     /// Adds a header to the answer: `Set-Cookie` on an upgrade, `WWW-Authenticate` on a 401,
@@ -204,6 +232,13 @@ impl Accept {
     /// The driver's view of this answer: the listener is bound to its socket once the socket
     /// exists.
     pub(crate) fn into_decision(self) -> Decision {
+        let data = self.data;
+        // Before the socket's first callback: the bind runs before its reader starts.
+        let attach = move |opening: &Opening<'_>| {
+            if let Some(d) = data {
+                let _ = opening.socket.data.set(d);
+            }
+        };
         match self.answer {
             Answer::Upgrade {
                 subprotocol,
@@ -212,6 +247,7 @@ impl Accept {
                 subprotocol,
                 headers: self.headers,
                 bind: Box::new(move |opening: Opening<'_>| {
+                    attach(&opening);
                     let ws = WebSocket {
                         socket: opening.socket.clone(),
                     };
@@ -226,6 +262,7 @@ impl Accept {
                 subprotocol,
                 headers: self.headers,
                 bind: Box::new(move |opening: Opening<'_>| {
+                    attach(&opening);
                     let ws = WebSocket {
                         socket: opening.socket.clone(),
                     };

@@ -192,12 +192,16 @@ impl Reader {
                 Ok(false)
             }
             Incoming::Ping(payload) => {
-                self.socket().outbox.pong(payload);
+                // Answered first, so the pong does not wait for the callback.
+                self.socket().outbox.pong(payload.clone());
+                self.call(|c| c.ping(&payload))?;
                 Ok(false)
             }
             Incoming::Pong(payload) => {
-                self.socket()
+                let rtt = self
+                    .socket()
                     .with_session(|s| s.pong(&payload, Instant::now()));
+                self.call(|c| c.pong(&payload, rtt))?;
                 Ok(false)
             }
             Incoming::Close(frame) => {

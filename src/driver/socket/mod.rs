@@ -63,6 +63,9 @@ pub(crate) struct Socket {
     pub abort: Abort,
     /// The TCP connection's (local, peer) addresses, once connected.
     pub addrs: OnceLock<(SocketAddr, SocketAddr)>,
+    /// The application's value (`WebSocket::data`): the client's request's, or what the
+    /// server's handler attached, set before the first callback.
+    pub data: OnceLock<crate::request::SocketData>,
 }
 
 impl Socket {
@@ -70,6 +73,10 @@ impl Socket {
     /// thread, once the connection opens).
     pub(crate) fn new(request: Request, role: Role, config: &Config) -> (Arc<Socket>, WriterState) {
         let (outbox, writer_state) = Outbox::new(config.max_queue_size, config.fragment_size);
+        let data = OnceLock::new();
+        if let Some(d) = request.socket_data() {
+            let _ = data.set(d.clone());
+        }
         let socket = Arc::new(Socket {
             request,
             lifecycle: Lifecycle::new(Session::new(role, config.timers())),
@@ -80,6 +87,7 @@ impl Socket {
             traffic: Traffic::default(),
             abort: Abort::new(),
             addrs: OnceLock::new(),
+            data,
         });
         (socket, writer_state)
     }

@@ -57,6 +57,8 @@ pub(crate) enum Control {
     Pong(Vec<u8>),
     /// A keepalive ping with this token.
     Ping([u8; 8]),
+    /// The application's ping (`WebSocket::ping`), with its payload.
+    AppPing(Vec<u8>),
     /// The TLS session produced bytes while reading (a key update, an alert): write them.
     FlushTls,
     /// The socket is ending: the writer exits.
@@ -71,6 +73,8 @@ pub(super) struct Queue {
     pub control: VecDeque<Control>,
     /// Pongs queued and not yet taken (bounded by `MAX_PENDING_PONGS`).
     pub pending_pongs: usize,
+    /// Application pings in `control` (bounded like the pongs).
+    pub pending_app_pings: usize,
     /// A `FlushTls` is queued and not yet taken: one is enough.
     pub tls_flush_queued: bool,
     /// The encoder while nobody has it out: `None` before the connection opens, while the
@@ -167,6 +171,9 @@ impl Queue {
     fn taken(&mut self, item: &Control) {
         match item {
             Control::Pong(_) => self.pending_pongs = self.pending_pongs.saturating_sub(1),
+            Control::AppPing(_) => {
+                self.pending_app_pings = self.pending_app_pings.saturating_sub(1);
+            }
             // Cleared before the write, so TLS output produced after it asks again.
             Control::FlushTls => self.tls_flush_queued = false,
             Control::Ping(_) | Control::Stop => {}
@@ -312,9 +319,10 @@ fn encode_control(encoder: &mut Encoder, batch: &mut Batch, item: Control, close
     match item {
         Control::FlushTls => batch.flush_tls = true,
         // Nothing follows our close frame.
-        Control::Pong(_) | Control::Ping(_) if closed => {}
+        Control::Pong(_) | Control::Ping(_) | Control::AppPing(_) if closed => {}
         Control::Pong(payload) => encoder.control(&mut batch.bytes, OpCode::Pong, &payload),
         Control::Ping(token) => encoder.control(&mut batch.bytes, OpCode::Ping, &token),
+        Control::AppPing(payload) => encoder.control(&mut batch.bytes, OpCode::Ping, &payload),
         Control::Stop => {}
     }
 }

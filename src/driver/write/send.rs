@@ -228,6 +228,21 @@ impl Outbox {
         }
     }
 
+    /// Queues the application's ping (`WebSocket::ping`), ahead of queued data as a keepalive
+    /// ping is, and wakes the writer. False once our close frame is queued: nothing follows
+    /// it. At most [`MAX_PENDING_PONGS`] of them wait at once (a loop of `ping` calls cannot
+    /// grow the queue); past that it is refused too.
+    pub(crate) fn app_ping(&self, payload: Vec<u8>) -> bool {
+        let mut q = self.queue();
+        if q.close_encoded || q.pending_app_pings >= MAX_PENDING_PONGS {
+            return false;
+        }
+        q.pending_app_pings += 1;
+        q.control.push_back(Control::AppPing(payload));
+        self.queued_item(q, Inline::OncePerRead, false);
+        true
+    }
+
     /// The TLS session produced output while reading: the writer writes it, once however
     /// often this is asked before it does.
     pub(crate) fn flush_tls(&self) {
