@@ -1,7 +1,7 @@
 //! Broadcast: one 1 KiB JSON message to 1,000 server-side sockets, uncompressed and
 //! compressed (permessage-deflate, `server_no_context_takeover`), sent with a loop of `send`
-//! (what there was before `Prepared`) and with `Prepared::send_to`, interleaved, 7 rounds,
-//! medians. Measured: the process's CPU time (user + system, every thread: the writers
+//! (what there was before `Prepared`), with `Prepared::send_to` over a list, and with
+//! `Topics::publish` to a topic every socket subscribes to, interleaved, 7 rounds, medians. Measured: the process's CPU time (user + system, every thread: the writers
 //! compress and write) from the first send until every queue is written, and the allocations
 //! (count and bytes) in that window, per broadcast.
 //!
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use syncws::{Accept, Listener, Prepared, Server, WebSocket, WhenFull};
+use syncws::{Accept, Listener, Prepared, Server, Topics, WebSocket, WhenFull};
 
 /// Counts allocations (all threads).
 struct Counting;
@@ -79,12 +79,15 @@ fn cpu() -> Duration {
 struct Setup {
     _server: Server,
     room: Vec<WebSocket>,
+    topics: Topics,
     clients: Vec<TcpStream>,
 }
 
 fn setup(n: usize, compressed: bool) -> Setup {
     let room: Arc<Mutex<Vec<WebSocket>>> = Arc::default();
     let members = room.clone();
+    let topics = Topics::new();
+    let registry = topics.clone();
     let server = Server::builder()
         .compression(compressed)
         .server_no_context_takeover(true)
@@ -94,7 +97,9 @@ fn setup(n: usize, compressed: bool) -> Setup {
         .ping_interval(Duration::ZERO)
         .bind("127.0.0.1:0", move |_| {
             let members = members.clone();
+            let registry = registry.clone();
             Accept::upgrade(Listener::new().on_open(move |ws, _| {
+                registry.subscribe(ws, "room");
                 members.lock().unwrap().push(ws.clone());
             }))
         })
@@ -133,6 +138,7 @@ fn setup(n: usize, compressed: bool) -> Setup {
     Setup {
         _server: server,
         room,
+        topics,
         clients,
     }
 }
@@ -156,6 +162,7 @@ fn drain(clients: &mut [TcpStream]) {
 enum Way {
     Loop,
     Prepared,
+    Topic,
 }
 
 /// Broadcasts per measurement: CPU time is read from the kernel's accounting, whose grain is
@@ -191,6 +198,10 @@ fn broadcast_once(s: &mut Setup, message: &str, way: Way) -> (Duration, u64, u64
             let d = Prepared::new(message).send_to(&s.room, WhenFull::Skip);
             assert_eq!(d.sent, s.room.len());
         }
+        Way::Topic => {
+            let d = s.topics.publish("room", message, WhenFull::Skip);
+            assert_eq!(d.sent, s.room.len());
+        }
     }
     for ws in &s.room {
         assert!(ws.wait_drained(Duration::from_secs(30)), "drained");
@@ -224,12 +235,16 @@ fn rss_kib() -> u64 {
 fn windows(chosen: bool) -> (u64, u64) {
     let room: Arc<Mutex<Vec<WebSocket>>> = Arc::default();
     let members = room.clone();
+    let topics = Topics::new();
+    let registry = topics.clone();
     let server = Server::builder()
         .ping_interval(Duration::ZERO)
         .max_queue_size(64 << 20)
         .bind("127.0.0.1:0", move |_| {
             let members = members.clone();
+            let registry = registry.clone();
             Accept::upgrade(Listener::new().on_open(move |ws, _| {
+                registry.subscribe(ws, "room");
                 members.lock().unwrap().push(ws.clone());
             }))
         })
@@ -343,18 +358,23 @@ fn main() {
         // Warm up both ways (first compressor allocations, frames, buffers).
         broadcast(&mut s, &message, Way::Loop);
         broadcast(&mut s, &message, Way::Prepared);
-        let mut results: [Vec<(Duration, u64, u64)>; 2] = [Vec::new(), Vec::new()];
+        broadcast(&mut s, &message, Way::Topic);
+        let mut results: [Vec<(Duration, u64, u64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..rounds {
             results[0].push(broadcast(&mut s, &message, Way::Loop));
             results[1].push(broadcast(&mut s, &message, Way::Prepared));
+            results[2].push(broadcast(&mut s, &message, Way::Topic));
         }
         let case = if compressed {
             "compressed"
         } else {
             "uncompressed"
         };
-        let mut cpu_ms = [0.0f64; 2];
-        for (i, way) in ["loop of send", "Prepared::send_to"].iter().enumerate() {
+        let mut cpu_ms = [0.0f64; 3];
+        for (i, way) in ["loop of send", "Prepared::send_to", "Topics::publish"]
+            .iter()
+            .enumerate()
+        {
             let r = &results[i];
             let c = median(r.iter().map(|x| x.0.as_secs_f64() * 1e3).collect());
             let a = median(r.iter().map(|x| x.1).collect());
@@ -365,6 +385,10 @@ fn main() {
         println!(
             "| {case} | loop / prepared | {:.1}× | | |",
             cpu_ms[0] / cpu_ms[1].max(1e-9)
+        );
+        println!(
+            "| {case} | publish / prepared | {:.2}× | | |",
+            cpu_ms[2] / cpu_ms[1].max(1e-9)
         );
     }
 }

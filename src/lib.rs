@@ -98,6 +98,7 @@ mod stats;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod topics;
 mod waiting;
 mod websocket;
 
@@ -125,6 +126,7 @@ pub use request::{Request, RequestBuilder};
 pub use response::Response;
 pub use server::{Accept, EchoServer, Server, ServerBuilder};
 pub use stats::{ServerStats, Stats};
+pub use topics::Topics;
 pub use websocket::{SendTimeoutError, State, WebSocket};
 
 // The README's recipes are compiled and run as doctests.

@@ -89,6 +89,11 @@ impl WebSocket {
         self.socket.data.get()?.downcast_ref::<T>()
     }
 
+    /// The socket's identity, for registries keyed by socket (topics).
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.socket) as usize
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.socket.state()

@@ -5,9 +5,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
 
-use syncws::{Accept, Ended, Message, Prepared, Server, WebSocket, WebSocketListener, WhenFull};
+use syncws::{Accept, Ended, Message, Server, Topics, WebSocket, WebSocketListener, WhenFull};
 
 use crate::output::for_terminal;
 
@@ -63,7 +62,9 @@ enum Mode {
     Exec,
 }
 
-type Clients = Arc<Mutex<Vec<WebSocket>>>;
+/// Every open connection is in this topic: `--broadcast` publishes to it, and its size is
+/// the count the log prints. A connection leaves it when it ends.
+const EVERYONE: &str = "everyone";
 
 /// `--broadcast`: how fast each client may send, in bytes of messages a second.
 const BROADCAST_RATE: u64 = 1024 * 1024;
@@ -77,7 +78,7 @@ const EXEC_BACKLOG: usize = 256;
 struct Conn {
     peer: String,
     mode: Mode,
-    clients: Clients,
+    clients: Topics,
     command: Option<String>,
     /// The `--exec` program, and the queue its stdin-writing thread takes lines from.
     child: Option<(Child, SyncSender<String>)>,
@@ -165,11 +166,8 @@ impl Conn {
 
 impl WebSocketListener for Conn {
     fn on_open(&mut self, ws: &WebSocket, _: &syncws::Response) {
-        let open = {
-            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-            clients.push(ws.clone());
-            clients.len()
-        };
+        self.clients.subscribe(ws, EVERYONE);
+        let open = self.clients.subscribers(EVERYONE);
         eprintln!(
             "# open {} {} ({open} open)",
             self.peer,
@@ -186,12 +184,10 @@ impl WebSocketListener for Conn {
                 ws.send(message);
             }
             Mode::Broadcast => {
-                let prepared = Prepared::new(message);
                 // Framed once for everyone; a client too slow to take it is closed rather
-                // than holding the others back. `send_to` never blocks, so the list is
-                // walked under its lock rather than copied.
-                let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-                prepared.send_to(clients.iter(), WhenFull::Close(1008));
+                // than holding the others back. Publishing never blocks.
+                self.clients
+                    .publish(EVERYONE, message, WhenFull::Close(1008));
             }
             Mode::Exec => {
                 // Never written from here: a program that does not read its input would block
@@ -211,11 +207,8 @@ impl WebSocketListener for Conn {
         }
     }
 
-    fn on_ended(&mut self, ws: &WebSocket, ended: Ended) {
-        self.clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|c| !c.same_socket(ws));
+    fn on_ended(&mut self, _ws: &WebSocket, ended: Ended) {
+        // It left the topic as it ended.
         if let Some((mut child, lines)) = self.child.take() {
             // Its feeding thread sees the queue closed and closes the program's stdin.
             drop(lines);
@@ -271,7 +264,7 @@ pub fn run(args: Args) -> ExitCode {
     if !args.origins.is_empty() {
         builder = builder.allowed_origins(&args.origins);
     }
-    let clients: Clients = Arc::default();
+    let clients = Topics::new();
     let command = args.exec.clone();
     let server = builder.bind(args.addr.as_str(), move |request| {
         let peer = request

@@ -31,5 +31,5 @@ pub(crate) use connect::{TlsSource, connect_here, spawn_client};
 pub(crate) use serve::{
     Decision, Forwarding, Handler, Limits, Opening, Serve, accept_loop, listen,
 };
-pub(crate) use socket::Socket;
+pub(crate) use socket::{EndHook, Socket};
 pub(crate) use write::SendError;

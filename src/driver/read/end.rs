@@ -66,6 +66,10 @@ impl Reader {
         }
         socket.outbox.wake_waiters();
         socket.detach();
+        // Before the terminal callback: in it, the socket is in no topic any more.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| socket.run_end_hooks())) {
+            log::error!("a socket's end hook: {}", panics::message(&*p));
+        }
         // The writer stops while the terminal callback runs: nothing can be sent any more
         // (the gate is sealed, the connection shut down), so it need not be waited for first.
         socket.outbox.stop();

@@ -66,7 +66,13 @@ pub(crate) struct Socket {
     /// The application's value (`WebSocket::data`): the client's request's, or what the
     /// server's handler attached, set before the first callback.
     pub data: OnceLock<crate::request::SocketData>,
+    /// What runs once when the socket ends, before its terminal callback (a topic forgetting
+    /// it); `None` once they ran, so one added later is refused (see [`Socket::on_end`]).
+    end_hooks: parking_lot::Mutex<Option<Vec<EndHook>>>,
 }
+
+/// Work for the socket's end: see [`Socket::on_end`].
+pub(crate) type EndHook = Box<dyn FnOnce() + Send>;
 
 impl Socket {
     /// A socket for `request`, not yet connected, and its writer's own state (for the writer
@@ -88,11 +94,35 @@ impl Socket {
             abort: Abort::new(),
             addrs: OnceLock::new(),
             data,
+            end_hooks: parking_lot::Mutex::new(Some(Vec::new())),
         });
         (socket, writer_state)
     }
 
     /// Runs `f` on the session, under the lifecycle lock (see [`Lifecycle::with`]).
+    /// Runs `register` with the socket's end-hook list still open, adding the hook it
+    /// returns, if any: it runs once, when the socket ends. Returns false, without calling `register`,
+    /// if the socket has ended already. The list stays locked while `register` runs, so
+    /// whatever it sets up cannot be missed by an end that comes meanwhile.
+    pub(crate) fn on_end(&self, register: impl FnOnce() -> Option<EndHook>) -> bool {
+        let mut hooks = self.end_hooks.lock();
+        match hooks.as_mut() {
+            Some(list) => {
+                list.extend(register());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs the end hooks, once (outside the list's lock: a hook may take other locks).
+    pub(crate) fn run_end_hooks(&self) {
+        let hooks = self.end_hooks.lock().take();
+        for hook in hooks.into_iter().flatten() {
+            hook();
+        }
+    }
+
     pub(crate) fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
         self.lifecycle.with_session(f)
     }

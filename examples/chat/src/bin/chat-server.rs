@@ -1,6 +1,6 @@
 //! A chat server that scales out: run several behind a load balancer; each sends what its
 //! clients say to Redis (`PUBLISH`), and sends everything Redis hands back (`SUBSCRIBE`) to its
-//! own clients with one `Prepared` broadcast. Every client thus gets every message exactly
+//! own clients with one publish to a `Topics` topic every client joins. Every client thus gets every message exactly
 //! once, in the order its sender sent it, whichever process either is on.
 //!
 //!     chat-server --listen 127.0.0.1:9001 --redis redis://127.0.0.1:6379/ --name s1
@@ -13,14 +13,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::TypedCommands;
-use syncws::{Accept, Listener, Message, Prepared, Server, WebSocket, WhenFull};
+use syncws::{Accept, Listener, Message, Server, Topics, WhenFull};
 
 const CHANNEL: &str = "syncws-chat";
 /// How long a Redis connect, command or reply may take. Publishing happens under one lock on
 /// the clients' threads: without a limit a stalled Redis would block every client for ever.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Room = Arc<Mutex<Vec<WebSocket>>>;
+/// The topic of this process's clients: each joins it when it opens and leaves it when it
+/// ends, by itself.
+const ROOM: &str = "room";
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -86,7 +88,7 @@ fn main() -> ExitCode {
         client,
         connection: Some(publisher),
     }));
-    let room: Room = Arc::default();
+    let room = Topics::new();
 
     // Redis -> this process's clients: one thread, one prepared broadcast per message.
     let members = room.clone();
@@ -100,12 +102,10 @@ fn main() -> ExitCode {
         loop {
             let msg = pubsub.get_message()?;
             let text: String = msg.get_payload()?;
-            let prepared = Prepared::new(text);
-            // A client too slow to take its share is closed (1008) rather than holding the
-            // others back or growing memory: it reconnects and carries on. `send_to` never
-            // blocks, so the room is walked under its lock rather than copied.
-            let sockets = members.lock().unwrap_or_else(PoisonError::into_inner);
-            prepared.send_to(sockets.iter(), WhenFull::Close(1008));
+            // Framed once for everyone. A client too slow to take its share is closed (1008)
+            // rather than holding the others back or growing memory: it reconnects and
+            // carries on. Publishing never blocks.
+            members.publish(ROOM, text, WhenFull::Close(1008));
         }
     });
 
@@ -120,14 +120,11 @@ fn main() -> ExitCode {
         .max_receive_rate(64 * 1024, 256 * 1024)
         .bind(listen.as_str(), move |_| {
             let (room, publisher, name) = (room.clone(), publisher.clone(), server_name.clone());
-            let leaving = room.clone();
             Accept::upgrade(
                 Listener::new()
                     .on_open(move |ws, _| {
                         ws.send(format!("welcome {name}"));
-                        room.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(ws.clone());
+                        room.subscribe(ws, ROOM);
                     })
                     // Client -> Redis, in the order it arrives (one reader thread per client).
                     .on_message(move |ws, m| {
@@ -139,12 +136,6 @@ fn main() -> ExitCode {
                                 let _ = ws.close(1011, Some("broker unavailable"));
                             }
                         }
-                    })
-                    .on_ended(move |ws, _| {
-                        leaving
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .retain(|w| !w.same_socket(ws));
                     }),
             )
         });
