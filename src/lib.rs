@@ -89,6 +89,7 @@ mod panics;
 mod prepared;
 mod proto;
 mod proxy;
+mod receipt;
 mod reconnect;
 mod redact;
 mod request;
@@ -117,6 +118,7 @@ pub use message::{Message, MessageKind, MessagePart};
 pub use prepared::{Delivery, Prepared, WhenFull};
 pub use proto::forwarded::ForwardedHeader;
 pub use proxy::Proxy;
+pub use receipt::{Receipt, WriteStatus};
 pub use reconnect::{
     DEFAULT_INITIAL_DELAY, DEFAULT_JITTER, DEFAULT_MAX_DELAY, DEFAULT_MULTIPLIER, Reconnect,
     ReconnectState, ReconnectingWebSocket, Retry,

@@ -162,6 +162,11 @@ impl Socket {
         self.outbox.send(message)
     }
 
+    /// [`send`](Self::send), with the message's number, for a receipt.
+    pub(crate) fn send_numbered(&self, message: Message) -> Result<u64, SendError> {
+        self.outbox.send_numbered(message)
+    }
+
     /// Queues our close frame if none is queued yet and the socket has not ended. Returns
     /// whether this call queued it. A message whose `send` returned true is never behind it.
     /// While a streamed message is being sent, the close frame waits for its last part (it
@@ -331,6 +336,8 @@ impl Socket {
     fn finish_up(&self) {
         self.outbox.clear();
         self.ends.finish();
+        // A receipt waiting for a message that will never be written now knows it.
+        self.outbox.wake_waiters();
     }
 
     pub(crate) fn is_finished(&self) -> bool {

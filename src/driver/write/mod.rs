@@ -273,6 +273,32 @@ impl Outbox {
         self.room.changed();
     }
 
+    /// Whether the message numbered `number` ([`send_numbered`](Self::send_numbered)) was
+    /// written: messages are written in the order they are numbered.
+    pub(crate) fn is_written(&self, number: u64) -> bool {
+        // At a clean end `settle` counts what was never written as written (queue_size goes
+        // to 0) and keeps that count in `settled`: those are the last numbers, not written.
+        // `written` first: a `settled` read after it is at least as new, so the difference
+        // can only be too small (not written yet), never too large.
+        let written = self.written.messages.load(Ordering::Acquire);
+        let settled = self.settled.messages.load(Ordering::Acquire);
+        // Wrapping: the counts start at 0 and only grow, by far less than 2^63 between looks.
+        (written.wrapping_sub(settled).wrapping_sub(number) as i64) >= 0
+    }
+
+    /// Waits until the message numbered `number` is written (true), `ended` holds or
+    /// `deadline` passes (false). The writer wakes it as it writes, the socket's end too.
+    pub(crate) fn wait_written(
+        &self,
+        number: u64,
+        deadline: Option<Instant>,
+        ended: impl Fn() -> bool,
+    ) -> bool {
+        self.room
+            .wait(deadline, || self.is_written(number) || ended());
+        self.is_written(number)
+    }
+
     /// Waits until everything queued has been written (true), the socket ended with bytes
     /// unwritten, or `deadline` passed (false).
     pub(crate) fn wait_drained(&self, deadline: Option<Instant>, ended: impl Fn() -> bool) -> bool {

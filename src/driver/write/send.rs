@@ -19,6 +19,13 @@ impl Outbox {
     /// Queues a message, unless the gate is closed or the queue is full. Never blocks (the
     /// lock is only ever held for a short step).
     pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+        self.try_send(message).map(drop).map_err(|(e, _)| e)
+    }
+
+    /// [`send`](Self::send), returning the message's number: the count of messages queued
+    /// on this socket, it included. [`is_written`](Outbox::is_written) says when it was
+    /// written (messages are written in the order they are numbered).
+    pub(crate) fn send_numbered(&self, message: Message) -> Result<u64, SendError> {
         self.try_send(message).map_err(|(e, _)| e)
     }
 
@@ -26,7 +33,7 @@ impl Outbox {
     /// gate is closed or it would go over the limits: the one admission of `send` and
     /// `send_prepared`.
     #[inline]
-    fn admit(&self, q: &mut Queue, len: u64) -> Result<(), SendError> {
+    fn admit(&self, q: &mut Queue, len: u64) -> Result<u64, SendError> {
         if q.sealed {
             return Err(SendError::Closed);
         }
@@ -43,16 +50,17 @@ impl Outbox {
             q.high_water = bytes;
         }
         self.count_queued(q, len, 1);
-        Ok(())
+        Ok(q.queued_messages)
     }
 
-    /// `send`, giving the message back when it is refused.
-    fn try_send(&self, message: Message) -> Result<(), (SendError, Message)> {
+    /// `send`, giving the message back when it is refused; the message's number when not.
+    fn try_send(&self, message: Message) -> Result<u64, (SendError, Message)> {
         let len = message.len() as u64;
         let mut q = self.queue();
-        if let Err(e) = self.admit(&mut q, len) {
-            return Err((e, message));
-        }
+        let number = match self.admit(&mut q, len) {
+            Ok(n) => n,
+            Err(e) => return Err((e, message)),
+        };
         // A large message is masked here, on the sender's thread, where its bytes are warm,
         // and outside the lock: the writer, the busiest thread of a bulk sender, only writes.
         let key = q
@@ -61,7 +69,7 @@ impl Outbox {
             .and_then(|e| e.premask_key(message.len()));
         if let Some(key) = key {
             drop(q);
-            return self.send_masked(message, key);
+            return self.send_masked(message, key).map(|()| number);
         }
         if q.takes_direct(message.len()) {
             q.encode_direct(&message);
@@ -75,7 +83,7 @@ impl Outbox {
             q.data.push_back(Outgoing::Message(message));
             self.queued_item(q, Inline::OncePerRead, false);
         }
-        Ok(())
+        Ok(number)
     }
 
     /// Queues a prepared message: its shared frame when this connection's encoding would give
@@ -179,7 +187,7 @@ impl Outbox {
         loop {
             match self.try_send(message) {
                 Err((SendError::Full, m)) => message = m,
-                other => return other,
+                other => return other.map(drop),
             }
             // A timeout too large to add to now means none.
             let deadline = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
