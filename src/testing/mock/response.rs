@@ -33,12 +33,20 @@ use crate::message::Message;
 pub struct MockResponse {
     pub(crate) kind: Kind,
     pub(crate) headers: Vec<(String, String)>,
+    /// Checks on the request this answers (`expect_header`): a header's name and the check
+    /// of its value, before anything is written.
+    pub(crate) request_checks: Vec<(String, Check<str>)>,
+    /// How long to wait before writing the response head (`headers_delay`).
+    pub(crate) head_delay: Duration,
+    /// How many writes the head is cut into (`head_in_pieces`; 1: one write).
+    pub(crate) head_pieces: usize,
 }
 
 impl fmt::Debug for MockResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Refuse { status, .. } => write!(f, "MockResponse::refuse({status})"),
+            Kind::Tunnel => f.write_str("MockResponse::tunnel()"),
             Kind::Upgrade { steps, .. } => {
                 let steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
                 write!(f, "MockResponse::upgrade({})", steps.join(", "))
@@ -65,6 +73,9 @@ impl MockResponse {
                 body: Vec::new(),
             },
             headers: Vec::new(),
+            request_checks: Vec::new(),
+            head_delay: Duration::ZERO,
+            head_pieces: 1,
         }
     }
 
@@ -85,7 +96,106 @@ impl MockResponse {
                 steps: Vec::new(),
             },
             headers: Vec::new(),
+            request_checks: Vec::new(),
+            head_delay: Duration::ZERO,
+            head_pieces: 1,
         }
+    }
+
+    /// Answers a proxy's `CONNECT` with `200 Connection established` and carries the tunnel
+    /// (OkHttp's `inTunnel`): when the target is this mock server, the next enqueued response
+    /// plays inside the tunnel, so a client's proxy settings are tested with no proxy at all;
+    /// any other target is dialed and the bytes are relayed both ways until either side ends.
+    /// The `CONNECT` request is recorded like any other (check `Proxy-Authorization` with
+    /// [`expect_header`](Self::expect_header)).
+    ///
+    /// ```
+    /// use syncws::testing::{MockResponse, MockServer};
+    /// let mock = MockServer::start()?;
+    /// mock.enqueue(MockResponse::tunnel());
+    /// mock.enqueue(MockResponse::upgrade().send_text("through the tunnel"));
+    /// let client = syncws::Client::builder()
+    ///     .proxy(syncws::Proxy::http(&format!("http://{}", mock.addr()))?)
+    ///     .build();
+    /// let request = syncws::Request::builder(&mock.url()).build()?;
+    /// let mut conn = client.connect(request)?;
+    /// assert_eq!(conn.recv()?.as_text(), Some("through the tunnel"));
+    /// assert_eq!(mock.take_request(std::time::Duration::from_secs(5)).expect("CONNECT").method(), "CONNECT");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tunnel() -> MockResponse {
+        MockResponse {
+            kind: Kind::Tunnel,
+            headers: Vec::new(),
+            request_checks: Vec::new(),
+            head_delay: Duration::ZERO,
+            head_pieces: 1,
+        }
+    }
+
+    /// Checks that the request this answers has a header `name` (any case) equal to `value`;
+    /// if not, the mock records a failure (as a failed `expect_*` step does: see
+    /// [`MockServer::verify`](super::MockServer::verify)) and answers 400 instead.
+    ///
+    /// ```
+    /// let r = syncws::testing::MockResponse::upgrade()
+    ///     .expect_header("Authorization", "Bearer token-1")
+    ///     .expect_header("Sec-WebSocket-Protocol", "chat.v1");
+    /// # let _ = r;
+    /// ```
+    pub fn expect_header(self, name: &str, value: &str) -> MockResponse {
+        let value = value.to_owned();
+        self.expect_header_where(name, &format!("= {value:?}"), move |v| v == value)
+    }
+
+    /// Checks that the request has a header `name` whose value passes `test` (`describe`
+    /// says what it checks, for the failure message), as [`expect_header`](Self::expect_header).
+    ///
+    /// ```
+    /// let r = syncws::testing::MockResponse::upgrade()
+    ///     .expect_header_where("User-Agent", "names the app", |v| v.starts_with("my-app/"));
+    /// # let _ = r;
+    /// ```
+    pub fn expect_header_where(
+        mut self,
+        name: &str,
+        describe: &str,
+        test: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> MockResponse {
+        self.request_checks.push((
+            name.to_owned(),
+            Check {
+                describe: describe.to_owned(),
+                test: Arc::new(test),
+            },
+        ));
+        self
+    }
+
+    /// Waits `delay` after reading the request before writing the response head (OkHttp's
+    /// `headersDelay`): for a client's handshake timeout, or a slow server.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let slow = syncws::testing::MockResponse::upgrade().headers_delay(Duration::from_millis(500));
+    /// # let _ = slow;
+    /// ```
+    pub fn headers_delay(mut self, delay: Duration) -> MockResponse {
+        self.head_delay = delay;
+        self
+    }
+
+    /// Writes the response head in `pieces` writes (at least 1), a few milliseconds apart, so
+    /// the client reads it in pieces: for a client that must put a head together across
+    /// reads.
+    ///
+    /// ```
+    /// let r = syncws::testing::MockResponse::upgrade().head_in_pieces(7);
+    /// # let _ = r;
+    /// ```
+    pub fn head_in_pieces(mut self, pieces: usize) -> MockResponse {
+        self.head_pieces = pieces.max(1);
+        self
     }
 
     /// Adds a response header (to a refusal or to the `101`).

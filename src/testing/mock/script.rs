@@ -107,6 +107,9 @@ pub(crate) fn quote(t: &str) -> String {
 
 #[derive(Clone)]
 pub(crate) enum Kind {
+    /// Answer a `CONNECT` with 200 and carry the tunnel: to the mock itself (the next
+    /// response plays inside it) or to the target, bytes relayed both ways.
+    Tunnel,
     Refuse {
         status: u16,
         reason: String,

@@ -80,7 +80,24 @@ impl<'a> Conn<'a> {
             return After::Done;
         };
         let headers = response.headers;
+        let (delay, pieces) = (response.head_delay, response.head_pieces);
+        for (name, check) in &response.request_checks {
+            let value = request.header(name);
+            if !value.is_some_and(|v| (check.test)(v)) {
+                let got = value.map_or_else(|| "no such header".to_owned(), |v| format!("{v:?}"));
+                self.fail(format!(
+                    "request {} {}: expected header {name} {}, got {got}",
+                    request.method, request.target, check.describe
+                ));
+                let _ = self.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let _ = self.stream.shutdown(Shutdown::Write);
+                return After::Done;
+            }
+        }
         let (subprotocol, deflate, answer_pings, steps) = match response.kind {
+            Kind::Tunnel => return self.tunnel(&request, delay, pieces),
             Kind::Refuse {
                 status,
                 reason,
@@ -96,7 +113,7 @@ impl<'a> Conn<'a> {
                 ));
                 let mut out = head.into_bytes();
                 out.extend_from_slice(&body);
-                if let Err(e) = self.write_all(&out) {
+                if let Err(e) = self.write_head(&out, delay, pieces) {
                     self.fail(format!("refusal {status}: could not write it ({e})"));
                 }
                 let _ = self.stream.shutdown(Shutdown::Write);
@@ -135,7 +152,7 @@ impl<'a> Conn<'a> {
             .map(|(name, value)| Header::new(name.clone(), value.clone()))
             .collect();
         let head = encode_accept(key, subprotocol.as_deref(), extensions.as_deref(), &extra);
-        if let Err(e) = self.write_all(&head) {
+        if let Err(e) = self.write_head(&head, delay, pieces) {
             self.fail(format!("upgrade: could not write the 101 ({e})"));
             return After::Done;
         }
@@ -153,6 +170,117 @@ impl<'a> Conn<'a> {
             }
         }
         if reading { After::Serve } else { After::Hold }
+    }
+
+    /// Writes a response head after `delay`, in `pieces` writes a few milliseconds apart
+    /// (`headers_delay`, `head_in_pieces`).
+    fn write_head(&mut self, head: &[u8], delay: Duration, pieces: usize) -> std::io::Result<()> {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        if pieces <= 1 {
+            return self.write_all(head);
+        }
+        let _ = self.stream.set_nodelay(true);
+        let size = head.len().div_ceil(pieces).max(1);
+        for (i, piece) in head.chunks(size).enumerate() {
+            if i > 0 {
+                // Apart enough that the client's reads see them apart.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            self.write_all(piece)?;
+        }
+        Ok(())
+    }
+
+    /// A proxy's `CONNECT`: 200, then the next response inside the tunnel when the target is
+    /// this mock, else the bytes relayed to the target and back.
+    fn tunnel(&mut self, request: &super::MockRequest, delay: Duration, pieces: usize) -> After {
+        if request.method != "CONNECT" {
+            self.fail(format!(
+                "tunnel: expected a CONNECT, got {} {}",
+                request.method, request.target
+            ));
+            let _ = self.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return After::Done;
+        }
+        let target = request.target.clone();
+        let ours = self.stream.local_addr().ok();
+        let is_us = ours.is_some_and(|a| {
+            target.rsplit_once(':').is_some_and(|(host, port)| {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                port.parse::<u16>() == Ok(a.port())
+                    && (host == "localhost"
+                        || host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip == a.ip()))
+            })
+        });
+        // Dialed before the 200, so an unreachable target is answered 502 as a proxy would.
+        let upstream = if is_us {
+            None
+        } else {
+            match std::net::ToSocketAddrs::to_socket_addrs(target.as_str())
+                .ok()
+                .and_then(|mut a| a.next())
+                .and_then(|a| TcpStream::connect_timeout(&a, self.timeout).ok())
+            {
+                Some(s) => Some(s),
+                None => {
+                    self.fail(format!("tunnel: could not reach {target}"));
+                    let _ = self.write_all(
+                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    return After::Done;
+                }
+            }
+        };
+        let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
+        if let Err(e) = self.write_head(established, delay, pieces) {
+            self.fail(format!("tunnel: could not write the 200 ({e})"));
+            return After::Done;
+        }
+        match upstream {
+            // In front of itself: the tunnelled request takes the next response.
+            None => self.play(),
+            Some(up) => {
+                self.relay(up);
+                After::Done
+            }
+        }
+    }
+
+    /// Copies bytes both ways between the client and `up` until either side ends (or the
+    /// mock server is dropped, which shuts the client's side down).
+    fn relay(&mut self, mut up: TcpStream) {
+        use std::io::{Read, Write};
+        let _ = self.stream.set_read_timeout(None);
+        if !self.buf.is_empty() && up.write_all(&self.buf).is_err() {
+            return;
+        }
+        self.buf.clear();
+        let (Ok(mut client_in), Ok(mut up_out)) = (self.stream.try_clone(), up.try_clone()) else {
+            return;
+        };
+        let upward = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut client_in, &mut up_out);
+            let _ = up_out.shutdown(Shutdown::Write);
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match up.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if self.stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = upward.join();
     }
 
     fn step(&mut self, step: &Step, reading: &mut bool) -> Result<Flow, String> {
