@@ -222,10 +222,13 @@ impl<'a> Conn<'a> {
         let upstream = if is_us {
             None
         } else {
+            // Every address the name has, in turn: `localhost` may come as ::1 first while
+            // the target listens on 127.0.0.1 only (Windows does that).
             match std::net::ToSocketAddrs::to_socket_addrs(target.as_str())
                 .ok()
-                .and_then(|mut a| a.next())
-                .and_then(|a| TcpStream::connect_timeout(&a, self.timeout).ok())
+                .and_then(|mut addrs| {
+                    addrs.find_map(|a| TcpStream::connect_timeout(&a, self.timeout).ok())
+                })
             {
                 Some(s) => Some(s),
                 None => {
