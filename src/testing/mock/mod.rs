@@ -1,7 +1,7 @@
 //! The scriptable mock server: `response` builds what to answer and `script` is it as plain
 //! data, `conn` plays it on one connection (`conn/wire.rs` its frames), `server` accepts,
 //! `shared` is what their threads share (the queue, the record, the failures), `record` is what
-//! was received.
+//! was received, `tls` the certificates and configurations of a `wss` mock.
 
 mod conn;
 mod record;
@@ -9,6 +9,8 @@ mod response;
 mod script;
 mod server;
 mod shared;
+#[cfg(feature = "testing-tls")]
+mod tls;
 
 pub use record::{MockFrame, MockRequest};
 pub use response::MockResponse;

@@ -24,7 +24,8 @@ use super::shared::{Inner, State};
 /// connection, the step, what it expected and what it got: at [`verify`](Self::verify), or
 /// when the server is dropped. Every wait has a timeout: a script cannot hang a test.
 ///
-/// It speaks plain `ws://`; any WebSocket client can use it.
+/// It speaks plain `ws://` (and `wss://`, with mutual TLS if asked, from `start_tls`, feature
+/// `testing-tls`); any WebSocket client can use it.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,6 +51,10 @@ use super::shared::{Inner, State};
 pub struct MockServer {
     inner: Arc<Inner>,
     addr: SocketAddr,
+    /// The client configuration that trusts a TLS mock (and carries its client certificate
+    /// when it requires one).
+    #[cfg(feature = "testing-tls")]
+    client_tls: Option<super::tls::ClientSide>,
     acceptor: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -71,11 +76,90 @@ impl MockServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn start() -> std::io::Result<MockServer> {
+        Self::start_with(None)
+    }
+
+    /// Starts a server that serves `wss` (feature `testing-tls`), with a CA and a certificate
+    /// for `localhost` and 127.0.0.1 it makes for itself; [`client_tls_config`](Self::client_tls_config)
+    /// is the rustls configuration that trusts it. A client that starts TLS gets TLS (also
+    /// inside a [`tunnel`](MockResponse::tunnel)); one that does not is served plain.
+    ///
+    /// ```
+    /// use syncws::testing::{MockResponse, MockServer};
+    /// let mock = MockServer::start_tls()?;
+    /// mock.enqueue(MockResponse::upgrade().send_text("secure"));
+    /// let client = syncws::Client::builder()
+    ///     .rustls_config(mock.client_tls_config())
+    ///     .build();
+    /// let mut conn = client.connect(syncws::Request::builder(&mock.url()).build()?)?;
+    /// assert!(mock.url().starts_with("wss://"));
+    /// assert_eq!(conn.recv()?.as_text(), Some("secure"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "testing-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing-tls")))]
+    pub fn start_tls() -> std::io::Result<MockServer> {
+        Self::start_with(Some(super::tls::make(false)?))
+    }
+
+    /// [`start_tls`](Self::start_tls), requiring a client certificate issued by the mock's
+    /// own CA (mutual TLS, `require_client_auth`): [`client_tls_config`](Self::client_tls_config)
+    /// carries one; a client without it fails the handshake (and the mock records a failure).
+    ///
+    /// ```
+    /// use syncws::testing::{MockResponse, MockServer};
+    /// let mock = MockServer::start_tls_with_client_auth()?;
+    /// mock.enqueue(MockResponse::upgrade().send_text("who are you? ah, you"));
+    /// let client = syncws::Client::builder().rustls_config(mock.client_tls_config()).build();
+    /// let mut conn = client.connect(syncws::Request::builder(&mock.url()).build()?)?;
+    /// assert_eq!(conn.recv()?.as_text(), Some("who are you? ah, you"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "testing-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing-tls")))]
+    pub fn start_tls_with_client_auth() -> std::io::Result<MockServer> {
+        Self::start_with(Some(super::tls::make(true)?))
+    }
+
+    /// The rustls client configuration that trusts this TLS mock's certificate (and presents
+    /// the client certificate it requires, if it does). For a plain mock, one that trusts
+    /// nothing.
+    #[cfg(feature = "testing-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing-tls")))]
+    pub fn client_tls_config(&self) -> Arc<rustls::ClientConfig> {
+        match &self.client_tls {
+            Some(c) => c.client.clone(),
+            None => super::tls::trusting_nothing(),
+        }
+    }
+
+    /// [`client_tls_config`](Self::client_tls_config) without the client certificate: it
+    /// trusts the mock but presents nothing, for testing how a client meets a server that
+    /// requires one ([`start_tls_with_client_auth`](Self::start_tls_with_client_auth)).
+    #[cfg(feature = "testing-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing-tls")))]
+    pub fn client_tls_config_without_certificate(&self) -> Arc<rustls::ClientConfig> {
+        match &self.client_tls {
+            Some(c) => c.anonymous.clone(),
+            None => super::tls::trusting_nothing(),
+        }
+    }
+
+    fn start_with(tls: Option<TlsSetup>) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        #[cfg(feature = "testing-tls")]
+        let (server_tls, client_tls) = match tls {
+            Some(t) => (Some(t.server), Some(t.client)),
+            None => (None, None),
+        };
+        #[cfg(not(feature = "testing-tls"))]
+        let _ = tls;
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            #[cfg(feature = "testing-tls")]
+            tls: server_tls,
         });
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let acceptor = {
@@ -88,12 +172,14 @@ impl MockServer {
         Ok(MockServer {
             inner,
             addr,
+            #[cfg(feature = "testing-tls")]
+            client_tls,
             acceptor: Some(acceptor),
             connections,
         })
     }
 
-    /// `ws://127.0.0.1:port/`.
+    /// `ws://127.0.0.1:port/` (`wss://` for a TLS mock).
     ///
     /// ```
     /// let server = syncws::testing::MockServer::start()?;
@@ -104,7 +190,8 @@ impl MockServer {
         self.url_for("/")
     }
 
-    /// `ws://127.0.0.1:port` followed by `path_and_query` (which should start with `/`).
+    /// `ws://127.0.0.1:port` (`wss://` for a TLS mock) followed by `path_and_query` (which
+    /// should start with `/`).
     ///
     /// ```
     /// let server = syncws::testing::MockServer::start()?;
@@ -112,7 +199,15 @@ impl MockServer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn url_for(&self, path_and_query: &str) -> String {
-        format!("ws://{}{path_and_query}", self.addr)
+        format!("{}://{}{path_and_query}", self.scheme(), self.addr)
+    }
+
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "testing-tls")]
+        if self.inner.tls.is_some() {
+            return "wss";
+        }
+        "ws"
     }
 
     /// The address it listens on.
@@ -300,6 +395,12 @@ impl Drop for MockServer {
         }
     }
 }
+
+/// What a TLS mock is started with (nothing, without the feature).
+#[cfg(feature = "testing-tls")]
+type TlsSetup = super::tls::MockTls;
+#[cfg(not(feature = "testing-tls"))]
+type TlsSetup = std::convert::Infallible;
 
 fn accept_loop(
     listener: TcpListener,

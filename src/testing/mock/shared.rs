@@ -22,6 +22,9 @@ pub(crate) struct Inner {
     /// Signalled on every change a waiter cares about: a request recorded, a script over, the
     /// server stopping.
     pub(super) changed: Condvar,
+    /// What a TLS mock serves with (`MockServer::start_tls`).
+    #[cfg(feature = "testing-tls")]
+    pub(super) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Default)]

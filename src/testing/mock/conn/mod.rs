@@ -4,6 +4,7 @@
 //! Every read has a deadline (the step's timeout while a step waits; none after the script,
 //! where the server's drop shuts the socket down to end it), so nothing here can hang a test.
 
+mod stream;
 mod wire;
 
 use std::net::{Shutdown, TcpStream};
@@ -17,11 +18,12 @@ use crate::proto::close;
 use crate::proto::deflate::{Inflater, ServerSettings, negotiate};
 use crate::proto::frame::OpCode;
 use crate::proto::handshake::encode_accept;
+use stream::MockStream;
 use wire::{Event, Stop, Throttle, shown, split};
 
 pub(crate) struct Conn<'a> {
     n: usize,
-    stream: TcpStream,
+    stream: MockStream,
     inner: &'a Inner,
     buf: Vec<u8>,
     timeout: Duration,
@@ -38,7 +40,7 @@ impl<'a> Conn<'a> {
     pub(crate) fn new(n: usize, stream: TcpStream, inner: &'a Inner) -> Self {
         Conn {
             n,
-            stream,
+            stream: MockStream::Plain(stream),
             inner,
             buf: Vec::new(),
             timeout: DEFAULT_STEP_TIMEOUT,
@@ -59,6 +61,17 @@ impl<'a> Conn<'a> {
     /// enqueue it after starting its client), and plays it on this connection; returns once
     /// the script is over (the connection may live on in [`serve`](Self::serve)).
     pub(crate) fn play(&mut self) -> After {
+        // A TLS mock serves TLS to a client that starts it (also inside a CONNECT tunnel).
+        #[cfg(feature = "testing-tls")]
+        if let Some(config) = self.inner.tls.clone()
+            && self.buf.is_empty()
+            && let Err(e) = self
+                .stream
+                .start_tls_if_asked(&config, DEFAULT_STEP_TIMEOUT)
+        {
+            self.fail(format!("TLS: {e}"));
+            return After::Done;
+        }
         let request = match self.read_head() {
             Ok(r) => r,
             Err(what) => {
@@ -228,8 +241,7 @@ impl<'a> Conn<'a> {
                 .ok()
                 .and_then(|mut addrs| {
                     addrs.find_map(|a| TcpStream::connect_timeout(&a, self.timeout).ok())
-                })
-            {
+                }) {
                 Some(s) => Some(s),
                 None => {
                     self.fail(format!("tunnel: could not reach {target}"));
@@ -264,7 +276,9 @@ impl<'a> Conn<'a> {
             return;
         }
         self.buf.clear();
-        let (Ok(mut client_in), Ok(mut up_out)) = (self.stream.try_clone(), up.try_clone()) else {
+        let (Some(mut client_in), Ok(mut up_out)) = (self.stream.try_clone_plain(), up.try_clone())
+        else {
+            self.fail("tunnel: relaying from a TLS connection is not supported".to_owned());
             return;
         };
         let upward = std::thread::spawn(move || {
@@ -396,7 +410,7 @@ impl<'a> Conn<'a> {
             }
             Step::DropTcp => {
                 // Linger 0: the close sends a reset, not a FIN.
-                let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO));
                 Ok(Flow::End)
             }
             Step::Within(d) => {

@@ -264,15 +264,17 @@ impl Conn<'_> {
     pub(super) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.set_write_timeout(Some(self.timeout))?;
         match &mut self.throttle {
-            None => self.stream.write_all(bytes),
+            None => self.stream.write_all(bytes)?,
             Some(t) => {
                 for piece in bytes.chunks(t.chunk()) {
                     t.pace(piece.len());
                     self.stream.write_all(piece)?;
+                    self.stream.flush()?;
                 }
-                Ok(())
             }
         }
+        // TLS: the records out now, not when the next write comes.
+        self.stream.flush()
     }
 
     /// Reads the request head.
