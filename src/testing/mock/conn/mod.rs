@@ -235,16 +235,13 @@ impl<'a> Conn<'a> {
         let upstream = if is_us {
             None
         } else {
-            // Every address the name has, in turn: `localhost` may come as ::1 first while
-            // the target listens on 127.0.0.1 only (Windows does that).
-            match std::net::ToSocketAddrs::to_socket_addrs(target.as_str())
-                .ok()
-                .and_then(|mut addrs| {
-                    addrs.find_map(|a| TcpStream::connect_timeout(&a, self.timeout).ok())
-                }) {
-                Some(s) => Some(s),
-                None => {
-                    self.fail(format!("tunnel: could not reach {target}"));
+            // `TcpStream::connect` tries every address the name has (`localhost` may come as
+            // ::1 first while the target listens on 127.0.0.1 only); a plain connect, because
+            // `connect_timeout` fails on loopback under Wine.
+            match TcpStream::connect(target.as_str()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.fail(format!("tunnel: could not reach {target} ({e})"));
                     let _ = self.write_all(
                         b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     );
