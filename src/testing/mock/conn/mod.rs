@@ -235,10 +235,23 @@ impl<'a> Conn<'a> {
         let upstream = if is_us {
             None
         } else {
-            // `TcpStream::connect` tries every address the name has (`localhost` may come as
-            // ::1 first while the target listens on 127.0.0.1 only); a plain connect, because
-            // `connect_timeout` fails on loopback under Wine.
-            match TcpStream::connect(target.as_str()) {
+            // `localhost` is the loopback addresses without asking a resolver (RFC 6761, as
+            // syncws's client does: some systems, Wine's among them, cannot resolve it);
+            // otherwise every address the name has, in turn.
+            let loopback = target
+                .rsplit_once(':')
+                .filter(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+                .and_then(|(_, port)| port.parse::<u16>().ok());
+            let dialed = match loopback {
+                Some(port) => TcpStream::connect(
+                    &[
+                        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+                    ][..],
+                ),
+                None => TcpStream::connect(target.as_str()),
+            };
+            match dialed {
                 Ok(s) => Some(s),
                 Err(e) => {
                     self.fail(format!("tunnel: could not reach {target} ({e})"));
