@@ -357,9 +357,8 @@ fn receive(kind: &str, out: &Path) {
             .max_streamed_message_size(u64::MAX)
             .max_queue_size(QUEUE)
     };
-    // Kept alive until the transfer is done.
-    let mut _server = None;
-    let port = match kind {
+    // The server is kept alive until the transfer is done.
+    let (port, _server) = match kind {
         "raw" => {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
@@ -373,74 +372,56 @@ fn receive(kind: &str, out: &Path) {
                 let _ = done_tx.send((n, Instant::now()));
                 drop(tcp);
             });
-            port
+            (port, None)
         }
-        "listener" => {
-            let slot = std::sync::Mutex::new(Some((file, start_tx, done_tx)));
-            let server = server_config()
-                .bind("127.0.0.1:0", move |_| {
-                    let Some((mut file, start_tx, done_tx)) = slot.lock().unwrap().take() else {
-                        return Accept::reject(503, "one transfer");
-                    };
-                    let _ = start_tx.send(Instant::now());
-                    let mut total = 0u64;
-                    Accept::upgrade(Listener::new().on_message_part(move |_ws, part| {
-                        file.write_all(part.data()).unwrap();
-                        total += part.data().len() as u64;
-                        if part.is_last() {
-                            file.flush().unwrap();
-                            let _ = done_tx.send((total, Instant::now()));
-                        }
-                    }))
-                })
-                .unwrap();
-            let port = server.local_addr().port();
-            _server = Some(server);
-            port
-        }
-        "connection" => {
-            let slot = std::sync::Mutex::new(Some((file, start_tx, done_tx)));
-            let server = server_config()
-                .bind("127.0.0.1:0", move |_| {
-                    let Some((mut file, start_tx, done_tx)) = slot.lock().unwrap().take() else {
-                        return Accept::reject(503, "one transfer");
-                    };
-                    let _ = start_tx.send(Instant::now());
-                    Accept::connection(move |mut conn| {
-                        let mut message = conn.recv_stream().expect("the message");
-                        let n = copy_with(&mut message, &mut file);
+        "listener" => one_transfer(
+            server_config(),
+            file,
+            start_tx,
+            done_tx,
+            |mut file, done_tx| {
+                let mut total = 0u64;
+                Accept::upgrade(Listener::new().on_message_part(move |_ws, part| {
+                    file.write_all(part.data()).unwrap();
+                    total += part.data().len() as u64;
+                    if part.is_last() {
                         file.flush().unwrap();
-                        drop(message);
-                        let _ = done_tx.send((n, Instant::now()));
-                        while conn.recv().is_ok() {}
-                    })
+                        let _ = done_tx.send((total, Instant::now()));
+                    }
+                }))
+            },
+        ),
+        "connection" => one_transfer(
+            server_config(),
+            file,
+            start_tx,
+            done_tx,
+            |mut file, done_tx| {
+                Accept::connection(move |mut conn| {
+                    let mut message = conn.recv_stream().expect("the message");
+                    let n = copy_with(&mut message, &mut file);
+                    file.flush().unwrap();
+                    drop(message);
+                    let _ = done_tx.send((n, Instant::now()));
+                    while conn.recv().is_ok() {}
                 })
-                .unwrap();
-            let port = server.local_addr().port();
-            _server = Some(server);
-            port
-        }
-        "bytes" => {
-            let slot = std::sync::Mutex::new(Some((file, start_tx, done_tx)));
-            let server = server_config()
-                .bind("127.0.0.1:0", move |_| {
-                    let Some((mut file, start_tx, done_tx)) = slot.lock().unwrap().take() else {
-                        return Accept::reject(503, "one transfer");
-                    };
-                    let _ = start_tx.send(Instant::now());
-                    Accept::byte_stream(move |stream| {
-                        let (mut reader, writer) = stream.split();
-                        let n = copy_with(&mut reader, &mut file);
-                        file.flush().unwrap();
-                        let _ = done_tx.send((n, Instant::now()));
-                        drop(writer);
-                    })
+            },
+        ),
+        "bytes" => one_transfer(
+            server_config(),
+            file,
+            start_tx,
+            done_tx,
+            |mut file, done_tx| {
+                Accept::byte_stream(move |stream| {
+                    let (mut reader, writer) = stream.split();
+                    let n = copy_with(&mut reader, &mut file);
+                    file.flush().unwrap();
+                    let _ = done_tx.send((n, Instant::now()));
+                    drop(writer);
                 })
-                .unwrap();
-            let port = server.local_addr().port();
-            _server = Some(server);
-            port
-        }
+            },
+        ),
         _ => panic!("unknown kind {kind}"),
     };
     let base = rss_baseline();
@@ -454,6 +435,28 @@ fn receive(kind: &str, out: &Path) {
         rss_growth(base)
     );
     let _ = io::stdout().flush();
+}
+
+/// A server for one transfer: the first upgrade gets the output file and the channel for its
+/// end, as `accept` makes of them (the start is noted here); any later one is refused.
+fn one_transfer(
+    config: syncws::ServerBuilder,
+    file: File,
+    start_tx: mpsc::Sender<Instant>,
+    done_tx: mpsc::Sender<(u64, Instant)>,
+    accept: impl FnOnce(File, mpsc::Sender<(u64, Instant)>) -> Accept + Send + 'static,
+) -> (u16, Option<Server>) {
+    let slot = std::sync::Mutex::new(Some((file, start_tx, done_tx, accept)));
+    let server = config
+        .bind("127.0.0.1:0", move |_| {
+            let Some((file, start_tx, done_tx, accept)) = slot.lock().unwrap().take() else {
+                return Accept::reject(503, "one transfer");
+            };
+            let _ = start_tx.send(Instant::now());
+            accept(file, done_tx)
+        })
+        .unwrap();
+    (server.local_addr().port(), Some(server))
 }
 
 /// `io::copy` with a 64 KiB buffer (std's is 8 KiB).

@@ -16,16 +16,11 @@ use crate::{IO_TIMEOUT, RTT_TEXT, RUN_TIMEOUT};
 /// syncws's receive path as its listener API is meant to be used: each message handled in
 /// `on_message`; the application thread only hears when the last one has arrived.
 pub fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> {
-    let client = syncws::Client::new();
-    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Result<usize, String>>(1);
     let (closed_tx, closed_rx) = crossbeam_channel::bounded::<()>(1);
     let failed_tx = done_tx.clone();
     let mut count = 0usize;
     let listener = Listener::new()
-        .on_open(move |_, _| {
-            let _ = open_tx.try_send(());
-        })
         .on_message(move |_, m| match m {
             Message::Binary(b) if b.len() == size => count += 1,
             Message::Binary(b) => {
@@ -44,15 +39,7 @@ pub fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> 
         .on_failure(move |_, e, _| {
             let _ = failed_tx.try_send(Err(format!("failed: {e}")));
         });
-    let url = format!("ws://127.0.0.1:{port}/source?n={n}&size={size}");
-    let request = Request::builder(&url)
-        .build()
-        .map_err(|e| format!("request: {e}"))?;
-    let ws = client.new_web_socket(request, listener);
-    let _cancel_on_error = CancelOnDrop(ws.clone());
-    open_rx
-        .recv_timeout(IO_TIMEOUT)
-        .map_err(|_| "no on_open".to_owned())?;
+    let (ws, _cancel_on_error) = open(port, &format!("/source?n={n}&size={size}"), listener)?;
     let t = Instant::now();
     if !ws.send("go") {
         return Err("send returned false".into());
@@ -74,8 +61,30 @@ pub fn recv_n_listener(port: u16, n: usize, size: usize) -> Result<f64, String> 
     Ok(secs)
 }
 
+/// Connects `listener` (given an `on_open` here) to `path` on the bench server and waits for
+/// the open; the socket is canceled if the run fails midway (the guard's drop).
+pub fn open(
+    port: u16,
+    path: &str,
+    listener: Listener,
+) -> Result<(syncws::WebSocket, CancelOnDrop), String> {
+    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
+    let listener = listener.on_open(move |_, _| {
+        let _ = open_tx.try_send(());
+    });
+    let request = Request::builder(&format!("ws://127.0.0.1:{port}{path}"))
+        .build()
+        .map_err(|e| format!("request: {e}"))?;
+    let ws = syncws::Client::new().new_web_socket(request, listener);
+    let guard = CancelOnDrop(ws.clone());
+    open_rx
+        .recv_timeout(IO_TIMEOUT)
+        .map_err(|_| "no on_open".to_owned())?;
+    Ok((ws, guard))
+}
+
 /// Cancels the socket if a run fails midway; a no-op once it has finished.
-pub struct CancelOnDrop(pub syncws::WebSocket);
+pub struct CancelOnDrop(syncws::WebSocket);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

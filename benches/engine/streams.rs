@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use syncws::crossbeam_channel;
-use syncws::{Listener, Message, MessageKind, Request};
+use syncws::{Listener, Message, MessageKind};
 
-use crate::callbacks::CancelOnDrop;
+use crate::callbacks::open;
 use crate::clients::connection::{ConnClient, open_connection};
 use crate::clients::{Conn, send_waiting};
 use crate::options::{Counts, Lib, Scenario};
@@ -86,14 +86,9 @@ fn send_connection(port: u16, total: u64) -> Result<f64, String> {
 /// The same through the listener's `WebSocket::send_stream`, the count arriving in
 /// `on_message`.
 fn send_listener(port: u16, total: u64) -> Result<f64, String> {
-    let client = syncws::Client::new();
-    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
     let (count_tx, count_rx) = crossbeam_channel::bounded::<Result<String, String>>(1);
     let failed_tx = count_tx.clone();
     let listener = Listener::new()
-        .on_open(move |_, _| {
-            let _ = open_tx.try_send(());
-        })
         .on_message(move |_, m| {
             let _ = count_tx.try_send(match m {
                 Message::Text(t) => Ok(t),
@@ -103,14 +98,7 @@ fn send_listener(port: u16, total: u64) -> Result<f64, String> {
         .on_failure(move |_, e, _| {
             let _ = failed_tx.try_send(Err(format!("failed: {e}")));
         });
-    let request = Request::builder(&format!("ws://127.0.0.1:{port}/sink"))
-        .build()
-        .map_err(|e| format!("request: {e}"))?;
-    let ws = client.new_web_socket(request, listener);
-    let _cancel_on_error = CancelOnDrop(ws.clone());
-    open_rx
-        .recv_timeout(IO_TIMEOUT)
-        .map_err(|_| "no on_open".to_owned())?;
+    let (ws, _cancel_on_error) = open(port, "/sink", listener)?;
     let t = Instant::now();
     let sent = ws
         .send_stream(MessageKind::Binary, Filler { left: total })
@@ -182,8 +170,6 @@ fn recv_connection(port: u16, n: usize) -> Result<f64, String> {
 /// The same through the listener: `on_message_part` counts each message's bytes on the
 /// reader thread.
 fn recv_listener(port: u16, n: usize) -> Result<f64, String> {
-    let client = syncws::Client::new();
-    let (open_tx, open_rx) = crossbeam_channel::bounded::<()>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Result<usize, String>>(1);
     let failed_tx = done_tx.clone();
     let part_tx = done_tx.clone();
@@ -191,9 +177,6 @@ fn recv_listener(port: u16, n: usize) -> Result<f64, String> {
     let counted = count.clone();
     let mut len = 0usize;
     let listener = Listener::new()
-        .on_open(move |_, _| {
-            let _ = open_tx.try_send(());
-        })
         .on_message_part(move |_, part| {
             len += part.data().len();
             if part.is_last() {
@@ -214,14 +197,7 @@ fn recv_listener(port: u16, n: usize) -> Result<f64, String> {
         .on_failure(move |_, e, _| {
             let _ = failed_tx.try_send(Err(format!("failed: {e}")));
         });
-    let request = Request::builder(&format!("ws://127.0.0.1:{port}/source?n={n}&size={LARGE}"))
-        .build()
-        .map_err(|e| format!("request: {e}"))?;
-    let ws = client.new_web_socket(request, listener);
-    let _cancel_on_error = CancelOnDrop(ws.clone());
-    open_rx
-        .recv_timeout(IO_TIMEOUT)
-        .map_err(|_| "no on_open".to_owned())?;
+    let (ws, _cancel_on_error) = open(port, &format!("/source?n={n}&size={LARGE}"), listener)?;
     let t = Instant::now();
     ws.send("go");
     done_rx

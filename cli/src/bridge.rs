@@ -179,21 +179,11 @@ fn client(args: &Args) -> Result<Client, String> {
         .compression(args.compression)
         // Read as they arrive: a message's size costs no memory.
         .max_streamed_message_size(u64::MAX);
-    if args.ca_file.is_some() || args.insecure {
-        let mut tls = syncws::native_tls::TlsConnector::builder();
-        if let Some(path) = &args.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            let cert = syncws::native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            tls.add_root_certificate(cert);
-        }
-        if args.insecure {
-            eprintln!("# --insecure: certificate and host name checks are OFF");
-            tls.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        builder = builder.tls_connector(tls.build().map_err(|e| format!("TLS: {e}"))?);
+    if args.insecure {
+        eprintln!("# --insecure: certificate and host name checks are OFF");
+    }
+    if let Some(tls) = crate::connect::tls_connector(args.ca_file.as_deref(), args.insecure)? {
+        builder = builder.tls_connector(tls);
     }
     Ok(builder.build())
 }

@@ -132,22 +132,11 @@ fn client(args: &Args, printer: &Printer) -> Result<Client, String> {
     if args.no_proxy {
         builder = builder.proxy(Proxy::none());
     }
-    if args.ca_file.is_some() || args.insecure {
-        let mut tls = syncws::native_tls::TlsConnector::builder();
-        if let Some(path) = &args.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            let cert = syncws::native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            tls.add_root_certificate(cert);
-        }
-        if args.insecure {
-            printer
-                .note("--insecure: certificate and host name checks are OFF for this connection");
-            tls.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        builder = builder.tls_connector(tls.build().map_err(|e| format!("TLS: {e}"))?);
+    if args.insecure {
+        printer.note("--insecure: certificate and host name checks are OFF for this connection");
+    }
+    if let Some(tls) = tls_connector(args.ca_file.as_deref(), args.insecure)? {
+        builder = builder.tls_connector(tls);
     }
     if args.no_compression {
         builder = builder.compression(false);
@@ -290,4 +279,27 @@ fn printer_timeout(args: &Args) {
             "after_seconds": secs,
         })
     );
+}
+
+/// The TLS connector `--ca-file` and `--insecure` ask for (`connect` and `bridge`), or `None`
+/// for the default one: an extra trusted root, and no certificate or host name checks.
+pub(crate) fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<Option<syncws::native_tls::TlsConnector>, String> {
+    if ca_file.is_none() && !insecure {
+        return Ok(None);
+    }
+    let mut tls = syncws::native_tls::TlsConnector::builder();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        let cert = syncws::native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        tls.add_root_certificate(cert);
+    }
+    if insecure {
+        tls.danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    tls.build().map(Some).map_err(|e| format!("TLS: {e}"))
 }

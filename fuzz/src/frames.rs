@@ -138,37 +138,72 @@ pub fn decoder(data: &[u8]) {
     let max_message_size = (u64::from(b.u16()) << 4).min(MAX_MESSAGE_SIZE);
     let seed = b.u8();
     let wire = b.rest();
-    let role = if flags & 1 != 0 {
-        Role::Server
-    } else {
-        Role::Client
-    };
-    let deflate = flags & 2 != 0;
-    let peer_nct = flags & 4 != 0;
-    let max_read = [1, 7, 64, 1024][usize::from((flags >> 3) & 3)];
-    let inflater = || deflate.then(|| negotiated_inflater(role, peer_nct));
-
-    let whole = decode_reads(role, max_message_size, inflater(), wire, &[wire.len()]);
+    let setup = Setup::from_flags(flags);
+    let role = setup.role;
+    let whole = decode_reads(
+        role,
+        max_message_size,
+        setup.inflater(),
+        wire,
+        &[wire.len()],
+    );
     let mut rng = Rng::new(&[seed, flags]);
-    let reads = chunk_sizes(wire.len(), max_read, &mut rng);
-    let pieces = decode_reads(role, max_message_size, inflater(), wire, &reads);
+    let reads = chunk_sizes(wire.len(), setup.max_read, &mut rng);
+    let pieces = decode_reads(role, max_message_size, setup.inflater(), wire, &reads);
+    // Compressed text is validated as each read inflates, so which fault a broken compressed
+    // message meets first (bad data 1002, bad text 1007, too large 1009) can depend on where
+    // reads end (docs/fuzzing.md, "Findings"); that it fails cannot.
+    assert_same_outcome(&whole, &pieces, setup.deflate, || {
+        format!("read whole vs in pieces {reads:?}")
+    });
+}
+
+/// The decoder's settings the `decoder` and `parts` targets read from their flags byte: bit
+/// 0 server role, bit 1 permessage-deflate negotiated, bit 2 the peer resets its compressor
+/// per message, bits 3-4 the largest read (1 / 7 / 64 / 1024 bytes).
+struct Setup {
+    role: Role,
+    deflate: bool,
+    peer_nct: bool,
+    max_read: usize,
+}
+
+impl Setup {
+    fn from_flags(flags: u8) -> Setup {
+        Setup {
+            role: if flags & 1 != 0 {
+                Role::Server
+            } else {
+                Role::Client
+            },
+            deflate: flags & 2 != 0,
+            peer_nct: flags & 4 != 0,
+            max_read: [1, 7, 64, 1024][usize::from((flags >> 3) & 3)],
+        }
+    }
+
+    /// A fresh inflater for one decoding, when deflate is negotiated.
+    fn inflater(&self) -> Option<Inflater> {
+        self.deflate
+            .then(|| negotiated_inflater(self.role, self.peer_nct))
+    }
+}
+
+/// Two decodings of the same bytes agree: the same events and the same failure; with
+/// deflate, only whether they fail (the close code can depend on where the work was cut).
+fn assert_same_outcome(a: &Run, b: &Run, deflate: bool, what: impl Fn() -> String) {
     if deflate {
-        // Compressed text is validated as each read inflates, so which fault a broken
-        // compressed message meets first (bad data 1002, bad text 1007, too large 1009) can
-        // depend on where reads end (docs/fuzzing.md, "Findings"); that it fails cannot.
+        assert_eq!(a.events, b.events, "{}", what());
         assert_eq!(
-            whole.events, pieces.events,
-            "read whole vs in pieces {reads:?}"
-        );
-        assert_eq!(
-            whole.failed.is_some(),
-            pieces.failed.is_some(),
-            "read whole ({:?}) vs in pieces {reads:?} ({:?})",
-            whole.failed,
-            pieces.failed
+            a.failed.is_some(),
+            b.failed.is_some(),
+            "{} ({:?} vs {:?})",
+            what(),
+            a.failed,
+            b.failed
         );
     } else {
-        assert_eq!(whole, pieces, "read whole vs in pieces {reads:?}");
+        assert_eq!(a, b, "{}", what());
     }
 }
 
@@ -314,41 +349,29 @@ pub fn parts(data: &[u8]) {
     let part_size = usize::from(b.u16()).max(1);
     let seed = b.u8();
     let wire = b.rest();
-    let role = if flags & 1 != 0 {
-        Role::Server
-    } else {
-        Role::Client
-    };
-    let deflate = flags & 2 != 0;
-    let peer_nct = flags & 4 != 0;
-    let max_read = [1, 7, 64, 1024][usize::from((flags >> 3) & 3)];
-    let inflater = || deflate.then(|| negotiated_inflater(role, peer_nct));
+    let setup = Setup::from_flags(flags);
+    let role = setup.role;
     let mut rng = Rng::new(&[seed, flags]);
-    let reads = chunk_sizes(wire.len(), max_read, &mut rng);
+    let reads = chunk_sizes(wire.len(), setup.max_read, &mut rng);
 
-    let whole = decode_reads(role, max_message_size, inflater(), wire, &reads);
+    let whole = decode_reads(role, max_message_size, setup.inflater(), wire, &reads);
     let parts = Parts {
         size: part_size,
         max_message_size,
     };
-    let parted = decode_parts(role, max_message_size, parts, inflater(), wire, &reads);
-    if deflate {
-        // Parts inflate lazily, so which fault a broken compressed message meets first can
-        // differ, as between reads (see `decoder`); that it fails cannot.
-        assert_eq!(
-            whole.events, parted.events,
-            "whole vs in parts of {part_size}"
-        );
-        assert_eq!(
-            whole.failed.is_some(),
-            parted.failed.is_some(),
-            "whole ({:?}) vs in parts of {part_size} ({:?})",
-            whole.failed,
-            parted.failed
-        );
-    } else {
-        assert_eq!(whole, parted, "whole vs in parts of {part_size}");
-    }
+    let parted = decode_parts(
+        role,
+        max_message_size,
+        parts,
+        setup.inflater(),
+        wire,
+        &reads,
+    );
+    // Parts inflate lazily, so which fault a broken compressed message meets first can
+    // differ, as between reads (see `decoder`); that it fails cannot.
+    assert_same_outcome(&whole, &parted, setup.deflate, || {
+        format!("whole vs in parts of {part_size}")
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

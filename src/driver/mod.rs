@@ -27,6 +27,9 @@ pub(crate) mod socket;
 pub(crate) mod transport;
 mod write;
 
+/// For the mock server's tunnel: the addresses a target has without a lookup.
+#[cfg(feature = "testing")]
+pub(crate) use connect::without_lookup;
 pub(crate) use connect::{TlsSource, connect_here, spawn_client};
 pub(crate) use serve::{
     Decision, Forwarding, Handler, Limits, Opening, Serve, accept_loop, listen,

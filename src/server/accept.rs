@@ -233,10 +233,14 @@ impl Accept {
     /// exists.
     pub(crate) fn into_decision(self) -> Decision {
         let data = self.data;
-        // Before the socket's first callback: the bind runs before its reader starts.
-        let attach = move |opening: &Opening<'_>| {
+        // The socket's handle, with the handler's data attached: the bind runs before the
+        // socket's reader starts, so before its first callback.
+        let adopt = move |opening: &Opening<'_>| {
             if let Some(d) = data {
                 let _ = opening.socket.data.set(d);
+            }
+            WebSocket {
+                socket: opening.socket.clone(),
             }
         };
         match self.answer {
@@ -246,13 +250,7 @@ impl Accept {
             } => Decision::Upgrade {
                 subprotocol,
                 headers: self.headers,
-                bind: Box::new(move |opening: Opening<'_>| {
-                    attach(&opening);
-                    let ws = WebSocket {
-                        socket: opening.socket.clone(),
-                    };
-                    Bound::new(ws, listener)
-                }),
+                bind: Box::new(move |opening: Opening<'_>| Bound::new(adopt(&opening), listener)),
             },
             Answer::Connection {
                 subprotocol,
@@ -262,10 +260,7 @@ impl Accept {
                 subprotocol,
                 headers: self.headers,
                 bind: Box::new(move |opening: Opening<'_>| {
-                    attach(&opening);
-                    let ws = WebSocket {
-                        socket: opening.socket.clone(),
-                    };
+                    let ws = adopt(&opening);
                     let (feed, unconnected) =
                         Connection::feed(opening.config.streams_from_start(), byte_stream);
                     let conn = unconnected.into_connection(

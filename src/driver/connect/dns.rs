@@ -49,6 +49,20 @@ fn is_localhost(host: &str) -> bool {
             .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
 }
 
+/// The addresses of `host:port` that need no resolver: an IP address literal, or `localhost`
+/// (the loopback addresses, IPv4 first). `None` for a name to look up.
+pub(crate) fn without_lookup(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(vec![SocketAddr::new(ip, port)]);
+    }
+    is_localhost(host).then(|| {
+        vec![
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+        ]
+    })
+}
+
 /// Resolves `host:port` with `resolver`, waiting until `deadline` at most, or until `abort`
 /// fires.
 pub(crate) fn lookup(
@@ -58,14 +72,8 @@ pub(crate) fn lookup(
     deadline: Instant,
     abort: &Abort,
 ) -> Result<Vec<SocketAddr>, LookupError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    if is_localhost(host) {
-        return Ok(vec![
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
-        ]);
+    if let Some(addrs) = without_lookup(host, port) {
+        return Ok(addrs);
     }
     let (tx, rx) = crossbeam_channel::bounded(1);
     let (resolver, name) = (resolver.clone(), host.to_owned());

@@ -13,6 +13,8 @@ mod hop;
 mod redirects;
 mod tunnel;
 
+#[cfg(feature = "testing")]
+pub(crate) use dns::without_lookup;
 pub(crate) use hop::TlsSource;
 
 use std::sync::Arc;

@@ -122,7 +122,9 @@ fn read_part(source: &mut dyn Read, size: usize) -> io::Result<(Vec<u8>, bool)> 
                 buf.truncate(filled);
                 return Ok((buf, true));
             }
-            Ok(n) => filled += n,
+            // A `Read` that claims more than the buffer held is the caller's bug: the part
+            // is taken as full rather than indexing past it.
+            Ok(n) => filled = filled.saturating_add(n).min(size),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

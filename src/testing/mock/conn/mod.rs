@@ -87,9 +87,7 @@ impl<'a> Conn<'a> {
                  connection the test expects)",
                 request.method, request.target
             ));
-            let _ = self.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            self.answer_plainly("503 Service Unavailable");
             return After::Done;
         };
         let headers = response.headers;
@@ -102,9 +100,7 @@ impl<'a> Conn<'a> {
                     "request {} {}: expected header {name} {}, got {got}",
                     request.method, request.target, check.describe
                 ));
-                let _ = self.write_all(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
+                self.answer_plainly("400 Bad Request");
                 let _ = self.stream.shutdown(Shutdown::Write);
                 return After::Done;
             }
@@ -144,9 +140,7 @@ impl<'a> Conn<'a> {
                 "upgrade: expected a WebSocket upgrade, got {} {} without Sec-WebSocket-Key",
                 request.method, request.target
             ));
-            let _ = self.write_all(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            self.answer_plainly("400 Bad Request");
             return After::Done;
         };
         let mut extensions = None;
@@ -185,6 +179,12 @@ impl<'a> Conn<'a> {
         if reading { After::Serve } else { After::Hold }
     }
 
+    /// Answers with `status` (code and reason) and no body, the connection to close after.
+    fn answer_plainly(&mut self, status: &str) {
+        let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = self.write_all(head.as_bytes());
+    }
+
     /// Writes a response head after `delay`, in `pieces` writes a few milliseconds apart
     /// (`headers_delay`, `head_in_pieces`).
     fn write_head(&mut self, head: &[u8], delay: Duration, pieces: usize) -> std::io::Result<()> {
@@ -214,50 +214,40 @@ impl<'a> Conn<'a> {
                 "tunnel: expected a CONNECT, got {} {}",
                 request.method, request.target
             ));
-            let _ = self.write_all(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            self.answer_plainly("400 Bad Request");
             return After::Done;
         }
         let target = request.target.clone();
+        let Some((host, port)) = target.rsplit_once(':').and_then(|(h, p)| {
+            Some((
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse().ok()?,
+            ))
+        }) else {
+            self.fail(format!(
+                "tunnel: CONNECT target {target:?} is not host:port"
+            ));
+            self.answer_plainly("400 Bad Request");
+            return After::Done;
+        };
+        // An address literal or `localhost` needs no resolver (RFC 6761, as the client's own
+        // lookup: Wine's resolver, for one, cannot resolve `localhost`).
+        let known = crate::driver::without_lookup(host, port);
         let ours = self.stream.local_addr().ok();
-        let is_us = ours.is_some_and(|a| {
-            target.rsplit_once(':').is_some_and(|(host, port)| {
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                port.parse::<u16>() == Ok(a.port())
-                    && (host == "localhost"
-                        || host
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip == a.ip()))
-            })
-        });
+        let is_us = ours.is_some_and(|a| known.as_ref().is_some_and(|k| k.contains(&a)));
         // Dialed before the 200, so an unreachable target is answered 502 as a proxy would.
         let upstream = if is_us {
             None
         } else {
-            // `localhost` is the loopback addresses without asking a resolver (RFC 6761, as
-            // syncws's client does: some systems, Wine's among them, cannot resolve it);
-            // otherwise every address the name has, in turn.
-            let loopback = target
-                .rsplit_once(':')
-                .filter(|(host, _)| host.eq_ignore_ascii_case("localhost"))
-                .and_then(|(_, port)| port.parse::<u16>().ok());
-            let dialed = match loopback {
-                Some(port) => TcpStream::connect(
-                    &[
-                        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
-                    ][..],
-                ),
-                None => TcpStream::connect(target.as_str()),
+            let dialed = match &known {
+                Some(addrs) => TcpStream::connect(&addrs[..]),
+                None => TcpStream::connect((host, port)),
             };
             match dialed {
                 Ok(s) => Some(s),
                 Err(e) => {
                     self.fail(format!("tunnel: could not reach {target} ({e})"));
-                    let _ = self.write_all(
-                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
+                    self.answer_plainly("502 Bad Gateway");
                     return After::Done;
                 }
             }
